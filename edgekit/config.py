@@ -1,0 +1,185 @@
+"""Quantization configs: small frozen dataclasses, strict dict round trips, and the config → handler registry.
+
+A scheme is a config object; :func:`edgekit.quant.api.quantize_` looks its type up in :data:`HANDLERS` and applies
+it (torchao's shape). Recipes (YAML) map onto these configs through :func:`from_dict`, which rejects unknown keys by
+name, so a typo in a recipe is an error and never a silently ignored setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from edgekit.errors import EdgekitError
+
+CONFIG_VERSION = 1
+
+
+@dataclass(frozen=True)
+class WeightConfig:
+    """How linear weights are quantized.
+
+    Attributes:
+        bits: 4 (packed nibbles) or 8.
+        group_size: group length along K; 0 means one group per output channel (per-channel).
+        symmetric: ``(q-8)*d`` (GGUF Q4_0 for G=32) if True, ``q*d+m`` (Q4_1) if False.
+        method: ``"gptq"`` (Hessian-aware error feedback) or ``"rtn"`` (round to nearest).
+        act_order: GPTQ processes columns by decreasing Hessian diagonal.
+        damp: GPTQ dampening, as a fraction of the mean Hessian diagonal.
+        block_size: GPTQ lazy-update block width.
+        scale_search: search each group's scale for the least squared error instead of taking max/8.
+    """
+
+    bits: int = 4
+    group_size: int = 32
+    symmetric: bool = True
+    method: str = "gptq"
+    act_order: bool = True
+    damp: float = 0.01
+    block_size: int = 128
+    scale_search: bool = True
+
+    def __post_init__(self):
+        _check(self.bits in (4, 8), f"weight bits must be 4 or 8, got {self.bits}")
+        _check(self.group_size == 0 or (self.group_size > 0 and self.group_size % 2 == 0),
+               f"group_size must be 0 (per-channel) or a positive even number, got {self.group_size}")
+        _check(self.method in ("gptq", "rtn"), f"weight method must be 'gptq' or 'rtn', got {self.method!r}")
+        _check(0 <= self.damp < 1, f"damp must be in [0, 1), got {self.damp}")
+        _check(self.block_size > 0, f"block_size must be positive, got {self.block_size}")
+
+
+@dataclass(frozen=True)
+class ActivationConfig:
+    """How the inputs of quantized linears are quantized.
+
+    Attributes:
+        bits: 8, or 16 for weight-only (no activation quantization).
+        granularity: ``"per_token"`` (dynamic, one scale per row) or ``"per_tensor"`` (static, calibrated).
+        trip: with ``per_tensor``, Agile-Quant's power-of-two per-channel factors 2^a_c on normalized inputs, folded
+            into the RMSNorm weight and the consuming linears.
+        trip_max_exp: the largest exponent K of the factors (a_c in 0..K).
+    """
+
+    bits: int = 8
+    granularity: str = "per_token"
+    trip: bool = False
+    trip_max_exp: int = 5
+
+    def __post_init__(self):
+        _check(self.bits in (8, 16), f"activation bits must be 8 (or 16 = not quantized), got {self.bits}")
+        _check(self.granularity in ("per_token", "per_tensor"),
+               f"activation granularity must be 'per_token' or 'per_tensor', got {self.granularity!r}")
+        _check(not self.trip or self.granularity == "per_tensor", "trip needs granularity: per_tensor")
+        _check(0 <= self.trip_max_exp <= 15, f"trip_max_exp must be in 0..15, got {self.trip_max_exp}")
+
+
+@dataclass(frozen=True)
+class AttentionConfig:
+    """Quantization inside attention (both optional).
+
+    Attributes:
+        qkv_bits: 8 to fake-quantize Q, K and V per head (dynamic), or None.
+        softmax_log2_bits: 4 for the log2 softmax quantizer ``q = clamp(round(-log2 p), 0, 15)``, or None.
+    """
+
+    qkv_bits: int | None = None
+    softmax_log2_bits: int | None = None
+
+    def __post_init__(self):
+        _check(self.qkv_bits in (None, 8), f"qkv_bits must be 8 or null, got {self.qkv_bits}")
+        _check(self.softmax_log2_bits in (None, 3, 4, 5, 6, 7, 8),
+               f"softmax_log2_bits must be 3..8 or null, got {self.softmax_log2_bits}")
+
+
+@dataclass(frozen=True)
+class AgileQuantConfig:
+    """Agile-Quant: GPTQ int4 weights, int8 (or per-token int4/int8 mixed) activations.
+
+    Attributes:
+        weight: weight quantization.
+        activation: activation quantization of linear inputs.
+        attention: Q/K/V and softmax quantization.
+        w4a4_ratio: fraction of tokens (lowest attention to the first token) whose o_proj, gate/up and down inputs are
+            quantized to int4 instead of int8; 0 disables the W4A4 mix.
+        lm_head_bits: None keeps the LM head in float; 8 quantizes it per channel to int8 (unties it).
+        version: config schema version.
+    """
+
+    weight: WeightConfig = field(default_factory=WeightConfig)
+    activation: ActivationConfig = field(default_factory=ActivationConfig)
+    attention: AttentionConfig = field(default_factory=AttentionConfig)
+    w4a4_ratio: float = 0.0
+    lm_head_bits: int | None = None
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        _check(0.0 <= self.w4a4_ratio <= 1.0, f"w4a4_ratio must be in [0, 1], got {self.w4a4_ratio}")
+        _check(self.lm_head_bits in (None, 8), f"lm_head_bits must be 8 or null, got {self.lm_head_bits}")
+        _check(self.version == CONFIG_VERSION, f"config version {self.version} is not supported "
+                                               f"(this edgekit reads version {CONFIG_VERSION})")
+        _check(self.w4a4_ratio == 0 or self.activation.bits == 8, "w4a4_ratio needs 8-bit activations")
+
+    def describe(self) -> str:
+        """Short human name, e.g. ``W4A8 g32 sym gptq per_token``."""
+        w, a = self.weight, self.activation
+        act = "A16" if a.bits == 16 else ("A4/8" if self.w4a4_ratio else f"A{a.bits}")
+        g = "per-channel" if w.group_size == 0 else f"g{w.group_size}"
+        trip = "+trip" if a.trip else ""
+        return f"W{w.bits}{act} {g} {'sym' if w.symmetric else 'asym'} {w.method} {a.granularity}{trip}"
+
+
+def _check(ok: bool, msg: str) -> None:
+    if not ok:
+        raise EdgekitError(msg)
+
+
+def to_dict(cfg) -> dict[str, Any]:
+    """Plain nested dict of a config dataclass (JSON/YAML ready)."""
+    return dataclasses.asdict(cfg)
+
+
+def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
+    """Build config ``cls`` from a nested dict, rejecting unknown keys by name.
+
+    Raises:
+        EdgekitError: for an unknown key (naming it and the allowed ones) or a value of the wrong shape.
+    """
+    data = dict(data or {})
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        at = f" in {where}" if where else ""
+        raise EdgekitError(f"unknown key {unknown[0]!r}{at}; allowed: {', '.join(sorted(fields))}")
+    kwargs = {}
+    for name, value in data.items():
+        sub = _NESTED.get((cls, name))
+        if sub is not None:
+            if not isinstance(value, dict):
+                raise EdgekitError(f"{where + '.' if where else ''}{name} must be a mapping, got {value!r}")
+            value = from_dict(sub, value, f"{where + '.' if where else ''}{name}")
+        kwargs[name] = value
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise EdgekitError(f"bad config{' in ' + where if where else ''}: {e}") from None
+
+
+_NESTED = {
+    (AgileQuantConfig, "weight"): WeightConfig,
+    (AgileQuantConfig, "activation"): ActivationConfig,
+    (AgileQuantConfig, "attention"): AttentionConfig,
+}
+
+#: config type → handler(model, config, **context); filled by ``@register_handler``.
+HANDLERS: dict[type, Callable] = {}
+
+
+def register_handler(config_type: type):
+    """Decorator registering the function that applies ``config_type`` to a model."""
+
+    def deco(fn):
+        HANDLERS[config_type] = fn
+        return fn
+
+    return deco

@@ -1,0 +1,1 @@
+"""Quantization: byte formats, weight/activation quantizers, GPTQ, TRIP, and the ``quantize_`` entry point."""

@@ -1,0 +1,142 @@
+"""The Agile-Quant handler: walks the blocks once, calibrates, folds TRIP factors, GPTQ/RTN-quantizes each linear and
+swaps in :class:`QLinear`, then feeds the quantized block's outputs to the next block.
+"""
+
+from __future__ import annotations
+
+import time
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from edgekit.config import AgileQuantConfig, register_handler
+from edgekit.errors import EdgekitError
+from edgekit.quant import attention as attn
+from edgekit.quant.calibrate import capture_block_inputs, run_block
+from edgekit.quant.families import Family
+from edgekit.quant.gptq import HessianAccumulator, gptq_quantize
+from edgekit.quant.modules import QLinear, TokenMix
+from edgekit.quant.trip import TokenReservoir, fold_trip, mse_tensor_scale, trip_factors
+from edgekit.quant.weights import rtn_quantize
+
+
+def attach_attention(model: nn.Module, family: Family, cfg: AgileQuantConfig) -> list[TokenMix | None]:
+    """Give every block the attention spec and W4A4 token mix the config asks for.
+
+    Used both when quantizing and when loading an artifact, so the two build the same model.
+
+    Returns:
+        The per-block :class:`TokenMix` (None where there is none).
+    """
+    mixes: list[TokenMix | None] = []
+    wants = cfg.attention.qkv_bits or cfg.attention.softmax_log2_bits or cfg.w4a4_ratio > 0
+    if family.attention is None:
+        if wants:
+            raise EdgekitError(f"attention quantization and W4A4 are not supported for the {family.name} family")
+        return [None] * len(family.layers(model))
+    attn.enable(model)
+    for block in family.layers(model):
+        mix = TokenMix(cfg.w4a4_ratio) if cfg.w4a4_ratio > 0 else None
+        block.get_submodule(family.attention).ek_attn = attn.AttentionSpec(
+            cfg.attention.qkv_bits, cfg.attention.softmax_log2_bits, mix)
+        mixes.append(mix)
+    return mixes
+
+
+def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samples: bool):
+    """Forward pre-hooks on the first linear of each input group; they collect Hessians and/or token samples."""
+    hess: dict[int, HessianAccumulator] = {}
+    samples: dict[int, TokenReservoir] = {}
+    handles = []
+    for gi, group in enumerate(family.input_groups):
+        lin = block.get_submodule(group[0])
+
+        def hook(mod, args, gi=gi):
+            x = args[0]
+            if want_hessian:
+                hess.setdefault(gi, HessianAccumulator(x.shape[-1])).add(x)
+            if want_samples:
+                samples.setdefault(gi, TokenReservoir(seed=gi)).add(x)
+
+        handles.append(lin.register_forward_pre_hook(hook))
+    return hess, samples, handles
+
+
+def _quantize_linear(lin: nn.Linear, cfg: AgileQuantConfig, h: torch.Tensor | None, name: str):
+    w = cfg.weight
+    if w.method == "gptq":
+        return gptq_quantize(lin.weight, h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
+                             w.scale_search, name)
+    return rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name)
+
+
+@register_handler(AgileQuantConfig)
+def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family, calib_ids: torch.Tensor,
+                      batch_size: int = 8, progress: bool = True) -> dict:
+    """Quantize ``model`` in place with Agile-Quant.
+
+    Args:
+        model: a float transformers model of ``family``.
+        cfg: the scheme.
+        family: the model's :class:`Family`.
+        calib_ids: calibration token ids ``[n, L]``.
+        batch_size: sequences per calibration forward pass.
+        progress: show a progress bar over blocks.
+
+    Returns:
+        A report dict (timings, per-linear relative output error of the last calibration batch).
+    """
+    t0 = time.perf_counter()
+    static = cfg.activation.bits == 8 and cfg.activation.granularity == "per_tensor"
+    mixes = attach_attention(model, family, cfg)
+    inputs, kwargs = capture_block_inputs(model, family, calib_ids, batch_size)
+    layers = family.layers(model)
+    report = {"blocks": len(layers), "linears": 0, "trip_channels_scaled": 0}
+    for bi, block in enumerate(tqdm(layers, desc="quantize", unit="block", disable=not progress)):
+        hess, samples, handles = _hook_inputs(block, family, cfg.weight.method == "gptq", static)
+        try:
+            run_block(block, inputs, kwargs)
+        finally:
+            for h in handles:
+                h.remove()
+        scales: dict[int, float] = {}
+        if static:
+            for gi in range(len(family.input_groups)):
+                x = samples[gi].tensor()
+                norm = next((nm for nm, g in family.norm_feeds if g == gi), None)
+                if cfg.activation.trip and norm is not None:
+                    a, s = trip_factors(x, cfg.activation.trip_max_exp)
+                    lins = [block.get_submodule(n) for n in family.input_groups[gi]]
+                    fold_trip(block.get_submodule(norm), lins, a)
+                    f = torch.exp2(a.float())
+                    if gi in hess:  # the folded input is x / 2^a: rescale the Hessian the same way
+                        hess[gi].h.div_(f[:, None] * f[None, :])
+                    report["trip_channels_scaled"] += int((a > 0).sum())
+                    scales[gi] = s
+                else:
+                    scales[gi] = mse_tensor_scale(x)
+        for gi, group in enumerate(family.input_groups):
+            for name in group:
+                lin = block.get_submodule(name)
+                qw = _quantize_linear(lin, cfg, hess[gi].h if gi in hess else None, f"layers.{bi}.{name}")
+                mix = mixes[bi] if name in family.mix_linears else None
+                q = QLinear(qw, lin.bias, cfg.activation.bits, cfg.activation.granularity, scales.get(gi), mix)
+                parent, _, child = name.rpartition(".")
+                setattr(block.get_submodule(parent) if parent else block, child, q)
+                report["linears"] += 1
+        del hess, samples
+        inputs = run_block(block, inputs, kwargs)
+    if cfg.lm_head_bits == 8 and family.head:
+        _quantize_head(model, family)
+    report["seconds"] = time.perf_counter() - t0
+    return report
+
+
+def _quantize_head(model: nn.Module, family: Family) -> None:
+    """Per-channel int8 LM head (RTN), with per-token int8 inputs; unties it from the embedding."""
+    head = model.get_submodule(family.head)
+    qw = rtn_quantize(head.weight.detach().clone(), 8, 0, True, False, family.head)
+    setattr(model, family.head, QLinear(qw, head.bias, 8, "per_token"))
+    if hasattr(model.config, "tie_word_embeddings"):
+        model.config.tie_word_embeddings = False

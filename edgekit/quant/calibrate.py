@@ -1,0 +1,94 @@
+"""Layer-by-layer calibration: capture the first block's inputs once, then walk the blocks one at a time.
+
+Only one block's activations are alive at any moment, so memory stays bounded by ``samples × seqlen × hidden``
+whatever the depth of the model. The same keyword arguments (rotary embeddings, causal mask, positions) are reused
+for every block because all calibration batches have the same shape.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from edgekit.quant.families import Family
+
+
+class _Stop(Exception):
+    pass
+
+
+class _Catcher(nn.Module):
+    """Stands in for block 0: records its inputs and stops the forward pass."""
+
+    def __init__(self, inner: nn.Module, store: list, kwargs_box: dict):
+        super().__init__()
+        self.inner = inner
+        self.store = store
+        self.kwargs_box = kwargs_box
+        # transformers reads attributes such as attention_type from the block; forward them
+        for attr in ("attention_type",):
+            if hasattr(inner, attr):
+                setattr(self, attr, getattr(inner, attr))
+
+    def forward(self, hidden_states, *args, **kwargs):
+        self.store.append(hidden_states.detach())
+        if not self.kwargs_box:
+            self.kwargs_box.update(kwargs)
+            self.kwargs_box["__args__"] = args
+        raise _Stop
+
+
+@torch.no_grad()
+def capture_block_inputs(model: nn.Module, family: Family, ids: torch.Tensor, batch_size: int):
+    """Run the model up to block 0 for every calibration batch.
+
+    Args:
+        model: the float model.
+        family: its :class:`Family`.
+        ids: calibration token ids ``[n, L]``.
+        batch_size: sequences per forward pass.
+
+    Returns:
+        ``(inputs, kwargs)``: a list of ``[b, L, hidden]`` tensors (one per batch) and the keyword arguments block 0
+        was called with (positional extras under ``"__args__"``).
+    """
+    layers = family.layers(model)
+    store: list[torch.Tensor] = []
+    kwargs: dict = {}
+    first = layers[0]
+    layers[0] = _Catcher(first, store, kwargs)
+    try:
+        for i in range(0, ids.shape[0], batch_size):
+            batch = ids[i:i + batch_size]
+            try:
+                model(input_ids=batch, attention_mask=torch.ones_like(batch), use_cache=False)
+            except _Stop:
+                pass
+    finally:
+        layers[0] = first
+    return store, kwargs
+
+
+def _kwargs_for(kwargs: dict, batch: int) -> dict:
+    """Resize batch-dependent keyword tensors (masks, rotary tables) captured for the first batch."""
+    out = {}
+    for k, v in kwargs.items():
+        if k == "__args__":
+            continue
+        if isinstance(v, torch.Tensor) and v.dim() >= 1 and v.shape[0] > batch:
+            v = v[:batch]
+        elif isinstance(v, tuple) and all(isinstance(t, torch.Tensor) for t in v):
+            v = tuple(t[:batch] if t.dim() >= 1 and t.shape[0] > batch else t for t in v)
+        out[k] = v
+    return out
+
+
+@torch.no_grad()
+def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict) -> list[torch.Tensor]:
+    """Run one block over every captured batch and return its outputs (the next block's inputs)."""
+    args = kwargs.get("__args__", ())
+    outs = []
+    for x in inputs:
+        y = block(x, *args, **_kwargs_for(kwargs, x.shape[0]))
+        outs.append((y[0] if isinstance(y, tuple) else y).detach())
+    return outs

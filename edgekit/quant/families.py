@@ -1,0 +1,77 @@
+"""Model families: where a family keeps its blocks, which linears share an input, and which norm feeds them.
+
+Everything architecture-specific that quantization needs lives here, so the quantizers stay generic.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from torch import nn
+
+from edgekit.errors import EdgekitError
+
+
+@dataclass(frozen=True)
+class Family:
+    """Structure of one model family.
+
+    Attributes:
+        name: ``"llama"`` or ``"bert"``.
+        layers_path: dotted path from the top model to the list of blocks.
+        input_groups: linears of one block grouped by the tensor they read (they share a Hessian and a scale).
+        norm_feeds: norm module → the input group it feeds (where TRIP factors can be folded).
+        attention: the block's attention module, or None when edgekit does not quantize attention for this family.
+        mix_linears: linears whose inputs take part in the W4A4 per-token int4/int8 mix.
+        head: the output head's module path (kept float unless the recipe says otherwise).
+    """
+
+    name: str
+    layers_path: str
+    input_groups: tuple[tuple[str, ...], ...]
+    norm_feeds: tuple[tuple[str, int], ...]
+    attention: str | None
+    mix_linears: tuple[str, ...]
+    head: str | None
+
+    def layers(self, model: nn.Module) -> nn.ModuleList:
+        """The model's list of blocks."""
+        return model.get_submodule(self.layers_path)
+
+    def linears(self) -> tuple[str, ...]:
+        """Every quantized linear of a block, in execution order."""
+        return tuple(n for group in self.input_groups for n in group)
+
+
+LLAMA = Family(
+    name="llama",
+    layers_path="model.layers",
+    input_groups=(("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj"), ("self_attn.o_proj",),
+                  ("mlp.gate_proj", "mlp.up_proj"), ("mlp.down_proj",)),
+    norm_feeds=(("input_layernorm", 0), ("post_attention_layernorm", 2)),
+    attention="self_attn",
+    mix_linears=("self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+    head="lm_head",
+)
+
+BERT = Family(
+    name="bert",
+    layers_path="encoder.layer",
+    input_groups=(("attention.self.query", "attention.self.key", "attention.self.value"),
+                  ("attention.output.dense",), ("intermediate.dense",), ("output.dense",)),
+    norm_feeds=(),  # BERT's LayerNorms sit after the residual add, in the previous block: no folding point
+    attention=None,
+    mix_linears=(),
+    head=None,
+)
+
+FAMILIES = {f.name: f for f in (LLAMA, BERT)}
+
+
+def get_family(name: str) -> Family:
+    """The :class:`Family` called ``name``, or an error listing the known ones."""
+    try:
+        return FAMILIES[name]
+    except KeyError:
+        raise EdgekitError(f"no quantization support for model family {name!r}; "
+                           f"supported: {', '.join(sorted(FAMILIES))}") from None

@@ -1,0 +1,119 @@
+"""Byte layouts of edgekit's quantized tensors: the one Python source of truth.
+
+``csrc/include/edgekit/formats.h`` mirrors this module (block structs with ``static_assert``); when one changes the
+other must too, and ``tests/test_formats.py`` checks both against each other through the native module.
+
+Int4 weights, group-wise along K (the input dimension), ``group_size`` G (even; 32 by default, or K for
+per-channel):
+
+* codes ``q`` are unsigned nibbles 0..15;
+* symmetric: ``w = (q - 8) * d`` with one fp16 scale ``d`` per group (for G = 32 this is GGUF's Q4_0 exactly);
+* asymmetric: ``w = q * d + m`` with fp16 ``d`` and fp16 ``m`` per group (GGUF's Q4_1 for G = 32);
+* packing: a row of K codes becomes K/2 bytes, group by group; inside a group of G codes, byte ``j`` holds code
+  ``j`` in its low nibble and code ``j + G/2`` in its high nibble (GGUF's order, so a G = 32 group's 16 bytes are a
+  Q4_0 block's ``qs`` verbatim, and SIMD kernels get each half-group from one load and one shift).
+
+Int8 activations, per row (per token): ``amax = max|x|``; ``scale = amax / 127``; ``inv = 127 / amax`` (fp32, 0 when
+amax is 0); ``q = clamp(rint(x * inv), -127, 127)`` with round-half-to-even, the rule numpy's ``rint``, torch's
+``round`` and C's ``nearbyintf`` share. Int4 activations (W4A4 tokens) use the same rule with 7 in place of 127.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+Q4_0_BLOCK = 32  # GGUF Q4_0 / Q4_1 block size
+Q8_ROW_QMAX = 127
+Q4_ACT_QMAX = 7
+
+
+@dataclass(frozen=True)
+class Int4Layout:
+    """Shape bookkeeping of one packed int4 weight matrix ``[N, K]``."""
+
+    n: int
+    k: int
+    group_size: int
+    symmetric: bool
+
+    def __post_init__(self):
+        if self.group_size % 2 or self.group_size <= 0:
+            raise ValueError(f"group_size must be a positive even number, got {self.group_size}")
+        if self.k % self.group_size:
+            raise ValueError(f"K={self.k} is not a multiple of group_size={self.group_size}")
+
+    @property
+    def n_groups(self) -> int:
+        return self.k // self.group_size
+
+    @property
+    def packed_shape(self) -> tuple[int, int]:
+        return (self.n, self.k // 2)
+
+    @property
+    def scale_shape(self) -> tuple[int, int]:
+        return (self.n, self.n_groups)
+
+    def bits_per_weight(self) -> float:
+        """Storage cost including the fp16 scale (and min for asymmetric)."""
+        return 4.0 + (16.0 if self.symmetric else 32.0) / self.group_size
+
+
+def pack_int4(codes: np.ndarray, group_size: int) -> np.ndarray:
+    """Pack unsigned 4-bit codes ``[N, K]`` (values 0..15) into bytes ``[N, K/2]`` in the group-split order."""
+    codes = np.asarray(codes)
+    if codes.ndim != 2:
+        raise ValueError(f"codes must be 2-D [N, K], got shape {codes.shape}")
+    if codes.size and (codes.min() < 0 or codes.max() > 15):
+        raise ValueError("int4 codes must lie in 0..15")
+    n, k = codes.shape
+    Int4Layout(n, k, group_size, True)  # validates K and G
+    g = codes.astype(np.uint8).reshape(n, k // group_size, group_size)
+    half = group_size // 2
+    packed = g[:, :, :half] | (g[:, :, half:] << 4)
+    return packed.reshape(n, k // 2)
+
+
+def unpack_int4(packed: np.ndarray, group_size: int) -> np.ndarray:
+    """Inverse of :func:`pack_int4`: bytes ``[N, K/2]`` → codes ``[N, K]`` (uint8, 0..15)."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    n, kh = packed.shape
+    k = kh * 2
+    Int4Layout(n, k, group_size, True)
+    g = packed.reshape(n, k // group_size, group_size // 2)
+    out = np.concatenate([g & 0x0F, g >> 4], axis=2)
+    return out.reshape(n, k)
+
+
+def dequantize_int4(packed, scales, group_size: int, mins=None) -> np.ndarray:
+    """Float32 weights ``[N, K]`` from packed codes and fp16 scales (and fp16 mins for the asymmetric format)."""
+    q = unpack_int4(packed, group_size).astype(np.float32)
+    n, k = q.shape
+    d = np.asarray(scales, dtype=np.float16).astype(np.float32)[:, :, None]
+    q = q.reshape(n, k // group_size, group_size)
+    if mins is None:
+        w = (q - 8.0) * d
+    else:
+        w = q * d + np.asarray(mins, dtype=np.float16).astype(np.float32)[:, :, None]
+    return w.reshape(n, k)
+
+
+def quantize_rows_q8(x: np.ndarray, qmax: int = Q8_ROW_QMAX) -> tuple[np.ndarray, np.ndarray]:
+    """Reference per-row symmetric activation quantizer (see the module docstring for the exact rule).
+
+    Args:
+        x: float32 ``[M, K]``.
+        qmax: 127 for int8, 7 for int4 activations.
+
+    Returns:
+        ``(codes int8 [M, K], scales float32 [M])``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    amax = np.abs(x).max(axis=1) if x.shape[1] else np.zeros(x.shape[0], np.float32)
+    amax = amax.astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(amax > 0, np.float32(qmax) / amax, np.float32(0)).astype(np.float32)
+    q = np.clip(np.rint(x * inv[:, None]), -qmax, qmax).astype(np.int8)
+    return q, (amax / np.float32(qmax)).astype(np.float32)

@@ -1,0 +1,162 @@
+"""Group-wise weight quantization math (torch): scale fitting, rounding, RTN, and the QuantizedWeight container.
+
+Codes and scales follow :mod:`edgekit.quant.formats` exactly: 4-bit codes are unsigned 0..15 (``(q-8)*d`` symmetric,
+``q*d+m`` asymmetric), 8-bit codes are signed -127..127 (``q*d``); scales (and mins) are rounded to fp16 *before* the
+codes are chosen, so what is stored is what was optimized.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from edgekit.quant import formats
+
+# Shrink factors tried by the scale search: 1.0 is plain max-abs scaling; smaller values clip the largest weights
+# of a group to spend the grid on the rest.
+_SEARCH = (1.0, 0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79, 0.76, 0.73, 0.70)
+
+
+def _fp16(x: torch.Tensor) -> torch.Tensor:
+    return x.to(torch.float16).to(torch.float32)
+
+
+def quantize_with_params(w: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None, bits: int) -> torch.Tensor:
+    """Codes for ``w`` given per-row scale ``d`` (and min ``m``), broadcast over the last dim.
+
+    Returns:
+        float tensor of integer-valued codes (0..15 for 4-bit, -127..127 for 8-bit).
+    """
+    safe = torch.where(d == 0, torch.ones_like(d), d)
+    if bits == 8:
+        q = torch.clamp(torch.round(w / safe), -127, 127)
+    elif m is None:
+        q = torch.clamp(torch.round(w / safe) + 8, 0, 15)
+    else:
+        q = torch.clamp(torch.round((w - m) / safe), 0, 15)
+    return torch.where(d == 0, torch.full_like(q, 8.0 if bits == 4 and m is None else 0.0), q)
+
+
+def dequantize_codes(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None, bits: int) -> torch.Tensor:
+    """Float values of codes ``q`` (the inverse of :func:`quantize_with_params`)."""
+    if bits == 8:
+        return q * d
+    if m is None:
+        return (q - 8) * d
+    return q * d + m
+
+
+def fit_group_params(w: torch.Tensor, bits: int, symmetric: bool, search: bool):
+    """Fit one scale (and min) per row of ``w`` (``[..., G]``, the last dim is one group).
+
+    Symmetric 4-bit maps the group's largest-magnitude weight onto code 0 (``-8*d``) as GGUF Q4_0 does; with
+    ``search`` it also tries shrunk scales and the positive end (``+7*d``) and keeps the least squared error.
+
+    Returns:
+        ``(d, m)`` float32 tensors of shape ``w.shape[:-1]`` already rounded to fp16; ``m`` is None if symmetric.
+    """
+    shrinks = _SEARCH if search else (1.0,)
+    if bits == 8:
+        cands = [(_fp16(w.abs().amax(-1) / 127 * r), None) for r in shrinks]
+    elif symmetric:
+        idx = w.abs().argmax(-1, keepdim=True)
+        peak = torch.gather(w, -1, idx).squeeze(-1)
+        cands = [(_fp16(peak / -8 * r), None) for r in shrinks]
+        if search:
+            cands += [(_fp16(peak / 7 * r), None) for r in shrinks]
+    else:
+        lo, hi = w.amin(-1).clamp(max=0), w.amax(-1).clamp(min=0)
+        cands = []
+        for r in shrinks:
+            d = _fp16((hi - lo) * r / 15)
+            cands.append((d, _fp16(lo * r)))
+    best_d, best_m, best_err = None, None, None
+    for d, m in cands:
+        q = quantize_with_params(w, d[..., None], None if m is None else m[..., None], bits)
+        err = (dequantize_codes(q, d[..., None], None if m is None else m[..., None], bits) - w).pow(2).sum(-1)
+        if best_err is None:
+            best_d, best_m, best_err = d, m, err
+            continue
+        better = err < best_err
+        best_d = torch.where(better, d, best_d)
+        best_m = None if m is None else torch.where(better, m, best_m)
+        best_err = torch.where(better, err, best_err)
+    return best_d, best_m
+
+
+@dataclass
+class QuantizedWeight:
+    """One quantized ``[N, K]`` weight: codes in K order plus per-group fp16 scales (and mins).
+
+    Attributes:
+        codes: uint8 ``[N, K]`` (4-bit, 0..15) or int8 ``[N, K]`` (8-bit).
+        scales: float16 ``[N, K/G]``.
+        mins: float16 ``[N, K/G]`` for the asymmetric format, else None.
+        bits, group_size: the format (group_size is the real G, K for per-channel).
+    """
+
+    codes: np.ndarray
+    scales: np.ndarray
+    mins: np.ndarray | None
+    bits: int
+    group_size: int
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return tuple(self.codes.shape)
+
+    def storage(self) -> np.ndarray:
+        """The bytes stored in an artifact: packed nibbles for 4-bit, the int8 codes for 8-bit."""
+        if self.bits == 4:
+            return formats.pack_int4(self.codes, self.group_size)
+        return self.codes
+
+    @classmethod
+    def from_storage(cls, data: np.ndarray, scales, mins, bits: int, group_size: int) -> "QuantizedWeight":
+        codes = formats.unpack_int4(data, group_size) if bits == 4 else np.asarray(data, dtype=np.int8)
+        return cls(codes, np.asarray(scales, np.float16), None if mins is None else np.asarray(mins, np.float16),
+                   bits, group_size)
+
+    def dequantize(self) -> torch.Tensor:
+        """Float32 ``[N, K]`` weights exactly as the format defines them."""
+        n, k = self.shape
+        g = self.group_size
+        q = torch.from_numpy(self.codes.astype(np.float32)).view(n, k // g, g)
+        d = torch.from_numpy(self.scales.astype(np.float32))[..., None]
+        m = None if self.mins is None else torch.from_numpy(self.mins.astype(np.float32))[..., None]
+        return dequantize_codes(q, d, m, self.bits).reshape(n, k)
+
+    def bits_per_weight(self) -> float:
+        return self.bits + (16.0 if self.mins is None else 32.0) / self.group_size
+
+
+def resolve_group(k: int, group_size: int, name: str = "") -> int:
+    """The real group length for a K-wide weight (0 → K), with a clear error when K does not divide."""
+    from edgekit.errors import EdgekitError
+
+    g = k if group_size == 0 else group_size
+    if k % g:
+        raise EdgekitError(f"{name or 'a linear'} has K={k}, not a multiple of group_size={g}; "
+                           f"use a group size that divides {k} or group_size: 0 (per-channel)")
+    return g
+
+
+def from_codes(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None, bits: int, g: int) -> QuantizedWeight:
+    """Wrap float code/scale tensors (``q`` ``[N, K]``, ``d``/``m`` ``[N, K/G]``) as a :class:`QuantizedWeight`."""
+    dtype = np.uint8 if bits == 4 else np.int8
+    return QuantizedWeight(q.cpu().numpy().astype(dtype), d.cpu().numpy().astype(np.float16),
+                           None if m is None else m.cpu().numpy().astype(np.float16), bits, g)
+
+
+def rtn_quantize(w: torch.Tensor, bits: int, group_size: int, symmetric: bool, search: bool,
+                 name: str = "") -> QuantizedWeight:
+    """Round-to-nearest group quantization of a float ``[N, K]`` weight."""
+    w = w.detach().float()
+    n, k = w.shape
+    g = resolve_group(k, group_size, name)
+    wg = w.view(n, k // g, g)
+    d, m = fit_group_params(wg, bits, symmetric or bits == 8, search)
+    q = quantize_with_params(wg, d[..., None], None if m is None else m[..., None], bits)
+    return from_codes(q.reshape(n, k), d, m, bits, g)
