@@ -1,0 +1,319 @@
+// CPU feature detection and the per-op tables of kernel implementations.
+//
+// Detection asks the CPU and the OS: on x86 cpuid says what the core implements and xgetbv says whether the OS saves
+// the wider registers (AVX state, AVX-512 opmask/ZMM state); without both a feature is reported absent. On aarch64
+// the kernel's HWCAP bits say the same in one go. Other targets report no features and get the scalar kernels.
+#include "edgekit/dispatch.h"
+
+#include <algorithm>
+#include <cctype>
+#include <cstdlib>
+#include <mutex>
+#include <stdexcept>
+#include <unordered_map>
+
+#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
+#define EK_X86 1
+#include <cpuid.h>
+#endif
+
+#if defined(__aarch64__) && defined(__linux__)
+#define EK_AARCH64_LINUX 1
+#include <sys/auxv.h>
+#ifndef HWCAP_ASIMD
+#define HWCAP_ASIMD (1 << 1)
+#endif
+#ifndef HWCAP_ASIMDDP
+#define HWCAP_ASIMDDP (1 << 20)
+#endif
+#ifndef HWCAP2_I8MM
+#define HWCAP2_I8MM (1 << 13)
+#endif
+#endif
+
+namespace edgekit {
+namespace {
+
+// ------------------------------------------------------------------------------------------------ detection ----
+
+struct FeatureName {
+    Feature bit;
+    const char* name;
+};
+
+constexpr FeatureName kFeatureNames[] = {
+    {kAVX2, "avx2"},         {kFMA, "fma"},           {kF16C, "f16c"},         {kAVX512F, "avx512f"},
+    {kAVX512BW, "avx512bw"}, {kAVX512VL, "avx512vl"}, {kAVX512VNNI, "avx512vnni"}, {kAVXVNNI, "avxvnni"},
+    {kNEON, "neon"},         {kDOTPROD, "dotprod"},   {kI8MM, "i8mm"},
+};
+
+#if defined(EK_X86)
+unsigned long long xgetbv0() {
+    unsigned eax = 0, edx = 0;
+    // xgetbv with ecx = 0 reads XCR0, the set of register states the OS saves on context switch
+    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
+    return ((unsigned long long)edx << 32) | eax;
+}
+
+unsigned detect() {
+    unsigned a, b, c, d;
+    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
+    const bool osxsave = c & (1u << 27);
+    const bool avx = c & (1u << 28);
+    const bool fma = c & (1u << 12);
+    const bool f16c = c & (1u << 29);
+    if (!(osxsave && avx)) return 0;
+
+    const unsigned long long xcr0 = xgetbv0();
+    const bool os_avx = (xcr0 & 0x6) == 0x6;        // XMM and YMM state
+    const bool os_avx512 = (xcr0 & 0xE6) == 0xE6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
+    if (!os_avx) return 0;
+
+    unsigned bits = 0;
+    if (fma) bits |= kFMA;
+    if (f16c) bits |= kF16C;
+
+    unsigned max_leaf = __get_cpuid_max(0, nullptr);
+    if (max_leaf >= 7) {
+        __cpuid_count(7, 0, a, b, c, d);
+        if (b & (1u << 5)) bits |= kAVX2;
+        if (os_avx512) {
+            if (b & (1u << 16)) bits |= kAVX512F;
+            if (b & (1u << 30)) bits |= kAVX512BW;
+            if (b & (1u << 31)) bits |= kAVX512VL;
+            if (c & (1u << 11)) bits |= kAVX512VNNI;
+        }
+        const unsigned max_sub = a;
+        if (max_sub >= 1) {
+            __cpuid_count(7, 1, a, b, c, d);
+            if (a & (1u << 4)) bits |= kAVXVNNI;
+        }
+    }
+    return bits;
+}
+#elif defined(EK_AARCH64_LINUX)
+unsigned detect() {
+    const unsigned long hw = getauxval(AT_HWCAP);
+    const unsigned long hw2 = getauxval(AT_HWCAP2);
+    unsigned bits = 0;
+    if (hw & HWCAP_ASIMD) bits |= kNEON;
+    if (hw & HWCAP_ASIMDDP) bits |= kDOTPROD;
+    if (hw2 & HWCAP2_I8MM) bits |= kI8MM;
+    return bits;
+}
+#else
+unsigned detect() { return 0; }
+#endif
+
+std::string missing_names(unsigned need) {
+    std::string out;
+    const unsigned have = cpu_feature_bits();
+    for (const auto& f : kFeatureNames) {
+        if ((need & f.bit) && !(have & f.bit)) out += (out.empty() ? "" : ", ") + std::string(f.name);
+    }
+    return out;
+}
+
+// ------------------------------------------------------------------------------------------------ tables -------
+
+using AnyFn = void (*)();
+
+struct Impl {
+    const char* name;  // implementation string; its prefix is the ISA family
+    AnyFn fn;
+    unsigned needs;    // Feature bits the CPU must have
+};
+
+struct Op {
+    const char* name;
+    std::vector<Impl> impls;  // ascending preference: the last supported one wins
+};
+
+template <typename F>
+AnyFn erase(F f) {
+    return reinterpret_cast<AnyFn>(f);
+}
+
+const std::vector<Op>& tables() {
+    static const std::vector<Op> t = {
+        {"quant_row_q8",
+         {
+             {"scalar", erase(&ek_quant_row_q8__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_quant_row_q8__avx2), kAVX2 | kFMA | kF16C},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+             {"avx512", erase(&ek_quant_row_q8__avx512), kAVX512F | kAVX512BW | kAVX512VL},
+#endif
+         }},
+    };
+    return t;
+}
+
+// ISA families EDGEKIT_KERNELS may name, whether or not this build has them.
+constexpr const char* kFamilies[] = {"scalar", "avx2", "avx512", "neon"};
+
+const Op& find_op(const std::string& op) {
+    for (const auto& o : tables())
+        if (op == o.name) return o;
+    std::string known;
+    for (const auto& o : tables()) known += (known.empty() ? "" : ", ") + std::string(o.name);
+    throw std::invalid_argument("unknown kernel op '" + op + "'; known ops: " + known);
+}
+
+bool supported(const Impl& impl) { return (impl.needs & ~cpu_feature_bits()) == 0; }
+
+std::string join(const std::vector<std::string>& v) {
+    std::string out;
+    for (const auto& s : v) out += (out.empty() ? "" : ", ") + s;
+    return out.empty() ? "none" : out;
+}
+
+std::string forced_value() {
+    const char* env = std::getenv("EDGEKIT_KERNELS");
+    std::string v = env ? env : "";
+    v.erase(std::remove_if(v.begin(), v.end(), [](unsigned char ch) { return std::isspace(ch); }), v.end());
+    std::transform(v.begin(), v.end(), v.begin(), [](unsigned char ch) { return (char)std::tolower(ch); });
+    return v == "auto" ? "" : v;
+}
+
+bool in_family(const std::string& impl, const std::string& family) { return impl.rfind(family, 0) == 0; }
+
+// Picks the implementation for the dispatched entry; throws std::runtime_error with the reason when it cannot.
+const Impl& choose(const Op& op) {
+    const std::string forced = forced_value();
+    const Impl* best = nullptr;
+    if (forced.empty()) {
+        for (const auto& impl : op.impls)
+            if (supported(impl)) best = &impl;
+        return *best;  // scalar needs nothing, so there is always one
+    }
+
+    bool exact = false, family = false;
+    for (const auto& impl : op.impls) exact |= forced == impl.name;
+    for (const char* f : kFamilies) family |= in_family(forced, f);  // "avx512vnni" is of the avx512 family
+    if (!exact && !family) {
+        throw std::runtime_error("EDGEKIT_KERNELS='" + forced + "' is not a kernel implementation; use one of " +
+                                 "scalar, avx2, avx512, neon (or unset it to choose automatically)");
+    }
+    const Impl* last_unsupported = nullptr;
+    for (const auto& impl : op.impls) {
+        if (!(exact ? forced == impl.name : in_family(impl.name, forced))) continue;
+        if (supported(impl)) {
+            best = &impl;
+        } else {
+            last_unsupported = &impl;
+        }
+    }
+    if (best) return *best;
+    if (last_unsupported) {
+        throw std::runtime_error("EDGEKIT_KERNELS=" + forced + ": implementation '" + last_unsupported->name +
+                                 "' of " + op.name + " is compiled but this CPU lacks " +
+                                 missing_names(last_unsupported->needs) + "; supported here: " +
+                                 join(implementations(op.name)));
+    }
+    throw std::runtime_error("EDGEKIT_KERNELS=" + forced + ": this build has no '" + forced + "' implementation of " +
+                             op.name + " (compiled: " + join(compiled(op.name)) + ")");
+}
+
+std::mutex g_mu;
+std::unordered_map<std::string, const Impl*> g_selected;  // op → chosen impl, filled on first use
+
+const Impl& selected_impl(const std::string& op) {
+    std::lock_guard<std::mutex> lock(g_mu);
+    auto it = g_selected.find(op);
+    if (it != g_selected.end()) return *it->second;
+    const Impl& impl = choose(find_op(op));  // errors are not cached: each call reports them again
+    g_selected.emplace(op, &impl);
+    return impl;
+}
+
+const Impl& named_impl(const std::string& op_name, const std::string& name) {
+    const Op& op = find_op(op_name);
+    for (const auto& impl : op.impls) {
+        if (name != impl.name) continue;
+        if (!supported(impl)) {
+            throw std::invalid_argument("implementation '" + name + "' of " + op_name +
+                                        " is compiled but this CPU lacks " + missing_names(impl.needs));
+        }
+        return impl;
+    }
+    throw std::invalid_argument("no implementation '" + name + "' of " + op_name +
+                                " in this build (compiled: " + join(compiled(op_name)) + ")");
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------------------------- public API -----
+
+unsigned cpu_feature_bits() {
+    static const unsigned bits = detect();
+    return bits;
+}
+
+std::vector<std::pair<std::string, bool>> cpu_features() {
+    std::vector<std::pair<std::string, bool>> out;
+    const unsigned have = cpu_feature_bits();
+    for (const auto& f : kFeatureNames) out.emplace_back(f.name, (have & f.bit) != 0);
+    return out;
+}
+
+std::vector<std::string> ops() {
+    std::vector<std::string> out;
+    for (const auto& o : tables()) out.emplace_back(o.name);
+    return out;
+}
+
+std::vector<std::string> compiled(const std::string& op) {
+    std::vector<std::string> out;
+    for (const auto& impl : find_op(op).impls) out.emplace_back(impl.name);
+    return out;
+}
+
+std::vector<std::string> implementations(const std::string& op) {
+    std::vector<std::string> out;
+    for (const auto& impl : find_op(op).impls)
+        if (supported(impl)) out.emplace_back(impl.name);
+    return out;
+}
+
+std::string selected(const std::string& op) { return selected_impl(op).name; }
+
+std::vector<std::string> compiled_isas() {
+    std::vector<std::string> out = {"scalar"};
+#if defined(EDGEKIT_HAVE_AVX2)
+    out.emplace_back("avx2");
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+    out.emplace_back("avx512");
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+    out.emplace_back("neon");
+#endif
+    return out;
+}
+
+std::string compiler() {
+#if defined(__clang__)
+    return std::string("clang ") + __clang_version__;
+#elif defined(__GNUC__)
+    return std::string("gcc ") + __VERSION__;
+#else
+    return "unknown";
+#endif
+}
+
+ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("quant_row_q8") : named_impl("quant_row_q8", impl);
+    return reinterpret_cast<ek_quant_row_q8_fn>(chosen.fn);
+}
+
+}  // namespace edgekit
+
+extern "C" ek_quant_row_q8_fn ek_dispatch_quant_row_q8(void) {
+    try {
+        return edgekit::quant_row_q8_impl("");
+    } catch (...) {
+        return nullptr;
+    }
+}

@@ -1,0 +1,74 @@
+// Byte layouts of edgekit's quantized tensors, mirrored from edgekit/quant/formats.py.
+//
+// edgekit/quant/formats.py is the one source of truth: when a layout changes there it must change here too, and the
+// static_asserts below pin the sizes so that a silent padding change cannot slip through. Everything here is plain
+// C (usable from the C runtime) as well as C++.
+#ifndef EDGEKIT_FORMATS_H
+#define EDGEKIT_FORMATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Int4 weights, group-wise along K.
+// ---------------------------------------------------------------------------------------------------------------
+
+// GGUF's block size for Q4_0 / Q4_1 (formats.Q4_0_BLOCK).
+#define EK_Q4_BLOCK 32
+
+// Symmetric int4: w = (q - 8) * d, one fp16 scale per group. Bit-for-bit GGUF Q4_0.
+#define EK_Q4_SYM_ZERO 8
+
+// Group-split nibble order: inside a group of G codes, byte j holds code j in its low nibble and code j + G/2 in
+// its high nibble. So one load of G/2 bytes gives the first half-group (& 0x0F) and the second (>> 4).
+#define EK_Q4_LO_MASK 0x0F
+#define EK_Q4_HI_SHIFT 4
+
+// Index of the byte that holds code `i` of a group of `g` codes, and whether it sits in the high nibble.
+#define EK_Q4_BYTE_OF(i, g) ((i) < (g) / 2 ? (i) : (i) - (g) / 2)
+#define EK_Q4_IS_HIGH(i, g) ((i) >= (g) / 2)
+
+typedef struct ek_block_q4_0 {
+    uint16_t d;                    // fp16 scale (IEEE half bits)
+    uint8_t qs[EK_Q4_BLOCK / 2];   // 32 codes, group-split order
+} ek_block_q4_0;
+
+// Asymmetric int4: w = q * d + m.  Bit-for-bit GGUF Q4_1.
+typedef struct ek_block_q4_1 {
+    uint16_t d;                    // fp16 scale
+    uint16_t m;                    // fp16 min
+    uint8_t qs[EK_Q4_BLOCK / 2];   // 32 codes, group-split order
+} ek_block_q4_1;
+
+// ---------------------------------------------------------------------------------------------------------------
+// Per-row (per-token) activation quantization.
+//
+//   amax  = max |x|                          (fp32)
+//   inv   = qmax / amax  in fp32, 0 when amax is 0 (or NaN)
+//   q     = clamp(nearbyintf(x * inv), -qmax, qmax)   round half to even; NaN products become 0
+//   scale = amax / qmax  in fp32
+// ---------------------------------------------------------------------------------------------------------------
+#define EK_Q8_ROW_QMAX 127   // int8 activations (formats.Q8_ROW_QMAX)
+#define EK_Q4_ACT_QMAX 7     // int4 activations for W4A4 tokens (formats.Q4_ACT_QMAX)
+
+#ifdef __cplusplus
+}  // extern "C"
+#endif
+
+// Sizes are part of the on-disk / GGUF contract: 2 + 16 and 2 + 2 + 16 bytes, no padding.
+#ifdef __cplusplus
+static_assert(sizeof(ek_block_q4_0) == 18, "ek_block_q4_0 must be 18 bytes (GGUF Q4_0)");
+static_assert(sizeof(ek_block_q4_1) == 20, "ek_block_q4_1 must be 20 bytes (GGUF Q4_1)");
+static_assert(offsetof(ek_block_q4_0, qs) == 2, "Q4_0 codes follow the fp16 scale");
+static_assert(offsetof(ek_block_q4_1, qs) == 4, "Q4_1 codes follow the fp16 scale and min");
+static_assert(EK_Q4_BLOCK % 2 == 0, "a group must hold an even number of codes");
+#else
+_Static_assert(sizeof(ek_block_q4_0) == 18, "ek_block_q4_0 must be 18 bytes (GGUF Q4_0)");
+_Static_assert(sizeof(ek_block_q4_1) == 20, "ek_block_q4_1 must be 20 bytes (GGUF Q4_1)");
+#endif
+
+#endif  // EDGEKIT_FORMATS_H
