@@ -1,0 +1,1 @@
+"""Benchmarks and reference evaluators: llama.cpp perplexity, speed and engine comparisons."""
