@@ -49,5 +49,112 @@ def info(as_json):
         render_info(data)
 
 
+def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], title: str) -> None:
+    """Print result rows as a rich table; ``columns`` are (key, header, format)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for _, header, _ in columns:
+        table.add_column(header, justify="right" if header != "model" else "left")
+    for r in rows:
+        table.add_row(*[(fmt.format(r[k]) if r.get(k) is not None else "—") for k, _, fmt in columns])
+    Console().print(table)
+
+
+@main.command()
+@click.argument("model")
+@click.option("--bits", type=click.Choice(["4", "8"]), default=None, help="Weight bits (overrides the recipe).")
+@click.option("--act-bits", type=click.Choice(["8", "16"]), default=None,
+              help="Activation bits; 16 = weight-only (overrides the recipe).")
+@click.option("--recipe", "recipe_name", default=None,
+              help="Shipped recipe name (agile-w4a8, agile-w4a8-trip, agile-w4a4, rtn-w4a8, w8a8) or a YAML path.")
+@click.option("--group-size", type=int, default=None, help="Weight group size along K; 0 = per-channel.")
+@click.option("--calib", multiple=True, type=click.Path(dir_okay=False),
+              help="Calibration text or JSONL file (repeatable). Default: CPython's pydoc topics.")
+@click.option("--calib-samples", type=int, default=None, help="Calibration windows (recipe default: 128).")
+@click.option("--calib-seqlen", type=int, default=None, help="Tokens per calibration window (default: 512).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the calibration sampling.")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
+@click.option("-o", "--output", type=click.Path(), default=None, help="Artifact path (default: out/<model>-<recipe>.ekq).")
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@_friendly
+def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_samples, calib_seqlen, seed, threads,
+             output, as_json):
+    """Quantize MODEL (alias, HF directory, .gguf file or hub id) into one .ekq artifact."""
+    from edgekit.quantize import default_output, quantize_model
+    from edgekit.recipes import load_recipe, with_overrides
+
+    recipe = load_recipe(recipe_name)
+    cfg = with_overrides(recipe.config, bits=int(bits) if bits else None, act_bits=int(act_bits) if act_bits else None,
+                         group_size=group_size)
+    out = output or default_output(model, recipe.name)
+    res = quantize_model(model, cfg, out, calib=list(calib), calib_samples=calib_samples or recipe.calib_samples,
+                         calib_seqlen=calib_seqlen or recipe.calib_seqlen, seed=seed, threads=threads,
+                         progress=not as_json)
+    if as_json:
+        click.echo(json.dumps({"artifact": str(res.path), **res.report}, indent=2))
+    else:
+        r = res.report
+        click.echo(f"wrote {res.path}  ({cfg.describe()}; {r['linears']} linears; "
+                   f"quantize {r['quantize_seconds']:.1f} s, total {r['total_seconds']:.1f} s, "
+                   f"peak RSS {r['peak_rss_mb']:.0f} MiB)")
+
+
+@main.command(name="eval")
+@click.argument("model")
+@click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Held-out text/JSONL file (repeatable). Default: Debian's license texts.")
+@click.option("--ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
+@click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated at most.")
+@click.option("--compare-reference", is_flag=True, help="Also evaluate the artifact's float source model.")
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@_friendly
+def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, threads, as_json):
+    """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders)."""
+    from edgekit.evaluate import evaluate
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    elif res["task"] == "encoder":
+        _print_rows(res["rows"], [("model", "model", "{}"), ("cosine_mean", "mean cosine vs fp32", "{:.4f}"),
+                                  ("cosine_min", "min cosine", "{:.4f}"), ("bits_per_weight", "bits/weight", "{:.2f}")],
+                    f"{res['sentences']} held-out sentences")
+    else:
+        _print_rows(res["rows"], [("model", "model", "{}"), ("perplexity", "perplexity", "{:.3f}"),
+                                  ("delta_pct", "Δ vs ref", "{:+.2f} %"), ("bits_per_weight", "bits/weight", "{:.2f}"),
+                                  ("tokens", "tokens", "{}")],
+                    f"{res['windows']} windows × {res['ctx']} tokens of held-out text")
+
+
+@main.command()
+@click.argument("model")
+@click.option("--prompt", required=True, help="Text to continue.")
+@click.option("--max-tokens", type=int, default=64, show_default=True)
+@click.option("--temperature", type=float, default=0.0, show_default=True, help="0 = greedy (reproducible).")
+@click.option("--top-k", type=int, default=0, show_default=True)
+@click.option("--top-p", type=float, default=1.0, show_default=True)
+@click.option("--chat", is_flag=True, help="Wrap the prompt in the model's chat template.")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
+@_friendly
+def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, threads):
+    """Generate text from MODEL or an artifact, streamed as it is produced."""
+    from edgekit.generate import generate
+
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+    click.echo(prompt, nl=False)
+    generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True)
+
+
 if __name__ == "__main__":
     main()

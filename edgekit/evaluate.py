@@ -1,0 +1,156 @@
+"""Evaluation: perplexity of causal LMs over non-overlapping windows of held-out text, and embedding cosine of
+quantized encoders against their float source.
+
+A quantized artifact is evaluated through its real fake-quant path (QLinear: int8/int4-rounded activations times
+dequantized int4 codes), never through the float weights it came from.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import torch
+from tqdm.auto import tqdm
+
+from edgekit.errors import EdgekitError
+
+
+def load_any(spec: str):
+    """Load an artifact (``.ekq``) or a float model spec.
+
+    Returns:
+        ``(LoadedModel, Artifact | None)``.
+    """
+    from edgekit.artifact import is_artifact
+
+    if is_artifact(spec):
+        from edgekit.quant.restore import load_artifact_model
+
+        return load_artifact_model(spec)
+    if str(spec).endswith(".ekq"):
+        from edgekit.artifact import read_artifact
+
+        read_artifact(spec)  # raises the precise error (missing, truncated, not an artifact)
+    from edgekit.models import load_model
+
+    return load_model(spec), None
+
+
+@torch.no_grad()
+def perplexity(model, windows: torch.Tensor, progress: bool = True) -> dict:
+    """Perplexity of a causal LM over token windows ``[n, ctx]``, each scored independently from an empty context.
+
+    Every token after the first of a window is scored given the ones before it.
+
+    Returns:
+        ``{"perplexity", "nll", "tokens", "windows", "ctx"}`` (``nll`` is the mean negative log-likelihood).
+    """
+    total, count = 0.0, 0
+    for w in tqdm(windows, desc="eval", unit="window", disable=not progress):
+        logits = model(input_ids=w[None], use_cache=False).logits[0, :-1].float()
+        total += float(torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum"))
+        count += w.numel() - 1
+    nll = total / count
+    return {"perplexity": math.exp(nll), "nll": nll, "tokens": count, "windows": int(windows.shape[0]),
+            "ctx": int(windows.shape[1])}
+
+
+def bits_per_weight(model) -> dict:
+    """Storage bits per weight of the quantized linears, and of every parameter of the model."""
+    from edgekit.quant.modules import QLinear
+
+    qbits = qn = 0.0
+    for m in model.modules():
+        if isinstance(m, QLinear):
+            n = m.in_features * m.out_features
+            qbits += n * m.qweight.bits_per_weight()
+            qn += n
+    seen, fbits, fn = set(), 0.0, 0.0
+    for p in list(model.parameters()) + list(model.buffers()):
+        if p.data_ptr() in seen or not p.is_floating_point():
+            continue
+        seen.add(p.data_ptr())
+        if any(p is getattr(m, "weight", None) for m in model.modules() if isinstance(m, QLinear)):
+            continue
+        fbits += p.numel() * p.element_size() * 8
+        fn += p.numel()
+    return {"bits_per_weight": qbits / qn if qn else 32.0,
+            "model_bits_per_weight": (qbits + fbits) / (qn + fn) if (qn + fn) else 32.0}
+
+
+def sentences(text: str, limit: int = 256, min_words: int = 6, max_words: int = 60) -> list[str]:
+    """Split text into real sentences (between ``min_words`` and ``max_words`` words), at most ``limit``."""
+    parts = re.split(r"(?<=[.!?;:])\s+|\n\s*\n", text)
+    out = []
+    for s in parts:
+        s = " ".join(s.split())
+        if min_words <= len(s.split()) <= max_words:
+            out.append(s)
+        if len(out) >= limit:
+            break
+    return out
+
+
+@torch.no_grad()
+def embed(model, tokenizer, texts: list[str], batch: int = 32) -> torch.Tensor:
+    """Mean-pooled, L2-normalized sentence embeddings (sentence-transformers' recipe for MiniLM)."""
+    outs = []
+    for i in range(0, len(texts), batch):
+        enc = tokenizer(texts[i:i + batch], padding=True, truncation=True, max_length=256, return_tensors="pt")
+        h = model(**enc).last_hidden_state
+        m = enc["attention_mask"][..., None].float()
+        e = (h * m).sum(1) / m.sum(1).clamp_min(1e-9)
+        outs.append(torch.nn.functional.normalize(e, dim=-1))
+    return torch.cat(outs)
+
+
+def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096, compare_reference: bool = False,
+             progress: bool = True) -> dict:
+    """Evaluate a model or artifact on held-out text.
+
+    Causal LMs: perplexity (and, with ``compare_reference``, the float source's perplexity on the same windows).
+    Encoders: mean cosine similarity between the artifact's sentence embeddings and its float source's.
+
+    Returns:
+        A JSON-ready dict; its ``rows`` list holds one entry per evaluated model.
+    """
+    from edgekit import data
+
+    lm, art = load_any(spec)
+    label = "edgekit " + lm.notes[0].split(": ", 1)[1] if art is not None else "reference (float32)"
+    result: dict = {"model": str(spec), "task": lm.task, "data": [str(p) for p in data_paths] if data_paths
+                    else ["/usr/share/common-licenses (default held-out text)"]}
+    if lm.task == "encoder":
+        if art is None:
+            raise EdgekitError(f"{spec} is a float encoder: evaluate a quantized artifact of it (edgekit quantize "
+                               f"{spec} -o out.ekq; edgekit eval out.ekq) to compare embeddings with the original")
+        from edgekit.models import load_model
+
+        texts = sentences("\n\n".join(data.load_texts(data_paths, "eval")))
+        if len(texts) < 8:
+            raise EdgekitError("the evaluation text has fewer than 8 usable sentences; pass a longer --data file")
+        ref = load_model(art.source)
+        cos = (embed(lm.model, lm.tokenizer, texts) * embed(ref.model, ref.tokenizer, texts)).sum(-1)
+        result.update({"cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()), "sentences": len(texts),
+                       "reference": art.source, **bits_per_weight(lm.model)})
+        result["rows"] = [{"model": label, "cosine_mean": result["cosine_mean"], "cosine_min": result["cosine_min"],
+                           "bits_per_weight": result["bits_per_weight"]}]
+        return result
+    windows = data.eval_windows(lm.tokenizer, data_paths, ctx, max_tokens)
+    row = {"model": label, **perplexity(lm.model, windows, progress), **bits_per_weight(lm.model)}
+    rows = [row]
+    if compare_reference:
+        if art is None:
+            raise EdgekitError("--compare-reference needs a quantized artifact to compare with its source model")
+        from edgekit.models import load_model
+
+        ref = load_model(art.source)
+        rows.insert(0, {"model": "reference (float32)", **perplexity(ref.model, windows, progress),
+                        **bits_per_weight(ref.model)})
+        for r in rows:
+            r["delta_pct"] = 100.0 * (r["perplexity"] / rows[0]["perplexity"] - 1.0)
+    result.update({k: row[k] for k in ("perplexity", "nll", "tokens", "windows", "ctx", "bits_per_weight",
+                                       "model_bits_per_weight")})
+    result["rows"] = rows
+    return result

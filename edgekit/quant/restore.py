@@ -1,0 +1,106 @@
+"""Rebuild a runnable torch model (fake-quant QLinears) from an ``.ekq`` artifact, without the original model."""
+
+from __future__ import annotations
+
+import base64
+import json
+import tempfile
+from pathlib import Path
+
+import torch
+
+from edgekit.artifact import Artifact, read_artifact
+from edgekit.config import AgileQuantConfig, from_dict
+from edgekit.errors import EdgekitError
+from edgekit.quant.agile import attach_attention
+from edgekit.quant.families import get_family
+from edgekit.quant.modules import QLinear
+from edgekit.quant.weights import QuantizedWeight
+
+
+def _tokenizer(art: Artifact):
+    from transformers import AutoTokenizer
+
+    files = json.loads(art.meta.get("edgekit.tokenizer", "{}"))
+    if not files:
+        raise EdgekitError(f"{art.path} carries no tokenizer; re-quantize the model")
+    with tempfile.TemporaryDirectory() as td:
+        for name, text in files.items():
+            (Path(td) / Path(name).name).write_bytes(base64.b64decode(text))
+        return AutoTokenizer.from_pretrained(td)
+
+
+def _empty_model(art: Artifact):
+    from transformers import AutoModel, AutoModelForCausalLM
+    from transformers.models.auto.configuration_auto import CONFIG_MAPPING
+    from transformers.modeling_utils import no_init_weights
+
+    cfg_dict = dict(art.model_config)
+    model_type = cfg_dict.get("model_type")
+    if model_type not in CONFIG_MAPPING:
+        raise EdgekitError(f"{art.path}: unknown model_type {model_type!r} in the artifact")
+    config = CONFIG_MAPPING[model_type].from_dict(cfg_dict)
+    auto = AutoModelForCausalLM if art.task == "causal-lm" else AutoModel
+    with no_init_weights():
+        model = auto.from_config(config, torch_dtype=torch.float32)
+    return model.eval()
+
+
+def load_artifact_model(path):
+    """Load an artifact as a :class:`edgekit.models.LoadedModel` whose linears are :class:`QLinear`.
+
+    Raises:
+        EdgekitError: if the file is not a valid artifact or its tensors do not match its metadata.
+    """
+    from safetensors import safe_open
+
+    from edgekit.models import LoadedModel
+    from edgekit.models.sources import ModelSource
+
+    art = read_artifact(path)
+    family = get_family(art.family)
+    qcfg = from_dict(AgileQuantConfig, art.quant, "edgekit.quant")
+    model = _empty_model(art)
+    with safe_open(str(art.path), framework="pt") as f:
+        keys = set(f.keys())
+
+        def get(key):
+            if key not in keys:
+                raise EdgekitError(f"{art.path}: tensor {key!r} is missing; the artifact is damaged")
+            return f.get_tensor(key)
+
+        mixes = attach_attention(model, family, qcfg) if art.task == "causal-lm" else []
+        for name, spec in art.linears.items():
+            try:
+                parent_name, _, child = name.rpartition(".")
+                parent = model.get_submodule(parent_name) if parent_name else model
+            except AttributeError:
+                raise EdgekitError(f"{art.path}: linear {name!r} does not exist in a {art.family} model") from None
+            qw = QuantizedWeight.from_storage(
+                get(f"{name}.qweight").numpy(), get(f"{name}.scales").numpy(),
+                get(f"{name}.mins").numpy() if not spec["symmetric"] else None, spec["bits"], spec["group_size"])
+            if list(qw.shape) != list(spec["shape"]):
+                raise EdgekitError(f"{art.path}: {name} has shape {list(qw.shape)}, metadata says {spec['shape']}")
+            act_scale = float(get(f"{name}.act_scale")[0]) if f"{name}.act_scale" in keys else None
+            mix = None
+            if spec.get("mix"):
+                rest = name[len(family.layers_path) + 1:] if name.startswith(family.layers_path + ".") else ""
+                block = int(rest.split(".")[0]) if rest[:1].isdigit() else -1
+                mix = mixes[block] if 0 <= block < len(mixes) else None
+            bias = get(f"{name}.bias") if spec.get("bias") else None
+            setattr(parent, child, QLinear(qw, bias, spec["act_bits"], spec["act_mode"], act_scale, mix))
+        state = {k: f.get_tensor(k) for k in keys
+                 if not k.rsplit(".", 1)[-1] in ("qweight", "scales", "mins", "act_scale")}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not (k.endswith(".bias") and k[: -5] in art.linears)]
+    if getattr(model.config, "tie_word_embeddings", False):
+        model.tie_weights()
+        missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise EdgekitError(f"{art.path}: tensors do not match a {art.family} model "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the artifact is damaged")
+    for p in model.parameters():
+        p.requires_grad_(False)
+    src = ModelSource(kind="artifact", path=str(art.path), gguf_file=None, alias=None, spec=str(path))
+    return LoadedModel(model=model, tokenizer=_tokenizer(art), family=art.family, task=art.task, source=src,
+                       config=model.config, notes=[f"edgekit artifact: {qcfg.describe()}"]), art

@@ -1,0 +1,90 @@
+"""The quantize stage: load → calibration windows → ``quantize_`` → one ``.ekq`` artifact.
+
+Everything is validated before the (minutes-long) calibration starts, so a bad input fails fast and nothing is
+written.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from edgekit.config import AgileQuantConfig
+from edgekit.errors import EdgekitError
+
+
+@dataclass
+class QuantizeResult:
+    """What :func:`quantize_model` produced."""
+
+    path: Path
+    config: AgileQuantConfig
+    report: dict
+
+
+def default_output(spec: str, recipe_name: str) -> Path:
+    """``out/<model>-<recipe>.ekq`` for a model spec."""
+    stem = Path(spec.rstrip("/")).name.removesuffix(".gguf") or "model"
+    return Path("out") / f"{stem}-{recipe_name}.ekq"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, calib: list[str] | None = None,
+                   calib_samples: int = 128, calib_seqlen: int = 512, seed: int = 0, batch_size: int = 8,
+                   threads: int | None = None, progress: bool = True) -> QuantizeResult:
+    """Quantize the model ``spec`` with ``config`` and write the artifact to ``out``.
+
+    Args:
+        spec: a model spec (alias, HF directory, .gguf, hub id).
+        config: the scheme.
+        out: artifact path (``.ekq``); written atomically.
+        calib: calibration files (text or JSONL), default CPython's pydoc topics.
+        calib_samples, calib_seqlen, seed: the calibration windows.
+        batch_size: sequences per calibration forward pass.
+        threads: torch intra-op threads (default: torch's choice).
+        progress: show progress bars.
+
+    Returns:
+        The :class:`QuantizeResult` (artifact path, config, report with timings and peak RSS).
+    """
+    import torch
+
+    from edgekit import data
+    from edgekit.artifact import save_artifact
+    from edgekit.models import load_model
+    from edgekit.quant.api import quantize_
+    from edgekit.quant.families import get_family
+
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise EdgekitError(f"output {out} is a directory; give a file path such as {out / 'model.ekq'}")
+    for f in calib or ():
+        data.read_text_file(f)  # fail on a bad calibration file before loading anything heavy
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    lm = load_model(spec)
+    family = get_family(lm.family)
+    seqlen = calib_seqlen
+    max_pos = getattr(lm.config, "max_position_embeddings", None)
+    if max_pos and seqlen > max_pos:
+        raise EdgekitError(f"--calib-seqlen {seqlen} exceeds the model's {max_pos} positions")
+    ids = data.calibration_windows(lm.tokenizer, calib, calib_samples, seqlen, seed)
+    t_load = time.perf_counter() - t0
+    report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress)
+    report.update({"load_seconds": round(t_load, 2), "quantize_seconds": round(report.pop("seconds"), 2),
+                   "calib_samples": calib_samples, "calib_seqlen": seqlen, "seed": seed,
+                   "calib_source": [str(c) for c in calib] if calib else ["pydoc_data.topics"],
+                   "recipe": config.describe(), "peak_rss_mb": round(peak_rss_mb(), 1),
+                   "torch_threads": torch.get_num_threads()})
+    path = save_artifact(out, lm.model, lm.tokenizer, family=family, task=lm.task,
+                         source=str(Path(spec).resolve()) if Path(spec).exists() else spec, quant_cfg=config,
+                         report=report)
+    report["total_seconds"] = round(time.perf_counter() - t0, 2)
+    return QuantizeResult(path, config, report)

@@ -1,0 +1,87 @@
+"""Recipes: YAML files that map onto :class:`edgekit.config.AgileQuantConfig`, validated strictly.
+
+A recipe has a ``name``, an optional ``description``, a ``scheme`` (``agile_quant``), the config fields (``weight``,
+``activation``, ``attention``, ``w4a4_ratio``, ``lm_head_bits``) and optional ``calibration`` defaults
+(``samples``, ``seqlen``). Any other key is an error that names it and lists the allowed ones.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import yaml
+
+from edgekit.config import AgileQuantConfig, from_dict
+from edgekit.errors import EdgekitError
+
+# the repository's recipes/ in a source checkout; a wheel carries them as edgekit/recipes_data (CMake installs them)
+_HERE = Path(__file__).resolve().parent
+RECIPES_DIR = _HERE.parent / "recipes" if (_HERE.parent / "recipes").is_dir() else _HERE / "recipes_data"
+_TOP = {"name", "description", "scheme", "calibration"}
+_CALIB = {"samples", "seqlen"}
+DEFAULT_RECIPE = "agile-w4a8"
+
+
+@dataclasses.dataclass(frozen=True)
+class Recipe:
+    """A parsed recipe: its name, the quantization config and calibration defaults."""
+
+    name: str
+    config: AgileQuantConfig
+    calib_samples: int = 128
+    calib_seqlen: int = 512
+    description: str = ""
+
+
+def list_recipes() -> list[str]:
+    """Names of the recipes shipped with edgekit."""
+    return sorted(p.stem for p in RECIPES_DIR.glob("*.yaml"))
+
+
+def parse_recipe(data: dict, where: str = "recipe") -> Recipe:
+    """Validate a recipe mapping and build its :class:`Recipe`."""
+    if not isinstance(data, dict):
+        raise EdgekitError(f"{where}: a recipe must be a YAML mapping")
+    allowed = _TOP | {f.name for f in dataclasses.fields(AgileQuantConfig)} - {"version"}
+    for key in data:
+        if key not in allowed:
+            raise EdgekitError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+    scheme = data.get("scheme", "agile_quant")
+    if scheme != "agile_quant":
+        raise EdgekitError(f"{where}: unknown scheme {scheme!r}; supported: agile_quant")
+    calib = data.get("calibration") or {}
+    for key in calib:
+        if key not in _CALIB:
+            raise EdgekitError(f"{where}: unknown key {key!r} in calibration; allowed: {', '.join(sorted(_CALIB))}")
+    cfg = from_dict(AgileQuantConfig, {k: v for k, v in data.items() if k not in _TOP}, where)
+    return Recipe(str(data.get("name", where)), cfg, int(calib.get("samples", 128)), int(calib.get("seqlen", 512)),
+                  str(data.get("description", "")))
+
+
+def load_recipe(name_or_path: str | None) -> Recipe:
+    """Load a shipped recipe by name (``agile-w4a8``) or a YAML file by path; None gives the default recipe."""
+    name_or_path = name_or_path or DEFAULT_RECIPE
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = RECIPES_DIR / f"{name_or_path}.yaml"
+    if not p.is_file():
+        raise EdgekitError(f"recipe not found: {name_or_path}; shipped recipes: {', '.join(list_recipes())} "
+                           "(or pass a path to a .yaml file)")
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8"))
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise EdgekitError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return parse_recipe(data, str(p.name))
+
+
+def with_overrides(cfg: AgileQuantConfig, *, bits=None, act_bits=None, group_size=None) -> AgileQuantConfig:
+    """Apply command-line overrides (``--bits``, ``--act-bits``, ``--group-size``) to a recipe's config."""
+    w, a = cfg.weight, cfg.activation
+    if bits is not None:
+        w = dataclasses.replace(w, bits=bits)
+    if group_size is not None:
+        w = dataclasses.replace(w, group_size=group_size)
+    if act_bits is not None:
+        a = dataclasses.replace(a, bits=act_bits)
+    return dataclasses.replace(cfg, weight=w, activation=a)
