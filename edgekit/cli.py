@@ -156,5 +156,38 @@ def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, thread
     generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True)
 
 
+@main.group()
+def bench():
+    """Benchmarks: side-by-side runs that print tables and write JSON rows."""
+
+
+@bench.command(name="quality")
+@click.argument("model", default="smollm2-135m")
+@click.option("--recipes", default="rtn-w4a8,agile-w4a8,agile-w4a8-trip,agile-w4a4,w8a8", show_default=True,
+              help="Comma-separated recipes to quantize and evaluate.")
+@click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Held-out text (default: Debian's license texts).")
+@click.option("--ctx", type=int, default=512, show_default=True)
+@click.option("--max-tokens", type=int, default=4096, show_default=True)
+@click.option("--threads", type=int, default=None)
+@click.option("--no-llamacpp", is_flag=True, help="Skip the llama.cpp rows.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep artifacts here.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
+@_friendly
+def bench_quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, json_out):
+    """Perplexity of the float model, llama.cpp Q4_0 and each edgekit recipe on the same held-out windows."""
+    from edgekit.bench.quality import rows_to_markdown, run_quality, save_json
+
+    rows = run_quality(model, [r.strip() for r in recipes.split(",") if r.strip()], list(data_paths), ctx,
+                       max_tokens, threads, not no_llamacpp, workdir)
+    _print_rows(rows, [("name", "model", "{}"), ("engine", "engine", "{}"), ("perplexity", "perplexity", "{:.3f}"),
+                       ("delta_pct", "Δ vs float", "{:+.1f} %"), ("bits_per_weight", "bits/weight", "{:.2f}"),
+                       ("total_seconds", "quantize s", "{:.0f}"), ("peak_rss_mb", "peak RSS MiB", "{:.0f}")],
+                f"{model}: {rows[0]['windows']} windows × {rows[0]['ctx']} held-out tokens")
+    click.echo(rows_to_markdown(rows))
+    if json_out:
+        save_json(rows, json_out)
+
+
 if __name__ == "__main__":
     main()

@@ -98,8 +98,12 @@ def tokenize_docs(tokenizer, docs: list[str]) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
-def calibration_windows(tokenizer, paths=None, n_samples: int = 128, seqlen: int = 512, seed: int = 0):
+def calibration_windows(tokenizer, paths=None, n_samples: int = 128, seqlen: int = 512, seed: int = 0,
+                        special_tokens: bool = False):
     """Sample ``n_samples`` random windows of ``seqlen`` tokens from the calibration text (seeded).
+
+    With ``special_tokens`` each window is wrapped the way the tokenizer frames a sequence (e.g. BERT's
+    ``[CLS] … [SEP]``), so an encoder is calibrated on inputs shaped like the ones it serves.
 
     Returns:
         torch.LongTensor of shape ``[n_samples, seqlen]``.
@@ -116,8 +120,13 @@ def calibration_windows(tokenizer, paths=None, n_samples: int = 128, seqlen: int
         raise EdgekitError(f"calibration text has {len(stream)} tokens, fewer than --calib-seqlen {seqlen}; "
                            "give more text or a shorter --calib-seqlen")
     rng = np.random.default_rng(seed)
-    starts = rng.integers(0, len(stream) - seqlen, size=n_samples)
-    return torch.from_numpy(np.stack([stream[s:s + seqlen] for s in starts]))
+    extra = len(tokenizer.build_inputs_with_special_tokens([])) if special_tokens else 0
+    body = seqlen - extra
+    starts = rng.integers(0, len(stream) - body, size=n_samples)
+    rows = [stream[s:s + body] for s in starts]
+    if special_tokens:
+        rows = [np.asarray(tokenizer.build_inputs_with_special_tokens(r.tolist()), dtype=np.int64) for r in rows]
+    return torch.from_numpy(np.stack(rows))
 
 
 def eval_windows(tokenizer, paths=None, ctx: int = 512, max_tokens: int = 4096):

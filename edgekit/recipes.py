@@ -29,8 +29,8 @@ class Recipe:
 
     name: str
     config: AgileQuantConfig
-    calib_samples: int = 128
-    calib_seqlen: int = 512
+    calib_samples: int | None = None  # None: the task's default (see edgekit.quantize.quantize_model)
+    calib_seqlen: int | None = None
     description: str = ""
 
 
@@ -55,8 +55,9 @@ def parse_recipe(data: dict, where: str = "recipe") -> Recipe:
         if key not in _CALIB:
             raise EdgekitError(f"{where}: unknown key {key!r} in calibration; allowed: {', '.join(sorted(_CALIB))}")
     cfg = from_dict(AgileQuantConfig, {k: v for k, v in data.items() if k not in _TOP}, where)
-    return Recipe(str(data.get("name", where)), cfg, int(calib.get("samples", 128)), int(calib.get("seqlen", 512)),
-                  str(data.get("description", "")))
+    samples, seqlen = calib.get("samples"), calib.get("seqlen")
+    return Recipe(str(data.get("name", where)), cfg, None if samples is None else int(samples),
+                  None if seqlen is None else int(seqlen), str(data.get("description", "")))
 
 
 def load_recipe(name_or_path: str | None) -> Recipe:

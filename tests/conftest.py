@@ -1,0 +1,70 @@
+"""Shared, session-scoped fixtures: the expensive things (real models, one quantized SmolLM2) are built once."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+import torch
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
+
+# Small but real calibration for the session's quantized SmolLM2 (the benchmark uses 128 × 512).
+CALIB_SAMPLES = 32
+CALIB_SEQLEN = 256
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_dir(tmp_path_factory):
+    """A 2-block random-init llama saved as a Hugging Face directory, with MiniLM's (real) tokenizer."""
+    from transformers import AutoTokenizer, LlamaConfig, LlamaForCausalLM
+
+    from edgekit.models import resolve_spec
+
+    torch.manual_seed(0)
+    tok = AutoTokenizer.from_pretrained(resolve_spec("minilm-l6").path)
+    cfg = LlamaConfig(vocab_size=tok.vocab_size, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                      tie_word_embeddings=True, rms_norm_eps=1e-5)
+    model = LlamaForCausalLM(cfg).eval()
+    with torch.no_grad():  # give the norms some spread so TRIP has channels to scale
+        for layer in model.model.layers:
+            layer.input_layernorm.weight.uniform_(0.2, 4.0)
+            layer.post_attention_layernorm.weight.uniform_(0.2, 4.0)
+    d = tmp_path_factory.mktemp("tiny-llama")
+    model.save_pretrained(d)
+    tok.save_pretrained(d)
+    return d
+
+
+@pytest.fixture(scope="session")
+def smollm2():
+    """The real SmolLM2-135M (float32, dequantized from the shipped Q4_1 GGUF), loaded once."""
+    from edgekit.models import load_model
+
+    return load_model("smollm2-135m")
+
+
+@pytest.fixture(scope="session")
+def eval_ids(smollm2):
+    """Held-out evaluation windows (Debian license texts): 4 × 512 tokens."""
+    from edgekit import data
+
+    return data.eval_windows(smollm2.tokenizer, ctx=512, max_tokens=2048)
+
+
+@pytest.fixture(scope="session")
+def smollm2_artifacts(tmp_path_factory):
+    """SmolLM2 quantized once per session with edgekit W4A8 (GPTQ) and the RTN W4A8 baseline."""
+    from edgekit.quantize import quantize_model
+    from edgekit.recipes import load_recipe
+
+    d = tmp_path_factory.mktemp("smollm2-q")
+    out = {}
+    for name in ("agile-w4a8", "rtn-w4a8"):
+        res = quantize_model("smollm2-135m", load_recipe(name).config, d / f"{name}.ekq",
+                             calib_samples=CALIB_SAMPLES, calib_seqlen=CALIB_SEQLEN, progress=False)
+        out[name] = res
+    return out
