@@ -29,6 +29,10 @@ class WeightConfig:
         damp: GPTQ dampening, as a fraction of the mean Hessian diagonal.
         block_size: GPTQ lazy-update block width.
         scale_search: search each group's scale for the least squared error instead of taking max/8.
+        awq: activation-aware per-channel scaling folded into the float model before quantizing (see
+            :mod:`edgekit.quant.awq`).
+        sequential: feed each block the *quantized* previous block's outputs (one more forward pass per block), so
+            GPTQ compensates the error accumulated so far; False reuses the float outputs of the statistics pass.
     """
 
     bits: int = 4
@@ -39,6 +43,8 @@ class WeightConfig:
     damp: float = 0.01
     block_size: int = 128
     scale_search: bool = True
+    awq: bool = False
+    sequential: bool = True
 
     def __post_init__(self):
         _check(self.bits in (4, 8), f"weight bits must be 4 or 8, got {self.bits}")

@@ -12,11 +12,11 @@ from edgekit.quant.gptq import HessianAccumulator, gptq_quantize
 from edgekit.quant.weights import rtn_quantize
 
 
-def _layer0_inputs(lm, n_tokens=2048):
-    """Real inputs of SmolLM2's first q_proj and down_proj on calibration text."""
+def _layer0_inputs(lm, n_tokens=8192):
+    """Real inputs of a SmolLM2 block's q_proj and down_proj (K=1536 needs well over K tokens for a full-rank Hessian)."""
     from edgekit import data
 
-    ids = data.calibration_windows(lm.tokenizer, n_samples=4, seqlen=n_tokens // 4, seed=1)
+    ids = data.calibration_windows(lm.tokenizer, n_samples=16, seqlen=n_tokens // 16, seed=1)
     block = lm.model.model.layers[3]
     got = {}
     hooks = [block.self_attn.q_proj.register_forward_pre_hook(lambda m, a: got.setdefault("q", a[0])),
@@ -120,3 +120,37 @@ def test_config_and_recipe_validation(tmp_path):
         load_recipe("no-such-recipe")
     for name in ("agile-w4a8", "agile-w4a8-trip", "agile-w4a4", "rtn-w4a8", "w8a8"):
         assert load_recipe(name).config.weight.bits in (4, 8)
+
+
+def test_awq_folds_leave_float_logits_unchanged(smollm2):
+    """Scales folded into norms, GQA value rows and up_proj rows keep the float function (up to rounding)."""
+    import copy
+
+    from edgekit.quant.awq import _tie_gqa, fold_scales
+
+    model = copy.deepcopy(smollm2.model)
+    n_heads, n_kv, head_dim = LLAMA.heads(model.config)
+    ids = torch.tensor([[1, 504, 3458, 282, 4649, 314, 7042, 30, 378, 1046]])
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        before = model(input_ids=ids).logits
+        for block in model.model.layers:
+            for gi, producer, kind in LLAMA.scale_folds:
+                lins = [block.get_submodule(n) for n in LLAMA.input_groups[gi]]
+                s = torch.rand(lins[0].in_features, generator=gen) * 3 + 0.25
+                if kind == "rows_gqa":
+                    s = _tie_gqa(s, n_heads, n_kv)
+                fold_scales(block.get_submodule(producer), "norm" if kind == "norm" else "rows", lins, s, head_dim)
+        after = model(input_ids=ids).logits
+    assert (after - before).abs().max() < 2e-3 * before.abs().max()
+
+
+def test_awq_search_prefers_scaling_salient_channels():
+    from edgekit.quant.awq import search_scales
+
+    torch.manual_seed(0)
+    x = torch.randn(1024, 64)
+    x[:, :4] *= 50  # a few outlier channels, as LLM activations have
+    w = torch.randn(32, 64) * 0.05
+    s, alpha = search_scales(x, [w], 4, 32, True)
+    assert alpha > 0 and s[:4].mean() > s[4:].mean()

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from edgekit.config import AgileQuantConfig, register_handler
 from edgekit.errors import EdgekitError
 from edgekit.quant import attention as attn
+from edgekit.quant.awq import fold_scales, search_scales
 from edgekit.quant.calibrate import capture_block_inputs, run_block
 from edgekit.quant.families import Family
 from edgekit.quant.gptq import HessianAccumulator, gptq_quantize
@@ -44,7 +45,7 @@ def attach_attention(model: nn.Module, family: Family, cfg: AgileQuantConfig) ->
     return mixes
 
 
-def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samples: bool):
+def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samples: bool, n_batches: int):
     """Forward pre-hooks on the first linear of each input group; they collect Hessians and/or token samples."""
     hess: dict[int, HessianAccumulator] = {}
     samples: dict[int, TokenReservoir] = {}
@@ -57,7 +58,7 @@ def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samp
             if want_hessian:
                 hess.setdefault(gi, HessianAccumulator(x.shape[-1])).add(x)
             if want_samples:
-                samples.setdefault(gi, TokenReservoir(seed=gi)).add(x)
+                samples.setdefault(gi, TokenReservoir(expected_batches=n_batches, seed=gi)).add(x)
 
         handles.append(lin.register_forward_pre_hook(hook))
     return hess, samples, handles
@@ -92,14 +93,17 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
     mixes = attach_attention(model, family, cfg)
     inputs, kwargs = capture_block_inputs(model, family, calib_ids, batch_size)
     layers = family.layers(model)
-    report = {"blocks": len(layers), "linears": 0, "trip_channels_scaled": 0}
+    report = {"blocks": len(layers), "linears": 0, "trip_channels_scaled": 0, "awq_alphas": []}
     for bi, block in enumerate(tqdm(layers, desc="quantize", unit="block", disable=not progress)):
-        hess, samples, handles = _hook_inputs(block, family, cfg.weight.method == "gptq", static)
+        hess, samples, handles = _hook_inputs(block, family, cfg.weight.method == "gptq", static or cfg.weight.awq,
+                                               len(inputs))
         try:
-            run_block(block, inputs, kwargs)
+            float_out = run_block(block, inputs, kwargs)
         finally:
             for h in handles:
                 h.remove()
+        if cfg.weight.awq:
+            report["awq_alphas"].append(_apply_awq(model, block, family, cfg, hess, samples))
         scales: dict[int, float] = {}
         if static:
             for gi in range(len(family.input_groups)):
@@ -126,11 +130,34 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
                 setattr(block.get_submodule(parent) if parent else block, child, q)
                 report["linears"] += 1
         del hess, samples
-        inputs = run_block(block, inputs, kwargs)
+        # the folds above are exact, so the float outputs are still the float block's outputs
+        inputs = run_block(block, inputs, kwargs) if cfg.weight.sequential else float_out
+        del float_out
     if cfg.lm_head_bits == 8 and family.head:
         _quantize_head(model, family)
     report["seconds"] = time.perf_counter() - t0
     return report
+
+
+def _apply_awq(model, block, family: Family, cfg: AgileQuantConfig, hess: dict, samples: dict) -> list[float]:
+    """Search and fold activation-aware scales for every foldable input group of one block; keep the samples and
+    Hessians consistent with the folded (divided) inputs. Returns the chosen alphas."""
+    w = cfg.weight
+    n_heads, n_kv, head_dim = family.heads(model.config)
+    alphas = []
+    for gi, producer, kind in family.scale_folds:
+        x = samples[gi].tensor()
+        lins = [block.get_submodule(n) for n in family.input_groups[gi]]
+        gqa = (n_heads, n_kv) if kind == "rows_gqa" else None
+        s, alpha = search_scales(x, [lin.weight for lin in lins], w.bits, w.group_size, w.symmetric, gqa)
+        alphas.append(alpha)
+        if alpha == 0:
+            continue
+        fold_scales(block.get_submodule(producer), "norm" if kind == "norm" else "rows", lins, s, head_dim)
+        samples[gi].rows = [x / s]
+        if gi in hess:
+            hess[gi].h.div_(s[:, None] * s[None, :])
+    return alphas
 
 
 def _quantize_head(model: nn.Module, family: Family) -> None:

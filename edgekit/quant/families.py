@@ -24,6 +24,9 @@ class Family:
         attention: the block's attention module, or None when edgekit does not quantize attention for this family.
         mix_linears: linears whose inputs take part in the W4A4 per-token int4/int8 mix.
         head: the output head's module path (kept float unless the recipe says otherwise).
+        scale_folds: (input group, producer module, kind) where per-channel scales can be folded exactly:
+            ``norm`` (a norm's weight/bias), ``rows`` (a linear's output rows), ``rows_gqa`` (value rows shared by
+            several query heads).
     """
 
     name: str
@@ -33,10 +36,19 @@ class Family:
     attention: str | None
     mix_linears: tuple[str, ...]
     head: str | None
+    scale_folds: tuple[tuple[int, str, str], ...] = ()
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         """The model's list of blocks."""
         return model.get_submodule(self.layers_path)
+
+    @staticmethod
+    def heads(config) -> tuple[int, int, int]:
+        """(query heads, KV heads, head dim) from a transformers config."""
+        h = config.num_attention_heads
+        kv = getattr(config, "num_key_value_heads", None) or h
+        hd = getattr(config, "head_dim", None) or config.hidden_size // h
+        return h, kv, hd
 
     def linears(self) -> tuple[str, ...]:
         """Every quantized linear of a block, in execution order."""
@@ -52,6 +64,8 @@ LLAMA = Family(
     attention="self_attn",
     mix_linears=("self_attn.o_proj", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
     head="lm_head",
+    scale_folds=((0, "input_layernorm", "norm"), (1, "self_attn.v_proj", "rows_gqa"),
+                 (2, "post_attention_layernorm", "norm"), (3, "mlp.up_proj", "rows")),
 )
 
 BERT = Family(
@@ -63,6 +77,8 @@ BERT = Family(
     attention=None,
     mix_linears=(),
     head=None,
+    # q/k/v read the previous block's LayerNorm and output.dense reads GELU(intermediate): no exact fold there
+    scale_folds=((1, "attention.self.value", "rows"), (2, "attention.output.LayerNorm", "norm")),
 )
 
 FAMILIES = {f.name: f for f in (LLAMA, BERT)}

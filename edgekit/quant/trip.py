@@ -16,30 +16,26 @@ _SHRINKS = tuple(1.0 - 0.04 * i for i in range(20))  # 1.0 … 0.24 of the obser
 
 
 class TokenReservoir:
-    """Keeps a seeded random subset of the token rows an activation produced during calibration."""
+    """Keeps a seeded random subset of the token rows an activation produced during calibration.
 
-    def __init__(self, capacity: int = 8192, seed: int = 0):
-        self.capacity = capacity
+    Every batch contributes the same number of rows (``capacity / expected_batches``), so the sample spans the
+    whole calibration set without re-sampling what was already kept.
+    """
+
+    def __init__(self, capacity: int = 4096, expected_batches: int = 1, seed: int = 0):
+        self.per_batch = max(1, capacity // max(1, expected_batches))
         self.rows: list[torch.Tensor] = []
-        self.count = 0
         self.gen = torch.Generator().manual_seed(seed)
 
     def add(self, x: torch.Tensor) -> None:
-        x = x.detach().reshape(-1, x.shape[-1]).float()
-        self.count += x.shape[0]
-        self.rows.append(x)
-        total = sum(r.shape[0] for r in self.rows)
-        if total > 2 * self.capacity:
-            self._shrink()
-
-    def _shrink(self) -> None:
-        allr = torch.cat(self.rows)
-        keep = torch.randperm(allr.shape[0], generator=self.gen)[: self.capacity]
-        self.rows = [allr[keep]]
+        x = x.detach().reshape(-1, x.shape[-1])
+        take = torch.randperm(x.shape[0], generator=self.gen)[: self.per_batch]
+        self.rows.append(x[take].float())
 
     def tensor(self) -> torch.Tensor:
-        """The kept rows ``[<=capacity, K]``."""
-        self._shrink()
+        """The kept rows ``[<= capacity, K]``."""
+        if len(self.rows) > 1:
+            self.rows = [torch.cat(self.rows)]
         return self.rows[0]
 
 
