@@ -66,3 +66,20 @@ def test_info_lists_kernels():
     assert r.exit_code == 0, r.output
     data = json.loads(r.output)
     assert "scalar" in json.dumps(data)
+
+
+def test_int8_head_unties_and_round_trips(tiny_llama_dir, tmp_path):
+    import dataclasses
+
+    from edgekit.quant.modules import QLinear
+    from edgekit.quant.restore import load_artifact_model
+
+    cfg = dataclasses.replace(load_recipe("agile-w4a8").config, lm_head_bits=8)
+    out = tmp_path / "head8.ekq"
+    quantize_model(str(tiny_llama_dir), cfg, out, calib_samples=4, calib_seqlen=64, progress=False)
+    lm, art = load_artifact_model(out)
+    assert isinstance(lm.model.lm_head, QLinear) and lm.model.lm_head.qweight.bits == 8
+    assert "lm_head" in art.linears and not lm.model.config.tie_word_embeddings
+    with torch.no_grad():
+        logits = lm.model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
+    assert torch.isfinite(logits).all()

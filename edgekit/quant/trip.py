@@ -33,9 +33,10 @@ class TokenReservoir:
         self.rows.append(x[take].float())
 
     def tensor(self) -> torch.Tensor:
-        """The kept rows ``[<= capacity, K]``."""
+        """The kept rows ``[<= capacity, K]``, shuffled, so any prefix is a sample of every batch."""
         if len(self.rows) > 1:
-            self.rows = [torch.cat(self.rows)]
+            allr = torch.cat(self.rows)
+            self.rows = [allr[torch.randperm(allr.shape[0], generator=self.gen)]]
         return self.rows[0]
 
 
