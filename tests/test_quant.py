@@ -158,3 +158,24 @@ def test_awq_search_prefers_scaling_salient_channels():
     w = torch.randn(32, 64) * 0.05
     s, alpha = search_scales(x, [w], 4, 32, True)
     assert alpha > 0 and s[:4].mean() > s[4:].mean()
+
+
+def test_bert_folds_leave_minilm_unchanged():
+    """Every fold the BERT family declares is exact (a fold into a LayerNorm that also feeds the residual is not)."""
+    from edgekit.models import load_model
+    from edgekit.quant.awq import fold_scales
+    from edgekit.quant.families import BERT
+
+    lm = load_model("minilm-l6")
+    enc = lm.tokenizer(["A short sentence to embed.", "Another one, a little longer than the first."],
+                       padding=True, return_tensors="pt")
+    gen = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        before = lm.model(**enc).last_hidden_state
+        for block in BERT.layers(lm.model):
+            for gi, producer, kind in BERT.scale_folds:
+                lins = [block.get_submodule(n) for n in BERT.input_groups[gi]]
+                s = torch.rand(lins[0].in_features, generator=gen) * 3 + 0.25
+                fold_scales(block.get_submodule(producer), "norm" if kind == "norm" else "rows", lins, s)
+        after = lm.model(**enc).last_hidden_state
+    assert (after - before).abs().max() < 1e-3

@@ -77,8 +77,9 @@ BERT = Family(
     attention=None,
     mix_linears=(),
     head=None,
-    # q/k/v read the previous block's LayerNorm and output.dense reads GELU(intermediate): no exact fold there
-    scale_folds=((1, "attention.self.value", "rows"), (2, "attention.output.LayerNorm", "norm")),
+    # Only the value rows fold exactly: q/k/v and intermediate.dense read LayerNorm outputs that are also the
+    # residual stream (scaling them would change the residual), and output.dense reads GELU(intermediate).
+    scale_folds=((1, "attention.self.value", "rows"),),
 )
 
 FAMILIES = {f.name: f for f in (LLAMA, BERT)}
