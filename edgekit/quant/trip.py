@@ -74,13 +74,11 @@ def trip_factors(x: torch.Tensor, max_exp: int, qmax: int = 127) -> tuple[torch.
     return torch.stack(errs).argmin(0), s
 
 
-@torch.no_grad()
 def fold_trip(norm: nn.Module, linears: list[nn.Linear], a: torch.Tensor) -> None:
     """Fold factors ``2^a`` into a norm's weight (divide) and the consuming linears' input columns (multiply).
 
     Exact in float arithmetic: powers of two only change exponents.
     """
-    f = torch.exp2(a.to(torch.float32))
-    norm.weight.div_(f.to(norm.weight.dtype))
-    for lin in linears:
-        lin.weight.mul_(f.to(lin.weight.dtype)[None, :])
+    from edgekit.quant.awq import fold_scales
+
+    fold_scales(norm, "norm", linears, torch.exp2(a.to(torch.float32)))
