@@ -49,6 +49,14 @@ def info(as_json):
         render_info(data)
 
 
+def _set_threads(threads: int | None) -> None:
+    """Apply ``--threads`` to torch (imported only when the option is given)."""
+    if threads:
+        import torch
+
+        torch.set_num_threads(threads)
+
+
 def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], title: str) -> None:
     """Print result rows as a rich table; ``columns`` are (key, header, format)."""
     from rich.console import Console
@@ -115,10 +123,7 @@ def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, threads, as_
     """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders)."""
     from edgekit.evaluate import evaluate
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json)
     if as_json:
         click.echo(json.dumps(res, indent=2))
@@ -148,10 +153,7 @@ def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, thread
     """Generate text from MODEL or an artifact, streamed as it is produced."""
     from edgekit.generate import generate
 
-    if threads:
-        import torch
-
-        torch.set_num_threads(threads)
+    _set_threads(threads)
     click.echo(prompt, nl=False)
     generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True)
 

@@ -61,18 +61,18 @@ def bits_per_weight(model) -> dict:
     from edgekit.quant.modules import QLinear
 
     qbits = qn = 0.0
+    seen: set[int] = set()  # storage already counted; QLinear's dequantized weight cache is not stored
     for m in model.modules():
         if isinstance(m, QLinear):
             n = m.in_features * m.out_features
             qbits += n * m.qweight.bits_per_weight()
             qn += n
-    seen, fbits, fn = set(), 0.0, 0.0
+            seen.add(m.weight.data_ptr())
+    fbits = fn = 0.0
     for p in list(model.parameters()) + list(model.buffers()):
         if p.data_ptr() in seen or not p.is_floating_point():
             continue
         seen.add(p.data_ptr())
-        if any(p is getattr(m, "weight", None) for m in model.modules() if isinstance(m, QLinear)):
-            continue
         fbits += p.numel() * p.element_size() * 8
         fn += p.numel()
     return {"bits_per_weight": qbits / qn if qn else 32.0,

@@ -46,16 +46,8 @@ float row_amax_avx2(const float* x, int64_t k) {
     h = _mm_max_ps(h, _mm_movehl_ps(h, h));
     h = _mm_max_ss(h, _mm_shuffle_ps(h, h, 1));
     float amax = _mm_cvtss_f32(h);
-    bool saw_nan = _mm256_movemask_ps(nan) != 0;
-    for (; i < k; ++i) {  // scalar tail, same rule as the reference
-        const float a = fabsf(x[i]);
-        if (a > amax) {
-            amax = a;
-        } else if (a != a) {
-            saw_nan = true;
-        }
-    }
-    return saw_nan ? NAN : amax;
+    // scalar tail, same rule as the reference
+    return ek_q8_amax_from(x, i, k, amax, _mm256_movemask_ps(nan) != 0);
 }
 
 // 8 floats → 8 int32 codes: round half to even, NaN → 0, clamp to ±qmax.

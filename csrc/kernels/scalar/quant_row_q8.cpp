@@ -9,24 +9,6 @@
 #include "../quant_row_q8_common.h"
 #include "edgekit/kernels.h"
 
-namespace {
-
-// max |x| over one row; NaN anywhere makes the result NaN, as numpy's max does.
-float row_amax(const float* x, int64_t k) {
-    float amax = 0.0f;
-    bool saw_nan = false;
-    for (int64_t i = 0; i < k; ++i) {
-        const float a = fabsf(x[i]);
-        if (a > amax) {
-            amax = a;
-        } else if (a != a) {
-            saw_nan = true;
-        }
-    }
-    return saw_nan ? NAN : amax;
-}
-
-}  // namespace
 
 extern "C" void ek_quant_row_q8__scalar(const float* x, int64_t m, int64_t k, int qmax, int8_t* q, float* scales) {
     assert(m >= 0 && k >= 0);
@@ -38,7 +20,7 @@ extern "C" void ek_quant_row_q8__scalar(const float* x, int64_t m, int64_t k, in
         const float* xr = x + r * k;
         int8_t* qr = q + r * k;
 
-        const float amax = row_amax(xr, k);
+        const float amax = ek_q8_amax_from(xr, 0, k, 0.0f, false);
         const float inv = ek_q8_inv(amax, qmax);
         for (int64_t i = 0; i < k; ++i) qr[i] = ek_q8_code(xr[i], inv, fqmax);
         scales[r] = amax / fqmax;
