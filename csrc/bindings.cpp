@@ -12,6 +12,8 @@
 
 #include "edgekit/dispatch.h"
 #include "edgekit/formats.h"
+#include "edgekit/linear.h"
+#include "edgekit/threadpool.h"
 
 namespace py = pybind11;
 
@@ -49,6 +51,108 @@ py::tuple quant_row_q8(const py::array& x, int qmax, const std::string& impl) {
         fn(src, m, k, qmax, q, s);
     }
     return py::make_tuple(codes, scales);
+}
+
+template <typename T>
+const T* checked(const py::array& a, const char* what, int ndim, const char* dtype_name) {
+    if (!a.dtype().is(py::dtype::of<T>())) {
+        throw py::value_error(std::string(what) + " must be " + dtype_name + ", got " + std::string(py::str(a.dtype())));
+    }
+    if (a.ndim() != ndim) {
+        throw py::value_error(std::string(what) + " must be " + std::to_string(ndim) + "-D, got " +
+                              std::to_string(a.ndim()) + "-D");
+    }
+    if (!(a.flags() & py::array::c_style)) {
+        throw py::value_error(std::string(what) + " must be C-contiguous (use np.ascontiguousarray)");
+    }
+    return static_cast<const T*>(a.data());
+}
+
+// A weight matrix in the q4x4 kernel layout; keeps its two arrays alive.
+class PackedQ4x4 {
+public:
+    PackedQ4x4(py::array qs, py::array d, int64_t n, int64_t k) : qs_(std::move(qs)), d_(std::move(d)) {
+        if (n <= 0 || k <= 0 || k % EK_Q4_BLOCK) {
+            throw py::value_error("q4x4 needs n > 0 and k a positive multiple of 32, got n=" + std::to_string(n) +
+                                  " k=" + std::to_string(k));
+        }
+        const int64_t tiles = (n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS, nb = k / EK_Q4_BLOCK;
+        view_ = {checked<uint8_t>(qs_, "qs", 1, "uint8"), checked<uint16_t>(d_, "d", 1, "uint16"), n, k};
+        if (qs_.shape(0) != tiles * nb * EK_Q4X4_TILE_QS_BYTES || d_.shape(0) != tiles * nb * EK_Q4X4_ROWS) {
+            throw py::value_error("q4x4 arrays do not match n=" + std::to_string(n) + " k=" + std::to_string(k) +
+                                  ": expected qs of " + std::to_string(tiles * nb * EK_Q4X4_TILE_QS_BYTES) +
+                                  " bytes and d of " + std::to_string(tiles * nb * EK_Q4X4_ROWS) + " scales");
+        }
+    }
+
+    int64_t n() const { return view_.n; }
+    int64_t k() const { return view_.k; }
+    int64_t nbytes() const { return qs_.nbytes() + d_.nbytes(); }
+
+    py::array_t<float> gemm(const py::array& xq, const py::array& xs, const std::string& impl) const {
+        const int8_t* q = checked<int8_t>(xq, "xq", 2, "int8");
+        const float* s = checked<float>(xs, "xs", 1, "float32");
+        const int64_t m = xq.shape(0);
+        if (xq.shape(1) != view_.k) throw py::value_error(shape_msg("xq", xq.shape(1)));
+        if (xs.shape(0) != m) throw py::value_error("xs must have one scale per row of xq");
+        const ek_gemm_q4x4_q8_fn fn = edgekit::gemm_q4x4_q8_impl(impl);
+        py::array_t<float> y({m, view_.n});
+        float* out = y.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            edgekit::gemm_q4x4(view_, q, s, m, out, fn);
+        }
+        return y;
+    }
+
+    py::array_t<float> linear(const py::array& x, const py::object& qmax, const std::string& impl) const {
+        const float* src = checked<float>(x, "x", 2, "float32");
+        const int64_t m = x.shape(0);
+        if (x.shape(1) != view_.k) throw py::value_error(shape_msg("x", x.shape(1)));
+        py::array_t<int32_t> rows;
+        const int32_t* qrows = nullptr;
+        if (!qmax.is_none()) {
+            rows = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(qmax);
+            if (!rows || rows.ndim() != 1 || rows.shape(0) != m) {
+                throw py::value_error("qmax must be None or an int array with one entry per row of x");
+            }
+            for (int64_t i = 0; i < m; ++i) {
+                if (rows.at(i) < 1 || rows.at(i) > 127) throw py::value_error("qmax entries must lie in 1..127");
+            }
+            qrows = rows.data();
+        }
+        const ek_gemm_q4x4_q8_fn fn = edgekit::gemm_q4x4_q8_impl(impl);
+        const ek_quant_row_q8_fn quant = edgekit::quant_row_q8_impl("");
+        py::array_t<float> y({m, view_.n});
+        float* out = y.mutable_data();
+        {
+            py::gil_scoped_release nogil;
+            edgekit::linear_q4x4(view_, src, m, qrows, out, fn, quant);
+        }
+        return y;
+    }
+
+private:
+    std::string shape_msg(const char* what, int64_t got) const {
+        return std::string(what) + " has K=" + std::to_string(got) + " columns, the weight has K=" +
+               std::to_string(view_.k);
+    }
+
+    py::array qs_, d_;
+    ek_q4x4 view_{};
+};
+
+py::tuple pack_q4x4(const py::array& rows, int64_t n, int64_t k) {
+    const uint8_t* src = checked<uint8_t>(rows, "rows", 1, "uint8");
+    if (k % EK_Q4_BLOCK || n <= 0) throw py::value_error("pack_q4x4 needs n > 0 and k a multiple of 32");
+    const int64_t nb = k / EK_Q4_BLOCK, tiles = (n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS;
+    if (rows.nbytes() != n * nb * (int64_t)sizeof(ek_block_q4_0)) {
+        throw py::value_error("rows must hold n * k / 32 Q4_0 blocks of 18 bytes");
+    }
+    py::array_t<uint8_t> qs(tiles * nb * EK_Q4X4_TILE_QS_BYTES);
+    py::array_t<uint16_t> d(tiles * nb * EK_Q4X4_ROWS);
+    ek_pack_q4x4(reinterpret_cast<const ek_block_q4_0*>(src), n, k, qs.mutable_data(), d.mutable_data());
+    return py::make_tuple(qs, d);
 }
 
 py::dict cpu_features_dict() {
@@ -89,6 +193,23 @@ PYBIND11_MODULE(_C, m) {
           "The implementation the dispatched entry of `op` uses; honours EDGEKIT_KERNELS (RuntimeError when it "
           "names something unknown, not compiled or unsupported).");
     m.def("build_info", &build_info, "Compiler, compiled ISA families and the layout constants of formats.h.");
+
+    m.def("set_num_threads", &edgekit::set_num_threads, py::arg("n"),
+          "Threads of the kernels' pool (n <= 0: all cores). Results do not depend on it.");
+    m.def("get_num_threads", &edgekit::get_num_threads, "Threads of the kernels' pool.");
+    m.def("pack_q4x4", &pack_q4x4, py::arg("rows"), py::arg("n"), py::arg("k"),
+          "Repack GGUF Q4_0 rows (uint8 bytes of n * k/32 blocks) into the q4x4 layout → (qs uint8, d uint16).");
+    py::class_<PackedQ4x4>(m, "PackedQ4x4", "A [n, k] int4 weight in the q4x4 kernel layout (formats.h).")
+        .def(py::init<py::array, py::array, int64_t, int64_t>(), py::arg("qs"), py::arg("d"), py::arg("n"),
+             py::arg("k"))
+        .def_property_readonly("n", &PackedQ4x4::n)
+        .def_property_readonly("k", &PackedQ4x4::k)
+        .def_property_readonly("nbytes", &PackedQ4x4::nbytes)
+        .def("gemm", &PackedQ4x4::gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "",
+             "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m].")
+        .def("linear", &PackedQ4x4::linear, py::arg("x"), py::arg("qmax") = py::none(), py::arg("impl") = "",
+             "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127) then "
+             "the W4A8 matmul.");
 
     m.def("quant_row_q8", &quant_row_q8, py::arg("x"), py::arg("qmax") = EK_Q8_ROW_QMAX, py::arg("impl") = "",
           "Per-row symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 [M]).\n\n"

@@ -146,6 +146,23 @@ const std::vector<Op>& tables() {
              {"avx512", erase(&ek_quant_row_q8__avx512), kAVX512F | kAVX512BW | kAVX512VL},
 #endif
          }},
+        {"gemm_q4x4_q8",
+         {
+             {"scalar", erase(&ek_gemm_q4x4_q8__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_gemm_q4x4_q8__avx2), kAVX2 | kFMA | kF16C},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+             {"avx512vnni", erase(&ek_gemm_q4x4_q8__avx512vnni),
+              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+             {"neon", erase(&ek_gemm_q4x4_q8__neon), kNEON},
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+             {"neondot", erase(&ek_gemm_q4x4_q8__neondot), kNEON | kDOTPROD},
+#endif
+         }},
     };
     return t;
 }
@@ -290,6 +307,9 @@ std::vector<std::string> compiled_isas() {
 #if defined(EDGEKIT_HAVE_NEON)
     out.emplace_back("neon");
 #endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+    out.emplace_back("neondot");
+#endif
     return out;
 }
 
@@ -308,11 +328,24 @@ ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl) {
     return reinterpret_cast<ek_quant_row_q8_fn>(chosen.fn);
 }
 
+ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q8") : named_impl("gemm_q4x4_q8", impl);
+    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+}
+
 }  // namespace edgekit
 
 extern "C" ek_quant_row_q8_fn ek_dispatch_quant_row_q8(void) {
     try {
         return edgekit::quant_row_q8_impl("");
+    } catch (...) {
+        return nullptr;
+    }
+}
+
+extern "C" ek_gemm_q4x4_q8_fn ek_dispatch_gemm_q4x4_q8(void) {
+    try {
+        return edgekit::gemm_q4x4_q8_impl("");
     } catch (...) {
         return nullptr;
     }

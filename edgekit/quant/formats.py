@@ -117,3 +117,49 @@ def quantize_rows_q8(x: np.ndarray, qmax: int = Q8_ROW_QMAX) -> tuple[np.ndarray
         inv = np.where(amax > 0, np.float32(qmax) / amax, np.float32(0)).astype(np.float32)
     q = np.clip(np.rint(x * inv[:, None]), -qmax, qmax).astype(np.int8)
     return q, (amax / np.float32(qmax)).astype(np.float32)
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# Kernel layout "q4x4" (formats.h): symmetric int4 g32 rows padded to a multiple of four, grouped in tiles of four
+# rows; tile t, block j holds the four rows' 16 qs bytes (64 bytes) and their four fp16 scales.
+# ----------------------------------------------------------------------------------------------------------------
+Q4X4_ROWS = 4
+
+
+def q4_0_rows(packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
+    """GGUF Q4_0 bytes ``[N, K/32 * 18]`` (fp16 scale then 16 qs bytes per block) from group-32 packed codes."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    n, kh = packed.shape
+    nb = kh * 2 // Q4_0_BLOCK
+    d = np.ascontiguousarray(np.asarray(scales, dtype=np.float16).reshape(n, nb)).view(np.uint8).reshape(n, nb, 2)
+    return np.concatenate([d, packed.reshape(n, nb, Q4_0_BLOCK // 2)], axis=2).reshape(n, nb * 18)
+
+
+def pack_q4x4(packed: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Repack symmetric group-32 weights (``pack_int4`` bytes ``[N, K/2]``, fp16 scales ``[N, K/32]``) into the
+    q4x4 arrays ``(qs uint8 [T * nb * 64], d uint16 [T * nb * 4])``; padding rows get codes 8 and scale 0."""
+    packed = np.asarray(packed, dtype=np.uint8)
+    n, kh = packed.shape
+    nb = kh * 2 // Q4_0_BLOCK
+    tiles = -(-n // Q4X4_ROWS)
+    qs = np.full((tiles * Q4X4_ROWS, nb, Q4_0_BLOCK // 2), 0x88, dtype=np.uint8)
+    qs[:n] = packed.reshape(n, nb, Q4_0_BLOCK // 2)
+    d = np.zeros((tiles * Q4X4_ROWS, nb), dtype=np.uint16)
+    d[:n] = np.asarray(scales, dtype=np.float16).reshape(n, nb).view(np.uint16)
+    qs = qs.reshape(tiles, Q4X4_ROWS, nb, -1).transpose(0, 2, 1, 3)  # [tile, block, row, 16]
+    d = d.reshape(tiles, Q4X4_ROWS, nb).transpose(0, 2, 1)
+    return np.ascontiguousarray(qs).reshape(-1), np.ascontiguousarray(d).reshape(-1)
+
+
+def gemm_q4_q8_reference(packed: np.ndarray, scales: np.ndarray, xq: np.ndarray,
+                         xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """numpy ground truth of the W4A8 matmul (kernels.h): returns ``(y float64 [M, N], block sums int64 [M, N, nb])``
+    where the block sums are the exact integers ``sum (q - 8) * xq`` every kernel must reproduce."""
+    codes = unpack_int4(packed, Q4_0_BLOCK).astype(np.int64) - 8
+    n, k = codes.shape
+    nb = k // Q4_0_BLOCK
+    xq = np.asarray(xq, dtype=np.int64)
+    blocks = np.einsum("nbc,mbc->mnb", codes.reshape(n, nb, Q4_0_BLOCK), xq.reshape(-1, nb, Q4_0_BLOCK))
+    d = np.asarray(scales, dtype=np.float16).astype(np.float64).reshape(n, nb)
+    y = (blocks * d[None]).sum(-1) * np.asarray(xs, dtype=np.float64)[:, None]
+    return y, blocks

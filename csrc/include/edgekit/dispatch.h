@@ -56,6 +56,7 @@ std::string compiler();
 // Typed entry: `impl` empty → the selected implementation; otherwise that named one.
 // Throws std::invalid_argument when a named impl is not compiled or not supported by this CPU.
 ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl = "");
+ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl = "");
 
 }  // namespace edgekit
 #endif  // __cplusplus
@@ -66,6 +67,7 @@ extern "C" {
 
 // C entry for the runtime: the dispatched quantizer, or NULL when EDGEKIT_KERNELS makes selection fail.
 ek_quant_row_q8_fn ek_dispatch_quant_row_q8(void);
+ek_gemm_q4x4_q8_fn ek_dispatch_gemm_q4x4_q8(void);
 
 #ifdef __cplusplus
 }

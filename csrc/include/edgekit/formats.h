@@ -55,6 +55,28 @@ typedef struct ek_block_q4_1 {
 #define EK_Q8_ROW_QMAX 127   // int8 activations (formats.Q8_ROW_QMAX)
 #define EK_Q4_ACT_QMAX 7     // int4 activations for W4A4 tokens (formats.Q4_ACT_QMAX)
 
+// ---------------------------------------------------------------------------------------------------------------
+// Kernel layout "q4x4": symmetric int4 group-32 weights repacked for the matmul kernels (formats.pack_q4x4 in
+// Python, ek_pack_q4x4 in C). Rows are padded to a multiple of EK_Q4X4_ROWS with zero weights (codes 8, scale 0)
+// and grouped into tiles of four rows; with nb = K / 32 blocks per row, tile t and block j hold
+//
+//   qs[(t * nb + j) * 64 + r * 16 + b] = byte b of the Q4_0 qs of row 4t + r, block j   (group-split nibbles)
+//   d [(t * nb + j) * 4 + r]           = fp16 scale bits of row 4t + r, block j
+//
+// so one 64-byte cache line carries one block of four rows and a kernel streams both arrays front to back. The
+// bytes are Q4_0's, only reordered: packing is lossless and GGUF Q4_0 rows can be packed directly.
+// ---------------------------------------------------------------------------------------------------------------
+#define EK_Q4X4_ROWS 4
+#define EK_Q4X4_TILE_QS_BYTES (EK_Q4X4_ROWS * EK_Q4_BLOCK / 2)  // 64
+
+// A read-only view of a q4x4 matrix [n, k]; k is a multiple of 32, the arrays cover ceil(n / 4) tiles.
+typedef struct ek_q4x4 {
+    const uint8_t* qs;
+    const uint16_t* d;
+    int64_t n;
+    int64_t k;
+} ek_q4x4;
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif
@@ -66,6 +88,7 @@ static_assert(sizeof(ek_block_q4_1) == 20, "ek_block_q4_1 must be 20 bytes (GGUF
 static_assert(offsetof(ek_block_q4_0, qs) == 2, "Q4_0 codes follow the fp16 scale");
 static_assert(offsetof(ek_block_q4_1, qs) == 4, "Q4_1 codes follow the fp16 scale and min");
 static_assert(EK_Q4_BLOCK % 2 == 0, "a group must hold an even number of codes");
+static_assert(EK_Q4X4_TILE_QS_BYTES == 64, "a q4x4 tile block is one 64-byte line");
 #else
 _Static_assert(sizeof(ek_block_q4_0) == 18, "ek_block_q4_0 must be 18 bytes (GGUF Q4_0)");
 _Static_assert(sizeof(ek_block_q4_1) == 20, "ek_block_q4_1 must be 20 bytes (GGUF Q4_1)");

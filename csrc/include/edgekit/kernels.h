@@ -31,6 +31,57 @@ void ek_quant_row_q8__avx2(const float* x, int64_t m, int64_t k, int qmax, int8_
 #if defined(EDGEKIT_HAVE_AVX512)
 void ek_quant_row_q8__avx512(const float* x, int64_t m, int64_t k, int qmax, int8_t* q, float* scales);
 #endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_quant_row_q8__neon(const float* x, int64_t m, int64_t k, int qmax, int8_t* q, float* scales);
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// W4A8 matmul on the q4x4 layout (formats.h):
+//
+//   y[i, n] = xs[i] * sum_j  fp32(d[n, j]) * (float)( sum_{c < 32} q[n, 32j + c] * xq[i, 32j + c]  -  8 * xbsum[i, j] )
+//
+// for the rows n of the tiles [t0, t1) (rows >= w->n, the padding, are not written), tokens i < m.
+//   xq     int8 [m, k] activation codes (ek_quant_row_q8), xs float32 [m] their per-row scales
+//   xbsum  int32 [m, k / 32] sums of each block of xq (ek_block_sums_q8), for the -8 offset of the weight codes
+//   y      float32, row i starts at y + i * ldy
+// The integer part of every block (the parenthesis) is exact in every implementation; only the order in which the
+// float block terms are added differs between ISAs. k must be a multiple of 32.
+// ---------------------------------------------------------------------------------------------------------------
+typedef void (*ek_gemm_q4x4_q8_fn)(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                   int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
+
+void ek_gemm_q4x4_q8__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                             float* y, int64_t ldy, int64_t t0, int64_t t1);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_gemm_q4x4_q8__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                           float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+void ek_gemm_q4x4_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                 int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_gemm_q4x4_q8__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                           float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                              float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
+// Helpers shared by every ISA (plain C++, the compiler vectorizes them): not dispatched.
+// ---------------------------------------------------------------------------------------------------------------
+
+// xbsum[i, j] = sum of the 32 codes of block j of row i; k a multiple of 32.
+void ek_block_sums_q8(const int8_t* xq, int64_t m, int64_t k, int32_t* xbsum);
+
+// Repack n rows of GGUF Q4_0 blocks (k / 32 blocks per row, row-major) into q4x4 arrays of
+// ceil(n / 4) * (k / 32) * 64 bytes (qs) and ceil(n / 4) * (k / 32) * 4 scales (d).
+void ek_pack_q4x4(const ek_block_q4_0* rows, int64_t n, int64_t k, uint8_t* qs, uint16_t* d);
+
+// IEEE half bits → float, exactly (subnormals, inf and NaN included).
+float ek_fp16_to_fp32(uint16_t h);
 
 #ifdef __cplusplus
 }  // extern "C"

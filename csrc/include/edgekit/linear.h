@@ -1,0 +1,24 @@
+// Whole-matrix entry points over the dispatched kernels: activation quantization, block sums and the W4A8 matmul
+// split over the thread pool. Used by the Python module and the C++ runtime alike.
+#ifndef EDGEKIT_LINEAR_H
+#define EDGEKIT_LINEAR_H
+
+#include <cstdint>
+
+#include "edgekit/kernels.h"
+
+namespace edgekit {
+
+// y[m, n] (row stride n) = W xq for pre-quantized activations (codes xq [m, k], per-row scales xs [m]).
+// gemm null → the dispatched implementation.
+void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y,
+               ek_gemm_q4x4_q8_fn gemm = nullptr);
+
+// y[m, n] = W x for float activations x [m, k]: each row is quantized with its own qmax (qmax_rows [m], e.g. 7 for
+// the W4A4 tokens; null → 127 for all), then gemm_q4x4. Null function pointers → the dispatched implementations.
+void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
+                 ek_gemm_q4x4_q8_fn gemm = nullptr, ek_quant_row_q8_fn quant = nullptr);
+
+}  // namespace edgekit
+
+#endif  // EDGEKIT_LINEAR_H

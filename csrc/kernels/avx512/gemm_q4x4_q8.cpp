@@ -1,0 +1,81 @@
+// W4A8 matmul on the q4x4 layout, AVX-512 VNNI (kernels.h has the formula; scalar/gemm_q4x4_q8.cpp the reference).
+//
+// One 512-bit load is one block of a four-row tile: 128-bit lane r holds row r's 16 nibble bytes. Low nibbles are
+// codes 0..15 and high nibbles codes 16..31 of the block, so each half meets the matching 16 activations broadcast
+// to all four lanes, and vpdpbusd (u8 codes x s8 activations, four products per int32 lane) leaves every row's
+// block sum spread over its lane's four int32s. The -8 offset of the codes is taken off lane 0 of each row as
+// 8 * (block sum of the activations): the integer block sums are then exact. Up to four tokens share each unpacked
+// block (prefill); one float accumulator per token holds the scaled block sums until the end of the row.
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "edgekit/kernels.h"
+
+namespace {
+
+// [d0 d1 d2 d3] fp16 → each scale repeated over its row's four lanes
+inline __m512 load_scales(const uint16_t* d) {
+    const __m128 d4 = _mm_cvtph_ps(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(d)));
+    const __m512i idx = _mm512_setr_epi32(0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2, 3, 3, 3, 3);
+    return _mm512_permutexvar_ps(idx, _mm512_castps128_ps512(d4));
+}
+
+// sums of the four lanes of each 128-bit quarter → [row0, row1, row2, row3]
+inline __m128 reduce_rows(__m512 acc) {
+    const __m128 r0 = _mm512_castps512_ps128(acc);
+    const __m128 r1 = _mm512_extractf32x4_ps(acc, 1);
+    const __m128 r2 = _mm512_extractf32x4_ps(acc, 2);
+    const __m128 r3 = _mm512_extractf32x4_ps(acc, 3);
+    return _mm_hadd_ps(_mm_hadd_ps(r0, r1), _mm_hadd_ps(r2, r3));
+}
+
+template <int MR>
+void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs, const int32_t* xbsum, float* y,
+                 int64_t ldy) {
+    const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
+    const __m512i nib = _mm512_set1_epi8(EK_Q4_LO_MASK);
+    const uint8_t* qs = w->qs + t * nb * EK_Q4X4_TILE_QS_BYTES;
+    const uint16_t* ds = w->d + t * nb * EK_Q4X4_ROWS;
+    __m512 acc[MR];
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+    for (int64_t j = 0; j < nb; ++j) {
+        const __m512i v = _mm512_loadu_si512(qs + j * EK_Q4X4_TILE_QS_BYTES);
+        const __m512i lo = _mm512_and_si512(v, nib);                         // codes 0..15 of each row
+        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);  // codes 16..31
+        const __m512 d = load_scales(ds + j * EK_Q4X4_ROWS);
+        for (int i = 0; i < MR; ++i) {
+            const int8_t* xb = xq + i * k + j * EK_Q4_BLOCK;
+            const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb)));
+            const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 16)));
+            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo);  // 4 products per int32 lane
+            dot = _mm512_dpbusd_epi32(dot, hi, xhi);
+            // codes are q - 8: take 8 * sum(x) off the first lane of every row
+            dot = _mm512_mask_sub_epi32(dot, 0x1111, dot, _mm512_set1_epi32(EK_Q4_SYM_ZERO * xbsum[i * nb + j]));
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[i]);
+        }
+    }
+    const int rows = (int)((w->n - t * EK_Q4X4_ROWS) < EK_Q4X4_ROWS ? (w->n - t * EK_Q4X4_ROWS) : EK_Q4X4_ROWS);
+    const __mmask8 keep = (__mmask8)((1u << rows) - 1);
+    for (int i = 0; i < MR; ++i) {
+        const __m128 out = _mm_mul_ps(reduce_rows(acc[i]), _mm_set1_ps(xs[i]));
+        _mm_mask_storeu_ps(y + i * ldy + t * EK_Q4X4_ROWS, keep, out);  // padding rows are never written
+    }
+}
+
+}  // namespace
+
+extern "C" void ek_gemm_q4x4_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs,
+                                            const int32_t* xbsum, int64_t m, float* y, int64_t ldy, int64_t t0,
+                                            int64_t t1) {
+    const int64_t nb = w->k / EK_Q4_BLOCK;
+    for (int64_t t = t0; t < t1; ++t) {
+        int64_t i = 0;
+        for (; i + 4 <= m; i += 4) tile_tokens<4>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy);
+        switch (m - i) {
+            case 3: tile_tokens<3>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
+            case 2: tile_tokens<2>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
+            case 1: tile_tokens<1>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
+            default: break;
+        }
+    }
+}

@@ -1,0 +1,48 @@
+// linear_q4x4 / gemm_q4x4: the matmul over whole matrices (linear.h).
+//
+// Work is split by output tiles (four rows each) so every thread streams its own slice of the weights once; each
+// output is computed by the same code whichever slice it is in, so the thread count never changes a result.
+#include "edgekit/linear.h"
+
+#include <algorithm>
+#include <stdexcept>
+#include <vector>
+
+#include "edgekit/dispatch.h"
+#include "edgekit/threadpool.h"
+
+namespace edgekit {
+namespace {
+
+// Below about this many multiply-adds per thread, waking another thread costs more than it saves.
+constexpr int64_t kMinMacsPerThread = 1 << 17;
+
+}  // namespace
+
+void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm) {
+    if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
+    if (!gemm) gemm = gemm_q4x4_q8_impl("");
+    if (m <= 0 || w.n <= 0) return;
+    std::vector<int32_t> bsums((size_t)(m * (w.k / EK_Q4_BLOCK)));
+    ek_block_sums_q8(xq, m, w.k, bsums.data());
+    const int64_t tiles = (w.n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS;
+    const int64_t macs_per_tile = m * w.k * EK_Q4X4_ROWS;
+    const int64_t grain = std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(macs_per_tile, 1));
+    const int32_t* bs = bsums.data();
+    parallel_for(tiles, grain, [&](int64_t t0, int64_t t1) { gemm(&w, xq, xs, bs, m, y, w.n, t0, t1); });
+}
+
+void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
+                 ek_gemm_q4x4_q8_fn gemm, ek_quant_row_q8_fn quant) {
+    if (!quant) quant = quant_row_q8_impl("");
+    std::vector<int8_t> xq((size_t)(m * w.k));
+    std::vector<float> xs((size_t)m);
+    if (!qmax_rows) {
+        quant(x, m, w.k, EK_Q8_ROW_QMAX, xq.data(), xs.data());
+    } else {
+        for (int64_t i = 0; i < m; ++i) quant(x + i * w.k, 1, w.k, qmax_rows[i], xq.data() + i * w.k, &xs[i]);
+    }
+    gemm_q4x4(w, xq.data(), xs.data(), m, y, gemm);
+}
+
+}  // namespace edgekit
