@@ -14,12 +14,12 @@ from edgekit.config import AgileQuantConfig, register_handler
 from edgekit.errors import EdgekitError
 from edgekit.quant import attention as attn
 from edgekit.quant.awq import fold_scales, search_scales
-from edgekit.quant.calibrate import capture_block_inputs, run_block
+from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_block
 from edgekit.quant.families import Family
 from edgekit.quant.gptq import HessianAccumulator, gptq_quantize
 from edgekit.quant.modules import QLinear, TokenMix
 from edgekit.quant.trip import TokenReservoir, fold_trip, mse_tensor_scale, trip_factors
-from edgekit.quant.weights import rtn_quantize
+from edgekit.quant.weights import rtn_quantize, split_rows
 
 
 def attach_attention(model: nn.Module, family: Family, cfg: AgileQuantConfig) -> list[TokenMix | None]:
@@ -45,7 +45,8 @@ def attach_attention(model: nn.Module, family: Family, cfg: AgileQuantConfig) ->
     return mixes
 
 
-def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samples: bool, n_batches: int):
+def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samples: bool, n_batches: int,
+                 precision: str = "fp32"):
     """Forward pre-hooks on the first linear of each input group; they collect Hessians and/or token samples."""
     hess: dict[int, HessianAccumulator] = {}
     samples: dict[int, TokenReservoir] = {}
@@ -56,7 +57,8 @@ def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samp
         def hook(mod, args, gi=gi):
             x = args[0]
             if want_hessian:
-                hess.setdefault(gi, HessianAccumulator(x.shape[-1])).add(x)
+                with matmul_precision(precision):
+                    hess.setdefault(gi, HessianAccumulator(x.shape[-1])).add(x)
             if want_samples:
                 samples.setdefault(gi, TokenReservoir(expected_batches=n_batches, seed=gi)).add(x)
 
@@ -64,12 +66,16 @@ def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samp
     return hess, samples, handles
 
 
-def _quantize_linear(lin: nn.Linear, cfg: AgileQuantConfig, h: torch.Tensor | None, name: str):
+def _quantize_group(lins: list[nn.Linear], cfg: AgileQuantConfig, h: torch.Tensor | None, name: str):
+    """Quantize the linears reading one input. GPTQ treats every output row on its own given the shared Hessian,
+    so the group's weights are stacked and solved in one pass (same result, one Cholesky, fewer column steps)."""
     w = cfg.weight
     if w.method == "gptq":
-        return gptq_quantize(lin.weight, h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
-                             w.scale_search, name)
-    return rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name)
+        stacked = torch.cat([lin.weight.detach() for lin in lins]) if len(lins) > 1 else lins[0].weight
+        qw = gptq_quantize(stacked, h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
+                           w.scale_search, name)
+        return split_rows(qw, [lin.weight.shape[0] for lin in lins])
+    return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name) for lin in lins]
 
 
 @register_handler(AgileQuantConfig)
@@ -96,9 +102,12 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
     report = {"blocks": len(layers), "linears": 0, "trip_channels_scaled": 0, "awq_alphas": []}
     for bi, block in enumerate(tqdm(layers, desc="quantize", unit="block", disable=not progress)):
         hess, samples, handles = _hook_inputs(block, family, cfg.weight.method == "gptq", static or cfg.weight.awq,
-                                               len(inputs))
+                                               len(inputs), cfg.weight.stats_precision)
+        # sequential: the float outputs are not needed, so the stats pass stops at the last hooked input
+        # (the input groups are listed in execution order)
+        last = block.get_submodule(family.input_groups[-1][0]) if cfg.weight.sequential else None
         try:
-            float_out = run_block(block, inputs, kwargs)
+            float_out = run_block(block, inputs, kwargs, stop_at=last)
         finally:
             for h in handles:
                 h.remove()
@@ -121,9 +130,9 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
                 else:
                     scales[gi] = mse_tensor_scale(x)
         for gi, group in enumerate(family.input_groups):
-            for name in group:
-                lin = block.get_submodule(name)
-                qw = _quantize_linear(lin, cfg, hess[gi].h if gi in hess else None, f"layers.{bi}.{name}")
+            lins = [block.get_submodule(name) for name in group]
+            qws = _quantize_group(lins, cfg, hess[gi].h if gi in hess else None, f"layers.{bi}." + "+".join(group))
+            for name, lin, qw in zip(group, lins, qws):
                 mix = mixes[bi] if name in family.mix_linears else None
                 q = QLinear(qw, lin.bias, cfg.activation.bits, cfg.activation.granularity, scales.get(gi), mix)
                 parent, _, child = name.rpartition(".")

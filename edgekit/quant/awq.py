@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from edgekit.quant.weights import rtn_quantize
+from edgekit.quant.weights import rtn_fake_quant
 
 _ALPHAS = tuple(i / 8 for i in range(9))
 _SEARCH_TOKENS = 2048  # enough to rank alphas; the search cost grows linearly with it
@@ -45,7 +45,7 @@ def search_scales(x: torch.Tensor, weights: list[torch.Tensor], bits: int, group
         if gqa is not None:
             s = _tie_gqa(s, *gqa)
         s = s / (s.max() * s.min()).sqrt()  # centre the scales around 1 so neither end under/overflows
-        outs = [x @ (rtn_quantize(w * s, bits, group_size, symmetric, False).dequantize() / s).T for w in weights]
+        outs = [x @ (rtn_fake_quant(w * s, bits, group_size, symmetric, False) / s).T for w in weights]
         err = float((torch.cat(outs, dim=1) - ref).pow(2).mean())
         if best[2] is None or err < best[2]:
             best = (s, alpha, err)

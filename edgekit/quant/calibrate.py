@@ -7,10 +7,30 @@ for every block because all calibration batches have the same shape.
 
 from __future__ import annotations
 
+import contextlib
+
 import torch
 from torch import nn
 
 from edgekit.quant.families import Family
+
+
+@contextlib.contextmanager
+def matmul_precision(precision: str):
+    """Within the block, fp32 matmuls run with bf16 inputs and fp32 accumulation (``"bf16"``) or in IEEE fp32.
+
+    oneDNN uses AMX / AVX512-BF16 for this where the CPU has them and plain fp32 elsewhere.
+    """
+    knob = getattr(getattr(torch.backends, "mkldnn", None), "matmul", None)
+    if precision == "fp32" or knob is None or not hasattr(knob, "fp32_precision"):
+        yield
+        return
+    old = knob.fp32_precision
+    knob.fp32_precision = "bf16"
+    try:
+        yield
+    finally:
+        knob.fp32_precision = old
 
 
 class _Stop(Exception):
@@ -84,11 +104,29 @@ def _kwargs_for(kwargs: dict, batch: int) -> dict:
 
 
 @torch.no_grad()
-def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict) -> list[torch.Tensor]:
-    """Run one block over every captured batch and return its outputs (the next block's inputs)."""
+def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict,
+              stop_at: nn.Module | None = None) -> list[torch.Tensor] | None:
+    """Run one block over every captured batch and return its outputs (the next block's inputs).
+
+    With ``stop_at`` the pass ends as each batch reaches that submodule (after its forward pre-hooks ran) and
+    returns None: a statistics-only pass need not compute what comes after the last hooked input.
+    """
     args = kwargs.get("__args__", ())
+    handle = None
+    if stop_at is not None:
+        def _stop(mod, a):
+            raise _Stop
+
+        handle = stop_at.register_forward_pre_hook(_stop)
     outs = []
-    for x in inputs:
-        y = block(x, *args, **_kwargs_for(kwargs, x.shape[0]))
-        outs.append((y[0] if isinstance(y, tuple) else y).detach())
-    return outs
+    try:
+        for x in inputs:
+            try:
+                y = block(x, *args, **_kwargs_for(kwargs, x.shape[0]))
+            except _Stop:
+                continue
+            outs.append((y[0] if isinstance(y, tuple) else y).detach())
+    finally:
+        if handle is not None:
+            handle.remove()
+    return None if stop_at is not None else outs

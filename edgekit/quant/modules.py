@@ -7,6 +7,8 @@ float32. ``x_q · w_q`` computed that way equals ``scale_x * scale_w * sum(int c
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -22,8 +24,9 @@ def fake_quant_per_token(x: torch.Tensor, qmax: int | torch.Tensor) -> torch.Ten
     amax = x.abs().amax(-1, keepdim=True)
     qmax_t = torch.as_tensor(qmax, dtype=x.dtype, device=x.device)
     inv = torch.where(amax > 0, qmax_t / amax, torch.zeros_like(amax))
-    q = torch.clamp(torch.round(x * inv), -qmax_t, qmax_t)
-    return q * (amax / qmax_t)
+    q = (x * inv).round_()
+    q = q.clamp_(-qmax, qmax) if isinstance(qmax, int) else torch.maximum(torch.minimum(q, qmax_t, out=q), -qmax_t, out=q)
+    return q.mul_(amax / qmax_t)
 
 
 def fake_quant_per_tensor(x: torch.Tensor, scale: torch.Tensor, qmax: int = 127) -> torch.Tensor:
@@ -58,6 +61,24 @@ class TokenMix:
         return qmax[..., None]
 
 
+class _OneSlotMemo:
+    """Remembers the last quantized input: weakly keyed on the tensor, guarded by its in-place version counter."""
+
+    def __init__(self):
+        self._ref, self._version, self._key, self._out = None, -1, None, None
+
+    def get(self, x: torch.Tensor, key: tuple) -> torch.Tensor | None:
+        if self._ref is not None and self._ref() is x and x._version == self._version and key == self._key:
+            return self._out
+        return None
+
+    def put(self, x: torch.Tensor, key: tuple, out: torch.Tensor) -> None:
+        self._ref, self._version, self._key, self._out = weakref.ref(x), x._version, key, out
+
+
+_LAST_INPUT = _OneSlotMemo()
+
+
 class QLinear(nn.Module):
     """A quantized ``nn.Linear`` replacement (fake-quant execution).
 
@@ -86,10 +107,17 @@ class QLinear(nn.Module):
         """The input as the integer kernel sees it (dequantized back to float)."""
         if self.act_bits >= 16:
             return x
+        # q/k/v (and gate/up) read the same tensor with the same rule: quantize it once
+        key = (self.act_mode, None if self.act_scale is None else float(self.act_scale), id(self.mix))
+        hit = _LAST_INPUT.get(x, key)
+        if hit is not None:
+            return hit
         if self.act_mode == "per_tensor":
-            return fake_quant_per_tensor(x, self.act_scale)
-        qmax = self.mix.qmax(x) if self.mix is not None else 127
-        return fake_quant_per_token(x, qmax)
+            out = fake_quant_per_tensor(x, self.act_scale)
+        else:
+            out = fake_quant_per_token(x, self.mix.qmax(x) if self.mix is not None else 127)
+        _LAST_INPUT.put(x, key, out)
+        return out
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return F.linear(self.quantize_input(x.float()), self.weight, self.bias)
