@@ -50,11 +50,14 @@ def info(as_json):
 
 
 def _set_threads(threads: int | None) -> None:
-    """Apply ``--threads`` to torch (imported only when the option is given)."""
+    """Apply ``--threads`` to torch and to the native kernels' pool (imported only when the option is given)."""
     if threads:
         import torch
 
+        from edgekit import _C
+
         torch.set_num_threads(threads)
+        _C.set_num_threads(threads)
 
 
 def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], title: str) -> None:
@@ -116,15 +119,17 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
 @click.option("--ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
 @click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated at most.")
 @click.option("--compare-reference", is_flag=True, help="Also evaluate the artifact's float source model.")
+@click.option("--engine", type=click.Choice(["fake", "kernels"]), default="fake", show_default=True,
+              help="fake: PyTorch fake-quant reference; kernels: edgekit's C++ int4 x int8 kernels.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_friendly
-def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, threads, as_json):
+def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, threads, as_json):
     """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders)."""
     from edgekit.evaluate import evaluate
 
     _set_threads(threads)
-    res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json)
+    res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json, engine=engine)
     if as_json:
         click.echo(json.dumps(res, indent=2))
     elif res["task"] == "encoder":
@@ -193,3 +198,8 @@ def bench_quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llama
 
 if __name__ == "__main__":
     main()
+
+
+from edgekit.bench.kernels_cli import kernels as _bench_kernels  # noqa: E402  (its heavy imports are lazy)
+
+bench.add_command(_bench_kernels)

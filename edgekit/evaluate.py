@@ -106,10 +106,11 @@ def embed(model, tokenizer, texts: list[str], batch: int = 32) -> torch.Tensor:
 
 
 def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096, compare_reference: bool = False,
-             progress: bool = True) -> dict:
+             progress: bool = True, engine: str = "fake") -> dict:
     """Evaluate a model or artifact on held-out text.
 
     Causal LMs: perplexity (and, with ``compare_reference``, the float source's perplexity on the same windows).
+    ``engine="kernels"`` runs the artifact's linears on the native integer kernels instead of the fake-quant path.
     Encoders: mean cosine similarity between the artifact's sentence embeddings and its float source's.
 
     Returns:
@@ -119,6 +120,11 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
 
     lm, art = load_any(spec)
     label = "edgekit " + lm.notes[0].split(": ", 1)[1] if art is not None else "reference (float32)"
+    if engine == "kernels":
+        from edgekit.quant.kernel_linear import use_kernels
+
+        use_kernels(lm.model)
+        label += " [kernels]"
     result: dict = {"model": str(spec), "task": lm.task, "data": [str(p) for p in data_paths] if data_paths
                     else ["/usr/share/common-licenses (default held-out text)"]}
     if lm.task == "encoder":

@@ -23,8 +23,8 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
     if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
     if (!gemm) gemm = gemm_q4x4_q8_impl("");
     if (m <= 0 || w.n <= 0) return;
-    std::vector<int32_t> bsums((size_t)(m * (w.k / EK_Q4_BLOCK)));
-    ek_block_sums_q8(xq, m, w.k, bsums.data());
+    std::vector<int32_t> bsums((size_t)(m * (w.k / EK_Q4_BLOCK) * 4));
+    ek_lane_sums_q8(xq, m, w.k, bsums.data());
     const int64_t tiles = (w.n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS;
     const int64_t macs_per_tile = m * w.k * EK_Q4X4_ROWS;
     const int64_t grain = std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(macs_per_tile, 1));

@@ -32,7 +32,9 @@ public:
         for (auto& t : workers_) t.join();
         workers_.clear();
         stop_ = false;
-        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i] { loop(i); });
+        // new workers wait for the *next* job: they must not pick up the generation of an earlier one
+        const uint64_t now = generation_;
+        for (int i = 1; i < n; ++i) workers_.emplace_back([this, i, now] { loop(i, now); });
     }
 
     int size() const { return (int)workers_.size() + 1; }
@@ -64,8 +66,7 @@ public:
 private:
     int64_t bound(int part) const { return n_ * part / parts_; }
 
-    void loop(int index) {
-        uint64_t seen = 0;
+    void loop(int index, uint64_t seen) {
         for (;;) {
             const std::function<void(int64_t, int64_t)>* fn;
             {

@@ -38,11 +38,14 @@ void ek_quant_row_q8__neon(const float* x, int64_t m, int64_t k, int qmax, int8_
 // ---------------------------------------------------------------------------------------------------------------
 // W4A8 matmul on the q4x4 layout (formats.h):
 //
-//   y[i, n] = xs[i] * sum_j  fp32(d[n, j]) * (float)( sum_{c < 32} q[n, 32j + c] * xq[i, 32j + c]  -  8 * xbsum[i, j] )
+//   y[i, n] = xs[i] * sum_j  fp32(d[n, j]) * (float)( sum_{c < 32} (q[n, 32j + c] - 8) * xq[i, 32j + c] )
 //
 // for the rows n of the tiles [t0, t1) (rows >= w->n, the padding, are not written), tokens i < m.
 //   xq     int8 [m, k] activation codes (ek_quant_row_q8), xs float32 [m] their per-row scales
-//   xbsum  int32 [m, k / 32] sums of each block of xq (ek_block_sums_q8), for the -8 offset of the weight codes
+//   xbsum  int32 [m, k / 32, 4] lane sums of xq (ek_lane_sums_q8): lane l of block j sums the 8 codes that meet the
+//          bytes 4l..4l+3 of a row's 16 qs bytes, i.e. positions 4l..4l+3 and 16+4l..16+4l+3. Kernels that multiply
+//          the unsigned codes q take 8 * lane sum off each lane, so every int32 lane holds exactly its eight
+//          (q - 8) * x products: a zero-weight block is exactly 0 and float rounding stays relative to the products.
 //   y      float32, row i starts at y + i * ldy
 // The integer part of every block (the parenthesis) is exact in every implementation; only the order in which the
 // float block terms are added differs between ISAs. k must be a multiple of 32.
@@ -73,8 +76,8 @@ void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* x
 // Helpers shared by every ISA (plain C++, the compiler vectorizes them): not dispatched.
 // ---------------------------------------------------------------------------------------------------------------
 
-// xbsum[i, j] = sum of the 32 codes of block j of row i; k a multiple of 32.
-void ek_block_sums_q8(const int8_t* xq, int64_t m, int64_t k, int32_t* xbsum);
+// xbsum[i, j, l] = lane l sum of block j of row i (see ek_gemm_q4x4_q8); k a multiple of 32.
+void ek_lane_sums_q8(const int8_t* xq, int64_t m, int64_t k, int32_t* xbsum);
 
 // Repack n rows of GGUF Q4_0 blocks (k / 32 blocks per row, row-major) into q4x4 arrays of
 // ceil(n / 4) * (k / 32) * 64 bytes (qs) and ceil(n / 4) * (k / 32) * 4 scales (d).

@@ -3,7 +3,7 @@
 // A tile block is two 256-bit loads (rows 0-1, rows 2-3; one row per 128-bit lane). Low nibbles are codes 0..15,
 // high nibbles codes 16..31; vpmaddubsw multiplies the unsigned codes with the matching 16 activations (broadcast to
 // both lanes) into int16 pairs (at most 2 * 2 * 15 * 128 in magnitude: no saturation), vpmaddwd widens to four
-// int32 per row, and 8 * (block sum of the activations) comes off lane 0 of each row for the -8 code offset. Up to
+// int32 per row, and 8 * (the activations each lane met) comes off that lane for the -8 code offset. Up to
 // four tokens share each unpacked block.
 #include <immintrin.h>
 #include <stdint.h>
@@ -48,8 +48,9 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
             const __m256i xlo = _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb)));
             const __m256i xhi =
                 _mm256_broadcastsi128_si256(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 16)));
-            const int32_t o = EK_Q4_SYM_ZERO * xbsum[i * nb + j];
-            const __m256i off = _mm256_setr_epi32(o, 0, 0, 0, o, 0, 0, 0);  // codes are q - 8
+            // codes are q - 8: 8 * (the activations each lane met) comes off that lane, for both rows of a register
+            const __m128i ls = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xbsum + (i * nb + j) * 4));
+            const __m256i off = _mm256_slli_epi32(_mm256_broadcastsi128_si256(ls), 3);
             acc01[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot(lo01, hi01, xlo, xhi, ones, off)), d01, acc01[i]);
             acc23[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot(lo23, hi23, xlo, xhi, ones, off)), d23, acc23[i]);
         }
@@ -72,11 +73,11 @@ extern "C" void ek_gemm_q4x4_q8__avx2(const ek_q4x4* w, const int8_t* xq, const 
     const int64_t nb = w->k / EK_Q4_BLOCK;
     for (int64_t t = t0; t < t1; ++t) {
         int64_t i = 0;
-        for (; i + 4 <= m; i += 4) tile_tokens<4>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy);
+        for (; i + 4 <= m; i += 4) tile_tokens<4>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy);
         switch (m - i) {
-            case 3: tile_tokens<3>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
-            case 2: tile_tokens<2>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
-            case 1: tile_tokens<1>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
+            case 3: tile_tokens<3>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
+            case 2: tile_tokens<2>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
+            case 1: tile_tokens<1>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
             default: break;
         }
     }

@@ -3,8 +3,8 @@
 // One 512-bit load is one block of a four-row tile: 128-bit lane r holds row r's 16 nibble bytes. Low nibbles are
 // codes 0..15 and high nibbles codes 16..31 of the block, so each half meets the matching 16 activations broadcast
 // to all four lanes, and vpdpbusd (u8 codes x s8 activations, four products per int32 lane) leaves every row's
-// block sum spread over its lane's four int32s. The -8 offset of the codes is taken off lane 0 of each row as
-// 8 * (block sum of the activations): the integer block sums are then exact. Up to four tokens share each unpacked
+// block sum spread over its lane's four int32s. The -8 offset of the codes is taken off each lane as 8 * (the sum
+// of the activations that lane met), so each lane holds exactly its eight (q - 8) * x products. Up to four tokens share each unpacked
 // block (prefill); one float accumulator per token holds the scaled block sums until the end of the row.
 #include <immintrin.h>
 #include <stdint.h>
@@ -49,8 +49,9 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
             const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 16)));
             __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo);  // 4 products per int32 lane
             dot = _mm512_dpbusd_epi32(dot, hi, xhi);
-            // codes are q - 8: take 8 * sum(x) off the first lane of every row
-            dot = _mm512_mask_sub_epi32(dot, 0x1111, dot, _mm512_set1_epi32(EK_Q4_SYM_ZERO * xbsum[i * nb + j]));
+            // codes are q - 8: take 8 * (its activations' sum) off every lane, the same four lanes for each row
+            const __m128i ls = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xbsum + (i * nb + j) * 4));
+            dot = _mm512_sub_epi32(dot, _mm512_slli_epi32(_mm512_broadcast_i32x4(ls), 3));
             acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[i]);
         }
     }
@@ -70,11 +71,11 @@ extern "C" void ek_gemm_q4x4_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, 
     const int64_t nb = w->k / EK_Q4_BLOCK;
     for (int64_t t = t0; t < t1; ++t) {
         int64_t i = 0;
-        for (; i + 4 <= m; i += 4) tile_tokens<4>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy);
+        for (; i + 4 <= m; i += 4) tile_tokens<4>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy);
         switch (m - i) {
-            case 3: tile_tokens<3>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
-            case 2: tile_tokens<2>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
-            case 1: tile_tokens<1>(w, t, xq + i * w->k, xs + i, xbsum + i * nb, y + i * ldy, ldy); break;
+            case 3: tile_tokens<3>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
+            case 2: tile_tokens<2>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
+            case 1: tile_tokens<1>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
             default: break;
         }
     }

@@ -10,12 +10,12 @@
 extern "C" void ek_gemm_q4x4_q8__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                         int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     assert(w && w->k % EK_Q4_BLOCK == 0);
+    (void)xbsum;  // the reference subtracts the offset from each code instead
     assert(0 <= t0 && t0 <= t1 && t1 <= (w->n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS);
     const int64_t nb = w->k / EK_Q4_BLOCK;
     const int half = EK_Q4_BLOCK / 2;
     for (int64_t i = 0; i < m; ++i) {
         const int8_t* x = xq + i * w->k;
-        const int32_t* bs = xbsum + i * nb;
         for (int64_t t = t0; t < t1; ++t) {
             for (int r = 0; r < EK_Q4X4_ROWS; ++r) {
                 const int64_t n = t * EK_Q4X4_ROWS + r;
@@ -26,10 +26,9 @@ extern "C" void ek_gemm_q4x4_q8__scalar(const ek_q4x4* w, const int8_t* xq, cons
                     const int8_t* xb = x + j * EK_Q4_BLOCK;
                     int32_t dot = 0;
                     for (int b = 0; b < half; ++b) {
-                        dot += (int32_t)(q[b] & EK_Q4_LO_MASK) * xb[b];           // code b
-                        dot += (int32_t)(q[b] >> EK_Q4_HI_SHIFT) * xb[b + half];  // code b + 16
+                        dot += ((int32_t)(q[b] & EK_Q4_LO_MASK) - EK_Q4_SYM_ZERO) * xb[b];           // code b
+                        dot += ((int32_t)(q[b] >> EK_Q4_HI_SHIFT) - EK_Q4_SYM_ZERO) * xb[b + half];  // code b + 16
                     }
-                    dot -= EK_Q4_SYM_ZERO * bs[j];
                     acc += ek_fp16_to_fp32(w->d[(t * nb + j) * EK_Q4X4_ROWS + r]) * (float)dot;
                 }
                 y[i * ldy + n] = acc * xs[i];

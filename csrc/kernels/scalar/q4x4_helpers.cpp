@@ -5,14 +5,17 @@
 
 #include "edgekit/kernels.h"
 
-extern "C" void ek_block_sums_q8(const int8_t* xq, int64_t m, int64_t k, int32_t* xbsum) {
+extern "C" void ek_lane_sums_q8(const int8_t* xq, int64_t m, int64_t k, int32_t* xbsum) {
     assert(k % EK_Q4_BLOCK == 0);
     const int64_t nb = k / EK_Q4_BLOCK;
+    const int half = EK_Q4_BLOCK / 2;
     for (int64_t i = 0; i < m * nb; ++i) {
         const int8_t* b = xq + i * EK_Q4_BLOCK;
-        int32_t s = 0;
-        for (int c = 0; c < EK_Q4_BLOCK; ++c) s += b[c];
-        xbsum[i] = s;
+        for (int l = 0; l < 4; ++l) {
+            int32_t s = 0;
+            for (int c = 0; c < 4; ++c) s += b[4 * l + c] + b[half + 4 * l + c];
+            xbsum[i * 4 + l] = s;
+        }
     }
 }
 

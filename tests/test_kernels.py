@@ -1,0 +1,149 @@
+"""The W4A8 matmul kernels (edgekit._C, csrc/kernels) against the numpy reference, for every implementation this
+machine can run: integer block sums bit-exact, float outputs within 1e-5 of the sum of |terms|."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from edgekit.quant import formats as F
+
+_C = pytest.importorskip("edgekit._C")
+IMPLS = _C.implementations("gemm_q4x4_q8")
+
+KS = (32, 64, 96, 576, 1536, 4096)
+NS = (1, 7, 8, 9, 1071)
+MS = (1, 3, 33, 128)
+
+
+def _weights(rng, n, k, kind="random"):
+    if kind == "max":  # extreme codes: -8 and +7 against ±127 activations
+        codes = rng.choice(np.array([0, 15], np.uint8), (n, k))
+    else:
+        codes = rng.integers(0, 16, (n, k)).astype(np.uint8)
+    if kind == "zero-blocks":
+        codes.reshape(n, k // 32, 32)[:, ::2] = 8
+    scales = (rng.standard_normal((n, k // 32)) * 0.02).astype(np.float16)
+    if kind == "zero-blocks":
+        scales[:, 1::3] = 0
+    return F.pack_int4(codes, 32), scales
+
+
+def _acts(rng, m, k, kind="random"):
+    if kind == "max":
+        xq = rng.choice(np.array([-127, 127], np.int8), (m, k))
+    else:
+        xq = rng.integers(-127, 128, (m, k)).astype(np.int8)
+    if kind == "zero-blocks":
+        xq.reshape(m, k // 32, 32)[:, 1::2] = 0
+    return xq, (rng.random(m) + 0.01).astype(np.float32)
+
+
+def _check(packed, scales, xq, xs, impl):
+    n, k = packed.shape[0], packed.shape[1] * 2
+    ref, blocks = F.gemm_q4_q8_reference(packed, scales, xq, xs)
+    # integer part: unit scales make the float output the exact integer sum (|sum| < 2^24)
+    ones = np.ones_like(scales)
+    unit = _C.PackedQ4x4(*F.pack_q4x4(packed, ones), n, k).gemm(xq, np.ones(len(xq), np.float32), impl)
+    np.testing.assert_array_equal(unit.astype(np.int64), blocks.sum(-1), err_msg=f"{impl} integer sums")
+    y = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k).gemm(xq, xs, impl)
+    # forward error bound of a float dot product: relative to the sum of |products|, not to the (cancelled) result
+    absprod = np.einsum("nbc,mbc->mnb", np.abs(F.unpack_int4(packed, 32).astype(np.int64) - 8).reshape(n, -1, 32),
+                        np.abs(xq.astype(np.int64)).reshape(len(xq), -1, 32))
+    bound = (absprod * np.abs(scales.astype(np.float64))[None]).sum(-1) * xs[:, None]
+    err = np.abs(y - ref)
+    worst = np.unravel_index(np.argmax(err - 1e-5 * bound), err.shape)
+    assert np.all(err <= 1e-5 * bound + 1e-30), f"{impl} m={len(xq)} n={n} k={k} worst at {worst}: {y[worst]} vs {ref[worst]}"
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gemm_shape_sweep(impl):
+    rng = np.random.default_rng(1)
+    for k, n in itertools.product(KS, NS):
+        packed, scales = _weights(rng, n, k)
+        for m in MS:
+            if n * k * m > 1071 * 1536 * 33:  # the biggest products add time, not coverage
+                continue
+            _check(packed, scales, *_acts(rng, m, k), impl)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+@pytest.mark.parametrize("kind", ["max", "zero-blocks"])
+def test_gemm_edge_values(impl, kind):
+    rng = np.random.default_rng(2)
+    for m, n, k in [(1, 9, 4096), (5, 8, 96), (33, 7, 32)]:
+        packed, scales = _weights(rng, n, k, kind)
+        _check(packed, scales, *_acts(rng, m, k, kind), impl)
+
+
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gemm_fuzz(impl):
+    rng = np.random.default_rng(3)
+    for _ in range(60):
+        m, n, k = int(rng.integers(1, 40)), int(rng.integers(1, 70)), 32 * int(rng.integers(1, 40))
+        packed, scales = _weights(rng, n, k)
+        _check(packed, scales, *_acts(rng, m, k), impl)
+
+
+def test_threads_do_not_change_results():
+    rng = np.random.default_rng(4)
+    packed, scales = _weights(rng, 1071, 576)
+    x = rng.standard_normal((33, 576)).astype(np.float32)
+    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), 1071, 576)
+    before = _C.get_num_threads()
+    try:
+        outs = []
+        for t in (1, 2, 3, 7):
+            _C.set_num_threads(t)
+            outs.append(w.linear(x))
+    finally:
+        _C.set_num_threads(before)
+    for o in outs[1:]:
+        np.testing.assert_array_equal(o, outs[0])
+
+
+def test_native_pack_matches_python_layout():
+    rng = np.random.default_rng(5)
+    for n, k in [(1, 32), (7, 96), (9, 576)]:
+        packed, scales = _weights(rng, n, k)
+        qs, d = _C.pack_q4x4(F.q4_0_rows(packed, scales).reshape(-1), n, k)
+        pqs, pd = F.pack_q4x4(packed, scales)
+        np.testing.assert_array_equal(qs, pqs)
+        np.testing.assert_array_equal(d, pd)
+
+
+def test_linear_equals_quantize_then_gemm():
+    rng = np.random.default_rng(6)
+    packed, scales = _weights(rng, 9, 96)
+    x = rng.standard_normal((5, 96)).astype(np.float32)
+    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), 9, 96)
+    xq, xs = F.quantize_rows_q8(x)
+    np.testing.assert_array_equal(w.linear(x), w.gemm(xq, xs))
+    q4, s4 = F.quantize_rows_q8(x, 7)  # per-row qmax: W4A4 tokens
+    rows = np.array([127, 7, 127, 7, 7], np.int32)
+    mixed = w.linear(x, rows)
+    np.testing.assert_array_equal(mixed[1], w.gemm(q4[1:2], s4[1:2])[0])
+    np.testing.assert_array_equal(mixed[0], w.gemm(xq[:1], xs[:1])[0])
+
+
+def test_bad_inputs_get_clear_errors():
+    rng = np.random.default_rng(7)
+    packed, scales = _weights(rng, 8, 64)
+    qs, d = F.pack_q4x4(packed, scales)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _C.PackedQ4x4(qs, d, 8, 48)
+    with pytest.raises(ValueError, match="do not match"):
+        _C.PackedQ4x4(qs[:-1], d, 8, 64)
+    w = _C.PackedQ4x4(qs, d, 8, 64)
+    with pytest.raises(ValueError, match="float32"):
+        w.linear(np.zeros((2, 64), np.float64))
+    with pytest.raises(ValueError, match="K=32"):
+        w.linear(np.zeros((2, 32), np.float32))
+    with pytest.raises(ValueError, match="C-contiguous"):
+        w.linear(np.zeros((64, 2), np.float32).T)
+    with pytest.raises(ValueError, match="int8"):
+        w.gemm(np.zeros((2, 64), np.uint8), np.ones(2, np.float32))
+    with pytest.raises(ValueError, match="no implementation"):
+        w.linear(np.zeros((2, 64), np.float32), impl="avx9000")
