@@ -145,6 +145,9 @@ const std::vector<Op>& tables() {
 #if defined(EDGEKIT_HAVE_AVX512)
              {"avx512", erase(&ek_quant_row_q8__avx512), kAVX512F | kAVX512BW | kAVX512VL},
 #endif
+#if defined(EDGEKIT_HAVE_NEON)
+             {"neon", erase(&ek_quant_row_q8__neon), kNEON},
+#endif
          }},
         {"gemm_q4x4_q8",
          {

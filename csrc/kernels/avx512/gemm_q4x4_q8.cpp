@@ -29,38 +29,60 @@ inline __m128 reduce_rows(__m512 acc) {
     return _mm_hadd_ps(_mm_hadd_ps(r0, r1), _mm_hadd_ps(r2, r3));
 }
 
-template <int MR>
-void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs, const int32_t* xbsum, float* y,
-                 int64_t ldy) {
+// MR tokens x NT consecutive tiles: every unpacked block meets MR tokens, every broadcast activation block NT
+// tiles, and the MR * NT accumulators are independent chains (the FMA latency would otherwise bound a GEMV).
+template <int MR, int NT>
+void tiles_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs, const int32_t* xbsum, float* y,
+                  int64_t ldy) {
     const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
     const __m512i nib = _mm512_set1_epi8(EK_Q4_LO_MASK);
     const uint8_t* qs = w->qs + t * nb * EK_Q4X4_TILE_QS_BYTES;
     const uint16_t* ds = w->d + t * nb * EK_Q4X4_ROWS;
-    __m512 acc[MR];
-    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
+    const int64_t tile_qs = nb * EK_Q4X4_TILE_QS_BYTES, tile_d = nb * EK_Q4X4_ROWS;
+    __m512 acc[NT][MR];
+    for (int u = 0; u < NT; ++u)
+        for (int i = 0; i < MR; ++i) acc[u][i] = _mm512_setzero_ps();
     for (int64_t j = 0; j < nb; ++j) {
-        const __m512i v = _mm512_loadu_si512(qs + j * EK_Q4X4_TILE_QS_BYTES);
-        const __m512i lo = _mm512_and_si512(v, nib);                         // codes 0..15 of each row
-        const __m512i hi = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);  // codes 16..31
-        const __m512 d = load_scales(ds + j * EK_Q4X4_ROWS);
+        __m512i lo[NT], hi[NT];
+        __m512 d[NT];
+        for (int u = 0; u < NT; ++u) {
+            const __m512i v = _mm512_loadu_si512(qs + u * tile_qs + j * EK_Q4X4_TILE_QS_BYTES);
+            lo[u] = _mm512_and_si512(v, nib);                         // codes 0..15 of each row
+            hi[u] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);  // codes 16..31
+            d[u] = load_scales(ds + u * tile_d + j * EK_Q4X4_ROWS);
+        }
         for (int i = 0; i < MR; ++i) {
             const int8_t* xb = xq + i * k + j * EK_Q4_BLOCK;
             const __m512i xlo = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb)));
             const __m512i xhi = _mm512_broadcast_i32x4(_mm_loadu_si128(reinterpret_cast<const __m128i*>(xb + 16)));
-            __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo, xlo);  // 4 products per int32 lane
-            dot = _mm512_dpbusd_epi32(dot, hi, xhi);
             // codes are q - 8: take 8 * (its activations' sum) off every lane, the same four lanes for each row
             const __m128i ls = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xbsum + (i * nb + j) * 4));
-            dot = _mm512_sub_epi32(dot, _mm512_slli_epi32(_mm512_broadcast_i32x4(ls), 3));
-            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), d, acc[i]);
+            const __m512i off = _mm512_slli_epi32(_mm512_broadcast_i32x4(ls), 3);
+            for (int u = 0; u < NT; ++u) {
+                __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[u], xlo);  // 4 products per lane
+                dot = _mm512_dpbusd_epi32(dot, hi[u], xhi);
+                acc[u][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot, off)), d[u], acc[u][i]);
+            }
         }
     }
-    const int rows = (int)((w->n - t * EK_Q4X4_ROWS) < EK_Q4X4_ROWS ? (w->n - t * EK_Q4X4_ROWS) : EK_Q4X4_ROWS);
-    const __mmask8 keep = (__mmask8)((1u << rows) - 1);
-    for (int i = 0; i < MR; ++i) {
-        const __m128 out = _mm_mul_ps(reduce_rows(acc[i]), _mm_set1_ps(xs[i]));
-        _mm_mask_storeu_ps(y + i * ldy + t * EK_Q4X4_ROWS, keep, out);  // padding rows are never written
+    for (int u = 0; u < NT; ++u) {
+        const int64_t row0 = (t + u) * EK_Q4X4_ROWS;
+        const int rows = (int)(w->n - row0 < EK_Q4X4_ROWS ? w->n - row0 : EK_Q4X4_ROWS);
+        const __mmask8 keep = (__mmask8)((1u << rows) - 1);
+        for (int i = 0; i < MR; ++i) {
+            const __m128 out = _mm_mul_ps(reduce_rows(acc[u][i]), _mm_set1_ps(xs[i]));
+            _mm_mask_storeu_ps(y + i * ldy + row0, keep, out);  // padding rows are never written
+        }
     }
+}
+
+template <int MR>
+void tokens_all_tiles(const ek_q4x4* w, int64_t t0, int64_t t1, const int8_t* xq, const float* xs,
+                      const int32_t* xbsum, float* y, int64_t ldy) {
+    constexpr int NT = MR == 1 ? 4 : (MR == 2 ? 2 : 1);
+    int64_t t = t0;
+    for (; t + NT <= t1; t += NT) tiles_tokens<MR, NT>(w, t, xq, xs, xbsum, y, ldy);
+    for (; t < t1; ++t) tiles_tokens<MR, 1>(w, t, xq, xs, xbsum, y, ldy);
 }
 
 }  // namespace
@@ -69,14 +91,13 @@ extern "C" void ek_gemm_q4x4_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, 
                                             const int32_t* xbsum, int64_t m, float* y, int64_t ldy, int64_t t0,
                                             int64_t t1) {
     const int64_t nb = w->k / EK_Q4_BLOCK;
-    for (int64_t t = t0; t < t1; ++t) {
-        int64_t i = 0;
-        for (; i + 4 <= m; i += 4) tile_tokens<4>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy);
-        switch (m - i) {
-            case 3: tile_tokens<3>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
-            case 2: tile_tokens<2>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
-            case 1: tile_tokens<1>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
-            default: break;
-        }
-    }
+    // tokens in groups of four: a tile block is unpacked once per group
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) tokens_all_tiles<4>(w, t0, t1, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy);
+    const int64_t r = m - i;
+    const int8_t* xr = xq + i * w->k;
+    const int32_t* br = xbsum + i * nb * 4;
+    if (r == 3) tokens_all_tiles<3>(w, t0, t1, xr, xs + i, br, y + i * ldy, ldy);
+    if (r == 2) tokens_all_tiles<2>(w, t0, t1, xr, xs + i, br, y + i * ldy, ldy);
+    if (r == 1) tokens_all_tiles<1>(w, t0, t1, xr, xs + i, br, y + i * ldy, ldy);
 }
