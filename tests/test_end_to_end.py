@@ -56,6 +56,11 @@ def test_cli_quantize_eval_run(tiny_llama_dir, tmp_path):
     assert res["tokens"] == 4 * 63 and res["bits_per_weight"] == pytest.approx(4.5)
     assert [row["model"].split()[0] for row in res["rows"]] == ["reference", "edgekit"]
     assert all(row["perplexity"] > 1 for row in res["rows"])
+    r = runner.invoke(main, ["eval", str(out), "--ctx", "64", "--max-tokens", "256", "--json", "--engine", "kernels"])
+    assert r.exit_code == 0, r.output
+    kern = json.loads(r.output[r.output.index("{"):])
+    assert kern["rows"][0]["model"].endswith("[kernels]")
+    assert kern["perplexity"] == pytest.approx(res["perplexity"], rel=0.02)  # a random-init model: loose
     r = runner.invoke(main, ["run", str(out), "--prompt", "hello world", "--max-tokens", "5"])
     assert r.exit_code == 0, r.output
     assert r.output.startswith("hello world")
@@ -83,3 +88,17 @@ def test_int8_head_unties_and_round_trips(tiny_llama_dir, tmp_path):
     with torch.no_grad():
         logits = lm.model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
     assert torch.isfinite(logits).all()
+
+
+def test_kernel_engine_rejects_what_it_cannot_run(tmp_path, tiny_llama_dir):
+    """W8 artifacts have no kernel path: one clear error before any module is swapped."""
+    from edgekit.errors import EdgekitError
+    from edgekit.quant.kernel_linear import use_kernels
+    from edgekit.quant.restore import load_artifact_model
+
+    out = tmp_path / "w8.ekq"
+    quantize_model(str(tiny_llama_dir), load_recipe("w8a8").config, out, calib_samples=4, calib_seqlen=32,
+                   progress=False)
+    lm, _ = load_artifact_model(out)
+    with pytest.raises(EdgekitError, match="--engine fake"):
+        use_kernels(lm.model)

@@ -51,3 +51,16 @@ def test_minilm_w4a8_embeddings_match_fp32(tmp_path):
     print(res["rows"])
     assert res["sentences"] >= 64
     assert res["cosine_mean"] >= 0.98, res
+
+
+def test_kernel_engine_matches_fake_quant_on_smollm2(smollm2_artifacts, eval_ids, ppl):
+    """The real integer path (C++ int4 x int8 kernels) scores the held-out text like the fake-quant reference."""
+    from edgekit.evaluate import perplexity
+    from edgekit.quant.kernel_linear import KernelLinear, use_kernels
+    from edgekit.quant.restore import load_artifact_model
+
+    lm, _ = load_artifact_model(smollm2_artifacts["agile-w4a8"].path)
+    assert use_kernels(lm.model) == 30 * 7
+    assert sum(isinstance(m, KernelLinear) for m in lm.model.modules()) == 30 * 7
+    got = perplexity(lm.model, eval_ids, progress=False)["perplexity"]
+    assert abs(got / ppl["agile-w4a8"] - 1) < 0.005, (got, ppl["agile-w4a8"])
