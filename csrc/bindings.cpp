@@ -89,13 +89,20 @@ public:
     int64_t k() const { return view_.k; }
     int64_t nbytes() const { return qs_.nbytes() + d_.nbytes(); }
 
-    py::array_t<float> gemm(const py::array& xq, const py::array& xs, const std::string& impl) const {
+    py::array_t<float> gemm(const py::array& xq, const py::array& xs, const std::string& impl, bool int4) const {
         const int8_t* q = checked<int8_t>(xq, "xq", 2, "int8");
         const float* s = checked<float>(xs, "xs", 1, "float32");
         const int64_t m = xq.shape(0);
         if (xq.shape(1) != view_.k) throw py::value_error(shape_msg("xq", xq.shape(1)));
         if (xs.shape(0) != m) throw py::value_error("xs must have one scale per row of xq");
-        const ek_gemm_q4x4_q8_fn fn = edgekit::gemm_q4x4_q8_impl(impl);
+        if (int4) {
+            for (int64_t i = 0; i < m * view_.k; ++i) {
+                if (q[i] < -EK_Q4_ACT_QMAX || q[i] > EK_Q4_ACT_QMAX) {
+                    throw py::value_error("int4=True needs activation codes in -7..7");
+                }
+            }
+        }
+        const ek_gemm_q4x4_q8_fn fn = int4 ? edgekit::gemm_q4x4_q4_impl(impl) : edgekit::gemm_q4x4_q8_impl(impl);
         py::array_t<float> y({m, view_.n});
         float* out = y.mutable_data();
         {
@@ -205,8 +212,9 @@ PYBIND11_MODULE(_C, m) {
         .def_property_readonly("n", &PackedQ4x4::n)
         .def_property_readonly("k", &PackedQ4x4::k)
         .def_property_readonly("nbytes", &PackedQ4x4::nbytes)
-        .def("gemm", &PackedQ4x4::gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "",
-             "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m].")
+        .def("gemm", &PackedQ4x4::gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "", py::arg("int4") = false,
+             "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m]. int4=True runs the W4A4 "
+             "packed-multiplier kernels (op gemm_q4x4_q4; codes must lie in -7..7).")
         .def("linear", &PackedQ4x4::linear, py::arg("x"), py::arg("qmax") = py::none(), py::arg("impl") = "",
              "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127) then "
              "the W4A8 matmul.");

@@ -166,6 +166,13 @@ const std::vector<Op>& tables() {
              {"neondot", erase(&ek_gemm_q4x4_q8__neondot), kNEON | kDOTPROD},
 #endif
          }},
+        {"gemm_q4x4_q4",
+         {
+             {"scalar", erase(&ek_gemm_q4x4_q4__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_gemm_q4x4_q4__avx2), kAVX2 | kFMA | kF16C},
+#endif
+         }},
     };
     return t;
 }
@@ -329,6 +336,11 @@ std::string compiler() {
 ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl) {
     const Impl& chosen = impl.empty() ? selected_impl("quant_row_q8") : named_impl("quant_row_q8", impl);
     return reinterpret_cast<ek_quant_row_q8_fn>(chosen.fn);
+}
+
+ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q4") : named_impl("gemm_q4x4_q4", impl);
+    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl) {

@@ -147,3 +147,30 @@ def test_bad_inputs_get_clear_errors():
         w.gemm(np.zeros((2, 64), np.uint8), np.ones(2, np.float32))
     with pytest.raises(ValueError, match="no implementation"):
         w.linear(np.zeros((2, 64), np.float32), impl="avx9000")
+
+
+@pytest.mark.parametrize("impl", _C.implementations("gemm_q4x4_q4"))
+def test_w4a4_packed_multiplier(impl):
+    """Agile-Quant's packed-multiplier kernels: exact integer block sums for int4 activations (-7..7)."""
+    rng = np.random.default_rng(8)
+    for m, n, k in [(1, 7, 32), (3, 9, 96), (5, 1071, 576), (33, 8, 1536), (2, 5, 4096)]:
+        for kind in ("random", "max", "zero-blocks"):
+            packed, scales = _weights(rng, n, k, kind)
+            xq = rng.integers(-7, 8, (m, k)).astype(np.int8)
+            if kind == "max":
+                xq = rng.choice(np.array([-7, 7], np.int8), (m, k))
+            xs = (rng.random(m) + 0.01).astype(np.float32)
+            ref, blocks = F.gemm_q4_q8_reference(packed, scales, xq, xs)
+            unit = _C.PackedQ4x4(*F.pack_q4x4(packed, np.ones_like(scales)), n, k)
+            got = unit.gemm(xq, np.ones(m, np.float32), impl, int4=True)
+            np.testing.assert_array_equal(got.astype(np.int64), blocks.sum(-1), err_msg=f"{impl} {m}x{n}x{k}")
+            y = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k).gemm(xq, xs, impl, int4=True)
+            np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
+
+
+def test_w4a4_rejects_int8_codes():
+    rng = np.random.default_rng(9)
+    packed, scales = _weights(rng, 4, 32)
+    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), 4, 32)
+    with pytest.raises(ValueError, match="-7..7"):
+        w.gemm(np.full((1, 32), 8, np.int8), np.ones(1, np.float32), int4=True)

@@ -91,14 +91,25 @@ def _print_table(rows: list[dict], title: str) -> None:
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG of the speedups vs ORT here (needs matplotlib).")
 @click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
+@click.option("--w4a4", is_flag=True,
+              help="Instead: Agile-Quant's packed-multiplier W4A4 kernels vs the int8 kernels on int4 activations.")
 @_friendly
 def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch, seed, json_out, plot_out,
-            markdown):
+            markdown, w4a4):
     """W4A8 linear: edgekit's kernels vs torch fp32 and ONNX Runtime MatMulNBits (int4, group 32), same weights."""
     from edgekit.bench.kernels import parse_shapes, plot_rows, rows_to_markdown, run_kernel_bench, save_json
 
     if min_time < 0 or min_reps < 1:
         raise EdgekitError("--min-time must be >= 0 and --min-reps >= 1")
+    if w4a4:
+        from edgekit.bench.w4a4 import run_w4a4_bench, w4a4_markdown
+
+        rows = run_w4a4_bench(parse_shapes(shapes), _int_list(ms, "m"), _int_list(threads, "threads"),
+                              min_time=min_time, min_reps=min_reps, seed=seed)
+        if json_out:
+            save_json(rows, json_out)
+        click.echo(w4a4_markdown(rows))
+        return
     impls = [i for i, skip in (("torch", no_torch), ("ort", no_ort), ("edgekit", False)) if not skip]
     thread_list = _int_list(threads, "threads")
     rows = run_kernel_bench(parse_shapes(shapes), _int_list(ms, "m"), thread_list, impls, all_impls=all_impls,

@@ -72,6 +72,16 @@ void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* x
                               float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
 
+// W4A4 with Agile-Quant's packed multiplier (several 4-bit weights per multiplier lane, guard bits, widening once
+// per group): the same contract as ek_gemm_q4x4_q8 for activation codes in -7..7 (the int4 tokens of the W4A4
+// mix). Compared with the int8 kernels per ISA by `edgekit bench kernels --w4a4`.
+void ek_gemm_q4x4_q4__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                             float* y, int64_t ldy, int64_t t0, int64_t t1);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_gemm_q4x4_q4__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                           float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+
 // ---------------------------------------------------------------------------------------------------------------
 // Helpers shared by every ISA (plain C++, the compiler vectorizes them): not dispatched.
 // ---------------------------------------------------------------------------------------------------------------
