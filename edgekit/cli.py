@@ -6,28 +6,15 @@ transformers) happen inside the commands so that ``edgekit --help`` stays instan
 
 from __future__ import annotations
 
-import functools
 import json
-import sys
 from pathlib import Path
 
 import click
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, friendly
 
 
-def _friendly(fn):
-    """Turn an :class:`EdgekitError` into one ``error:`` line and exit code 2."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except EdgekitError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})

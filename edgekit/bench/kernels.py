@@ -8,8 +8,6 @@ machine noise hits them alike.
 
 from __future__ import annotations
 
-import json
-import os
 import statistics
 import sys
 import time
@@ -17,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgekit.bench.quality import save_json  # noqa: F401  (re-exported for the CLI)
 from edgekit.errors import EdgekitError
 
 # Linear layers of the two reference models, as (N, K) = (out_features, in_features).
@@ -330,12 +329,3 @@ def plot_rows(rows: list[dict], path: str) -> None:
     p.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(p, dpi=120)
     plt.close(fig)
-
-
-def save_json(rows: list[dict], path: str) -> None:
-    """Write the rows as a JSON list (temp file, then rename, so a reader never sees half a file)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, p)

@@ -6,26 +6,13 @@ onnxruntime load when it runs.
 
 from __future__ import annotations
 
-import functools
-import sys
 
 import click
 
-from edgekit.errors import EdgekitError
+from edgekit.errors import EdgekitError, friendly
 
 
-def _friendly(fn):
-    """Turn an :class:`EdgekitError` into one ``error:`` line and exit code 2 (as :mod:`edgekit.cli` does)."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        try:
-            return fn(*args, **kwargs)
-        except EdgekitError as e:
-            click.echo(f"error: {e}", err=True)
-            sys.exit(2)
-
-    return wrapper
+_friendly = friendly
 
 
 def _int_list(value: str, what: str) -> list[int]:
