@@ -49,7 +49,7 @@ class WeightConfig:
     scale_search: bool = True
     awq: bool = False
     sequential: bool = True
-    stats_precision: str = "fp32"
+    stats_precision: str = "bf16"
 
     def __post_init__(self):
         _check(self.bits in (4, 8), f"weight bits must be 4 or 8, got {self.bits}")

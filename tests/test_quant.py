@@ -179,3 +179,20 @@ def test_bert_folds_leave_minilm_unchanged():
                 fold_scales(block.get_submodule(producer), "norm" if kind == "norm" else "rows", lins, s)
         after = lm.model(**enc).last_hidden_state
     assert (after - before).abs().max() < 1e-3
+
+
+def test_bf16_stats_hessian_is_a_gram_matrix():
+    """stats_precision bf16: the Hessian stays symmetric positive semi-definite and close to the fp32 one."""
+    from edgekit.quant.calibrate import matmul_precision
+    from edgekit.quant.gptq import HessianAccumulator
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(4, 256, 96, generator=g) * torch.logspace(-2, 1, 96)  # outlier channels, as in real activations
+    h32, h16 = HessianAccumulator(96), HessianAccumulator(96)
+    for xb in x:
+        h32.add(xb)
+        with matmul_precision("bf16"):
+            h16.add(xb)
+    torch.testing.assert_close(h16.h, h16.h.T)
+    assert torch.linalg.eigvalsh(h16.h.double()).min() > -1e-6 * h16.h.diagonal().max()
+    assert ((h16.h - h32.h).norm() / h32.h.norm()) < 1e-2
