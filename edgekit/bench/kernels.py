@@ -26,6 +26,7 @@ SHAPE_PRESETS = {
 GROUP = 32
 MAX_REL_ERR = 0.05  # int8 activations cost ~1 %; a wrong layout costs ~100 %
 GEMM_OP = "gemm_q4x4_q8"
+SETTLE_S = 0.15  # idle time between two implementations' timing blocks
 
 
 def parse_shapes(spec: str) -> list[tuple[int, int]]:
@@ -168,6 +169,11 @@ def _measure(calls: dict, checks: dict, ref: np.ndarray, what: str, warmup: int,
         samples = {key: [] for key in calls}
         for _ in range(rounds):
             for key, fn in calls.items():
+                # let the previous implementation's thread pool stop spinning (ORT's and OpenMP's spin for a while
+                # after each call; on 2 cores a spinning pool halves the next one's speed), then warm this one up
+                time.sleep(SETTLE_S)
+                for _ in range(warmup):
+                    fn()
                 samples[key] += _time_calls(fn, min_time / rounds, -(-min_reps // rounds))
     return errs, samples
 
