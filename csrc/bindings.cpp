@@ -162,6 +162,25 @@ py::tuple pack_q4x4(const py::array& rows, int64_t n, int64_t k) {
     return py::make_tuple(qs, d);
 }
 
+// Per-block activation quantization (one scale per 32 consecutive values, as GGUF Q8_0 and ORT's accuracy level 4
+// do): the same rounding rule applied to every block, i.e. the row quantizer over [m * k / 32, 32].
+py::tuple quant_block_q8(const py::array& x, int qmax, const std::string& impl) {
+    const auto [m, k] = check_matrix_f32(x, "x");
+    if (k % EK_Q4_BLOCK) throw py::value_error("quant_block_q8 needs K a multiple of 32, got " + std::to_string(k));
+    if (qmax < 1 || qmax > 127) throw py::value_error("qmax must lie in 1..127, got " + std::to_string(qmax));
+    const ek_quant_row_q8_fn fn = edgekit::quant_row_q8_impl(impl);
+    py::array_t<int8_t> codes({m, k});
+    py::array_t<float> scales({m, k / EK_Q4_BLOCK});
+    const float* src = static_cast<const float*>(x.data());
+    int8_t* q = codes.mutable_data();
+    float* s = scales.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        fn(src, m * (k / EK_Q4_BLOCK), EK_Q4_BLOCK, qmax, q, s);
+    }
+    return py::make_tuple(codes, scales);
+}
+
 py::dict cpu_features_dict() {
     py::dict d;
     for (const auto& [name, present] : edgekit::cpu_features()) d[py::str(name)] = present;
@@ -201,6 +220,9 @@ PYBIND11_MODULE(_C, m) {
           "names something unknown, not compiled or unsupported).");
     m.def("build_info", &build_info, "Compiler, compiled ISA families and the layout constants of formats.h.");
 
+    m.def("quant_block_q8", &quant_block_q8, py::arg("x"), py::arg("qmax") = EK_Q8_ROW_QMAX, py::arg("impl") = "",
+          "Per-block (32 values) symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 "
+          "[M, K/32]); bit-identical to edgekit.quant.formats.quantize_blocks_q8. `impl` as for quant_row_q8.");
     m.def("set_num_threads", &edgekit::set_num_threads, py::arg("n"),
           "Threads of the kernels' pool (n <= 0: all cores). Results do not depend on it.");
     m.def("get_num_threads", &edgekit::get_num_threads, "Threads of the kernels' pool.");

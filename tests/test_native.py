@@ -184,3 +184,20 @@ def test_env_var_auto_and_errors():
     if unsupported:
         err = _selected_in_subprocess(unsupported[0])["error"]
         assert "this CPU lacks" in err
+
+
+@pytest.mark.parametrize("impl", _C.implementations("quant_row_q8"))
+def test_quant_block_q8_matches_reference(impl):
+    """Per-block (32) activation quantization: bit-identical codes and scales, zeros and outlier blocks included."""
+    rng = np.random.default_rng(11)
+    for m, k in [(1, 32), (3, 96), (17, 576), (2, 4096)]:
+        x = (rng.standard_normal((m, k)) * rng.choice([1e-3, 1.0, 300.0], (m, k // 32)).repeat(32, 1)).astype(
+            np.float32)
+        x[:, :32] = 0  # an all-zero block: scale 0, codes 0
+        for qmax in (127, 7):
+            q, s = _C.quant_block_q8(x, qmax, impl)
+            q_ref, s_ref = formats.quantize_blocks_q8(x, qmax)
+            np.testing.assert_array_equal(q, q_ref, err_msg=f"{impl} m={m} k={k} qmax={qmax}")
+            np.testing.assert_array_equal(s.view(np.uint32), s_ref.view(np.uint32))
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _C.quant_block_q8(np.zeros((1, 48), np.float32))

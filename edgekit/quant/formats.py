@@ -119,6 +119,20 @@ def quantize_rows_q8(x: np.ndarray, qmax: int = Q8_ROW_QMAX) -> tuple[np.ndarray
     return q, (amax / np.float32(qmax)).astype(np.float32)
 
 
+def quantize_blocks_q8(x: np.ndarray, qmax: int = Q8_ROW_QMAX) -> tuple[np.ndarray, np.ndarray]:
+    """Per-block activation quantizer: the per-row rule on every 32 consecutive values (GGUF Q8_0's blocking).
+
+    Returns:
+        ``(codes int8 [M, K], scales float32 [M, K/32])``.
+    """
+    x = np.asarray(x, dtype=np.float32)
+    m, k = x.shape
+    if k % Q4_0_BLOCK:
+        raise ValueError(f"K={k} is not a multiple of {Q4_0_BLOCK}")
+    q, s = quantize_rows_q8(x.reshape(-1, Q4_0_BLOCK), qmax)
+    return q.reshape(m, k), s.reshape(m, k // Q4_0_BLOCK)
+
+
 # ----------------------------------------------------------------------------------------------------------------
 # Kernel layout "q4x4" (formats.h): symmetric int4 g32 rows padded to a multiple of four, grouped in tiles of four
 # rows; tile t, block j holds the four rows' 16 qs bytes (64 bytes) and their four fp16 scales.
