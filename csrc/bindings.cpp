@@ -8,11 +8,13 @@
 #include <pybind11/stl.h>
 
 #include <cstdint>
+#include <memory>
 #include <string>
 
 #include "edgekit/dispatch.h"
 #include "edgekit/formats.h"
 #include "edgekit/linear.h"
+#include "edgekit/llama.h"
 #include "edgekit/threadpool.h"
 
 namespace py = pybind11;
@@ -181,6 +183,83 @@ py::tuple quant_block_q8(const py::array& x, int qmax, const std::string& impl) 
     return py::make_tuple(codes, scales);
 }
 
+template <typename T>
+std::vector<T> to_vector(const py::handle& obj, const char* what) {
+    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
+    if (!a) throw py::value_error(std::string(what) + ": expected an array");
+    return std::vector<T>(a.data(), a.data() + a.size());
+}
+
+edgekit::Q4Weight to_q4(const py::handle& obj, const std::string& what) {
+    auto t = obj.cast<py::tuple>();
+    if (t.size() != 4) throw py::value_error(what + ": expected (qs, d, n, k)");
+    edgekit::Q4Weight w;
+    w.qs = to_vector<uint8_t>(t[0], "qs");
+    w.d = to_vector<uint16_t>(t[1], "d");
+    w.n = t[2].cast<int64_t>();
+    w.k = t[3].cast<int64_t>();
+    return w;
+}
+
+// The runtime engine built from arrays: config dict, embedding [vocab, hidden], final norm, one dict per layer
+// (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k) q4x4 tuples), and the LM head (None = tied).
+std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::handle& embed,
+                                                const py::handle& final_norm, const py::list& layers,
+                                                const py::object& head) {
+    edgekit::LlamaConfig c;
+    c.n_layers = cfg["n_layers"].cast<int>();
+    c.hidden = cfg["hidden"].cast<int>();
+    c.n_heads = cfg["n_heads"].cast<int>();
+    c.n_kv_heads = cfg["n_kv_heads"].cast<int>();
+    c.head_dim = cfg["head_dim"].cast<int>();
+    c.ffn = cfg["ffn"].cast<int>();
+    c.vocab = cfg["vocab"].cast<int>();
+    c.rms_eps = cfg["rms_eps"].cast<float>();
+    c.rope_theta = cfg["rope_theta"].cast<float>();
+    c.max_ctx = cfg["max_ctx"].cast<int>();
+    std::vector<edgekit::LlamaLayer> ls;
+    for (const auto& item : layers) {
+        auto d = item.cast<py::dict>();
+        edgekit::LlamaLayer l;
+        l.attn_norm = to_vector<float>(d["attn_norm"], "attn_norm");
+        l.ffn_norm = to_vector<float>(d["ffn_norm"], "ffn_norm");
+        l.q = to_q4(d["q"], "q");
+        l.k = to_q4(d["k"], "k");
+        l.v = to_q4(d["v"], "v");
+        l.o = to_q4(d["o"], "o");
+        l.gate = to_q4(d["gate"], "gate");
+        l.up = to_q4(d["up"], "up");
+        l.down = to_q4(d["down"], "down");
+        ls.push_back(std::move(l));
+    }
+    std::vector<float> h = head.is_none() ? std::vector<float>() : to_vector<float>(head, "head");
+    try {
+        return std::make_unique<edgekit::LlamaModel>(c, to_vector<float>(embed, "embed"),
+                                                     to_vector<float>(final_norm, "final_norm"), std::move(ls),
+                                                     std::move(h));
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+py::array_t<float> llama_eval(edgekit::LlamaModel& m, const py::array& tokens, bool all_logits) {
+    auto t = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(tokens);
+    if (!t || t.ndim() != 1 || t.shape(0) == 0) throw py::value_error("tokens must be a non-empty 1-D int array");
+    const int n = (int)t.shape(0);
+    const int vocab = m.config().vocab;
+    py::array_t<float> out = all_logits ? py::array_t<float>({(int64_t)n, (int64_t)vocab})
+                                        : py::array_t<float>((int64_t)vocab);
+    float* o = out.mutable_data();
+    const int32_t* ids = t.data();
+    try {
+        py::gil_scoped_release nogil;
+        m.eval(ids, n, o, all_logits);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return out;
+}
+
 py::dict cpu_features_dict() {
     py::dict d;
     for (const auto& [name, present] : edgekit::cpu_features()) d[py::str(name)] = present;
@@ -223,6 +302,14 @@ PYBIND11_MODULE(_C, m) {
     m.def("quant_block_q8", &quant_block_q8, py::arg("x"), py::arg("qmax") = EK_Q8_ROW_QMAX, py::arg("impl") = "",
           "Per-block (32 values) symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 "
           "[M, K/32]); bit-identical to edgekit.quant.formats.quantize_blocks_q8. `impl` as for quant_row_q8.");
+    py::class_<edgekit::LlamaModel>(m, "LlamaRuntime", "The C++ Llama decoder on the W4A8 kernels, with a KV cache.")
+        .def(py::init(&make_llama), py::arg("config"), py::arg("embed"), py::arg("final_norm"), py::arg("layers"),
+             py::arg("head") = py::none())
+        .def("eval", &llama_eval, py::arg("tokens"), py::arg("all_logits") = false,
+             "Append tokens at the next positions; logits [n, vocab] (all_logits) or [vocab] for the last.")
+        .def("reset", &edgekit::LlamaModel::reset, "Empty the KV cache.")
+        .def("truncate", &edgekit::LlamaModel::truncate, py::arg("n"), "Keep the first n cached positions.")
+        .def_property_readonly("n_past", &edgekit::LlamaModel::n_past);
     m.def("set_num_threads", &edgekit::set_num_threads, py::arg("n"),
           "Threads of the kernels' pool (n <= 0: all cores). Results do not depend on it.");
     m.def("get_num_threads", &edgekit::get_num_threads, "Threads of the kernels' pool.");

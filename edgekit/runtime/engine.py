@@ -1,0 +1,94 @@
+"""``edgekit.Runtime``: a quantized Llama-family artifact run by the C++ engine (csrc/runtime/llama.cpp).
+
+The whole forward pass (norms, RoPE, attention over a KV cache, SwiGLU, head) runs in C++ on the W4A8 kernels;
+Python only hands over the arrays once and the token ids per call. This first version reads the artifact through the
+PyTorch loader; the C++ artifact reader and the C API come next (issue #4).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from edgekit.errors import EdgekitError
+
+_LINEARS = {"q": "self_attn.q_proj", "k": "self_attn.k_proj", "v": "self_attn.v_proj", "o": "self_attn.o_proj",
+            "gate": "mlp.gate_proj", "up": "mlp.up_proj", "down": "mlp.down_proj"}
+
+
+def _f32(t) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().float().numpy())
+
+
+class Runtime:
+    """A loaded model in the C++ engine, with its KV cache.
+
+    Args:
+        engine: the ``edgekit._C.LlamaRuntime``.
+        tokenizer: the artifact's tokenizer (tokenization stays in Python).
+    """
+
+    def __init__(self, engine, tokenizer=None):
+        self.engine = engine
+        self.tokenizer = tokenizer
+
+    @classmethod
+    def from_artifact(cls, path, max_ctx: int = 2048) -> "Runtime":
+        """Build the engine from a Llama-family W4A8 artifact (symmetric int4 g32, int8 per-token activations)."""
+        from edgekit import _C
+        from edgekit.quant import formats
+        from edgekit.quant.kernel_linear import kernel_support
+        from edgekit.quant.modules import QLinear
+        from edgekit.quant.restore import load_artifact_model
+
+        lm, art = load_artifact_model(path)
+        if art.family != "llama" or art.task != "causal-lm":
+            raise EdgekitError(f"the runtime runs llama-family decoders; {path} is a {art.family} {art.task}")
+        if art.quant.get("w4a4_ratio") or any(art.quant.get("attention", {}).values()):
+            raise EdgekitError("the runtime does not run W4A4 or quantized attention yet; use --engine kernels")
+        model, cfg = lm.model, lm.model.config
+        layers = []
+        for i, block in enumerate(model.model.layers):
+            entry = {"attn_norm": _f32(block.input_layernorm.weight),
+                     "ffn_norm": _f32(block.post_attention_layernorm.weight)}
+            for key, name in _LINEARS.items():
+                q = block.get_submodule(name)
+                why = kernel_support(q) if isinstance(q, QLinear) else "not quantized"
+                if why or q.act_mode != "per_token" or q.bias is not None:
+                    raise EdgekitError(f"layers.{i}.{name} cannot run in the runtime: {why or 'static/bias'}")
+                qs, d = formats.pack_q4x4(q.qweight.storage(), q.qweight.scales)
+                entry[key] = (qs, d, q.out_features, q.in_features)
+            layers.append(entry)
+        head = model.get_output_embeddings()
+        if isinstance(head, QLinear):
+            raise EdgekitError("the runtime keeps the LM head in float; this artifact quantized it (lm_head_bits)")
+        tied = head.weight.data_ptr() == model.get_input_embeddings().weight.data_ptr()
+        config = {"n_layers": cfg.num_hidden_layers, "hidden": cfg.hidden_size, "n_heads": cfg.num_attention_heads,
+                  "n_kv_heads": cfg.num_key_value_heads,
+                  "head_dim": getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads,
+                  "ffn": cfg.intermediate_size, "vocab": cfg.vocab_size, "rms_eps": float(cfg.rms_norm_eps),
+                  "rope_theta": float(getattr(cfg, "rope_theta", 10000.0)), "max_ctx": int(max_ctx)}
+        if getattr(cfg, "rope_scaling", None):
+            raise EdgekitError(f"rope_scaling {cfg.rope_scaling} is not supported by the runtime yet")
+        try:
+            engine = _C.LlamaRuntime(config, _f32(model.get_input_embeddings().weight), _f32(model.model.norm.weight),
+                                     layers, None if tied else _f32(head.weight))
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
+        return cls(engine, lm.tokenizer)
+
+    @property
+    def n_past(self) -> int:
+        return self.engine.n_past
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    def truncate(self, n: int) -> None:
+        self.engine.truncate(n)
+
+    def eval(self, tokens, all_logits: bool = False) -> np.ndarray:
+        """Append ``tokens`` to the cache; logits ``[n, vocab]`` (``all_logits``) or ``[vocab]`` of the last one."""
+        try:
+            return self.engine.eval(np.asarray(tokens, dtype=np.int32), all_logits)
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
