@@ -107,8 +107,9 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
 @click.option("--ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
 @click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated at most.")
 @click.option("--compare-reference", is_flag=True, help="Also evaluate the artifact's float source model.")
-@click.option("--engine", type=click.Choice(["fake", "kernels"]), default="fake", show_default=True,
-              help="fake: PyTorch fake-quant reference; kernels: edgekit's C++ int4 x int8 kernels.")
+@click.option("--engine", type=click.Choice(["fake", "kernels", "runtime"]), default="fake", show_default=True,
+              help="fake: PyTorch fake-quant reference; kernels: edgekit's C++ int4 x int8 kernels under PyTorch; "
+                   "runtime: the whole forward pass in edgekit's C++ engine.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @_friendly
@@ -140,15 +141,17 @@ def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, thre
 @click.option("--top-p", type=float, default=1.0, show_default=True)
 @click.option("--chat", is_flag=True, help="Wrap the prompt in the model's chat template.")
 @click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--engine", type=click.Choice(["fake", "kernels", "runtime"]), default="fake", show_default=True,
+              help="fake: PyTorch fake-quant; kernels: C++ int4 kernels under PyTorch; runtime: the C++ engine.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @_friendly
-def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, threads):
+def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, engine, threads):
     """Generate text from MODEL or an artifact, streamed as it is produced."""
     from edgekit.generate import generate
 
     _set_threads(threads)
     click.echo(prompt, nl=False)
-    generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True)
+    generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True, engine=engine)
 
 
 @main.command()

@@ -118,6 +118,8 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
     """
     from edgekit import data
 
+    if engine == "runtime":
+        return _evaluate_runtime(spec, data_paths, ctx, max_tokens, progress)
     lm, art = load_any(spec)
     label = "edgekit " + lm.notes[0].split(": ", 1)[1] if art is not None else "reference (float32)"
     if engine == "kernels":
@@ -160,3 +162,24 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
                                        "model_bits_per_weight")})
     result["rows"] = rows
     return result
+
+
+def _evaluate_runtime(spec: str, data_paths, ctx: int, max_tokens: int, progress: bool) -> dict:
+    """Perplexity through the C++ runtime (``edgekit.runtime.engine.Runtime``): every window from an empty cache."""
+    from edgekit import data
+    from edgekit.artifact import is_artifact
+    from edgekit.runtime.engine import Runtime
+
+    if not is_artifact(spec):
+        raise EdgekitError(f"--engine runtime runs a quantized artifact (.ekq); {spec} is not one")
+    rt = Runtime.from_artifact(spec, max_ctx=ctx)
+    windows = data.eval_windows(rt.tokenizer, data_paths, ctx, max_tokens)
+    total, count = 0.0, 0
+    for w in tqdm(windows, desc="eval", unit="window", disable=not progress):
+        rt.reset()
+        logits = torch.from_numpy(rt.eval(w.numpy(), all_logits=True)[:-1])
+        total += float(torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum"))
+        count += w.numel() - 1
+    row = {"model": "edgekit runtime (C++)", "perplexity": math.exp(total / count), "nll": total / count,
+           "tokens": count, "windows": len(windows), "ctx": ctx}
+    return {"model": str(spec), "task": "causal-lm", **row, "rows": [row]}

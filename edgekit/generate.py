@@ -6,8 +6,12 @@ import torch
 
 
 def generate(spec: str, prompt: str, max_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
-             top_p: float = 1.0, chat: bool = False, seed: int = 0, stream: bool = True) -> dict:
+             top_p: float = 1.0, chat: bool = False, seed: int = 0, stream: bool = True,
+             engine: str = "fake") -> dict:
     """Generate a continuation of ``prompt``; greedy when ``temperature`` is 0 (the default, reproducible).
+
+    ``engine``: ``fake`` (PyTorch fake-quant), ``kernels`` (PyTorch with the C++ int4 kernels) or ``runtime`` (the
+    whole model in the C++ engine with its KV cache; artifacts of Llama-family decoders).
 
     Returns:
         ``{"prompt", "text", "tokens", "new_token_ids"}``.
@@ -19,7 +23,13 @@ def generate(spec: str, prompt: str, max_tokens: int = 64, temperature: float = 
 
     if max_tokens < 1:
         raise EdgekitError(f"--max-tokens must be >= 1 (got {max_tokens})")
+    if engine == "runtime":
+        return _generate_runtime(spec, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream)
     lm, _ = load_any(spec)
+    if engine == "kernels":
+        from edgekit.quant.kernel_linear import use_kernels
+
+        use_kernels(lm.model)
     if lm.task != "causal-lm":
         raise EdgekitError(f"{spec} is an encoder ({lm.family}); edgekit run needs a causal language model")
     tok = lm.tokenizer
@@ -39,5 +49,58 @@ def generate(spec: str, prompt: str, max_tokens: int = 64, temperature: float = 
     with torch.no_grad():
         out = lm.model.generate(input_ids=ids, attention_mask=torch.ones_like(ids), streamer=streamer, **kwargs)
     new = out[0, ids.shape[1]:].tolist()
+    return {"prompt": prompt, "text": tok.decode(new, skip_special_tokens=True), "tokens": len(new),
+            "new_token_ids": new}
+
+
+def _prompt_ids(tok, prompt: str, chat: bool) -> list[int]:
+    if chat and getattr(tok, "chat_template", None):
+        return list(tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True))
+    return tok(prompt, add_special_tokens=False)["input_ids"]
+
+
+def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, gen: torch.Generator) -> int:
+    """Greedy (temperature 0) or sampled next token, with optional top-k and nucleus (top-p) filtering."""
+    if temperature <= 0:
+        return int(torch.argmax(logits))
+    logits = logits / temperature
+    if top_k:
+        kth = torch.topk(logits, min(top_k, logits.numel())).values[-1]
+        logits = logits.masked_fill(logits < kth, float("-inf"))
+    probs = torch.softmax(logits, -1)
+    if top_p < 1.0:
+        sp, si = torch.sort(probs, descending=True)
+        drop = sp.cumsum(-1) - sp > top_p  # keep the smallest prefix whose mass reaches top_p
+        probs = probs.scatter(0, si[drop], 0.0)
+        probs = probs / probs.sum()
+    return int(torch.multinomial(probs, 1, generator=gen))
+
+
+def _generate_runtime(spec, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream) -> dict:
+    from transformers import TextStreamer
+
+    from edgekit.artifact import is_artifact
+    from edgekit.errors import EdgekitError
+    from edgekit.runtime.engine import Runtime
+
+    if not is_artifact(spec):
+        raise EdgekitError(f"--engine runtime runs a quantized artifact (.ekq); {spec} is not one")
+    rt = Runtime.from_artifact(spec)
+    tok = rt.tokenizer
+    ids = _prompt_ids(tok, prompt, chat)
+    gen = torch.Generator().manual_seed(seed)
+    streamer = TextStreamer(tok, skip_prompt=True) if stream else None
+    logits = rt.eval(ids)  # prefill
+    new: list[int] = []
+    for _ in range(max_tokens):
+        nxt = _pick(torch.from_numpy(logits), temperature, top_k, top_p, gen)
+        new.append(nxt)
+        if streamer:
+            streamer.put(torch.tensor([nxt]))
+        if nxt == tok.eos_token_id or len(new) == max_tokens:
+            break
+        logits = rt.eval([nxt])  # decode one token against the cache
+    if streamer:
+        streamer.end()
     return {"prompt": prompt, "text": tok.decode(new, skip_special_tokens=True), "tokens": len(new),
             "new_token_ids": new}

@@ -61,7 +61,14 @@ def test_cli_quantize_eval_run(tiny_llama_dir, tmp_path):
     kern = json.loads(r.output[r.output.index("{"):])
     assert kern["rows"][0]["model"].endswith("[kernels]")
     assert kern["perplexity"] == pytest.approx(res["perplexity"], rel=0.02)  # a random-init model: loose
+    r = runner.invoke(main, ["eval", str(out), "--ctx", "64", "--max-tokens", "256", "--json", "--engine", "runtime"])
+    assert r.exit_code == 0, r.output
+    rt = json.loads(r.output[r.output.index("{"):])
+    assert rt["perplexity"] == pytest.approx(kern["perplexity"], rel=0.02) and rt["tokens"] == 4 * 63
     r = runner.invoke(main, ["run", str(out), "--prompt", "hello world", "--max-tokens", "5"])
+    assert r.exit_code == 0, r.output
+    assert r.output.startswith("hello world")
+    r = runner.invoke(main, ["run", str(out), "--prompt", "hello world", "--max-tokens", "5", "--engine", "runtime"])
     assert r.exit_code == 0, r.output
     assert r.output.startswith("hello world")
 

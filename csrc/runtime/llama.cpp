@@ -172,14 +172,30 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     rms_norm(x.data() + first * h, final_norm_.data(), n - first, (int)h, cfg_.rms_eps, xn.data());
     const float* head = head_.empty() ? embed_.data() : head_.data();
     const int rows = n - first;
+    // float LM head, the same summation order for one row (decode) and many (prefill), so that both give the same
+    // bits: eight partial sums over c < h8 (c mod 8), combined pairwise, then the tail. Several rows run with the
+    // activations transposed to [hidden][rows], so the inner loop runs over rows and vectorizes.
+    const int64_t h8 = h - h % 8;
+    std::vector<float> xt((size_t)(rows * h));
+    for (int i = 0; i < rows; ++i)
+        for (int64_t c = 0; c < h; ++c) xt[c * rows + i] = xn[(int64_t)i * h + c];
     parallel_for(cfg_.vocab, 256, [&](int64_t b, int64_t e) {
+        std::vector<float> acc((size_t)(8 * rows));
         for (int64_t t = b; t < e; ++t) {
             const float* w = head + t * h;
+            std::fill(acc.begin(), acc.end(), 0.0f);
+            for (int64_t c = 0; c < h8; ++c) {
+                const float wc = w[c];
+                const float* xc = xt.data() + c * rows;
+                float* a = acc.data() + (c & 7) * rows;
+                for (int i = 0; i < rows; ++i) a[i] += wc * xc[i];
+            }
             for (int i = 0; i < rows; ++i) {
-                const float* xi = xn.data() + (int64_t)i * h;
-                float s = 0.0f;
-                for (int64_t c = 0; c < h; ++c) s += w[c] * xi[c];
-                logits[(int64_t)i * cfg_.vocab + t] = s;
+                const float* s = acc.data() + i;
+                float tot = ((s[0] + s[rows]) + (s[2 * rows] + s[3 * rows])) +
+                            ((s[4 * rows] + s[5 * rows]) + (s[6 * rows] + s[7 * rows]));
+                for (int64_t c = h8; c < h; ++c) tot += w[c] * xt[c * rows + i];
+                logits[(int64_t)i * cfg_.vocab + t] = tot;
             }
         }
     });
