@@ -11,10 +11,9 @@ from pathlib import Path
 
 import click
 
-from edgekit.errors import EdgekitError, friendly
+from edgekit.errors import friendly
 
 
-_friendly = friendly
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -25,7 +24,7 @@ def main():
 
 @main.command()
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of a table.")
-@_friendly
+@friendly
 def info(as_json):
     """Versions, CPU features and the kernel implementations compiled and chosen."""
     from edgekit.runtime.info import collect_info, render_info
@@ -77,7 +76,7 @@ def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], title: st
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("-o", "--output", type=click.Path(), default=None, help="Artifact path (default: out/<model>-<recipe>.ekq).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
-@_friendly
+@friendly
 def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_samples, calib_seqlen, seed, threads,
              output, as_json):
     """Quantize MODEL (alias, HF directory, .gguf file or hub id) into one .ekq artifact."""
@@ -112,7 +111,7 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
                    "runtime: the whole forward pass in edgekit's C++ engine.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-@_friendly
+@friendly
 def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, threads, as_json):
     """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders)."""
     from edgekit.evaluate import evaluate
@@ -144,7 +143,7 @@ def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, thre
 @click.option("--engine", type=click.Choice(["fake", "kernels", "runtime"]), default="fake", show_default=True,
               help="fake: PyTorch fake-quant; kernels: C++ int4 kernels under PyTorch; runtime: the C++ engine.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
-@_friendly
+@friendly
 def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, engine, threads):
     """Generate text from MODEL or an artifact, streamed as it is produced."""
     from edgekit.generate import generate
@@ -162,7 +161,7 @@ def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, engine
               help="Build directory (default: build/targets/<target>).")
 @click.option("--jobs", type=int, default=2, show_default=True, help="Parallel compile jobs.")
 @click.option("--no-test", is_flag=True, help="Only build; do not run the kernel tests on the target CPU.")
-@_friendly
+@friendly
 def build(target_name, out_dir, jobs, no_test):
     """Cross-compile the kernels and their C++ tests for a device profile, then run the tests (under qemu for Arm)."""
     from edgekit.build import SOURCE_DIR, build_target, run_target_tests
@@ -194,7 +193,7 @@ def bench():
 @click.option("--no-llamacpp", is_flag=True, help="Skip the llama.cpp rows.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep artifacts here.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
-@_friendly
+@friendly
 def bench_quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, json_out):
     """Perplexity of the float model, llama.cpp Q4_0 and each edgekit recipe on the same held-out windows."""
     from edgekit.bench.quality import rows_to_markdown, run_quality, save_json

@@ -46,9 +46,15 @@ def perplexity(model, windows: torch.Tensor, progress: bool = True) -> dict:
     Returns:
         ``{"perplexity", "nll", "tokens", "windows", "ctx"}`` (``nll`` is the mean negative log-likelihood).
     """
+    return perplexity_of(lambda w: model(input_ids=w[None], use_cache=False).logits[0].float(), windows, progress)
+
+
+def perplexity_of(logits_fn, windows: torch.Tensor, progress: bool = True) -> dict:
+    """:func:`perplexity` for any engine: ``logits_fn(window)`` returns float logits ``[ctx, vocab]`` computed from
+    an empty context."""
     total, count = 0.0, 0
     for w in tqdm(windows, desc="eval", unit="window", disable=not progress):
-        logits = model(input_ids=w[None], use_cache=False).logits[0, :-1].float()
+        logits = logits_fn(w)[:-1]
         total += float(torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum"))
         count += w.numel() - 1
     nll = total / count
@@ -174,12 +180,10 @@ def _evaluate_runtime(spec: str, data_paths, ctx: int, max_tokens: int, progress
         raise EdgekitError(f"--engine runtime runs a quantized artifact (.ekq); {spec} is not one")
     rt = Runtime.from_artifact(spec, max_ctx=ctx)
     windows = data.eval_windows(rt.tokenizer, data_paths, ctx, max_tokens)
-    total, count = 0.0, 0
-    for w in tqdm(windows, desc="eval", unit="window", disable=not progress):
+
+    def logits(w):
         rt.reset()
-        logits = torch.from_numpy(rt.eval(w.numpy(), all_logits=True)[:-1])
-        total += float(torch.nn.functional.cross_entropy(logits, w[1:], reduction="sum"))
-        count += w.numel() - 1
-    row = {"model": "edgekit runtime (C++)", "perplexity": math.exp(total / count), "nll": total / count,
-           "tokens": count, "windows": len(windows), "ctx": ctx}
+        return torch.from_numpy(rt.eval(w.numpy(), all_logits=True))
+
+    row = {"model": "edgekit runtime (C++)", **perplexity_of(logits, windows, progress)}
     return {"model": str(spec), "task": "causal-lm", **row, "rows": [row]}

@@ -33,11 +33,7 @@ def generate(spec: str, prompt: str, max_tokens: int = 64, temperature: float = 
     if lm.task != "causal-lm":
         raise EdgekitError(f"{spec} is an encoder ({lm.family}); edgekit run needs a causal language model")
     tok = lm.tokenizer
-    if chat and getattr(tok, "chat_template", None):
-        ids = tok.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
-                                      return_tensors="pt")
-    else:
-        ids = tok(prompt, return_tensors="pt", add_special_tokens=False)["input_ids"]
+    ids = torch.tensor([_prompt_ids(tok, prompt, chat)])
     torch.manual_seed(seed)
     sample = temperature > 0
     kwargs = {"do_sample": sample, "max_new_tokens": max_tokens, "pad_token_id": tok.pad_token_id or tok.eos_token_id}

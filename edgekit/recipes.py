@@ -10,9 +10,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
 
-from edgekit.config import AgileQuantConfig, from_dict
+from edgekit.config import AgileQuantConfig, from_dict, read_named_yaml
 from edgekit.errors import EdgekitError
 
 # the repository's recipes/ in a source checkout; a wheel carries them as edgekit/recipes_data (CMake installs them)
@@ -63,16 +62,7 @@ def parse_recipe(data: dict, where: str = "recipe") -> Recipe:
 def load_recipe(name_or_path: str | None) -> Recipe:
     """Load a shipped recipe by name (``agile-w4a8``) or a YAML file by path; None gives the default recipe."""
     name_or_path = name_or_path or DEFAULT_RECIPE
-    p = Path(name_or_path)
-    if not p.is_file():
-        p = RECIPES_DIR / f"{name_or_path}.yaml"
-    if not p.is_file():
-        raise EdgekitError(f"recipe not found: {name_or_path}; shipped recipes: {', '.join(list_recipes())} "
-                           "(or pass a path to a .yaml file)")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise EdgekitError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data, p = read_named_yaml(name_or_path, RECIPES_DIR, "recipe")
     return parse_recipe(data, str(p.name))
 
 

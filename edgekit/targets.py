@@ -12,8 +12,8 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
-import yaml
 
+from edgekit.config import read_named_yaml
 from edgekit.errors import EdgekitError
 
 # the repository's targets/ in a source checkout; a wheel carries them as edgekit/targets_data (CMake installs them)
@@ -110,14 +110,5 @@ def parse_target(data: object, where: str = "target", path: Path | None = None) 
 
 def load_target(name_or_path: str | Path) -> Target:
     """Load a shipped profile by name (``rpi5``) or a YAML file by path."""
-    p = Path(name_or_path)
-    if not p.is_file():
-        p = TARGETS_DIR / f"{name_or_path}.yaml"
-    if not p.is_file():
-        raise EdgekitError(f"target not found: {name_or_path}; shipped targets: {', '.join(list_targets())} "
-                           "(or pass a path to a .yaml file)")
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8"))
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise EdgekitError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+    data, p = read_named_yaml(name_or_path, TARGETS_DIR, "target")
     return parse_target(data, str(p.name), p.resolve())

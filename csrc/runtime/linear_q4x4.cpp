@@ -23,7 +23,8 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
     if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
     if (!gemm) gemm = gemm_q4x4_q8_impl("");
     if (m <= 0 || w.n <= 0) return;
-    std::vector<int32_t> bsums((size_t)(m * (w.k / EK_Q4_BLOCK) * 4));
+    thread_local std::vector<int32_t> bsums;  // scratch reused across calls: no allocation per linear
+    bsums.resize((size_t)(m * (w.k / EK_Q4_BLOCK) * 4));
     ek_lane_sums_q8(xq, m, w.k, bsums.data());
     const int64_t tiles = (w.n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS;
     const int64_t macs_per_tile = m * w.k * EK_Q4X4_ROWS;
@@ -35,8 +36,10 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
 void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
                  ek_gemm_q4x4_q8_fn gemm, ek_quant_row_q8_fn quant) {
     if (!quant) quant = quant_row_q8_impl("");
-    std::vector<int8_t> xq((size_t)(m * w.k));
-    std::vector<float> xs((size_t)m);
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> xs;
+    xq.resize((size_t)(m * w.k));
+    xs.resize((size_t)m);
     if (!qmax_rows) {
         quant(x, m, w.k, EK_Q8_ROW_QMAX, xq.data(), xs.data());
     } else {

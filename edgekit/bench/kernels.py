@@ -164,8 +164,6 @@ def _measure(calls: dict, checks: dict, ref: np.ndarray, what: str, warmup: int,
             if errs[key] > MAX_REL_ERR:
                 raise EdgekitError(f"{key[0]} on {what}: relative error {errs[key]:.3g} vs the float reference "
                                    f"exceeds {MAX_REL_ERR:.0%}; wrong weight layout?")
-            for _ in range(warmup):
-                fn()
         samples = {key: [] for key in calls}
         for _ in range(rounds):
             for key, fn in calls.items():
@@ -209,7 +207,7 @@ def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("
         min_time: Seconds of timed calls per implementation and configuration (split over ``rounds``).
         min_reps: Timed calls at least per implementation and configuration (split over ``rounds``).
         rounds: Interleaved rounds; each times every implementation once, in turn.
-        warmup: Untimed calls per implementation before the first round (after the checked call).
+        warmup: Untimed calls per implementation before each of its timing blocks (after the checked call).
         seed: Seed of the random weights and inputs.
         progress: Print one line per configuration to stderr.
 

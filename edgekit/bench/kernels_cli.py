@@ -12,7 +12,6 @@ import click
 from edgekit.errors import EdgekitError, friendly
 
 
-_friendly = friendly
 
 
 def _int_list(value: str, what: str) -> list[int]:
@@ -80,7 +79,7 @@ def _print_table(rows: list[dict], title: str) -> None:
 @click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
 @click.option("--w4a4", is_flag=True,
               help="Instead: Agile-Quant's packed-multiplier W4A4 kernels vs the int8 kernels on int4 activations.")
-@_friendly
+@friendly
 def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch, seed, json_out, plot_out,
             markdown, w4a4):
     """W4A8 linear: edgekit's kernels vs torch fp32 and ONNX Runtime MatMulNBits (int4, group 32), same weights."""
