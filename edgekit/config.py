@@ -33,10 +33,10 @@ class WeightConfig:
             :mod:`edgekit.quant.awq`).
         sequential: feed each block the *quantized* previous block's outputs (one more forward pass per block), so
             GPTQ compensates the error accumulated so far; False reuses the float outputs of the statistics pass.
-        stats_precision: matmul precision of the statistics pass (float block forward and Hessians): ``"bf16"``
-            rounds matmul inputs to bf16 and accumulates in fp32 (AMX / bf16 dot units where the CPU has them, about
-            2-3x faster; a Hessian stays an exact Gram matrix, so positive semi-definite); ``"fp32"`` is full IEEE.
-            The quantized re-run that feeds the next block is always fp32.
+        stats_precision: matmul precision of the GPTQ Hessian accumulation: ``"bf16"`` rounds the activations to
+            bf16 and accumulates in fp32 (AMX / bf16 dot units where the CPU has them, about 2x faster; a Hessian
+            stays an exact Gram matrix, so positive semi-definite); ``"fp32"`` is full IEEE. The block forward
+            passes are always fp32.
     """
 
     bits: int = 4
