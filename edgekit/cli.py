@@ -214,5 +214,7 @@ if __name__ == "__main__":
 
 
 from edgekit.bench.kernels_cli import kernels as _bench_kernels  # noqa: E402  (its heavy imports are lazy)
+from edgekit.bench.model_cli import model as _bench_model  # noqa: E402  (likewise)
 
 bench.add_command(_bench_kernels)
+bench.add_command(_bench_model)
