@@ -232,11 +232,23 @@ std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::h
         l.down = to_q4(d["down"], "down");
         ls.push_back(std::move(l));
     }
-    std::vector<float> h = head.is_none() ? std::vector<float>() : to_vector<float>(head, "head");
+    // the float tables are only read by the constructor (it keeps fp16 / fp32 copies): check them, pass pointers
+    auto table = [&](const py::handle& obj, const char* what, int64_t rows) -> const float* {
+        const py::array a = py::array::ensure(obj);
+        if (!a) throw py::value_error(std::string(what) + " must be a float32 array");
+        const float* p = checked<float>(a, what, rows ? 2 : 1, "float32");
+        const int64_t want = rows ? rows * (int64_t)c.hidden : (int64_t)c.hidden;
+        if (a.size() != want || (rows && a.shape(0) != rows)) {
+            throw py::value_error(std::string(what) + (rows ? " must be [vocab, hidden]" : " must be [hidden]"));
+        }
+        return p;
+    };
     try {
-        return std::make_unique<edgekit::LlamaModel>(c, to_vector<float>(embed, "embed"),
-                                                     to_vector<float>(final_norm, "final_norm"), std::move(ls),
-                                                     std::move(h));
+        const float* e = table(embed, "embed", c.vocab);
+        const float* fn = table(final_norm, "final_norm", 0);
+        const float* hd = head.is_none() ? nullptr : table(head, "head", c.vocab);
+        py::gil_scoped_release nogil;  // fp16 conversion of the tables takes a moment
+        return std::make_unique<edgekit::LlamaModel>(c, e, fn, std::move(ls), hd);
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }
@@ -283,6 +295,48 @@ py::dict build_info() {
     return d;
 }
 
+// y [m, n] = x [m, k] · w [n, k]ᵀ over fp16 rows (the LM head kernel); bits defined in kernels.h.
+py::array_t<float> gemm_f16_f32(const py::array& w, const py::array& x, const std::string& impl) {
+    const uint16_t* wp = checked<uint16_t>(w, "w", 2, "uint16 (fp16 bits)");
+    const auto [m, k] = check_matrix_f32(x, "x");
+    const int64_t n = w.shape(0);
+    if (w.shape(1) != k) throw py::value_error("w must be [n, " + std::to_string(k) + "] to match x");
+    const ek_gemm_f16_f32_fn fn = edgekit::gemm_f16_f32_impl(impl);
+    py::array_t<float> y({m, n});
+    const float* xp = static_cast<const float*>(x.data());
+    float* yp = y.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        fn(wp, k, xp, k, m, k, yp, n, 0, n);
+    }
+    return y;
+}
+
+// y [k] = Σ_t p[t] · v[t, :] over fp16 rows (attention's value sum); bits defined in kernels.h.
+py::array_t<float> wsum_f16_f32(const py::array& v, const py::array& p, const std::string& impl) {
+    const uint16_t* vp = checked<uint16_t>(v, "v", 2, "uint16 (fp16 bits)");
+    const float* pp = checked<float>(p, "p", 1, "float32");
+    const int64_t n = v.shape(0), k = v.shape(1);
+    if (p.shape(0) != n) throw py::value_error("p must have one weight per row of v");
+    const ek_wsum_f16_f32_fn fn = edgekit::wsum_f16_f32_impl(impl);
+    py::array_t<float> y(k);
+    float* yp = y.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        fn(vp, k, pp, n, k, yp);
+    }
+    return y;
+}
+
+// float32 → fp16 bits with the runtime's converter (tested against numpy's astype(float16)).
+py::array_t<uint16_t> fp32_to_fp16(const py::array& x) {
+    const float* xp = checked<float>(x, "x", 1, "float32");
+    py::array_t<uint16_t> out(x.shape(0));
+    uint16_t* o = out.mutable_data();
+    for (py::ssize_t i = 0; i < x.shape(0); ++i) o[i] = ek_fp32_to_fp16(xp[i]);
+    return out;
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -309,7 +363,9 @@ PYBIND11_MODULE(_C, m) {
              "Append tokens at the next positions; logits [n, vocab] (all_logits) or [vocab] for the last.")
         .def("reset", &edgekit::LlamaModel::reset, "Empty the KV cache.")
         .def("truncate", &edgekit::LlamaModel::truncate, py::arg("n"), "Keep the first n cached positions.")
-        .def_property_readonly("n_past", &edgekit::LlamaModel::n_past);
+        .def_property_readonly("n_past", &edgekit::LlamaModel::n_past)
+        .def_property_readonly("memory_bytes", &edgekit::LlamaModel::memory_bytes,
+                               "Bytes of weights, KV cache and scratch held by the engine.");
     m.def("set_num_threads", &edgekit::set_num_threads, py::arg("n"),
           "Threads of the kernels' pool (n <= 0: all cores). Results do not depend on it.");
     m.def("get_num_threads", &edgekit::get_num_threads, "Threads of the kernels' pool.");
@@ -328,6 +384,11 @@ PYBIND11_MODULE(_C, m) {
              "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127) then "
              "the W4A8 matmul.");
 
+    m.def("gemm_f16_f32", &gemm_f16_f32, py::arg("w"), py::arg("x"), py::arg("impl") = "",
+          "y [m, n] float32 = x [m, k] @ w.T for fp16 weights w (uint16 bits [n, k]); the runtime's LM head kernel.");
+    m.def("wsum_f16_f32", &wsum_f16_f32, py::arg("v"), py::arg("p"), py::arg("impl") = "",
+          "y [k] float32 = sum_t p[t] * v[t] for fp16 rows v (uint16 bits [n, k]); attention's value sum.");
+    m.def("fp32_to_fp16", &fp32_to_fp16, py::arg("x"), "float32 [n] → fp16 bits uint16 [n], round to nearest even.");
     m.def("quant_row_q8", &quant_row_q8, py::arg("x"), py::arg("qmax") = EK_Q8_ROW_QMAX, py::arg("impl") = "",
           "Per-row symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 [M]).\n\n"
           "Bit-identical to edgekit.quant.formats.quantize_rows_q8. `impl` empty uses the dispatched "

@@ -173,6 +173,26 @@ const std::vector<Op>& tables() {
              {"avx2", erase(&ek_gemm_q4x4_q4__avx2), kAVX2 | kFMA | kF16C},
 #endif
          }},
+        {"gemm_f16_f32",
+         {
+             {"scalar", erase(&ek_gemm_f16_f32__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_gemm_f16_f32__avx2), kAVX2 | kFMA | kF16C},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+             {"neon", erase(&ek_gemm_f16_f32__neon), kNEON},
+#endif
+         }},
+        {"wsum_f16_f32",
+         {
+             {"scalar", erase(&ek_wsum_f16_f32__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_wsum_f16_f32__avx2), kAVX2 | kFMA | kF16C},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+             {"neon", erase(&ek_wsum_f16_f32__neon), kNEON},
+#endif
+         }},
     };
     return t;
 }
@@ -341,6 +361,16 @@ ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl) {
 ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl) {
     const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q4") : named_impl("gemm_q4x4_q4", impl);
     return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+}
+
+ek_gemm_f16_f32_fn gemm_f16_f32_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("gemm_f16_f32") : named_impl("gemm_f16_f32", impl);
+    return reinterpret_cast<ek_gemm_f16_f32_fn>(chosen.fn);
+}
+
+ek_wsum_f16_f32_fn wsum_f16_f32_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("wsum_f16_f32") : named_impl("wsum_f16_f32", impl);
+    return reinterpret_cast<ek_wsum_f16_f32_fn>(chosen.fn);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl) {

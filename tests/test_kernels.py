@@ -174,3 +174,40 @@ def test_w4a4_rejects_int8_codes():
     w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), 4, 32)
     with pytest.raises(ValueError, match="-7..7"):
         w.gemm(np.full((1, 32), 8, np.int8), np.ones(1, np.float32), int4=True)
+
+
+@pytest.mark.parametrize("impl", _C.implementations("gemm_f16_f32"))
+def test_gemm_f16_matches_numpy_and_scalar(impl):
+    """The LM head kernel: fp16 weights × fp32 activations; every ISA gives the scalar's bits (kernels.h order)."""
+    rng = np.random.default_rng(7)
+    for m, n, k in [(1, 1, 1), (1, 37, 576), (3, 9, 17), (5, 64, 100), (2, 5, 16)]:
+        w = rng.standard_normal((n, k)).astype(np.float16)
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        y = _C.gemm_f16_f32(w.view(np.uint16), x, impl)
+        ref = x.astype(np.float64) @ w.astype(np.float64).T
+        mag = np.abs(x.astype(np.float64)) @ np.abs(w.astype(np.float64)).T
+        assert np.all(np.abs(y - ref) <= 1e-5 * mag + 1e-30), (m, n, k, np.abs(y - ref).max())
+        np.testing.assert_array_equal(y, _C.gemm_f16_f32(w.view(np.uint16), x, "scalar"))
+        for i in range(m):  # decode (one row) gives the bits of the batch
+            np.testing.assert_array_equal(_C.gemm_f16_f32(w.view(np.uint16), x[i:i + 1], impl)[0], y[i])
+
+
+@pytest.mark.parametrize("impl", _C.implementations("wsum_f16_f32"))
+def test_wsum_f16_matches_numpy(impl):
+    rng = np.random.default_rng(8)
+    for n, k in [(1, 64), (300, 64), (7, 33)]:
+        v = rng.standard_normal((n, k)).astype(np.float16)
+        p = rng.random(n).astype(np.float32)
+        y = _C.wsum_f16_f32(v.view(np.uint16), p, impl)
+        np.testing.assert_allclose(y, p.astype(np.float64) @ v.astype(np.float64), rtol=1e-5, atol=1e-5)
+        np.testing.assert_array_equal(y, _C.wsum_f16_f32(v.view(np.uint16), p, "scalar"))
+
+
+def test_fp32_to_fp16_is_numpys_rounding():
+    rng = np.random.default_rng(9)
+    x = np.concatenate([rng.standard_normal(10000) * 10.0 ** rng.integers(-9, 6, 10000),
+                        [0.0, -0.0, 65504.0, 65519.99, 65520.0, 1e9, -1e9, 2.0 ** -25, 1.5 * 2.0 ** -25, 2.0 ** -24,
+                         np.inf, -np.inf, 1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11]]).astype(np.float32)
+    with np.errstate(over="ignore"):
+        np.testing.assert_array_equal(_C.fp32_to_fp16(x), x.astype(np.float16).view(np.uint16))
+    assert np.isnan(_C.fp32_to_fp16(np.array([np.nan], np.float32)).view(np.float16)).all()

@@ -10,6 +10,8 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "edgekit/dispatch.h"
+#include "edgekit/kernels.h"
 #include "edgekit/linear.h"
 #include "edgekit/threadpool.h"
 
@@ -41,21 +43,27 @@ void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* 
 
 void linear(const Q4Weight& w, const float* x, int n, float* y) { linear_q4x4(w.view(), x, n, nullptr, y); }
 
+std::vector<uint16_t> to_fp16(const float* x, int64_t n) {
+    std::vector<uint16_t> out((size_t)n);
+    for (int64_t i = 0; i < n; ++i) out[i] = ek_fp32_to_fp16(x[i]);
+    return out;
+}
+
+// Rows of the LM head per parallel task: ~150 KB of fp16 weights, enough to amortize the pool's wake-up.
+constexpr int64_t kHeadGrain = 128;
+
 }  // namespace
 
-LlamaModel::LlamaModel(LlamaConfig cfg, std::vector<float> embed, std::vector<float> final_norm,
-                       std::vector<LlamaLayer> layers, std::vector<float> head)
-    : cfg_(cfg), embed_(std::move(embed)), final_norm_(std::move(final_norm)), head_(std::move(head)),
-      layers_(std::move(layers)) {
+LlamaModel::LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm,
+                       std::vector<LlamaLayer> layers, const float* head)
+    : cfg_(cfg), layers_(std::move(layers)) {
     const int64_t h = cfg_.hidden, q_dim = (int64_t)cfg_.n_heads * cfg_.head_dim;
     const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * cfg_.head_dim;
     check(cfg_.n_layers > 0 && h > 0 && cfg_.vocab > 0 && cfg_.ffn > 0 && cfg_.max_ctx > 0, "sizes must be positive");
     check(cfg_.n_kv_heads > 0 && cfg_.n_heads % cfg_.n_kv_heads == 0, "n_heads must be a multiple of n_kv_heads");
-    check(cfg_.head_dim > 0 && cfg_.head_dim % 2 == 0, "head_dim must be even");
+    check(cfg_.head_dim > 0 && cfg_.head_dim % 2 == 0 && cfg_.head_dim <= 1024, "head_dim must be even, <= 1024");
     check((int)layers_.size() == cfg_.n_layers, "expected " + std::to_string(cfg_.n_layers) + " layers");
-    check((int64_t)embed_.size() == cfg_.vocab * h, "embedding must be [vocab, hidden]");
-    check((int64_t)final_norm_.size() == h, "final norm must be [hidden]");
-    check(head_.empty() || (int64_t)head_.size() == cfg_.vocab * h, "LM head must be [vocab, hidden] or tied");
+    check(embed != nullptr && final_norm != nullptr, "the embedding and the final norm are required");
     for (int i = 0; i < cfg_.n_layers; ++i) {
         const LlamaLayer& l = layers_[i];
         const std::string p = "layer " + std::to_string(i) + " ";
@@ -68,11 +76,25 @@ LlamaModel::LlamaModel(LlamaConfig cfg, std::vector<float> embed, std::vector<fl
         check_weight(l.up, cfg_.ffn, h, p + "up_proj");
         check_weight(l.down, h, cfg_.ffn, p + "down_proj");
     }
+    embed_ = to_fp16(embed, (int64_t)cfg_.vocab * h);
+    if (head) head_ = to_fp16(head, (int64_t)cfg_.vocab * h);
+    final_norm_.assign(final_norm, final_norm + h);
     const size_t cache = (size_t)cfg_.n_layers * cfg_.max_ctx * kv_dim;
-    k_cache_.assign(cache, 0.0f);
-    v_cache_.assign(cache, 0.0f);
+    k_cache_.assign(cache, 0);
+    v_cache_.assign(cache, 0);
     for (int i = 0; i < cfg_.head_dim / 2; ++i)
         inv_freq_.push_back(1.0f / std::pow(cfg_.rope_theta, (float)(2 * i) / (float)cfg_.head_dim));
+}
+
+int64_t LlamaModel::memory_bytes() const {
+    int64_t b = (int64_t)(embed_.size() + head_.size() + k_cache_.size() + v_cache_.size()) * 2;
+    for (const auto& l : layers_) {
+        for (const Q4Weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
+            b += (int64_t)w->qs.size() + 2 * (int64_t)w->d.size();
+        b += 4 * (int64_t)(l.attn_norm.size() + l.ffn_norm.size());
+    }
+    for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &att_, &tmp_, &g_, &u_}) b += 4 * (int64_t)v->capacity();
+    return b;
 }
 
 void LlamaModel::truncate(int n) {
@@ -80,36 +102,66 @@ void LlamaModel::truncate(int n) {
     n_past_ = n;
 }
 
-// q [n, n_heads, head_dim] of the new tokens (roped), keys/values already in the cache; out [n, n_heads * head_dim]
+void LlamaModel::reserve(int n) {
+    if (n <= capacity_) return;
+    const size_t h = cfg_.hidden, q_dim = (size_t)cfg_.n_heads * cfg_.head_dim;
+    const size_t kv_dim = (size_t)cfg_.n_kv_heads * cfg_.head_dim;
+    for (auto* v : {&x_, &xn_, &tmp_}) v->resize(n * h);
+    for (auto* v : {&q_, &att_}) v->resize(n * q_dim);
+    for (auto* v : {&k_, &v_}) v->resize(n * kv_dim);
+    for (auto* v : {&g_, &u_}) v->resize(n * (size_t)cfg_.ffn);
+    capacity_ = n;
+}
+
+// rotate-half RoPE on [n, heads, head_dim] rows at positions n_past + i
+void LlamaModel::rope(float* v, int n, int heads) const {
+    const int hd = cfg_.head_dim, half = hd / 2;
+    float cs[512], sn[512];  // head_dim <= 1024 is checked by the loaders; 512 pairs cover it
+    for (int i = 0; i < n; ++i) {
+        const float pos = (float)(n_past_ + i);
+        for (int c = 0; c < half; ++c) {
+            const float f = pos * inv_freq_[c];
+            cs[c] = std::cos(f);
+            sn[c] = std::sin(f);
+        }
+        for (int hh = 0; hh < heads; ++hh) {
+            float* r = v + ((int64_t)i * heads + hh) * hd;
+            for (int c = 0; c < half; ++c) {
+                const float a = r[c], b = r[c + half];
+                r[c] = a * cs[c] - b * sn[c];
+                r[c + half] = b * cs[c] + a * sn[c];
+            }
+        }
+    }
+}
+
+// q [n, n_heads, head_dim] of the new tokens (roped), their keys/values already in the cache;
+// out [n, n_heads * head_dim]. One task per (token, head), each computed the same way whatever the batch, so decode
+// and prefill give the same bits.
 void LlamaModel::attention(int layer, int n, const float* q, float* out) const {
     const int hd = cfg_.head_dim, group = cfg_.n_heads / cfg_.n_kv_heads;
     const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * hd;
-    const float* kc = k_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim;
-    const float* vc = v_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim;
+    const uint16_t* kc = k_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim;
+    const uint16_t* vc = v_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim;
     const float scale = 1.0f / std::sqrt((float)hd);
-    parallel_for((int64_t)n * cfg_.n_heads, 1, [&](int64_t b, int64_t e) {
-        std::vector<float> p((size_t)(n_past_ + n));
+    static const ek_gemm_f16_f32_fn dot = gemm_f16_f32_impl("");
+    static const ek_wsum_f16_f32_fn wsum = wsum_f16_f32_impl("");
+    const int max_ctx = cfg_.max_ctx, n_heads = cfg_.n_heads, n_past = n_past_;
+    parallel_for((int64_t)n * n_heads, 1, [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> p;  // scores of one (token, head); grows once to the cache length
+        if ((int)p.size() < max_ctx) p.resize((size_t)max_ctx);
         for (int64_t task = b; task < e; ++task) {
-            const int i = (int)(task / cfg_.n_heads), h = (int)(task % cfg_.n_heads), kvh = h / group;
-            const int len = n_past_ + i + 1;  // causal: positions 0 .. n_past + i
-            const float* qi = q + ((int64_t)i * cfg_.n_heads + h) * hd;
+            const int i = (int)(task / n_heads), h = (int)(task % n_heads), kvh = h / group;
+            const int len = n_past + i + 1;  // causal: positions 0 .. n_past + i
+            const float* qi = q + ((int64_t)i * n_heads + h) * hd;
+            dot(kc + (int64_t)kvh * hd, kv_dim, qi, hd, 1, hd, p.data(), 0, 0, len);
             float mx = -INFINITY;
-            for (int t = 0; t < len; ++t) {
-                const float* kt = kc + (int64_t)t * kv_dim + (int64_t)kvh * hd;
-                float s = 0.0f;
-                for (int c = 0; c < hd; ++c) s += qi[c] * kt[c];
-                p[t] = s * scale;
-                mx = std::max(mx, p[t]);
-            }
+            for (int t = 0; t < len; ++t) mx = std::max(mx, p[t] *= scale);
             float sum = 0.0f;
             for (int t = 0; t < len; ++t) sum += (p[t] = std::exp(p[t] - mx));
-            float* oi = out + ((int64_t)i * cfg_.n_heads + h) * hd;
-            std::fill(oi, oi + hd, 0.0f);
-            for (int t = 0; t < len; ++t) {
-                const float wt = p[t] / sum;
-                const float* vt = vc + (int64_t)t * kv_dim + (int64_t)kvh * hd;
-                for (int c = 0; c < hd; ++c) oi[c] += wt * vt[c];
-            }
+            const float inv = 1.0f / sum;
+            for (int t = 0; t < len; ++t) p[t] *= inv;
+            wsum(vc + (int64_t)kvh * hd, kv_dim, p.data(), len, hd, out + ((int64_t)i * n_heads + h) * hd);
         }
     });
 }
@@ -120,85 +172,53 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
         throw std::invalid_argument("the KV cache holds " + std::to_string(cfg_.max_ctx) + " positions; " +
                                     std::to_string(n_past_) + " used, " + std::to_string(n) + " more requested");
     }
-    const int64_t h = cfg_.hidden, hd = cfg_.head_dim, q_dim = (int64_t)cfg_.n_heads * hd;
-    const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * hd;
-    std::vector<float> x((size_t)(n * h)), xn((size_t)(n * h)), q((size_t)(n * q_dim)), kv((size_t)(n * kv_dim));
-    std::vector<float> att((size_t)(n * q_dim)), tmp((size_t)(n * h)), g((size_t)(n * cfg_.ffn)),
-        u((size_t)(n * cfg_.ffn));
     for (int i = 0; i < n; ++i) {
         if (tokens[i] < 0 || tokens[i] >= cfg_.vocab) {
             throw std::invalid_argument("token id " + std::to_string(tokens[i]) + " outside the vocabulary of " +
                                         std::to_string(cfg_.vocab));
         }
-        std::copy_n(embed_.data() + (int64_t)tokens[i] * h, h, x.data() + i * h);
     }
-    // rotate-half RoPE on [n, heads, hd] rows at positions n_past + i
-    auto rope = [&](float* v, int heads) {
-        for (int i = 0; i < n; ++i) {
-            const float pos = (float)(n_past_ + i);
-            for (int hh = 0; hh < heads; ++hh) {
-                float* r = v + ((int64_t)i * heads + hh) * hd;
-                for (int c = 0; c < hd / 2; ++c) {
-                    const float f = pos * inv_freq_[c], cs = std::cos(f), sn = std::sin(f);
-                    const float a = r[c], b = r[c + hd / 2];
-                    r[c] = a * cs - b * sn;
-                    r[c + hd / 2] = b * cs + a * sn;
-                }
-            }
-        }
-    };
+    reserve(n);
+    const int64_t h = cfg_.hidden, hd = cfg_.head_dim, kv_dim = (int64_t)cfg_.n_kv_heads * hd;
+    float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data();
+    float *att = att_.data(), *tmp = tmp_.data(), *g = g_.data(), *u = u_.data();
+    for (int i = 0; i < n; ++i) {
+        const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
+        for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
+    }
     for (int li = 0; li < cfg_.n_layers; ++li) {
         const LlamaLayer& l = layers_[li];
-        float* kc = k_cache_.data() + ((int64_t)li * cfg_.max_ctx + n_past_) * kv_dim;
-        float* vc = v_cache_.data() + ((int64_t)li * cfg_.max_ctx + n_past_) * kv_dim;
-        rms_norm(x.data(), l.attn_norm.data(), n, (int)h, cfg_.rms_eps, xn.data());
-        linear(l.q, xn.data(), n, q.data());
-        rope(q.data(), cfg_.n_heads);
-        linear(l.k, xn.data(), n, kc);  // new keys and values go straight into the cache
-        rope(kc, cfg_.n_kv_heads);
-        linear(l.v, xn.data(), n, vc);
-        attention(li, n, q.data(), att.data());
-        linear(l.o, att.data(), n, tmp.data());
+        rms_norm(x, l.attn_norm.data(), n, (int)h, cfg_.rms_eps, xn);
+        linear(l.q, xn, n, q);
+        rope(q, n, cfg_.n_heads);
+        linear(l.k, xn, n, kn);
+        rope(kn, n, cfg_.n_kv_heads);
+        linear(l.v, xn, n, vn);
+        // new keys and values into the fp16 cache at positions n_past .. n_past + n - 1
+        uint16_t* kc = k_cache_.data() + ((int64_t)li * cfg_.max_ctx + n_past_) * kv_dim;
+        uint16_t* vc = v_cache_.data() + ((int64_t)li * cfg_.max_ctx + n_past_) * kv_dim;
+        for (int64_t c = 0; c < n * kv_dim; ++c) {
+            kc[c] = ek_fp32_to_fp16(kn[c]);
+            vc[c] = ek_fp32_to_fp16(vn[c]);
+        }
+        attention(li, n, q, att);
+        linear(l.o, att, n, tmp);
         for (int64_t c = 0; c < n * h; ++c) x[c] += tmp[c];
-        rms_norm(x.data(), l.ffn_norm.data(), n, (int)h, cfg_.rms_eps, xn.data());
-        linear(l.gate, xn.data(), n, g.data());
-        linear(l.up, xn.data(), n, u.data());
+        rms_norm(x, l.ffn_norm.data(), n, (int)h, cfg_.rms_eps, xn);
+        linear(l.gate, xn, n, g);
+        linear(l.up, xn, n, u);
         for (int64_t c = 0; c < n * cfg_.ffn; ++c) g[c] = g[c] / (1.0f + std::exp(-g[c])) * u[c];  // SiLU(g) * u
-        linear(l.down, g.data(), n, tmp.data());
+        linear(l.down, g, n, tmp);
         for (int64_t c = 0; c < n * h; ++c) x[c] += tmp[c];
     }
     n_past_ += n;
-    const int first = all_logits ? 0 : n - 1;
-    rms_norm(x.data() + first * h, final_norm_.data(), n - first, (int)h, cfg_.rms_eps, xn.data());
-    const float* head = head_.empty() ? embed_.data() : head_.data();
-    const int rows = n - first;
-    // float LM head, the same summation order for one row (decode) and many (prefill), so that both give the same
-    // bits: eight partial sums over c < h8 (c mod 8), combined pairwise, then the tail. Several rows run with the
-    // activations transposed to [hidden][rows], so the inner loop runs over rows and vectorizes.
-    const int64_t h8 = h - h % 8;
-    std::vector<float> xt((size_t)(rows * h));
-    for (int i = 0; i < rows; ++i)
-        for (int64_t c = 0; c < h; ++c) xt[c * rows + i] = xn[(int64_t)i * h + c];
-    parallel_for(cfg_.vocab, 256, [&](int64_t b, int64_t e) {
-        std::vector<float> acc((size_t)(8 * rows));
-        for (int64_t t = b; t < e; ++t) {
-            const float* w = head + t * h;
-            std::fill(acc.begin(), acc.end(), 0.0f);
-            for (int64_t c = 0; c < h8; ++c) {
-                const float wc = w[c];
-                const float* xc = xt.data() + c * rows;
-                float* a = acc.data() + (c & 7) * rows;
-                for (int i = 0; i < rows; ++i) a[i] += wc * xc[i];
-            }
-            for (int i = 0; i < rows; ++i) {
-                const float* s = acc.data() + i;
-                float tot = ((s[0] + s[rows]) + (s[2 * rows] + s[3 * rows])) +
-                            ((s[4 * rows] + s[5 * rows]) + (s[6 * rows] + s[7 * rows]));
-                for (int64_t c = h8; c < h; ++c) tot += w[c] * xt[c * rows + i];
-                logits[(int64_t)i * cfg_.vocab + t] = tot;
-            }
-        }
-    });
+    const int first = all_logits ? 0 : n - 1, rows = n - first;
+    rms_norm(x + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
+    // fp16 LM head: one fixed summation order per logit (kernels.h), so decode and prefill give the same bits
+    static const ek_gemm_f16_f32_fn head_fn = gemm_f16_f32_impl("");
+    const uint16_t* head = head_.empty() ? embed_.data() : head_.data();
+    const int vocab = cfg_.vocab;
+    parallel_for(vocab, kHeadGrain, [&](int64_t b, int64_t e) { head_fn(head, h, xn, h, rows, h, logits, vocab, b, e); });
 }
 
 }  // namespace edgekit

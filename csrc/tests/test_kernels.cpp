@@ -8,6 +8,8 @@
 //                 (c) splitting the tiles [0, T) into [0, a) + [a, T) (threads) changes no bit;
 //                 (d) rows >= n and columns outside [t0, t1) keep their sentinel (ldy > n);
 //                 (f) ~200 random shapes from a fixed seed.
+//   gemm_f16_f32, wsum_f16_f32, fp16 conversion: bit-identical to the scalar for any m, row split and stride
+//                 (test_f16.cpp).
 //   quant_row_q8  (e) codes and scale bits identical to the scalar: random rows, zeros, huge values, inf/NaN,
 //                     subnormals and exact .5 ties.
 // Prints one line per failure (op, impl, shape, worst element) and exits 1; on success prints
@@ -21,10 +23,13 @@
 #include <cstring>
 #include <exception>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "edgekit/dispatch.h"
 #include "edgekit/kernels.h"
+
+std::pair<int, int> run_f16_suite();  // test_f16.cpp: (checks, failures)
 
 namespace {
 
@@ -398,6 +403,11 @@ int main() {
             const int64_t m = fz.range(1, 9), n = fz.range(1, 70), k = EK_Q4_BLOCK * fz.range(1, 24);
             check_gemm(impls, m, n, k, it % 3 == 0 ? Data::kRandom : Data::kMixed, 0xF000ull + it);
         }
+
+        // gemm_f16_f32 / wsum_f16_f32 / fp16 conversion (test_f16.cpp)
+        const auto f16 = run_f16_suite();
+        g_checks += f16.first;
+        g_failures += f16.second;
 
         if (g_failures) {
             std::printf("test_kernels: %d of %d checks FAILED\n", g_failures, g_checks);

@@ -59,6 +59,9 @@ ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl = "");
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl = "");
 // The packed-multiplier W4A4 kernels (same function type; activations in -7..7).
 ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl = "");
+// Float kernels over fp16 rows (LM head, attention over the fp16 KV cache).
+ek_gemm_f16_f32_fn gemm_f16_f32_impl(const std::string& impl = "");
+ek_wsum_f16_f32_fn wsum_f16_f32_impl(const std::string& impl = "");
 
 }  // namespace edgekit
 #endif  // __cplusplus

@@ -83,6 +83,46 @@ void ek_gemm_q4x4_q4__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, 
 #endif
 
 // ---------------------------------------------------------------------------------------------------------------
+// Float matmul over fp16 rows: the LM head / tied embedding, and attention scores over an fp16 KV cache.
+//
+//   y[i * ldy + r] = sum_{c < k} fp32(w[r * ldw + c]) * x[i * ldx + c]      rows r in [r0, r1), tokens i < m
+//
+// Every output is summed in one fixed order, the same in every implementation and for every m and row range: so
+// the SIMD kernels equal the scalar one bit for bit, and decode (m = 1) gives the bits prefill gives. The order:
+// 16 running sums s_l; for c < k16 (k rounded down to a multiple of 16), ascending, s_{c mod 16} = fma(w, x, s);
+// then s_l += s_{l+8} (l < 8), s_l += s_{l+4} (l < 4), s_l += s_{l+2} (l < 2), s_0 += s_1; then the tail
+// c = k16 .. k-1 ascending, s_0 = fma(w, x, s_0).
+// ---------------------------------------------------------------------------------------------------------------
+typedef void (*ek_gemm_f16_f32_fn)(const uint16_t* w, int64_t ldw, const float* x, int64_t ldx, int64_t m,
+                                   int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+void ek_gemm_f16_f32__scalar(const uint16_t* w, int64_t ldw, const float* x, int64_t ldx, int64_t m, int64_t k,
+                             float* y, int64_t ldy, int64_t r0, int64_t r1);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_gemm_f16_f32__avx2(const uint16_t* w, int64_t ldw, const float* x, int64_t ldx, int64_t m, int64_t k,
+                           float* y, int64_t ldy, int64_t r0, int64_t r1);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_gemm_f16_f32__neon(const uint16_t* w, int64_t ldw, const float* x, int64_t ldx, int64_t m, int64_t k,
+                           float* y, int64_t ldy, int64_t r0, int64_t r1);
+#endif
+
+// Weighted sum of fp16 rows (attention: probabilities times cached values):
+//
+//   y[c] = sum_{t < n} p[t] * fp32(v[t * ldv + c])      c < k;  y[c] = fma(p[t], v, y[c]) for t = 0, 1, ... from 0
+//
+// The same bits in every implementation (one fused multiply-add per term, ascending t).
+typedef void (*ek_wsum_f16_f32_fn)(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+
+void ek_wsum_f16_f32__scalar(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_wsum_f16_f32__avx2(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_wsum_f16_f32__neon(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+#endif
+
+// ---------------------------------------------------------------------------------------------------------------
 // Helpers shared by every ISA (plain C++, the compiler vectorizes them): not dispatched.
 // ---------------------------------------------------------------------------------------------------------------
 
@@ -95,6 +135,9 @@ void ek_pack_q4x4(const ek_block_q4_0* rows, int64_t n, int64_t k, uint8_t* qs, 
 
 // IEEE half bits → float, exactly (subnormals, inf and NaN included).
 float ek_fp16_to_fp32(uint16_t h);
+
+// float → IEEE half bits, rounded to nearest even (overflow → ±inf, NaN stays NaN), as numpy's astype(float16).
+uint16_t ek_fp32_to_fp16(float f);
 
 #ifdef __cplusplus
 }  // extern "C"

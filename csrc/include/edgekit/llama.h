@@ -1,7 +1,8 @@
 // The edgekit runtime's Llama-family decoder: the whole forward pass in C++ on the W4A8 kernels, with a KV cache.
 //
-// First step of the runtime issue: the engine is built from arrays handed over by the caller (the Python side reads
-// the artifact); the artifact reader in C++, the C API and the int8 KV cache come next.
+// Memory: the int4 linears in the q4x4 layout, the embedding (and an untied LM head) in fp16, the KV cache in fp16;
+// activations and norms in fp32. Scratch buffers grow to the largest batch seen and are reused, so the decode path
+// allocates nothing per token.
 #ifndef EDGEKIT_LLAMA_H
 #define EDGEKIT_LLAMA_H
 
@@ -35,8 +36,10 @@ struct LlamaLayer {
 class LlamaModel {
 public:
     // Validates every shape against the config; throws std::invalid_argument naming the first mismatch.
-    LlamaModel(LlamaConfig cfg, std::vector<float> embed, std::vector<float> final_norm, std::vector<LlamaLayer> layers,
-               std::vector<float> head);
+    // embed [vocab, hidden] and final_norm [hidden] are float32; head [vocab, hidden] float32, or nullptr when the
+    // head is tied to the embedding. They are converted / copied here, so they need only outlive the constructor.
+    LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm, std::vector<LlamaLayer> layers,
+               const float* head);
 
     const LlamaConfig& config() const { return cfg_; }
     int n_past() const { return n_past_; }
@@ -48,14 +51,23 @@ public:
     // position ([n, vocab]) when all_logits, else for the last one only ([vocab]). Throws when the cache is full.
     void eval(const int32_t* tokens, int n, float* logits, bool all_logits);
 
+    // Bytes held by weights, the KV cache and scratch (what the model adds to the process).
+    int64_t memory_bytes() const;
+
 private:
     void attention(int layer, int n, const float* q, float* out) const;
+    void rope(float* v, int n, int heads) const;
+    void reserve(int n);
 
     LlamaConfig cfg_;
-    std::vector<float> embed_, final_norm_, head_;  // head_ empty: tied to embed_
+    std::vector<uint16_t> embed_, head_;  // fp16 [vocab, hidden]; head_ empty: tied to embed_
+    std::vector<float> final_norm_;
     std::vector<LlamaLayer> layers_;
-    std::vector<float> k_cache_, v_cache_;  // [layer][pos][kv_head][head_dim]
-    std::vector<float> inv_freq_;           // [head_dim / 2]
+    std::vector<uint16_t> k_cache_, v_cache_;  // fp16 [layer][pos][kv_head][head_dim]
+    std::vector<float> inv_freq_;              // [head_dim / 2]
+    // scratch of the forward pass, grown to the largest batch seen
+    std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, g_, u_;
+    int capacity_ = 0;
     int n_past_ = 0;
 };
 

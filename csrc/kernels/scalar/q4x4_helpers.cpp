@@ -68,3 +68,26 @@ extern "C" float ek_fp16_to_fp32(uint16_t h) {
     memcpy(&f, &bits, sizeof f);
     return f;
 }
+
+extern "C" uint16_t ek_fp32_to_fp16(float f) {
+    uint32_t x;
+    memcpy(&x, &f, sizeof x);
+    const uint16_t sign = (uint16_t)((x >> 16) & 0x8000);
+    const uint32_t ax = x & 0x7FFFFFFFu;
+    if (ax >= 0x7F800000u) return sign | (ax > 0x7F800000u ? 0x7E00 : 0x7C00);  // NaN (quiet) / inf
+    if (ax >= 0x477FF000u) return sign | 0x7C00;  // rounds to >= 65520: overflow to inf
+    if (ax < 0x38800000u) {  // below the smallest normal half (2^-14): subnormal or zero
+        if (ax < 0x33000000u) return sign;  // below half of the smallest subnormal (2^-25): ±0
+        const uint32_t e = ax >> 23, man = (ax & 0x7FFFFF) | 0x800000;
+        const uint32_t shift = 126 - e;  // 14..24: value = man * 2^(e - 150), half subnormal unit 2^-24
+        uint32_t h = man >> shift;
+        const uint32_t rest = man & ((1u << shift) - 1), halfway = 1u << (shift - 1);
+        if (rest > halfway || (rest == halfway && (h & 1))) ++h;  // round to nearest even
+        return sign | (uint16_t)h;
+    }
+    // normal: rebias the exponent, round the 13 dropped mantissa bits to nearest even (a carry may bump the exponent)
+    uint32_t h = ((ax >> 13) - ((127 - 15) << 10));
+    const uint32_t rest = ax & 0x1FFF;
+    if (rest > 0x1000 || (rest == 0x1000 && (h & 1))) ++h;
+    return sign | (uint16_t)h;
+}

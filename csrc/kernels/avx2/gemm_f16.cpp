@@ -1,0 +1,133 @@
+// AVX2 + F16C + FMA fp16-row kernels, bit-identical to the scalar reference (kernels.h gives the order).
+//
+// gemm: the 16 running sums of the contract are two 8-lane accumulators per output (lanes c mod 16 < 8 and >= 8);
+// acc0 + acc1 is the first level of the tree, the 128-bit halves the second, movehl the third. With one token
+// (decode: memory-bound) four weight rows are converted on the fly and share each load of x; with several tokens
+// four rows are converted once into a small buffer and reused for every token.
+#include <assert.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "edgekit/kernels.h"
+
+namespace {
+
+inline __m256 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+
+// s_l += s_{l+8}, then the 4- and 2-lane levels and s_0 + s_1 (the contract's tree).
+inline float reduce16(__m256 acc0, __m256 acc1) {
+    const __m256 s8 = _mm256_add_ps(acc0, acc1);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    return _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
+}
+
+float tail(const uint16_t* w, const float* x, int64_t k16, int64_t k, float tot) {
+    for (int64_t c = k16; c < k; ++c) tot = std::fma(ek_fp16_to_fp32(w[c]), x[c], tot);
+    return tot;
+}
+
+// One token against rows [r0, r1): four rows per pass share the x loads.
+void gemv(const uint16_t* w, int64_t ldw, const float* x, int64_t k, float* y, int64_t r0, int64_t r1) {
+    const int64_t k16 = k - k % 16;
+    int64_t r = r0;
+    for (; r + 4 <= r1; r += 4) {
+        const uint16_t* w0 = w + r * ldw;
+        const uint16_t* w1 = w0 + ldw;
+        const uint16_t* w2 = w1 + ldw;
+        const uint16_t* w3 = w2 + ldw;
+        __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
+        for (int64_t c = 0; c < k16; c += 16) {
+            const __m256 xa = _mm256_loadu_ps(x + c), xb = _mm256_loadu_ps(x + c + 8);
+            a0 = _mm256_fmadd_ps(load_f16(w0 + c), xa, a0);
+            b0 = _mm256_fmadd_ps(load_f16(w0 + c + 8), xb, b0);
+            a1 = _mm256_fmadd_ps(load_f16(w1 + c), xa, a1);
+            b1 = _mm256_fmadd_ps(load_f16(w1 + c + 8), xb, b1);
+            a2 = _mm256_fmadd_ps(load_f16(w2 + c), xa, a2);
+            b2 = _mm256_fmadd_ps(load_f16(w2 + c + 8), xb, b2);
+            a3 = _mm256_fmadd_ps(load_f16(w3 + c), xa, a3);
+            b3 = _mm256_fmadd_ps(load_f16(w3 + c + 8), xb, b3);
+        }
+        y[r] = tail(w0, x, k16, k, reduce16(a0, b0));
+        y[r + 1] = tail(w1, x, k16, k, reduce16(a1, b1));
+        y[r + 2] = tail(w2, x, k16, k, reduce16(a2, b2));
+        y[r + 3] = tail(w3, x, k16, k, reduce16(a3, b3));
+    }
+    for (; r < r1; ++r) {
+        const uint16_t* wr = w + r * ldw;
+        __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+        for (int64_t c = 0; c < k16; c += 16) {
+            a = _mm256_fmadd_ps(load_f16(wr + c), _mm256_loadu_ps(x + c), a);
+            b = _mm256_fmadd_ps(load_f16(wr + c + 8), _mm256_loadu_ps(x + c + 8), b);
+        }
+        y[r] = tail(wr, x, k16, k, reduce16(a, b));
+    }
+}
+
+}  // namespace
+
+extern "C" void ek_gemm_f16_f32__avx2(const uint16_t* w, int64_t ldw, const float* x, int64_t ldx, int64_t m,
+                                      int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+    assert(k >= 0 && ldw >= k && ldx >= k && r0 <= r1);
+    if (m == 1) {
+        gemv(w, ldw, x, k, y, r0, r1);
+        return;
+    }
+    const int64_t k16 = k - k % 16;
+    thread_local std::vector<float> buf;  // up to four rows converted to fp32, reused by every token
+    if ((int64_t)buf.size() < 4 * k16) buf.resize((size_t)(4 * k16));
+    for (int64_t r = r0; r < r1; r += 4) {
+        const int rows = (int)std::min<int64_t>(4, r1 - r);
+        for (int j = 0; j < rows; ++j) {
+            const uint16_t* wr = w + (r + j) * ldw;
+            for (int64_t c = 0; c < k16; c += 8) _mm256_storeu_ps(buf.data() + j * k16 + c, load_f16(wr + c));
+        }
+        for (int64_t i = 0; i < m; ++i) {
+            const float* xi = x + i * ldx;
+            for (int j = 0; j < rows; ++j) {
+                const float* wf = buf.data() + j * k16;
+                __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
+                for (int64_t c = 0; c < k16; c += 16) {
+                    a = _mm256_fmadd_ps(_mm256_loadu_ps(wf + c), _mm256_loadu_ps(xi + c), a);
+                    b = _mm256_fmadd_ps(_mm256_loadu_ps(wf + c + 8), _mm256_loadu_ps(xi + c + 8), b);
+                }
+                y[i * ldy + r + j] = tail(w + (r + j) * ldw, xi, k16, k, reduce16(a, b));
+            }
+        }
+    }
+}
+
+extern "C" void ek_wsum_f16_f32__avx2(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k,
+                                      float* y) {
+    assert(k >= 0 && ldv >= k);
+    int64_t c = 0;
+    for (; c + 32 <= k; c += 32) {  // 32 outputs in four registers across all t
+        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
+        for (int64_t t = 0; t < n; ++t) {
+            const __m256 pt = _mm256_set1_ps(p[t]);
+            const uint16_t* vt = v + t * ldv + c;
+            a0 = _mm256_fmadd_ps(pt, load_f16(vt), a0);
+            a1 = _mm256_fmadd_ps(pt, load_f16(vt + 8), a1);
+            a2 = _mm256_fmadd_ps(pt, load_f16(vt + 16), a2);
+            a3 = _mm256_fmadd_ps(pt, load_f16(vt + 24), a3);
+        }
+        _mm256_storeu_ps(y + c, a0);
+        _mm256_storeu_ps(y + c + 8, a1);
+        _mm256_storeu_ps(y + c + 16, a2);
+        _mm256_storeu_ps(y + c + 24, a3);
+    }
+    for (; c + 8 <= k; c += 8) {
+        __m256 a = _mm256_setzero_ps();
+        for (int64_t t = 0; t < n; ++t) a = _mm256_fmadd_ps(_mm256_set1_ps(p[t]), load_f16(v + t * ldv + c), a);
+        _mm256_storeu_ps(y + c, a);
+    }
+    for (; c < k; ++c) {
+        float a = 0.0f;
+        for (int64_t t = 0; t < n; ++t) a = std::fma(p[t], ek_fp16_to_fp32(v[t * ldv + c]), a);
+        y[c] = a;
+    }
+}
