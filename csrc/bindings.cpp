@@ -232,11 +232,18 @@ std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::h
         l.down = to_q4(d["down"], "down");
         ls.push_back(std::move(l));
     }
-    std::vector<float> h = head.is_none() ? std::vector<float>() : to_vector<float>(head, "head");
+    // the constructor reads sizes from the config, so the arrays are checked against it here
+    const std::vector<float> emb = to_vector<float>(embed, "embed"), fn = to_vector<float>(final_norm, "final_norm");
+    const std::vector<float> h = head.is_none() ? std::vector<float>() : to_vector<float>(head, "head");
+    const int64_t table = (int64_t)c.vocab * c.hidden;
+    if ((int64_t)emb.size() != table) throw py::value_error("runtime model: embedding must be [vocab, hidden]");
+    if ((int64_t)fn.size() != c.hidden) throw py::value_error("runtime model: final norm must be [hidden]");
+    if (!head.is_none() && (int64_t)h.size() != table) {
+        throw py::value_error("runtime model: LM head must be [vocab, hidden] or tied");
+    }
     try {
-        return std::make_unique<edgekit::LlamaModel>(c, to_vector<float>(embed, "embed"),
-                                                     to_vector<float>(final_norm, "final_norm"), std::move(ls),
-                                                     std::move(h));
+        return std::make_unique<edgekit::LlamaModel>(c, emb.data(), fn.data(), std::move(ls),
+                                                     head.is_none() ? nullptr : h.data());
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }

@@ -43,19 +43,20 @@ void linear(const Q4Weight& w, const float* x, int n, float* y) { linear_q4x4(w.
 
 }  // namespace
 
-LlamaModel::LlamaModel(LlamaConfig cfg, std::vector<float> embed, std::vector<float> final_norm,
-                       std::vector<LlamaLayer> layers, std::vector<float> head)
-    : cfg_(cfg), embed_(std::move(embed)), final_norm_(std::move(final_norm)), head_(std::move(head)),
-      layers_(std::move(layers)) {
+LlamaModel::LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm,
+                       std::vector<LlamaLayer> layers, const float* head)
+    : cfg_(cfg), layers_(std::move(layers)) {
     const int64_t h = cfg_.hidden, q_dim = (int64_t)cfg_.n_heads * cfg_.head_dim;
     const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * cfg_.head_dim;
     check(cfg_.n_layers > 0 && h > 0 && cfg_.vocab > 0 && cfg_.ffn > 0 && cfg_.max_ctx > 0, "sizes must be positive");
     check(cfg_.n_kv_heads > 0 && cfg_.n_heads % cfg_.n_kv_heads == 0, "n_heads must be a multiple of n_kv_heads");
     check(cfg_.head_dim > 0 && cfg_.head_dim % 2 == 0, "head_dim must be even");
     check((int)layers_.size() == cfg_.n_layers, "expected " + std::to_string(cfg_.n_layers) + " layers");
-    check((int64_t)embed_.size() == cfg_.vocab * h, "embedding must be [vocab, hidden]");
-    check((int64_t)final_norm_.size() == h, "final norm must be [hidden]");
-    check(head_.empty() || (int64_t)head_.size() == cfg_.vocab * h, "LM head must be [vocab, hidden] or tied");
+    check(embed != nullptr && final_norm != nullptr, "the embedding and the final norm are required");
+    // sizes come from the config: validated above, so the copies read exactly what the caller promised
+    embed_.assign(embed, embed + cfg_.vocab * h);
+    final_norm_.assign(final_norm, final_norm + h);
+    if (head) head_.assign(head, head + cfg_.vocab * h);
     for (int i = 0; i < cfg_.n_layers; ++i) {
         const LlamaLayer& l = layers_[i];
         const std::string p = "layer " + std::to_string(i) + " ";

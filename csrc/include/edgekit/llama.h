@@ -35,8 +35,11 @@ struct LlamaLayer {
 class LlamaModel {
 public:
     // Validates every shape against the config; throws std::invalid_argument naming the first mismatch.
-    LlamaModel(LlamaConfig cfg, std::vector<float> embed, std::vector<float> final_norm, std::vector<LlamaLayer> layers,
-               std::vector<float> head);
+    // embed [vocab * hidden] and final_norm [hidden] are float32 arrays of the sizes the config implies, head
+    // [vocab * hidden] or nullptr when tied to the embedding; they need only live during the constructor (the model
+    // copies what it keeps), so a loader can pass pointers straight into a memory-mapped file.
+    LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm, std::vector<LlamaLayer> layers,
+               const float* head);
 
     const LlamaConfig& config() const { return cfg_; }
     int n_past() const { return n_past_; }
