@@ -9,6 +9,7 @@ from __future__ import annotations
 import ctypes
 import importlib.util
 import json
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -42,8 +43,12 @@ def source_module(name: str):
     if Path(edgekit.__file__).resolve().parent == ROOT / "edgekit":
         return importlib.import_module(name)
     path = ROOT / (name.replace(".", "/") + ".py")
-    spec = importlib.util.spec_from_file_location(name.replace(".", "_") + "_checkout", path)
+    alias = name.replace(".", "_") + "_checkout"
+    if alias in sys.modules:
+        return sys.modules[alias]
+    spec = importlib.util.spec_from_file_location(alias, path)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[alias] = mod  # dataclasses look their module up while the class is created
     spec.loader.exec_module(mod)
     return mod
 
@@ -94,7 +99,11 @@ def write_tiny(path: Path, config: dict | None = None, tensors: dict | None = No
     config = dict(TINY if config is None else config)
     save_file(tensors if tensors is not None else tiny_tensors(config, seed), str(path),
               metadata=meta if meta is not None else tiny_metadata(config))
-    return path
+    # safetensors writes the metadata in hash order, which changes between processes: rewrite the header with
+    # sorted keys (padded to 8 bytes as safetensors does) so that the same call gives the same bytes (fuzz seeds)
+    header, data = read_raw(path)
+    text = json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    return write_raw(path, text + b" " * (-len(text) % 8), data)
 
 
 def read_raw(path: Path) -> tuple[dict, bytes]:

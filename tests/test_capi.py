@@ -164,6 +164,45 @@ def test_load_errors(tmp_path, lib, case):
     assert lib.ek_status_name(status).decode().startswith("EK_ERR_")
 
 
+# Edits of the header's JSON text (byte strings: old → new) and what the strict parser must make of them.
+HEADER_JSON = {
+    "escaped format value": (b'"edgekit-artifact"', b'"edgekit\\u002dartifact"', None),
+    "surrogate pair": (b'"synthetic"', b'"synth\\ud83d\\ude00etic"', None),
+    "raw utf-8": (b'"synthetic"', '"synth\u00e9tic \U0001f600"'.encode(), None),
+    "pretty printed": (None, None, None),
+    "overlong utf-8": (b'"synthetic"', b'"synth\xc0\xafetic"', "invalid UTF-8"),
+    "lone surrogate": (b'"synthetic"', b'"synth\\udc00"', "lone low surrogate"),
+    "control character": (b'"synthetic"', b'"synth\x01etic"', "control character"),
+    "duplicate key": (b'"__metadata__":{', b'"__metadata__":{"a":"1","a":"2",', 'duplicate key "a"'),
+    "too deep": (b'"__metadata__":{', b'"x":' + b"[" * 100 + b"]" * 100 + b',"__metadata__":{',
+                 "nested deeper than 64"),
+    "leading zero": (b'"data_offsets":[0,', b'"data_offsets":[00,', "leading zero"),
+    "trailing comma": (b'"__metadata__":{', b'"__metadata__":{"a":"1",}', "expected a string key"),
+    "float offset": (b'"data_offsets":[0,', b'"data_offsets":[0e0,', "data_offsets must be two integers"),
+}
+
+
+@pytest.mark.parametrize("case", list(HEADER_JSON))
+def test_header_json_is_parsed_strictly(tmp_path, lib, tiny, case):
+    old, new, error = HEADER_JSON[case]
+    header, data = cu.read_raw(tiny)
+    text = json.dumps(header, indent=2).encode() if old is None else \
+        json.dumps(header, sort_keys=True, separators=(",", ":")).encode()
+    if old is not None:
+        assert text.count(old) >= 1, old
+        text = text.replace(old, new, 1)
+    path = cu.write_raw(tmp_path / "edited.ekq", text, data)
+    if error is None:
+        with cu.Model(lib, path) as m:
+            assert m.eval(cu.PROMPT).shape == (1, 96)
+        return
+    with pytest.raises(cu.CError, match=re.escape(error)) as e:
+        cu.Model(lib, path)
+    assert e.value.status == native.EK_ERR_FORMAT
+    if "data_offsets" not in error:  # a parse error says where
+        assert "invalid JSON at byte" in e.value.message
+
+
 def test_eval_decode_truncate_reset(lib, tiny):
     with cu.Model(lib, tiny, max_ctx=16) as m:
         assert (lib.ek_n_vocab(m.h), lib.ek_n_ctx(m.h), lib.ek_n_past(m.h)) == (96, 16, 0)

@@ -179,12 +179,50 @@ private:
         }
     }
 
+    // Length of the well-formed UTF-8 sequence starting at byte j (>= 0x80), 0 if it is not one (overlong forms,
+    // surrogates, code points above U+10FFFF and truncated sequences are all rejected, as RFC 3629 says).
+    size_t utf8_length(size_t j) const {
+        const unsigned char c = (unsigned char)p_[j];
+        size_t len;
+        unsigned lo = 0x80, hi = 0xBF;  // allowed range of the second byte
+        if (c >= 0xC2 && c <= 0xDF) {
+            len = 2;
+        } else if (c >= 0xE0 && c <= 0xEF) {
+            len = 3;
+            if (c == 0xE0) lo = 0xA0;  // overlong
+            if (c == 0xED) hi = 0x9F;  // surrogates
+        } else if (c >= 0xF0 && c <= 0xF4) {
+            len = 4;
+            if (c == 0xF0) lo = 0x90;  // overlong
+            if (c == 0xF4) hi = 0x8F;  // above U+10FFFF
+        } else {
+            return 0;
+        }
+        if (n_ - j < len) return 0;
+        for (size_t k = 1; k < len; ++k) {
+            const unsigned char b = (unsigned char)p_[j + k];
+            if (k == 1 ? (b < lo || b > hi) : (b < 0x80 || b > 0xBF)) return 0;
+        }
+        return len;
+    }
+
     void string(std::string& out) {
         expect('"');
         for (;;) {
             // copy the run of plain characters in one go: metadata strings can be megabytes of base64
             size_t j = i_;
-            while (j < n_ && p_[j] != '"' && p_[j] != '\\' && (unsigned char)p_[j] >= 0x20) ++j;
+            for (;;) {
+                while (j < n_ && p_[j] != '"' && p_[j] != '\\' && (unsigned char)p_[j] >= 0x20 &&
+                       (unsigned char)p_[j] < 0x80)
+                    ++j;
+                if (j >= n_ || (unsigned char)p_[j] < 0x80) break;
+                const size_t len = utf8_length(j);
+                if (!len) {
+                    i_ = j;
+                    fail("invalid UTF-8 in a string");
+                }
+                j += len;
+            }
             out.append(p_ + i_, j - i_);
             i_ = j;
             if (i_ >= n_) fail("unterminated string");

@@ -1,9 +1,9 @@
 // A small strict JSON parser for the artifact header (untrusted input): no external dependency, bounded.
 //
-// Grammar per RFC 8259 (no comments, no trailing commas, no NaN/Infinity, no control characters in strings, \uXXXX
-// escapes with surrogate pairs → UTF-8, duplicate object keys rejected). Limits on nesting depth and on the number
-// of values keep a hostile 100 MB header from exhausting the stack or the memory. Numbers are parsed without the
-// C locale (std::from_chars), so an application that calls setlocale cannot change what a header means.
+// Grammar per RFC 8259: no comments, no trailing commas, no NaN/Infinity, strings valid UTF-8 without control
+// characters, \uXXXX escapes with surrogate pairs → UTF-8, duplicate object keys rejected. Limits on nesting depth
+// and on the number of values keep a hostile 100 MB header from exhausting the stack or the memory. Numbers are
+// parsed without the C locale (std::from_chars), so an application that calls setlocale cannot change a header.
 #ifndef EDGEKIT_JSON_H
 #define EDGEKIT_JSON_H
 
