@@ -1,8 +1,9 @@
 """``edgekit.Runtime``: a quantized Llama-family artifact run by the C++ engine (csrc/runtime/llama.cpp).
 
 The whole forward pass (norms, RoPE, attention over a KV cache, SwiGLU, head) runs in C++ on the W4A8 kernels;
-Python only hands over the arrays once and the token ids per call. This first version reads the artifact through the
-PyTorch loader; the C++ artifact reader and the C API come next (issue #4).
+Python only hands over the arrays once and the token ids per call. This class reads the artifact through the PyTorch
+loader; C programs load the same artifact without Python through the C API (csrc/include/edgekit.h, libedgekit.so,
+located by :mod:`edgekit.runtime.native`), whose C++ loader builds the same engine from the same bytes.
 """
 
 from __future__ import annotations

@@ -7,7 +7,9 @@
 // The file is untrusted: the header is parsed by the strict bounded parser of json.h and every tensor is checked
 // (known dtype, shape product × dtype size == end − begin without overflow, begin <= end <= data length) before
 // any byte of it is handed out. The file is memory-mapped read-only (read() into memory when mmap fails), so a
-// tensor's bytes are a pointer into the mapping, valid while the Artifact lives. Little-endian hosts only.
+// tensor's bytes are a pointer into the mapping, valid while the Artifact lives. Little-endian hosts only. As with
+// any mmap reader, another process truncating the file while it is mapped can still raise SIGBUS; load_llama keeps
+// the mapping only while it builds the model (which copies what it keeps).
 #ifndef EDGEKIT_ARTIFACT_H
 #define EDGEKIT_ARTIFACT_H
 

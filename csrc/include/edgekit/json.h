@@ -50,7 +50,7 @@ struct Member {
 
 struct Limits {
     int max_depth = 64;               // nested arrays/objects
-    size_t max_values = size_t(1) << 20;  // values of any kind in one document
+    size_t max_values = size_t(1) << 18;  // values of any kind in one document (real headers: a few thousand)
 };
 
 // Parses [data, data + size) as exactly one JSON value, whitespace allowed around it. Throws ParseError.
