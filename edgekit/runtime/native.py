@@ -9,7 +9,7 @@ a C program against them::
 Search order for the library: ``$EDGEKIT_LIB_DIR`` (a directory, e.g. a CMake build tree); ``lib/`` next to this
 package; ``edgekit/lib`` under the other ``sys.path`` entries (an editable install puts the built files in
 site-packages while the package itself is imported from the source tree); the newest ``libedgekit.so`` of the
-source tree's build directories (``build*/`` and ``build/*/``). The header: ``$EDGEKIT_INCLUDE_DIR``, then
+source tree's build directories (``build*/`` and ``build/*/``) built for this CPU. The header: ``$EDGEKIT_INCLUDE_DIR``, then
 ``include/`` next to the package or under ``sys.path``, then the source tree's ``csrc/include``.
 """
 
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ctypes
 import os
+import platform
 import sys
 from pathlib import Path
 
@@ -42,6 +43,22 @@ def _package_dirs(sub: str) -> list[Path]:
     return dirs
 
 
+_ELF_MACHINE = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}
+
+
+def _host_loadable(path: Path) -> bool:
+    """False for an ELF library built for another CPU (a cross build lying in build/), True otherwise."""
+    want = _ELF_MACHINE.get(platform.machine().lower())
+    try:
+        with path.open("rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    if want is None or head[:4] != b"\x7fELF":
+        return True
+    return int.from_bytes(head[18:20], "little") == want
+
+
 def library_path() -> Path:
     """Path of ``libedgekit.so`` (see the module docstring for where it is looked for).
 
@@ -57,7 +74,8 @@ def library_path() -> Path:
     for d in _package_dirs("lib"):
         if (d / LIB_NAME).is_file():
             return d / LIB_NAME
-    built = [p for pattern in (f"build*/{LIB_NAME}", f"build/*/{LIB_NAME}") for p in _SOURCE.glob(pattern)]
+    built = [p for pattern in (f"build*/{LIB_NAME}", f"build/*/{LIB_NAME}") for p in _SOURCE.glob(pattern)
+             if _host_loadable(p)]
     if built:
         return max(built, key=lambda p: p.stat().st_mtime)
     raise EdgekitError(f"{LIB_NAME} not found next to the edgekit package ({_PKG / 'lib'}) nor in a build directory "
