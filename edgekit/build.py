@@ -1,8 +1,9 @@
 """Build edgekit's kernels for a device profile (:mod:`edgekit.targets`) and run their C++ tests there.
 
 ``build_target`` configures and builds the CMake project (kernels library + ``edgekit_test_kernels``, the C API
-``libedgekit.so`` and the example ``edgekit_generate``, no Python module) with the profile's toolchain and flags; ``run_target_tests`` runs the test program under qemu-user with the
-profile's CPU model (aarch64 on an x86 host) or natively, and checks that dispatch picks the profile's kernel.
+``libedgekit.so`` and the example ``edgekit_generate``, no Python module) with the profile's toolchain and flags;
+``run_target_tests`` runs the test program under qemu-user with the profile's CPU model (aarch64 on an x86 host) or
+natively, and checks that dispatch picks the profile's kernel.
 Both need a source checkout (CMakeLists.txt and csrc/ next to the package), cmake and the toolchain's compilers.
 Build directories are reused: a rerun with the same settings is an incremental build.
 """

@@ -3,14 +3,14 @@
 A wheel carries both next to the package: ``edgekit/lib/libedgekit.so`` and ``edgekit/include/edgekit.h``. To build
 a C program against them::
 
-    cc prog.c -I"$(python -m edgekit.runtime.native --include-dir)" \\
-       -L"$(python -m edgekit.runtime.native --lib-dir)" -ledgekit -Wl,-rpath,"$(python -m edgekit.runtime.native --lib-dir)"
+    LIB=$(python -m edgekit.runtime.native --lib-dir)
+    cc prog.c -I"$(python -m edgekit.runtime.native --include-dir)" -L"$LIB" -ledgekit -Wl,-rpath,"$LIB"
 
 Search order for the library: ``$EDGEKIT_LIB_DIR`` (a directory, e.g. a CMake build tree); ``lib/`` next to this
 package; ``edgekit/lib`` under the other ``sys.path`` entries (an editable install puts the built files in
-site-packages while the package itself is imported from the source tree); the newest ``libedgekit.so`` of the
-source tree's build directories (``build*/`` and ``build/*/``) built for this CPU. The header: ``$EDGEKIT_INCLUDE_DIR``, then
-``include/`` next to the package or under ``sys.path``, then the source tree's ``csrc/include``.
+site-packages while the package itself is imported from the source tree); the newest ``libedgekit.so`` built for
+this CPU in the source tree's build directories (``build*/`` and ``build/*/``). The header: ``$EDGEKIT_INCLUDE_DIR``,
+then ``include/`` next to the package or under ``sys.path``, then the source tree's ``csrc/include``.
 """
 
 from __future__ import annotations
