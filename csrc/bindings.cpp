@@ -14,7 +14,9 @@
 #include "edgekit/dispatch.h"
 #include "edgekit/formats.h"
 #include "edgekit/linear.h"
+#include "edgekit/artifact.h"
 #include "edgekit/llama.h"
+#include "edgekit/load_llama.h"
 #include "edgekit/threadpool.h"
 
 namespace py = pybind11;
@@ -254,6 +256,18 @@ std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::h
     }
 }
 
+// The engine straight from an .ekq file (csrc/runtime/load_llama.cpp): no torch, the file memory-mapped.
+std::unique_ptr<edgekit::LlamaModel> load_llama(const std::string& path, int max_ctx) {
+    try {
+        py::gil_scoped_release nogil;
+        return edgekit::load_llama(path, max_ctx);
+    } catch (const edgekit::ArtifactError& e) {
+        throw py::value_error(e.what());
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
 py::array_t<float> llama_eval(edgekit::LlamaModel& m, const py::array& tokens, bool all_logits) {
     auto t = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(tokens);
     if (!t || t.ndim() != 1 || t.shape(0) == 0) throw py::value_error("tokens must be a non-empty 1-D int array");
@@ -359,6 +373,9 @@ PYBIND11_MODULE(_C, m) {
     py::class_<edgekit::LlamaModel>(m, "LlamaRuntime", "The C++ Llama decoder on the W4A8 kernels, with a KV cache.")
         .def(py::init(&make_llama), py::arg("config"), py::arg("embed"), py::arg("final_norm"), py::arg("layers"),
              py::arg("head") = py::none())
+        .def_static("load", &load_llama, py::arg("path"), py::arg("max_ctx") = 0,
+                    "Load a W4A8 llama artifact (.ekq) in C++ (max_ctx <= 0: the default cache length); "
+                    "ValueError with the reason when the file is damaged or not runnable.")
         .def("eval", &llama_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens at the next positions; logits [n, vocab] (all_logits) or [vocab] for the last.")
         .def("reset", &edgekit::LlamaModel::reset, "Empty the KV cache.")

@@ -1,8 +1,9 @@
 """Build edgekit's kernels for a device profile (:mod:`edgekit.targets`) and run their C++ tests there.
 
-``build_target`` configures and builds the CMake project (kernels library + ``edgekit_test_kernels``, no Python
-module) with the profile's toolchain and flags; ``run_target_tests`` runs the test program under qemu-user with the
-profile's CPU model (aarch64 on an x86 host) or natively, and checks that dispatch picks the profile's kernel.
+``build_target`` configures and builds the CMake project (kernels library + ``edgekit_test_kernels``, the C API
+``libedgekit.so`` and the example ``edgekit_generate``, no Python module) with the profile's toolchain and flags;
+``run_target_tests`` runs the test program under qemu-user with the profile's CPU model (aarch64 on an x86 host) or
+natively, and checks that dispatch picks the profile's kernel.
 Both need a source checkout (CMakeLists.txt and csrc/ next to the package), cmake and the toolchain's compilers.
 Build directories are reused: a rerun with the same settings is an incremental build.
 """
@@ -23,6 +24,10 @@ from edgekit.targets import Target, load_target
 
 SOURCE_DIR = Path(__file__).resolve().parent.parent
 TEST_PROGRAM = "edgekit_test_kernels"
+C_LIBRARY = "libedgekit.so"                 # the C API (csrc/include/edgekit.h); CMake target `edgekit`
+EXAMPLE_PROGRAM = "edgekit_generate"        # examples/generate.c linked against it
+ALL_TARGETS = (TEST_PROGRAM, "edgekit", EXAMPLE_PROGRAM)
+_OUTPUTS = {TEST_PROGRAM: TEST_PROGRAM, "edgekit": C_LIBRARY, EXAMPLE_PROGRAM: EXAMPLE_PROGRAM}
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"  # Debian's cross sysroot: qemu-user's -L for dynamic binaries
 _STAMP = "edgekit-build.json"               # the settings a build dir was configured with
 _SUMMARY = re.compile(r"^test_kernels: \d+ checks passed.*$", re.M)
@@ -76,13 +81,16 @@ def _run(cmd: list[str], timeout: float, what: str, env: dict | None = None) -> 
 
 
 def configure_and_build(build_dir: str | Path, *, toolchain: str | Path | None = None, cflags: tuple[str, ...] = (),
-                        jobs: int = 2, timeout: float = 900.0) -> Path:
-    """CMake configure + build of the kernels library and the C++ test program into ``build_dir``.
+                        jobs: int = 2, timeout: float = 900.0, targets: tuple[str, ...] = ALL_TARGETS) -> Path:
+    """CMake configure + build of the kernels library, the C++ test program and the C API into ``build_dir``.
 
     ``toolchain`` (a CMake toolchain file, relative to the source tree unless absolute) makes it a cross build;
     ``cflags`` go into CMAKE_C_FLAGS / CMAKE_CXX_FLAGS. A directory configured with other settings is wiped first
     (CMake ignores a changed toolchain in an existing cache), but only if it is a CMake build directory.
-    Returns the build directory; the test program is ``build_dir / TEST_PROGRAM``.
+    ``targets`` are CMake targets: by default the test program, ``edgekit`` (``libedgekit.so``) and the example
+    ``edgekit_generate``; pass ``(TEST_PROGRAM,)`` to build the kernel tests alone.
+    Returns the build directory; the test program is ``build_dir / TEST_PROGRAM``, the library
+    ``build_dir / C_LIBRARY``, the example ``build_dir / EXAMPLE_PROGRAM``.
     """
     _check_source_tree()
     cmake = _tool("cmake", "to build the kernels")
@@ -104,7 +112,7 @@ def configure_and_build(build_dir: str | Path, *, toolchain: str | Path | None =
     build_dir.mkdir(parents=True, exist_ok=True)
 
     cmd = [cmake, "-S", str(SOURCE_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-           "-DEDGEKIT_BUILD_PYTHON=OFF", "-DEDGEKIT_BUILD_TESTS=ON"]
+           "-DEDGEKIT_BUILD_PYTHON=OFF", "-DEDGEKIT_BUILD_TESTS=ON", "-DEDGEKIT_BUILD_EXAMPLES=ON"]
     if shutil.which("ninja") and not (build_dir / "CMakeCache.txt").is_file():
         cmd += ["-G", "Ninja"]
     if tc:
@@ -113,11 +121,12 @@ def configure_and_build(build_dir: str | Path, *, toolchain: str | Path | None =
     cmd += [f"-DCMAKE_C_FLAGS={flags}", f"-DCMAKE_CXX_FLAGS={flags}"]
     _run(cmd, timeout, "cmake configure")
     stamp.write_text(json.dumps(settings))
-    _run([cmake, "--build", str(build_dir), "--target", TEST_PROGRAM, "-j", str(max(1, int(jobs)))], timeout,
+    _run([cmake, "--build", str(build_dir), "--target", *targets, "-j", str(max(1, int(jobs)))], timeout,
          "cmake build")
-    exe = build_dir / TEST_PROGRAM
-    if not exe.is_file():
-        raise EdgekitError(f"the build finished but {exe} is missing")
+    for t in targets:
+        out = build_dir / _OUTPUTS.get(t, t)
+        if not out.is_file():
+            raise EdgekitError(f"the build finished but {out} is missing")
     return build_dir
 
 
@@ -126,7 +135,8 @@ def _as_target(target: Target | str | Path) -> Target:
 
 
 def build_target(target: Target | str | Path, out_dir: str | Path, jobs: int = 2) -> Path:
-    """Cross-compile (or natively compile) the kernels and their C++ tests for ``target`` into ``out_dir``."""
+    """Cross-compile (or natively compile) the kernels, their C++ tests, ``libedgekit.so`` and the example program for
+    ``target`` into ``out_dir``."""
     t = _as_target(target)
     if t.toolchain is None and t.arch != host_arch():
         raise EdgekitError(f"target {t.name} is {t.arch} but this machine is {host_arch()}, and the profile names "

@@ -163,14 +163,15 @@ def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, engine
 @click.option("--no-test", is_flag=True, help="Only build; do not run the kernel tests on the target CPU.")
 @friendly
 def build(target_name, out_dir, jobs, no_test):
-    """Cross-compile the kernels and their C++ tests for a device profile, then run the tests (under qemu for Arm)."""
-    from edgekit.build import SOURCE_DIR, build_target, run_target_tests
+    """Cross-compile the kernels, their C++ tests, libedgekit.so and the C example for a device profile, then run the
+    kernel tests (under qemu for Arm)."""
+    from edgekit.build import C_LIBRARY, EXAMPLE_PROGRAM, SOURCE_DIR, build_target, run_target_tests
     from edgekit.targets import load_target
 
     target = load_target(target_name)
     out = Path(out_dir) if out_dir else SOURCE_DIR / "build" / "targets" / target.name
     build_dir = build_target(target, out, jobs=jobs)
-    click.echo(f"built {target.name} ({target.arch}) in {build_dir}")
+    click.echo(f"built {target.name} ({target.arch}) in {build_dir}: {C_LIBRARY}, {EXAMPLE_PROGRAM}")
     if not no_test:
         run = run_target_tests(target, build_dir)
         click.echo(f"{run.summary}; dispatch picks {run.selected_gemm}")

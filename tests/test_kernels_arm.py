@@ -4,8 +4,9 @@ One cross build (cmake/aarch64-linux-gnu.cmake, no device flags: what a generic 
 (Cortex-A72: NEON, no dotprod) and as a Pi 5 (Cortex-A76: dotprod); dispatch must pick ``neon`` and ``neondot``
 respectively and every implementation must match the scalar one. A native build runs the same program for the x86
 kernels. Builds live in build/aarch64 and build/host-tests and are reused across runs (an up-to-date build is a
-no-op), so only the first run compiles; each build happens at most once per session. The ``rpi5`` profile's own
-build (edgekit.build.build_target, -march=armv8.2-a+dotprod for everything) is checked end to end as well.
+no-op), so only the first run compiles; each build happens at most once per session (these two build the kernel
+tests alone). The ``rpi5`` profile's own build (edgekit.build.build_target, -march=armv8.2-a+dotprod for
+everything, with libedgekit.so and the C example that tests/test_capi_arm.py runs) is checked end to end as well.
 Skipped only when the cross compiler or qemu-aarch64 is missing.
 """
 
@@ -55,14 +56,15 @@ def _assert_passed(p: subprocess.CompletedProcess, what: str) -> None:
 @pytest.fixture(scope="session")
 def arm_build() -> Path:
     _need_cross_tools()
-    return configure_and_build(BUILD_ROOT / "aarch64", toolchain="cmake/aarch64-linux-gnu.cmake", jobs=JOBS)
+    return configure_and_build(BUILD_ROOT / "aarch64", toolchain="cmake/aarch64-linux-gnu.cmake", jobs=JOBS,
+                               targets=(TEST_PROGRAM,))
 
 
 @pytest.fixture(scope="session")
 def host_build() -> Path:
     if shutil.which("cmake") is None:
         pytest.fail("cmake is not on PATH")
-    return configure_and_build(BUILD_ROOT / "host-tests", jobs=JOBS)
+    return configure_and_build(BUILD_ROOT / "host-tests", jobs=JOBS, targets=(TEST_PROGRAM,))
 
 
 @pytest.mark.parametrize("cpu, expected", [("cortex-a72", "neon"), ("cortex-a76", "neondot")])

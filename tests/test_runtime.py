@@ -29,13 +29,14 @@ def _nll(logits: np.ndarray, ids: torch.Tensor) -> float:
 
 
 def test_runtime_matches_the_kernel_path(runtime, kernel_model, eval_ids):
-    """Same integer matmuls, float ops in another order: perplexity within 0.5 %, most top-1 tokens equal.
+    """Same integer matmuls, float ops in another order (fp16 tables and KV cache): over 1024 positions perplexity
+    within 0.5 %, most top-1 tokens equal.
 
     int8 activations make the top-1 agreement chaotic: transformers' own SDPA vs eager attention on this artifact
     agree on 93.6 % of 512 positions, so the bar here is 90 %."""
     nll_rt = nll_pt = 0.0
     agree = total = 0
-    for w in eval_ids[:2, :256]:
+    for w in eval_ids[:2]:  # 2 × 512 positions: fewer let single int8 rounding flips decide
         runtime.reset()
         a = runtime.eval(w.numpy(), all_logits=True)
         with torch.no_grad():

@@ -43,7 +43,10 @@ void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* 
 
 void linear(const Q4Weight& w, const float* x, int n, float* y) { linear_q4x4(w.view(), x, n, nullptr, y); }
 
-std::vector<uint16_t> to_fp16(const float* x, int64_t n) {
+int64_t table_size(const LlamaConfig& c) { return c.vocab > 0 && c.hidden > 0 ? (int64_t)c.vocab * c.hidden : 0; }
+
+std::vector<uint16_t> to_fp16(const float* x, int64_t n, const char* what) {
+    check(x != nullptr, std::string(what) + " is required");
     std::vector<uint16_t> out((size_t)n);
     for (int64_t i = 0; i < n; ++i) out[i] = ek_fp32_to_fp16(x[i]);
     return out;
@@ -56,14 +59,21 @@ constexpr int64_t kHeadGrain = 128;
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm,
                        std::vector<LlamaLayer> layers, const float* head)
-    : cfg_(cfg), layers_(std::move(layers)) {
+    : LlamaModel(cfg, to_fp16(embed, table_size(cfg), "the embedding"), final_norm, std::move(layers),
+                 head ? to_fp16(head, table_size(cfg), "the LM head") : std::vector<uint16_t>()) {}
+
+LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
+                       std::vector<LlamaLayer> layers, std::vector<uint16_t> head16)
+    : cfg_(cfg), embed_(std::move(embed16)), head_(std::move(head16)), layers_(std::move(layers)) {
     const int64_t h = cfg_.hidden, q_dim = (int64_t)cfg_.n_heads * cfg_.head_dim;
     const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * cfg_.head_dim;
     check(cfg_.n_layers > 0 && h > 0 && cfg_.vocab > 0 && cfg_.ffn > 0 && cfg_.max_ctx > 0, "sizes must be positive");
     check(cfg_.n_kv_heads > 0 && cfg_.n_heads % cfg_.n_kv_heads == 0, "n_heads must be a multiple of n_kv_heads");
     check(cfg_.head_dim > 0 && cfg_.head_dim % 2 == 0 && cfg_.head_dim <= 1024, "head_dim must be even, <= 1024");
     check((int)layers_.size() == cfg_.n_layers, "expected " + std::to_string(cfg_.n_layers) + " layers");
-    check(embed != nullptr && final_norm != nullptr, "the embedding and the final norm are required");
+    check(final_norm != nullptr, "the final norm is required");
+    check((int64_t)embed_.size() == table_size(cfg_), "the embedding must be [vocab, hidden]");
+    check(head_.empty() || (int64_t)head_.size() == table_size(cfg_), "the LM head must be [vocab, hidden] or tied");
     for (int i = 0; i < cfg_.n_layers; ++i) {
         const LlamaLayer& l = layers_[i];
         const std::string p = "layer " + std::to_string(i) + " ";
@@ -76,8 +86,6 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, const float* embed, const float* 
         check_weight(l.up, cfg_.ffn, h, p + "up_proj");
         check_weight(l.down, h, cfg_.ffn, p + "down_proj");
     }
-    embed_ = to_fp16(embed, (int64_t)cfg_.vocab * h);
-    if (head) head_ = to_fp16(head, (int64_t)cfg_.vocab * h);
     final_norm_.assign(final_norm, final_norm + h);
     const size_t cache = (size_t)cfg_.n_layers * cfg_.max_ctx * kv_dim;
     k_cache_.assign(cache, 0);

@@ -1,8 +1,10 @@
 """``edgekit.Runtime``: a quantized Llama-family artifact run by the C++ engine (csrc/runtime/llama.cpp).
 
-The whole forward pass (norms, RoPE, attention over a KV cache, SwiGLU, head) runs in C++ on the W4A8 kernels;
-Python only hands over the arrays once and the token ids per call. This first version reads the artifact through the
-PyTorch loader; the C++ artifact reader and the C API come next (issue #4).
+The whole forward pass (norms, RoPE, attention over a KV cache, SwiGLU, head) runs in C++ on the W4A8 kernels, and
+the artifact is read by the C++ loader (csrc/runtime/load_llama.cpp, memory-mapped, every offset validated): no torch
+in the process, Python only passes token ids. C programs load the same artifact through the C API
+(csrc/include/edgekit.h, libedgekit.so, located by :mod:`edgekit.runtime.native`). :meth:`Runtime.from_torch` builds
+the same engine from the PyTorch loader's arrays instead; the tests use it to check the C++ loader.
 """
 
 from __future__ import annotations
@@ -27,13 +29,43 @@ class Runtime:
         tokenizer: the artifact's tokenizer (tokenization stays in Python).
     """
 
-    def __init__(self, engine, tokenizer=None):
+    def __init__(self, engine, tokenizer=None, path=None):
         self.engine = engine
-        self.tokenizer = tokenizer
+        self._tokenizer = tokenizer
+        self.path = path
+
+    @property
+    def tokenizer(self):
+        """The artifact's tokenizer, restored on first use (transformers is imported only then)."""
+        if self._tokenizer is None and self.path is not None:
+            from edgekit.artifact import read_artifact
+            from edgekit.quant.restore import _tokenizer
+
+            self._tokenizer = _tokenizer(read_artifact(self.path))
+        return self._tokenizer
 
     @classmethod
     def from_artifact(cls, path, max_ctx: int = 2048) -> "Runtime":
-        """Build the engine from a Llama-family W4A8 artifact (symmetric int4 g32, int8 per-token activations)."""
+        """Load a Llama-family W4A8 artifact (symmetric int4 g32, int8 per-token activations) with the C++ loader.
+
+        Raises:
+            EdgekitError: the file is missing, damaged, or holds something the runtime cannot run (the reason named).
+        """
+        from pathlib import Path
+
+        from edgekit import _C
+
+        if not Path(path).is_file():
+            raise EdgekitError(f"artifact not found: {path}")
+        try:
+            engine = _C.LlamaRuntime.load(str(path), int(max_ctx))
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
+        return cls(engine, path=Path(path))
+
+    @classmethod
+    def from_torch(cls, path, max_ctx: int = 2048) -> "Runtime":
+        """The same engine built from the PyTorch loader's arrays (a cross-check of the C++ loader)."""
         from edgekit import _C
         from edgekit.quant import formats
         from edgekit.quant.kernel_linear import kernel_support
@@ -74,7 +106,7 @@ class Runtime:
                                      layers, None if tied else _f32(head.weight))
         except ValueError as e:
             raise EdgekitError(str(e)) from None
-        return cls(engine, lm.tokenizer)
+        return cls(engine, lm.tokenizer, path)
 
     @property
     def n_past(self) -> int:

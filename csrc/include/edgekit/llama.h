@@ -40,6 +40,10 @@ public:
     // head is tied to the embedding. They are converted / copied here, so they need only outlive the constructor.
     LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm, std::vector<LlamaLayer> layers,
                const float* head);
+    // The same from tables already in fp16 (IEEE half bits, [vocab * hidden]; head16 empty when tied), which a
+    // loader converts chunk by chunk so that the float32 file pages never all sit in memory at once.
+    LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
+               std::vector<LlamaLayer> layers, std::vector<uint16_t> head16);
 
     const LlamaConfig& config() const { return cfg_; }
     int n_past() const { return n_past_; }

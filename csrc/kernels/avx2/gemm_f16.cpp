@@ -2,7 +2,7 @@
 //
 // gemm: the 16 running sums of the contract are two 8-lane accumulators per output (lanes c mod 16 < 8 and >= 8);
 // acc0 + acc1 is the first level of the tree, the 128-bit halves the second, movehl the third. With one token
-// (decode: memory-bound) four weight rows are converted on the fly and share each load of x; with several tokens
+// (decode: memory-bound) weight rows are converted on the fly, two rows sharing each load of x; with several tokens
 // four rows are converted once into a small buffer and reused for every token.
 #include <assert.h>
 #include <immintrin.h>
@@ -30,32 +30,24 @@ float tail(const uint16_t* w, const float* x, int64_t k16, int64_t k, float tot)
     return tot;
 }
 
-// One token against rows [r0, r1): four rows per pass share the x loads.
+// One token against rows [r0, r1): two rows per pass share the x loads. (Four rows need ten live registers plus
+// four row pointers, and GCC then spills accumulators to the stack, which puts a store-load on every FMA chain.)
 void gemv(const uint16_t* w, int64_t ldw, const float* x, int64_t k, float* y, int64_t r0, int64_t r1) {
     const int64_t k16 = k - k % 16;
     int64_t r = r0;
-    for (; r + 4 <= r1; r += 4) {
+    for (; r + 2 <= r1; r += 2) {
         const uint16_t* w0 = w + r * ldw;
         const uint16_t* w1 = w0 + ldw;
-        const uint16_t* w2 = w1 + ldw;
-        const uint16_t* w3 = w2 + ldw;
         __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
-        __m256 a2 = _mm256_setzero_ps(), b2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps(), b3 = _mm256_setzero_ps();
         for (int64_t c = 0; c < k16; c += 16) {
             const __m256 xa = _mm256_loadu_ps(x + c), xb = _mm256_loadu_ps(x + c + 8);
             a0 = _mm256_fmadd_ps(load_f16(w0 + c), xa, a0);
             b0 = _mm256_fmadd_ps(load_f16(w0 + c + 8), xb, b0);
             a1 = _mm256_fmadd_ps(load_f16(w1 + c), xa, a1);
             b1 = _mm256_fmadd_ps(load_f16(w1 + c + 8), xb, b1);
-            a2 = _mm256_fmadd_ps(load_f16(w2 + c), xa, a2);
-            b2 = _mm256_fmadd_ps(load_f16(w2 + c + 8), xb, b2);
-            a3 = _mm256_fmadd_ps(load_f16(w3 + c), xa, a3);
-            b3 = _mm256_fmadd_ps(load_f16(w3 + c + 8), xb, b3);
         }
         y[r] = tail(w0, x, k16, k, reduce16(a0, b0));
         y[r + 1] = tail(w1, x, k16, k, reduce16(a1, b1));
-        y[r + 2] = tail(w2, x, k16, k, reduce16(a2, b2));
-        y[r + 3] = tail(w3, x, k16, k, reduce16(a3, b3));
     }
     for (; r < r1; ++r) {
         const uint16_t* wr = w + r * ldw;

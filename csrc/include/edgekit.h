@@ -1,0 +1,116 @@
+/* edgekit C API: run a quantized edgekit artifact (.ekq, a W4A8 llama-family causal LM) from C, C++ or any
+ * language with a C FFI. Link with -ledgekit (libedgekit.so; the Python package ships it as edgekit/lib/ and this
+ * header as edgekit/include/edgekit.h, see `edgekit.runtime.native`).
+ *
+ *   ek_model* m = NULL;
+ *   if (ek_model_load("model.ekq", NULL, &m) != EK_OK) { fprintf(stderr, "%s\n", ek_last_error()); return 1; }
+ *   ek_eval(m, prompt, n_prompt, 0);                  // prefill; logits of the last position
+ *   for (...) { next = argmax(ek_get_logits(m, NULL), ek_n_vocab(m)); ek_decode(m, next); }
+ *   ek_model_free(m);
+ *
+ * Conventions
+ *   - Every function that can fail returns an ek_status; EK_OK is 0. On failure ek_last_error() gives a one-line
+ *     message (naming the file, tensor or key when there is one) and the model's state is unchanged unless said.
+ *   - No C++ exception ever leaves this library; no input file, however damaged, makes it crash: artifacts are
+ *     validated in full before use.
+ *   - A model may be used by one thread at a time; different models may be used from different threads (their
+ *     matmuls take turns on the process-wide kernel thread pool).
+ *   - Tokens are int32 ids of the model's vocabulary; tokenization is the caller's business (the artifact carries
+ *     its Hugging Face tokenizer files in the metadata key "edgekit.tokenizer").
+ */
+#ifndef EDGEKIT_H
+#define EDGEKIT_H
+
+#include <stdint.h>
+
+#if defined(_WIN32)
+#define EK_API __declspec(dllexport)
+#elif defined(__GNUC__) || defined(__clang__)
+#define EK_API __attribute__((visibility("default")))
+#else
+#define EK_API
+#endif
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Version of this API; grows when functions are added (existing ones keep their meaning). */
+#define EK_API_VERSION 1
+
+typedef enum ek_status {
+    EK_OK = 0,
+    EK_ERR_INVALID_ARGUMENT = 1, /* a NULL pointer, a count or token id out of range, bad params */
+    EK_ERR_IO = 2,               /* the file cannot be opened or read */
+    EK_ERR_FORMAT = 3,           /* not a valid artifact: not safetensors, damaged, truncated, inconsistent */
+    EK_ERR_UNSUPPORTED = 4,      /* a valid artifact this runtime cannot run (family, quantization, version) */
+    EK_ERR_CONTEXT_FULL = 5,     /* the KV cache has no room for the tokens: ek_truncate or ek_reset first */
+    EK_ERR_OOM = 6,              /* out of memory */
+    EK_ERR_INTERNAL = 7          /* a bug or an unexpected condition; the message says what */
+} ek_status;
+
+/* A loaded model with its KV cache. Opaque. */
+typedef struct ek_model ek_model;
+
+#define EK_LOAD_PARAMS_VERSION 1
+
+/* Options of ek_model_load. Start from ek_load_params_default() so that struct_size and version are right. */
+typedef struct ek_load_params {
+    uint32_t struct_size; /* sizeof(ek_load_params) as the caller was compiled */
+    uint32_t version;     /* EK_LOAD_PARAMS_VERSION */
+    int32_t max_ctx;      /* KV cache length in tokens; <= 0: min(2048, the model's max_position_embeddings) */
+    int32_t n_threads;    /* threads of the kernels (process-wide, shared by all models); <= 0: leave as is
+                             (initially all cores) */
+} ek_load_params;
+
+/* The defaults: max_ctx 0 and n_threads 0 (see above). */
+EK_API ek_load_params ek_load_params_default(void);
+
+/* Loads the artifact at `path` (params NULL: defaults) into *out. On failure *out is NULL.
+ * EK_ERR_IO, EK_ERR_FORMAT, EK_ERR_UNSUPPORTED, EK_ERR_INVALID_ARGUMENT or EK_ERR_OOM. */
+EK_API ek_status ek_model_load(const char* path, const ek_load_params* params, ek_model** out);
+
+/* Frees the model and its cache. NULL is allowed. */
+EK_API void ek_model_free(ek_model* model);
+
+/* Runs n_tokens tokens at positions n_past .. n_past + n_tokens - 1 and appends them to the KV cache (prefill, or
+ * any batch). Afterwards ek_get_logits gives n_tokens rows when all_logits is non-zero, else the last row only.
+ * EK_ERR_INVALID_ARGUMENT (NULL, n_tokens <= 0, a token outside 0..n_vocab-1) and EK_ERR_CONTEXT_FULL leave the
+ * model as it was; after EK_ERR_OOM or EK_ERR_INTERNAL n_past is unchanged and no logits are available. */
+EK_API ek_status ek_eval(ek_model* model, const int32_t* tokens, int32_t n_tokens, int all_logits);
+
+/* One decoding step: ek_eval(model, &token, 1, 0). */
+EK_API ek_status ek_decode(ek_model* model, int32_t token);
+
+/* The logits of the last successful ek_eval / ek_decode: rows × ek_n_vocab floats, row-major, one row per
+ * evaluated position (all_logits) or one row for the last. *n_rows (if not NULL) receives the row count. NULL (and
+ * 0 rows) before any evaluation and after ek_reset / ek_truncate. The pointer stays valid until the next call
+ * that changes the model (eval, decode, reset, truncate, free). */
+EK_API const float* ek_get_logits(const ek_model* model, int32_t* n_rows);
+
+/* Sizes: vocabulary, KV cache length (max_ctx), tokens in the cache. 0 for a NULL model. */
+EK_API int32_t ek_n_vocab(const ek_model* model);
+EK_API int32_t ek_n_ctx(const ek_model* model);
+EK_API int32_t ek_n_past(const ek_model* model);
+
+/* Empties the KV cache (n_past = 0). */
+EK_API ek_status ek_reset(ek_model* model);
+
+/* Keeps the first n cached tokens (0 <= n <= n_past) and forgets the rest, e.g. to rewind a rejected draft. */
+EK_API ek_status ek_truncate(ek_model* model, int32_t n);
+
+/* Sets the kernels' thread count (process-wide; n <= 0: all cores). */
+EK_API ek_status ek_set_num_threads(int32_t n);
+
+/* The message of the most recent failed call on this thread ("" if none). Valid until the next failing call on
+ * this thread. Never NULL. */
+EK_API const char* ek_last_error(void);
+
+/* A static name for a status, e.g. "EK_ERR_FORMAT". */
+EK_API const char* ek_status_name(ek_status status);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* EDGEKIT_H */

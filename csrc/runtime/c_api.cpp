@@ -1,0 +1,190 @@
+// The C API of edgekit.h over load_llama / LlamaModel. Compiled into libedgekit.so only (CMakeLists.txt).
+//
+// Every entry point runs its body inside guard(), which turns each C++ exception into a status and a thread-local
+// message; the message lives in a fixed buffer so that reporting an out-of-memory error cannot itself allocate.
+// Arguments are checked here, before the model is touched, so that a rejected call leaves the model unchanged.
+#include "edgekit.h"
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <new>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "edgekit/artifact.h"
+#include "edgekit/dispatch.h"
+#include "edgekit/load_llama.h"
+#include "edgekit/threadpool.h"
+
+struct ek_model {
+    std::unique_ptr<edgekit::LlamaModel> model;
+    std::vector<float> logits;  // rows × vocab of the last evaluation
+    int32_t rows = 0;
+};
+
+namespace {
+
+thread_local char g_error[2048] = "";
+
+ek_status fail(ek_status status, const char* message) {
+    std::snprintf(g_error, sizeof g_error, "%s", message);
+    return status;
+}
+
+ek_status status_of(edgekit::ArtifactError::Kind kind) {
+    switch (kind) {
+        case edgekit::ArtifactError::Kind::kIO: return EK_ERR_IO;
+        case edgekit::ArtifactError::Kind::kFormat: return EK_ERR_FORMAT;
+        case edgekit::ArtifactError::Kind::kUnsupported: return EK_ERR_UNSUPPORTED;
+    }
+    return EK_ERR_INTERNAL;
+}
+
+template <typename Fn>
+ek_status guard(Fn&& fn) {
+    try {
+        return fn();
+    } catch (const edgekit::ArtifactError& e) {
+        return fail(status_of(e.kind()), e.what());
+    } catch (const std::bad_alloc&) {
+        return fail(EK_ERR_OOM, "out of memory");
+    } catch (const std::length_error&) {
+        return fail(EK_ERR_OOM, "out of memory (a size too large to allocate)");
+    } catch (const std::invalid_argument& e) {
+        return fail(EK_ERR_INVALID_ARGUMENT, e.what());
+    } catch (const std::exception& e) {
+        return fail(EK_ERR_INTERNAL, e.what());
+    } catch (...) {
+        return fail(EK_ERR_INTERNAL, "unknown C++ exception");
+    }
+}
+
+ek_status no_model() { return fail(EK_ERR_INVALID_ARGUMENT, "model is NULL"); }
+
+}  // namespace
+
+extern "C" {
+
+ek_load_params ek_load_params_default(void) {
+    ek_load_params p;
+    std::memset(&p, 0, sizeof p);
+    p.struct_size = sizeof(ek_load_params);
+    p.version = EK_LOAD_PARAMS_VERSION;
+    return p;
+}
+
+ek_status ek_model_load(const char* path, const ek_load_params* params, ek_model** out) {
+    if (out) *out = nullptr;
+    if (!path || !out) return fail(EK_ERR_INVALID_ARGUMENT, "ek_model_load: path and out must not be NULL");
+    ek_load_params p = ek_load_params_default();
+    if (params) {
+        if (params->version != EK_LOAD_PARAMS_VERSION || params->struct_size < sizeof(ek_load_params)) {
+            return fail(EK_ERR_INVALID_ARGUMENT, "ek_model_load: params must come from ek_load_params_default() "
+                                                 "(struct_size or version does not match this library)");
+        }
+        p = *params;
+    }
+    return guard([&] {
+        // an unusable EDGEKIT_KERNELS setting is reported now rather than at the first token
+        try {
+            edgekit::quant_row_q8_impl("");
+            edgekit::gemm_q4x4_q8_impl("");
+        } catch (const std::runtime_error& e) {
+            return fail(EK_ERR_UNSUPPORTED, (std::string("kernel selection failed: ") + e.what()).c_str());
+        }
+        if (p.n_threads > 0) edgekit::set_num_threads(p.n_threads);
+        auto m = std::make_unique<ek_model>();
+        m->model = edgekit::load_llama(path, p.max_ctx);
+        *out = m.release();
+        return EK_OK;
+    });
+}
+
+void ek_model_free(ek_model* model) { delete model; }
+
+ek_status ek_eval(ek_model* model, const int32_t* tokens, int32_t n_tokens, int all_logits) {
+    if (!model) return no_model();
+    if (!tokens || n_tokens <= 0) return fail(EK_ERR_INVALID_ARGUMENT, "ek_eval: tokens must be a non-empty array");
+    return guard([&] {
+        const edgekit::LlamaConfig& c = model->model->config();
+        for (int32_t i = 0; i < n_tokens; ++i) {
+            if (tokens[i] < 0 || tokens[i] >= c.vocab) {
+                const std::string msg = "ek_eval: token " + std::to_string(i) + " is " + std::to_string(tokens[i]) +
+                                        ", outside the vocabulary 0.." + std::to_string(c.vocab - 1);
+                return fail(EK_ERR_INVALID_ARGUMENT, msg.c_str());
+            }
+        }
+        const int32_t past = model->model->n_past();
+        if ((int64_t)past + n_tokens > c.max_ctx) {
+            const std::string msg = "ek_eval: the KV cache holds " + std::to_string(c.max_ctx) + " tokens; " +
+                                    std::to_string(past) + " used, " + std::to_string(n_tokens) + " more requested";
+            return fail(EK_ERR_CONTEXT_FULL, msg.c_str());
+        }
+        const int32_t rows = all_logits ? n_tokens : 1;
+        model->rows = 0;  // no logits while (and if) the evaluation fails
+        model->logits.resize((size_t)rows * (size_t)c.vocab);
+        model->model->eval(tokens, n_tokens, model->logits.data(), all_logits != 0);
+        model->rows = rows;
+        return EK_OK;
+    });
+}
+
+ek_status ek_decode(ek_model* model, int32_t token) { return ek_eval(model, &token, 1, 0); }
+
+const float* ek_get_logits(const ek_model* model, int32_t* n_rows) {
+    const int32_t rows = model ? model->rows : 0;
+    if (n_rows) *n_rows = rows;
+    return rows > 0 ? model->logits.data() : nullptr;
+}
+
+int32_t ek_n_vocab(const ek_model* model) { return model ? model->model->config().vocab : 0; }
+int32_t ek_n_ctx(const ek_model* model) { return model ? model->model->config().max_ctx : 0; }
+int32_t ek_n_past(const ek_model* model) { return model ? model->model->n_past() : 0; }
+
+ek_status ek_reset(ek_model* model) {
+    if (!model) return no_model();
+    model->model->reset();
+    model->rows = 0;
+    return EK_OK;
+}
+
+ek_status ek_truncate(ek_model* model, int32_t n) {
+    if (!model) return no_model();
+    return guard([&] {
+        const int32_t past = model->model->n_past();
+        if (n < 0 || n > past) {
+            const std::string msg = "ek_truncate: n = " + std::to_string(n) + " must lie in 0.." + std::to_string(past);
+            return fail(EK_ERR_INVALID_ARGUMENT, msg.c_str());
+        }
+        model->model->truncate(n);
+        model->rows = 0;
+        return EK_OK;
+    });
+}
+
+ek_status ek_set_num_threads(int32_t n) {
+    return guard([&] {
+        edgekit::set_num_threads(n);
+        return EK_OK;
+    });
+}
+
+const char* ek_last_error(void) { return g_error; }
+
+const char* ek_status_name(ek_status status) {
+    switch (status) {
+        case EK_OK: return "EK_OK";
+        case EK_ERR_INVALID_ARGUMENT: return "EK_ERR_INVALID_ARGUMENT";
+        case EK_ERR_IO: return "EK_ERR_IO";
+        case EK_ERR_FORMAT: return "EK_ERR_FORMAT";
+        case EK_ERR_UNSUPPORTED: return "EK_ERR_UNSUPPORTED";
+        case EK_ERR_CONTEXT_FULL: return "EK_ERR_CONTEXT_FULL";
+        case EK_ERR_OOM: return "EK_ERR_OOM";
+        case EK_ERR_INTERNAL: return "EK_ERR_INTERNAL";
+    }
+    return "EK_ERR_UNKNOWN";
+}
+
+}  // extern "C"
