@@ -25,6 +25,8 @@ inline __m256i block_dot(__m256i lo, __m256i hi, __m256i xlo, __m256i xhi, __m25
     return _mm256_sub_epi32(_mm256_madd_epi16(p, ones), off);
 }
 
+constexpr int64_t kPrefetchBytes = 8192;
+
 template <int MR>
 void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs, const int32_t* xbsum, float* y,
                  int64_t ldy) {
@@ -37,6 +39,8 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
     for (int i = 0; i < MR; ++i) acc01[i] = acc23[i] = _mm256_setzero_ps();
     for (int64_t j = 0; j < nb; ++j) {
         const uint8_t* b = qs + j * EK_Q4X4_TILE_QS_BYTES;
+        // decode streams the weights from DRAM: ask for lines well ahead (avx512/gemm_q4x4_q8.cpp has the numbers)
+        if (MR == 1) _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchBytes, _MM_HINT_T0);
         const __m256i v01 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
         const __m256i v23 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
         const __m256i lo01 = _mm256_and_si256(v01, nib), hi01 = _mm256_and_si256(_mm256_srli_epi16(v01, 4), nib);
