@@ -395,3 +395,35 @@ def test_failed_write_leaves_no_file(artifact, tmp_path, monkeypatch):
         gg.export_artifact_gguf(str(artifact), out)
     assert [p.name for p in tmp_path.iterdir()] == ["m.gguf"]  # no temporary file left
     assert out.read_bytes() == b"previous export"  # the old file is untouched
+
+
+def test_int8_linears_become_q8_0(artifact, tmp_path):
+    # an 8-bit artifact holding the very same weights: int4 codes q become int8 codes q - 8 with the same scales, so
+    # its Q8_0 export must dequantize to exactly what the Q4_0 export does
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from edgekit.quant.formats import unpack_int4
+
+    with safe_open(str(artifact), framework="numpy") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    lin = json.loads(meta["edgekit.linears"])
+    for name, s in lin.items():
+        tensors[f"{name}.qweight"] = (unpack_int4(tensors[f"{name}.qweight"], 32).astype(np.int16) - 8).astype(np.int8)
+        s["bits"] = 8
+    meta["edgekit.linears"] = json.dumps(lin)
+    w8 = tmp_path / "w8.ekq"
+    save_file(tensors, str(w8), metadata=meta)
+    del tensors
+    a = gguf.GGUFReader(gg.export_artifact_gguf(str(w8), tmp_path / "w8.gguf")["path"])
+    b = gguf.GGUFReader(gg.export_artifact_gguf(str(artifact), tmp_path / "w4.gguf")["path"])
+    assert a.fields["general.file_type"].contents() == int(gguf.LlamaFileType.MOSTLY_Q8_0)
+    tb = {t.name: t for t in b.tensors}
+    n_q8 = 0
+    for t in a.tensors:
+        if tb[t.name].tensor_type == gguf.GGMLQuantizationType.Q4_0:
+            assert t.tensor_type == gguf.GGMLQuantizationType.Q8_0
+            assert np.array_equal(_deq(t), _deq(tb[t.name])), t.name
+            n_q8 += 1
+    assert n_q8 == 210

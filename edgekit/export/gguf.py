@@ -241,7 +241,9 @@ def export_artifact_gguf(artifact, output, embed_type: str = "q8_0") -> dict:
             (p + "rope.dimension_count", head_dim, V.UINT32, None),
             (p + "attention.layer_norm_rms_epsilon", float(cfg["rms_norm_eps"]), V.FLOAT32, None),
             (p + "vocab_size", vocab, V.UINT32, None),
-            ("general.file_type", int(gguf.LlamaFileType.MOSTLY_Q4_0), V.UINT32, None),
+            ("general.file_type", int(gguf.LlamaFileType.MOSTLY_Q8_0 if all(s["bits"] == 8 for s in
+                                                                           art.linears.values())
+                                      else gguf.LlamaFileType.MOSTLY_Q4_0), V.UINT32, None),
             ("general.quantization_version", gguf.GGML_QUANT_VERSION, V.UINT32, None),
             ("general.quantized_by", f"edgekit ({art.report.get('recipe', 'artifact')})", V.STRING, None)]
 
