@@ -177,6 +177,30 @@ def build(target_name, out_dir, jobs, no_test):
         click.echo(f"{run.summary}; dispatch picks {run.selected_gemm}")
 
 
+@main.command()
+@click.argument("model")
+@click.option("--format", "fmt", type=click.Choice(["gguf"]), default="gguf", show_default=True,
+              help="Output format (gguf: a file llama.cpp loads unchanged).")
+@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write.")
+@click.option("--bits", type=click.Choice(["16"]), default=None,
+              help="16: write the unquantized MODEL (alias or .gguf) as an F16 GGUF instead of exporting an artifact.")
+@click.option("--embed-type", type=click.Choice(["q8_0", "f16"]), default="q8_0", show_default=True,
+              help="Type of the token embedding (and an untied head) in an artifact's export.")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@friendly
+def export(model, fmt, output, bits, embed_type, as_json):
+    """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT."""
+    from edgekit.export.gguf import export_gguf
+
+    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type)
+    if as_json:
+        click.echo(json.dumps(res, indent=2))
+    else:
+        types = ", ".join(f"{n} {k}" for k, n in sorted(res["types"].items()))
+        click.echo(f"wrote {res['path']} ({res['bytes'] / 2 ** 20:.1f} MiB; {res['tensors']} tensors: {types}; "
+                   f"{res['seconds']:.1f} s)")
+
+
 @main.group()
 def bench():
     """Benchmarks: side-by-side runs that print tables and write JSON rows."""
