@@ -1,9 +1,10 @@
 // LlamaModel (llama.h): embedding → per layer [RMSNorm → q/k/v (W4A8) → RoPE → GQA attention over the KV cache →
 // o (W4A8) → residual → RMSNorm → gate/up (W4A8) → SiLU·up → down (W4A8) → residual] → RMSNorm → LM head.
 //
-// The math follows transformers' LlamaForCausalLM in float32 (rotate-half RoPE with inv_freq = theta^(-2i/d), eps
-// inside the square root, softmax in float32); the linears quantize their inputs per token to int8 exactly as
-// edgekit's QLinear / KernelLinear do, so the PyTorch kernel path is the reference for parity.
+// The math follows transformers' LlamaForCausalLM (rotate-half RoPE with inv_freq = theta^(-2i/d), eps inside the
+// square root, softmax in float32) with fp16 embedding, head and KV cache; the linears quantize their inputs per
+// token to int8 exactly as edgekit's QLinear / KernelLinear do, so the PyTorch kernel path is the reference for
+// parity.
 #include "edgekit/llama.h"
 
 #include <algorithm>

@@ -1,8 +1,9 @@
 // load_llama (load_llama.h): artifact metadata → LlamaConfig, tensors → the model's arrays.
 //
 // Everything the runtime cannot run is refused here with a message that names the key or the linear, rather than
-// run with a silently different meaning. Float tensors are passed to the model as pointers into the mapping (the
-// model copies them once); int4 weights go Q4_0 blocks → ek_pack_q4x4 → the kernel layout.
+// run with a silently different meaning. The float32 embedding (and an untied head) is converted to fp16 a chunk at
+// a time, norms are copied; int4 weights go Q4_0 blocks → ek_pack_q4x4 → the kernel layout. Each file range is
+// released once copied, so peak memory stays near the model's own arrays.
 #include "edgekit/load_llama.h"
 
 #include <algorithm>
@@ -172,14 +173,6 @@ const TensorInfo& tensor(const Artifact& a, const std::string& name, DType dtype
     return *t;
 }
 
-// The tensor's floats: a pointer into the file when aligned, else an aligned copy kept in `keep`.
-const float* floats(const TensorInfo& t, std::vector<std::vector<float>>& keep) {
-    if (reinterpret_cast<uintptr_t>(t.data) % alignof(float) == 0) return reinterpret_cast<const float*>(t.data);
-    keep.emplace_back((size_t)t.numel);
-    std::memcpy(keep.back().data(), t.data, (size_t)t.nbytes());
-    return keep.back().data();
-}
-
 // A float32 table (embedding, LM head) converted to the fp16 the model keeps, 1 MB of the file at a time, each
 // chunk released after use: the float32 pages never all sit in memory together.
 std::vector<uint16_t> fp16_table(const Artifact& a, const TensorInfo& t) {
@@ -276,13 +269,12 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
             a.fail(K::kUnsupported, "quantized linear '" + m.key + "' is not part of the llama decoder the C++ "
                                     "runtime runs" + kRunElsewhere);
     }
-    std::vector<std::vector<float>> keep;  // aligned copies of unaligned float tensors (rare)
     std::vector<uint16_t> embed = fp16_table(a, tensor(a, "model.embed_tokens.weight", DType::kF32, {c.vocab, h}));
-    const float* norm = floats(tensor(a, "model.norm.weight", DType::kF32, {h}), keep);
+    const std::vector<float> norm = float_vector(a, "model.norm.weight", h);
     std::vector<uint16_t> head;
     if (!tied) head = fp16_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));
     try {
-        return std::make_unique<LlamaModel>(c, std::move(embed), norm, std::move(layers), std::move(head));
+        return std::make_unique<LlamaModel>(c, std::move(embed), norm.data(), std::move(layers), std::move(head));
     } catch (const std::invalid_argument& e) {
         a.fail(K::kFormat, e.what());
     }

@@ -52,8 +52,8 @@ def _peak_rss_mb() -> float:
 
 
 class _EdgekitEngine:
-    """The C++ runtime on a W4A8 artifact; only ``Runtime.from_artifact``, ``reset`` and ``eval`` are used, so a
-    torch-free loader behind ``from_artifact`` shows up here (and in the RSS) without changes."""
+    """The C++ runtime on a W4A8 artifact, loaded by the C++ loader behind ``Runtime.from_artifact`` (no torch in
+    this process, so the RSS is the engine's)."""
 
     def __init__(self, path: str, n_ctx: int, threads: int):
         from edgekit import _C
