@@ -286,6 +286,23 @@ py::array_t<float> llama_eval(edgekit::LlamaModel& m, const py::array& tokens, b
     return out;
 }
 
+void set_pruning(edgekit::LlamaModel& m, float ratio, const std::vector<int>& layers, int keep_last) {
+    edgekit::PruneSchedule s;
+    s.ratio = ratio;
+    s.layers = layers;
+    s.keep_last = keep_last;
+    try {
+        m.set_pruning(s);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+py::tuple get_pruning(const edgekit::LlamaModel& m) {
+    const auto& s = m.pruning();
+    return py::make_tuple(s.ratio, s.layers, s.keep_last);
+}
+
 py::dict cpu_features_dict() {
     py::dict d;
     for (const auto& [name, present] : edgekit::cpu_features()) d[py::str(name)] = present;
@@ -378,6 +395,16 @@ PYBIND11_MODULE(_C, m) {
                     "ValueError with the reason when the file is damaged or not runnable.")
         .def("eval", &llama_eval, py::arg("tokens"), py::arg("all_logits") = false,
              "Append tokens at the next positions; logits [n, vocab] (all_logits) or [vocab] for the last.")
+        .def("set_pruning", &set_pruning, py::arg("ratio"), py::arg("layers"), py::arg("keep_last") = 4,
+             "Token pruning of prompt prefills (prune.h): drop `ratio` of the prompt by the last of `layers`; "
+             "empty layers turn it off.")
+        .def_property_readonly("pruning", &get_pruning, "(ratio, layers, keep_last) of the pruning schedule.")
+        .def("last_kept", &edgekit::LlamaModel::last_kept,
+             "Prompt indices that survived each pruning layer of the last pruned prefill.")
+        .def("first_token_mass", &edgekit::LlamaModel::first_token_mass,
+             "Per layer: the last eval's mean attention probability on position 0 (heads averaged, first query "
+             "excluded).")
+        .def("cached", &edgekit::LlamaModel::cached, py::arg("layer"), "Positions held by a layer's KV cache.")
         .def("reset", &edgekit::LlamaModel::reset, "Empty the KV cache.")
         .def("truncate", &edgekit::LlamaModel::truncate, py::arg("n"), "Keep the first n cached positions.")
         .def_property_readonly("n_past", &edgekit::LlamaModel::n_past)

@@ -99,6 +99,14 @@ EK_API ek_status ek_reset(ek_model* model);
 /* Keeps the first n cached tokens (0 <= n <= n_past) and forgets the rest, e.g. to rewind a rejected draft. */
 EK_API ek_status ek_truncate(ek_model* model, int32_t n);
 
+/* Token pruning of prompt prefills (Agile-Quant; the artifact's recipe sets a default): an ek_eval into an empty
+ * cache drops, at each of the n_layers pruning layers (strictly increasing), the prompt tokens that attend least to
+ * the first token, so that a fraction `ratio` (0 <= ratio < 1) of the prompt is gone after the last one; dropped
+ * tokens skip the rest of the network. Position 0 and the last keep_last (>= 1) positions are never dropped; decode
+ * is never pruned. n_layers = 0 turns pruning off. */
+EK_API ek_status ek_set_pruning(ek_model* model, float ratio, const int32_t* layers, int32_t n_layers,
+                                int32_t keep_last);
+
 /* Sets the kernels' thread count (process-wide; n <= 0: all cores). */
 EK_API ek_status ek_set_num_threads(int32_t n);
 

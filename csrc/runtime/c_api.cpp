@@ -164,6 +164,21 @@ ek_status ek_truncate(ek_model* model, int32_t n) {
     });
 }
 
+ek_status ek_set_pruning(ek_model* model, float ratio, const int32_t* layers, int32_t n_layers,
+                         int32_t keep_last) {
+    if (!model) return no_model();
+    if (n_layers < 0 || (n_layers > 0 && !layers))
+        return fail(EK_ERR_INVALID_ARGUMENT, "ek_set_pruning: layers must point to n_layers >= 0 layer indices");
+    return guard([&] {
+        edgekit::PruneSchedule s;
+        s.ratio = ratio;
+        s.layers.assign(layers, layers + n_layers);
+        s.keep_last = keep_last;
+        model->model->set_pruning(s);
+        return EK_OK;
+    });
+}
+
 ek_status ek_set_num_threads(int32_t n) {
     return guard([&] {
         edgekit::set_num_threads(n);

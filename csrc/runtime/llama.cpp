@@ -91,6 +91,9 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
     const size_t cache = (size_t)cfg_.n_layers * cfg_.max_ctx * kv_dim;
     k_cache_.assign(cache, 0);
     v_cache_.assign(cache, 0);
+    pos_.assign((size_t)cfg_.n_layers * cfg_.max_ctx, 0);
+    len_.assign((size_t)cfg_.n_layers, 0);
+    mass_.assign((size_t)cfg_.n_layers, 0.0f);
     for (int i = 0; i < cfg_.head_dim / 2; ++i)
         inv_freq_.push_back(1.0f / std::pow(cfg_.rope_theta, (float)(2 * i) / (float)cfg_.head_dim));
 }
@@ -102,13 +105,31 @@ int64_t LlamaModel::memory_bytes() const {
             b += (int64_t)w->qs.size() + 2 * (int64_t)w->d.size();
         b += 4 * (int64_t)(l.attn_norm.size() + l.ffn_norm.size());
     }
-    for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &att_, &tmp_, &g_, &u_}) b += 4 * (int64_t)v->capacity();
+    for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &att_, &tmp_, &g_, &u_, &first_, &score_, &frozen_})
+        b += 4 * (int64_t)v->capacity();
+    b += 4 * (int64_t)(pos_.capacity() + idx_.capacity() + pos_act_.capacity());
     return b;
+}
+
+void LlamaModel::reset() {
+    n_past_ = 0;
+    std::fill(len_.begin(), len_.end(), 0);
 }
 
 void LlamaModel::truncate(int n) {
     if (n < 0 || n > n_past_) throw std::invalid_argument("truncate: n must lie in 0.." + std::to_string(n_past_));
+    // after a pruned prefill a layer may hold fewer slots than positions: keep the slots of positions < n
+    for (int li = 0; li < cfg_.n_layers; ++li) {
+        const int32_t* p = pos_.data() + (int64_t)li * cfg_.max_ctx;
+        len_[li] = (int)(std::lower_bound(p, p + len_[li], n) - p);
+    }
     n_past_ = n;
+}
+
+void LlamaModel::set_pruning(const PruneSchedule& s) {
+    s.validate(cfg_.n_layers);
+    prune_ = s;
+    kept_.clear();
 }
 
 void LlamaModel::reserve(int n) {
@@ -119,15 +140,20 @@ void LlamaModel::reserve(int n) {
     for (auto* v : {&q_, &att_}) v->resize(n * q_dim);
     for (auto* v : {&k_, &v_}) v->resize(n * kv_dim);
     for (auto* v : {&g_, &u_}) v->resize(n * (size_t)cfg_.ffn);
+    first_.resize(n * (size_t)cfg_.n_heads);
+    score_.resize(n);
+    frozen_.resize(n * h);
+    idx_.resize(n);
+    pos_act_.resize(n);
     capacity_ = n;
 }
 
-// rotate-half RoPE on [n, heads, head_dim] rows at positions n_past + i
-void LlamaModel::rope(float* v, int n, int heads) const {
+// rotate-half RoPE on [n, heads, head_dim] rows at positions pos[i]
+void LlamaModel::rope(float* v, int n, int heads, const int32_t* pos_of) const {
     const int hd = cfg_.head_dim, half = hd / 2;
     float cs[512], sn[512];  // head_dim <= 1024 is checked by the loaders; 512 pairs cover it
     for (int i = 0; i < n; ++i) {
-        const float pos = (float)(n_past_ + i);
+        const float pos = (float)pos_of[i];
         for (int c = 0; c < half; ++c) {
             const float f = pos * inv_freq_[c];
             cs[c] = std::cos(f);
@@ -144,10 +170,11 @@ void LlamaModel::rope(float* v, int n, int heads) const {
     }
 }
 
-// q [n, n_heads, head_dim] of the new tokens (roped), their keys/values already in the cache;
-// out [n, n_heads * head_dim]. One task per (token, head), each computed the same way whatever the batch, so decode
-// and prefill give the same bits.
-void LlamaModel::attention(int layer, int n, const float* q, float* out) const {
+// q [n, n_heads, head_dim] of the new tokens (roped), their keys/values already in the layer's cache at slots
+// base .. base + n - 1; out [n, n_heads * head_dim]; first (nullable) [n, n_heads] receives each probability on
+// slot 0 (position 0). One task per (token, head), each computed the same way whatever the batch, so decode and
+// prefill give the same bits.
+void LlamaModel::attention(int layer, int n, int base, const float* q, float* out, float* first) const {
     const int hd = cfg_.head_dim, group = cfg_.n_heads / cfg_.n_kv_heads;
     const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * hd;
     const uint16_t* kc = k_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim;
@@ -155,13 +182,13 @@ void LlamaModel::attention(int layer, int n, const float* q, float* out) const {
     const float scale = 1.0f / std::sqrt((float)hd);
     static const ek_gemm_f16_f32_fn dot = gemm_f16_f32_impl("");
     static const ek_wsum_f16_f32_fn wsum = wsum_f16_f32_impl("");
-    const int max_ctx = cfg_.max_ctx, n_heads = cfg_.n_heads, n_past = n_past_;
+    const int max_ctx = cfg_.max_ctx, n_heads = cfg_.n_heads;
     parallel_for((int64_t)n * n_heads, 1, [&](int64_t b, int64_t e) {
         thread_local std::vector<float> p;  // scores of one (token, head); grows once to the cache length
         if ((int)p.size() < max_ctx) p.resize((size_t)max_ctx);
         for (int64_t task = b; task < e; ++task) {
             const int i = (int)(task / n_heads), h = (int)(task % n_heads), kvh = h / group;
-            const int len = n_past + i + 1;  // causal: positions 0 .. n_past + i
+            const int len = base + i + 1;  // causal: the cached slots up to the token's own
             const float* qi = q + ((int64_t)i * n_heads + h) * hd;
             dot(kc + (int64_t)kvh * hd, kv_dim, qi, hd, 1, hd, p.data(), 0, 0, len);
             float mx = -INFINITY;
@@ -170,9 +197,41 @@ void LlamaModel::attention(int layer, int n, const float* q, float* out) const {
             for (int t = 0; t < len; ++t) sum += (p[t] = std::exp(p[t] - mx));
             const float inv = 1.0f / sum;
             for (int t = 0; t < len; ++t) p[t] *= inv;
+            if (first) first[task] = p[0];
             wsum(vc + (int64_t)kvh * hd, kv_dim, p.data(), len, hd, out + ((int64_t)i * n_heads + h) * hd);
         }
     });
+}
+
+// Drops rows at the j-th pruning layer (1-based) of a prefill of n0 prompt tokens: scores the na active rows from
+// first_, keeps the survivors in place (x_, idx_, pos_act_ compacted) and, when keep_frozen, saves the dropped rows'
+// hidden states for their logits.
+void LlamaModel::prune_rows(int j, int n0, int& na, bool keep_frozen) {
+    const int nh = cfg_.n_heads;
+    const int64_t h = cfg_.hidden;
+    for (int i = 0; i < na; ++i) {
+        float s = 0.0f;
+        for (int hh = 0; hh < nh; ++hh) s += first_[(int64_t)i * nh + hh];  // head order: the PyTorch path's too
+        score_[i] = s;
+    }
+    prune_select(score_.data(), idx_.data(), na, n0, prune_.keep_last, prune_.keep_count(n0, j), keep_rows_);
+    float* x = x_.data();
+    if (keep_frozen) {
+        size_t k = 0;
+        for (int i = 0; i < na; ++i) {
+            if (k < keep_rows_.size() && keep_rows_[k] == i) { ++k; continue; }
+            std::copy(x + i * h, x + (i + 1) * h, frozen_.data() + (int64_t)idx_[i] * h);
+        }
+    }
+    const int nk = (int)keep_rows_.size();
+    for (int r = 0; r < nk; ++r) {  // destinations never pass their sources: compaction in place
+        const int i = keep_rows_[r];
+        if (i != r) std::copy(x + i * h, x + (i + 1) * h, x + r * h);
+        idx_[r] = idx_[i];
+        pos_act_[r] = pos_act_[i];
+    }
+    na = nk;
+    kept_.emplace_back(idx_.begin(), idx_.begin() + na);
 }
 
 void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logits) {
@@ -189,40 +248,68 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     }
     reserve(n);
     const int64_t h = cfg_.hidden, hd = cfg_.head_dim, kv_dim = (int64_t)cfg_.n_kv_heads * hd;
+    const int nh = cfg_.n_heads;
+    const bool prune = prune_.enabled() && n_past_ == 0 && n > 1;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data();
     float *att = att_.data(), *tmp = tmp_.data(), *g = g_.data(), *u = u_.data();
     for (int i = 0; i < n; ++i) {
         const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
         for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
+        idx_[i] = i;
+        pos_act_[i] = n_past_ + i;
     }
+    if (prune) kept_.clear();
+    int na = n;        // active rows: the tokens not dropped so far, in prompt order
+    size_t next = 0;   // the next pruning layer in prune_.layers
     for (int li = 0; li < cfg_.n_layers; ++li) {
         const LlamaLayer& l = layers_[li];
-        rms_norm(x, l.attn_norm.data(), n, (int)h, cfg_.rms_eps, xn);
-        linear(l.q, xn, n, q);
-        rope(q, n, cfg_.n_heads);
-        linear(l.k, xn, n, kn);
-        rope(kn, n, cfg_.n_kv_heads);
-        linear(l.v, xn, n, vn);
-        // new keys and values into the fp16 cache at positions n_past .. n_past + n - 1
-        uint16_t* kc = k_cache_.data() + ((int64_t)li * cfg_.max_ctx + n_past_) * kv_dim;
-        uint16_t* vc = v_cache_.data() + ((int64_t)li * cfg_.max_ctx + n_past_) * kv_dim;
-        for (int64_t c = 0; c < n * kv_dim; ++c) {
+        rms_norm(x, l.attn_norm.data(), na, (int)h, cfg_.rms_eps, xn);
+        linear(l.q, xn, na, q);
+        rope(q, na, nh, pos_act_.data());
+        linear(l.k, xn, na, kn);
+        rope(kn, na, cfg_.n_kv_heads, pos_act_.data());
+        linear(l.v, xn, na, vn);
+        // new keys and values into the layer's fp16 cache, after the slots it already holds
+        const int base = len_[li];
+        uint16_t* kc = k_cache_.data() + ((int64_t)li * cfg_.max_ctx + base) * kv_dim;
+        uint16_t* vc = v_cache_.data() + ((int64_t)li * cfg_.max_ctx + base) * kv_dim;
+        for (int64_t c = 0; c < na * kv_dim; ++c) {
             kc[c] = ek_fp32_to_fp16(kn[c]);
             vc[c] = ek_fp32_to_fp16(vn[c]);
         }
-        attention(li, n, q, att);
-        linear(l.o, att, n, tmp);
-        for (int64_t c = 0; c < n * h; ++c) x[c] += tmp[c];
-        rms_norm(x, l.ffn_norm.data(), n, (int)h, cfg_.rms_eps, xn);
-        linear(l.gate, xn, n, g);
-        linear(l.up, xn, n, u);
-        for (int64_t c = 0; c < n * cfg_.ffn; ++c) g[c] = g[c] / (1.0f + std::exp(-g[c])) * u[c];  // SiLU(g) * u
-        linear(l.down, g, n, tmp);
-        for (int64_t c = 0; c < n * h; ++c) x[c] += tmp[c];
+        std::copy(pos_act_.begin(), pos_act_.begin() + na, pos_.begin() + (int64_t)li * cfg_.max_ctx + base);
+        len_[li] = base + na;
+        attention(li, na, base, q, att, first_.data());
+        double mass = 0.0;
+        int counted = 0;
+        for (int i = 0; i < na; ++i) {
+            if (pos_act_[i] == 0) continue;  // the first token's own attention is 1 by construction
+            for (int hh = 0; hh < nh; ++hh) mass += first_[(int64_t)i * nh + hh];
+            ++counted;
+        }
+        mass_[li] = counted ? (float)(mass / ((double)counted * nh)) : 0.0f;
+        linear(l.o, att, na, tmp);
+        for (int64_t c = 0; c < na * h; ++c) x[c] += tmp[c];
+        if (prune && next < prune_.layers.size() && prune_.layers[next] == li) {
+            ++next;
+            prune_rows((int)next, n, na, all_logits);
+        }
+        rms_norm(x, l.ffn_norm.data(), na, (int)h, cfg_.rms_eps, xn);
+        linear(l.gate, xn, na, g);
+        linear(l.up, xn, na, u);
+        for (int64_t c = 0; c < na * cfg_.ffn; ++c) g[c] = g[c] / (1.0f + std::exp(-g[c])) * u[c];  // SiLU(g) * u
+        linear(l.down, g, na, tmp);
+        for (int64_t c = 0; c < na * h; ++c) x[c] += tmp[c];
     }
     n_past_ += n;
-    const int first = all_logits ? 0 : n - 1, rows = n - first;
-    rms_norm(x + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
+    const float* hidden = x;
+    if (all_logits && na < n) {  // survivors back among the frozen rows of the dropped tokens, in prompt order
+        for (int i = 0; i < na; ++i) std::copy(x + i * h, x + (i + 1) * h, frozen_.data() + (int64_t)idx_[i] * h);
+        hidden = frozen_.data();
+    }
+    // the last prompt position is never dropped, so without all_logits it is the last active row
+    const int first = all_logits ? 0 : na - 1, rows = all_logits ? n : 1;
+    rms_norm(hidden + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
     // fp16 LM head: one fixed summation order per logit (kernels.h), so decode and prefill give the same bits
     static const ek_gemm_f16_f32_fn head_fn = gemm_f16_f32_impl("");
     const uint16_t* head = head_.empty() ? embed_.data() : head_.data();

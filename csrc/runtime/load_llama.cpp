@@ -125,6 +125,42 @@ void check_quant(const Artifact& a, const Value& q) {
                                 "(lm_head_bits)" + std::string(kRunElsewhere));
 }
 
+// The recipe's token-pruning schedule (edgekit.quant "prune": ratio, layers, keep_last; edgekit/config.py resolves
+// the layers before it saves), or none when the artifact has none.
+PruneSchedule read_prune(const Artifact& a, const Value& q, int n_layers) {
+    PruneSchedule s;
+    const Value* p = q.find("prune");
+    if (!p || p->is_null()) return s;
+    if (p->type != Type::kObject) a.fail(K::kFormat, "edgekit.quant prune must be an object");
+    const Value* ratio = p->find("ratio");
+    const Value* layers = p->find("layers");
+    const Value* keep = p->find("keep_last");
+    if (ratio && !ratio->is_null()) {
+        if (ratio->type != Type::kNumber) a.fail(K::kFormat, "edgekit.quant prune.ratio must be a number");
+        s.ratio = (float)ratio->number;
+    }
+    if (keep && !keep->is_null()) {
+        if (!keep->is_int || keep->integer < 1 || keep->integer > (1 << 20))
+            a.fail(K::kFormat, "edgekit.quant prune.keep_last must be a positive integer");
+        s.keep_last = (int)keep->integer;
+    }
+    if (layers && !layers->is_null()) {
+        if (layers->type != Type::kArray) a.fail(K::kFormat, "edgekit.quant prune.layers must be a list");
+        for (const Value& v : layers->array) {
+            if (!v.is_int || v.integer < 0 || v.integer >= n_layers)
+                a.fail(K::kFormat, "edgekit.quant prune.layers must hold layer indices 0.." + std::to_string(n_layers - 1));
+            s.layers.push_back((int)v.integer);
+        }
+    }
+    if (s.ratio == 0.0f) s.layers.clear();  // a recipe without pruning: no scoring work either
+    try {
+        s.validate(n_layers);
+    } catch (const std::invalid_argument& e) {
+        a.fail(K::kFormat, std::string("edgekit.quant ") + e.what());
+    }
+    return s;
+}
+
 // One entry of edgekit.linears must describe exactly the W4A8 scheme of the kernels.
 void check_linear(const Artifact& a, const Value& linears, const std::string& name, int64_t n, int64_t k) {
     const Value* e = linears.find(name);
@@ -243,7 +279,9 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
     }
     bool tied = false;
     const LlamaConfig c = read_config(a, meta_json(a, "edgekit.model_config"), max_ctx, &tied);
-    check_quant(a, meta_json(a, "edgekit.quant"));
+    const Value quant = meta_json(a, "edgekit.quant");
+    check_quant(a, quant);
+    const PruneSchedule prune = read_prune(a, quant, c.n_layers);
     const Value linears = meta_json(a, "edgekit.linears");
     if (linears.type != Type::kObject) a.fail(K::kFormat, "metadata 'edgekit.linears' must be a JSON object");
 
@@ -274,7 +312,9 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
     std::vector<uint16_t> head;
     if (!tied) head = fp16_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));
     try {
-        return std::make_unique<LlamaModel>(c, std::move(embed), norm.data(), std::move(layers), std::move(head));
+        auto model = std::make_unique<LlamaModel>(c, std::move(embed), norm.data(), std::move(layers), std::move(head));
+        model->set_pruning(prune);
+        return model;
     } catch (const std::invalid_argument& e) {
         a.fail(K::kFormat, e.what());
     }

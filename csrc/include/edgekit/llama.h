@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "edgekit/formats.h"
+#include "edgekit/prune.h"
 
 namespace edgekit {
 
@@ -47,32 +48,57 @@ public:
 
     const LlamaConfig& config() const { return cfg_; }
     int n_past() const { return n_past_; }
-    void reset() { n_past_ = 0; }
+    void reset();
     // Forget the cache after position n (keep tokens [0, n)).
     void truncate(int n);
 
     // Run tokens [n] at positions n_past .. n_past + n - 1 and append them to the cache. Writes logits for every
     // position ([n, vocab]) when all_logits, else for the last one only ([vocab]). Throws when the cache is full.
+    //
+    // With a pruning schedule (set_pruning), a prefill into an empty cache (n_past == 0, n > 1) drops tokens at the
+    // pruning layers (prune.h): later layers neither compute nor cache them. A dropped token's logits (all_logits)
+    // come from its hidden state frozen where it was dropped. Decode and later batches are never pruned.
     void eval(const int32_t* tokens, int n, float* logits, bool all_logits);
+
+    // Token pruning for prompt prefills; an empty schedule turns it off. Throws std::invalid_argument when the
+    // schedule does not fit this model.
+    void set_pruning(const PruneSchedule& s);
+    const PruneSchedule& pruning() const { return prune_; }
+    // Prompt indices that survived each pruning layer of the last pruned prefill ([m][kept]).
+    const std::vector<std::vector<int32_t>>& last_kept() const { return kept_; }
+    // Per layer, the mean over the last eval's query tokens (the first position excluded) of their attention
+    // probability on position 0, averaged over heads: how much each layer's attention sinks into the first token.
+    const std::vector<float>& first_token_mass() const { return mass_; }
+    // Positions held by each layer's KV cache (fewer than n_past in layers after a pruning layer).
+    int cached(int layer) const { return len_.at(layer); }
 
     // Bytes held by weights, the KV cache and scratch (what the model adds to the process).
     int64_t memory_bytes() const;
 
 private:
-    void attention(int layer, int n, const float* q, float* out) const;
-    void rope(float* v, int n, int heads) const;
+    void attention(int layer, int n, int base, const float* q, float* out, float* first) const;
+    void rope(float* v, int n, int heads, const int32_t* pos) const;
     void reserve(int n);
+    void prune_rows(int j, int n0, int& na, bool keep_frozen);
 
     LlamaConfig cfg_;
     std::vector<uint16_t> embed_, head_;  // fp16 [vocab, hidden]; head_ empty: tied to embed_
     std::vector<float> final_norm_;
     std::vector<LlamaLayer> layers_;
-    std::vector<uint16_t> k_cache_, v_cache_;  // fp16 [layer][pos][kv_head][head_dim]
+    std::vector<uint16_t> k_cache_, v_cache_;  // fp16 [layer][slot][kv_head][head_dim]
+    std::vector<int32_t> pos_;                 // [layer][slot]: the position cached in each slot (increasing)
+    std::vector<int> len_;                     // [layer]: slots in use
     std::vector<float> inv_freq_;              // [head_dim / 2]
     // scratch of the forward pass, grown to the largest batch seen
     std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, g_, u_;
+    std::vector<float> first_, score_, frozen_;  // pruning: p(→ position 0) per (row, head), per row; dropped rows
+    std::vector<int32_t> idx_, pos_act_;           // prompt index and position of each active row
+    std::vector<int> keep_rows_;
     int capacity_ = 0;
     int n_past_ = 0;
+    PruneSchedule prune_;
+    std::vector<std::vector<int32_t>> kept_;
+    std::vector<float> mass_;
 };
 
 }  // namespace edgekit
