@@ -298,6 +298,25 @@ void set_pruning(edgekit::LlamaModel& m, float ratio, const std::vector<int>& la
     }
 }
 
+int prune_keep_count(int n0, float ratio, int j, int m, int keep_last) {
+    edgekit::PruneSchedule s;
+    s.ratio = ratio;
+    s.keep_last = keep_last;
+    s.layers.assign((size_t)std::max(m, 1), 0);
+    if (j < 1 || j > (int)s.layers.size() || n0 < 1) throw py::value_error("need n0 >= 1 and 1 <= j <= m");
+    return s.keep_count(n0, j);
+}
+
+std::vector<int> prune_select(const py::array& score, const py::array& orig, int n0, int keep_last, int n_keep) {
+    auto sc = py::array_t<float, py::array::c_style | py::array::forcecast>::ensure(score);
+    auto og = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(orig);
+    if (!sc || !og || sc.ndim() != 1 || og.ndim() != 1 || sc.shape(0) != og.shape(0))
+        throw py::value_error("score and orig must be 1-D arrays of one length");
+    std::vector<int> keep;
+    edgekit::prune_select(sc.data(), og.data(), (int)sc.shape(0), n0, keep_last, n_keep, keep);
+    return keep;
+}
+
 py::tuple get_pruning(const edgekit::LlamaModel& m) {
     const auto& s = m.pruning();
     return py::make_tuple(s.ratio, s.layers, s.keep_last);
@@ -410,6 +429,10 @@ PYBIND11_MODULE(_C, m) {
         .def_property_readonly("n_past", &edgekit::LlamaModel::n_past)
         .def_property_readonly("memory_bytes", &edgekit::LlamaModel::memory_bytes,
                                "Bytes of weights, KV cache and scratch held by the engine.");
+    m.def("prune_keep_count", &prune_keep_count, py::arg("n0"), py::arg("ratio"), py::arg("j"), py::arg("m"),
+          py::arg("keep_last"), "Survivors after the j-th of m pruning layers (prune.h).");
+    m.def("prune_select", &prune_select, py::arg("score"), py::arg("orig"), py::arg("n0"), py::arg("keep_last"),
+          py::arg("n_keep"), "Surviving rows of a pruning step (prune.h), increasing.");
     m.def("set_num_threads", &edgekit::set_num_threads, py::arg("n"),
           "Threads of the kernels' pool (n <= 0: all cores). Results do not depend on it.");
     m.def("get_num_threads", &edgekit::get_num_threads, "Threads of the kernels' pool.");

@@ -11,7 +11,10 @@ from pathlib import Path
 
 import click
 
-from edgekit.errors import friendly
+from edgekit.errors import EdgekitError, friendly
+from edgekit.prune.cli import apply_to_config as apply_prune_options
+from edgekit.prune.cli import eval_options as prune_eval_options
+from edgekit.prune.cli import schedule_options as prune_schedule_options
 
 
 
@@ -76,9 +79,10 @@ def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], title: st
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("-o", "--output", type=click.Path(), default=None, help="Artifact path (default: out/<model>-<recipe>.ekq).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@prune_schedule_options
 @friendly
 def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_samples, calib_seqlen, seed, threads,
-             output, as_json):
+             output, as_json, prune_ratio, prune_start_layer, prune_layers):
     """Quantize MODEL (alias, HF directory, .gguf file or hub id) into one .ekq artifact."""
     from edgekit.quantize import default_output, quantize_model
     from edgekit.recipes import load_recipe, with_overrides
@@ -86,6 +90,7 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
     recipe = load_recipe(recipe_name)
     cfg = with_overrides(recipe.config, bits=int(bits) if bits else None, act_bits=int(act_bits) if act_bits else None,
                          group_size=group_size)
+    cfg = apply_prune_options(cfg, prune_ratio, prune_start_layer, prune_layers)
     out = output or default_output(model, recipe.name)
     res = quantize_model(model, cfg, out, calib=list(calib), calib_samples=calib_samples or recipe.calib_samples,
                          calib_seqlen=calib_seqlen or recipe.calib_seqlen, seed=seed, threads=threads,
@@ -111,12 +116,24 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
                    "runtime: the whole forward pass in edgekit's C++ engine.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
+@prune_eval_options
 @friendly
-def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, threads, as_json):
-    """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders)."""
+def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, threads, as_json, prefix_len, score_len,
+             max_windows, prune_ratio, prune_start_layer, prune_layers):
+    """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders).
+
+    With --prefix-len: continuation perplexity of a pruned prefill (token pruning), next to the unpruned model."""
     from edgekit.evaluate import evaluate
 
     _set_threads(threads)
+    if prefix_len is not None:
+        from edgekit.prune.cli import run_continuation_eval
+
+        return run_continuation_eval(model, list(data_paths), engine, as_json, prefix_len, score_len, max_windows,
+                                     prune_ratio, prune_start_layer, prune_layers)
+    if prune_ratio is not None or prune_start_layer is not None or prune_layers:
+        raise EdgekitError("--prune-ratio/--prune-start-layer/--prune-layers apply to continuation perplexity: "
+                           "add --prefix-len L")
     res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json, engine=engine)
     if as_json:
         click.echo(json.dumps(res, indent=2))
@@ -241,5 +258,10 @@ if __name__ == "__main__":
 from edgekit.bench.kernels_cli import kernels as _bench_kernels  # noqa: E402  (its heavy imports are lazy)
 from edgekit.bench.model_cli import model as _bench_model  # noqa: E402  (likewise)
 
+from edgekit.prune.cli import bench_prune as _bench_prune  # noqa: E402  (likewise)
+from edgekit.prune.cli import prune_stats as _prune_stats  # noqa: E402  (likewise)
+
 bench.add_command(_bench_kernels)
 bench.add_command(_bench_model)
+bench.add_command(_bench_prune)
+main.add_command(_prune_stats)

@@ -106,6 +106,41 @@ class AttentionConfig:
 
 
 @dataclass(frozen=True)
+class PruneConfig:
+    """Activation-aware token pruning of prompt prefills (:mod:`edgekit.prune`).
+
+    At each pruning layer the prompt tokens that attend least to the first token are dropped after the attention
+    residual; they skip that layer's MLP and every later layer. ``ratio`` of the prompt is gone after the last pruning
+    layer (per-layer ratio ``1 - (1 - ratio)^(1/m)`` for ``m`` layers). Decode is never pruned.
+
+    Attributes:
+        ratio: beta, the fraction of the prompt dropped by the last pruning layer; 0 turns pruning off.
+        start_layer: the first pruning layer; None picks it from calibration data (the first layer whose attention
+            sinks into the first token, :func:`edgekit.prune.schedule.auto_start_layer`).
+        layers: explicit pruning layers (strictly increasing); None = every layer from ``start_layer`` on.
+        keep_last: the last prompt positions that are never dropped.
+    """
+
+    ratio: float = 0.0
+    start_layer: int | None = None
+    layers: tuple[int, ...] | None = None
+    keep_last: int = 4
+
+    def __post_init__(self):
+        _check(0.0 <= self.ratio < 1.0, f"prune ratio must be in [0, 1), got {self.ratio}")
+        _check(self.start_layer is None or (isinstance(self.start_layer, int) and self.start_layer >= 0),
+               f"prune start_layer must be a layer index >= 0 or null, got {self.start_layer!r}")
+        _check(isinstance(self.keep_last, int) and self.keep_last >= 1,
+               f"prune keep_last must be an integer >= 1, got {self.keep_last!r}")
+        if self.layers is not None:
+            layers = tuple(self.layers) if isinstance(self.layers, (list, tuple)) else None
+            _check(layers is not None and len(layers) > 0 and all(isinstance(i, int) and i >= 0 for i in layers)
+                   and all(b > a for a, b in zip(layers, layers[1:])),
+                   f"prune layers must be a non-empty, strictly increasing list of layer indices, got {self.layers!r}")
+            object.__setattr__(self, "layers", layers)
+
+
+@dataclass(frozen=True)
 class AgileQuantConfig:
     """Agile-Quant: GPTQ int4 weights, int8 (or per-token int4/int8 mixed) activations.
 
@@ -116,6 +151,7 @@ class AgileQuantConfig:
         w4a4_ratio: fraction of tokens (lowest attention to the first token) whose o_proj, gate/up and down inputs are
             quantized to int4 instead of int8; 0 disables the W4A4 mix.
         lm_head_bits: None keeps the LM head in float; 8 quantizes it per channel to int8 (unties it).
+        prune: token pruning of prompt prefills, stored with the artifact for the runtimes to apply.
         version: config schema version.
     """
 
@@ -124,6 +160,7 @@ class AgileQuantConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     w4a4_ratio: float = 0.0
     lm_head_bits: int | None = None
+    prune: PruneConfig = field(default_factory=PruneConfig)
     version: int = CONFIG_VERSION
 
     def __post_init__(self):
@@ -139,7 +176,8 @@ class AgileQuantConfig:
         act = "A16" if a.bits == 16 else ("A4/8" if self.w4a4_ratio else f"A{a.bits}")
         g = "per-channel" if w.group_size == 0 else f"g{w.group_size}"
         trip = "+trip" if a.trip else ""
-        return f"W{w.bits}{act} {g} {'sym' if w.symmetric else 'asym'} {w.method} {a.granularity}{trip}"
+        prune = f" prune {self.prune.ratio:g}" if self.prune.ratio else ""
+        return f"W{w.bits}{act} {g} {'sym' if w.symmetric else 'asym'} {w.method} {a.granularity}{trip}{prune}"
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -182,6 +220,7 @@ _NESTED = {
     (AgileQuantConfig, "weight"): WeightConfig,
     (AgileQuantConfig, "activation"): ActivationConfig,
     (AgileQuantConfig, "attention"): AttentionConfig,
+    (AgileQuantConfig, "prune"): PruneConfig,
 }
 
 #: config type → handler(model, config, **context); filled by ``@register_handler``.

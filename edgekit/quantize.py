@@ -35,6 +35,28 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+def _resolve_prune(config: AgileQuantConfig, lm, ids) -> AgileQuantConfig:
+    """Spell out the pruning layers (the start layer from the float model's attention on one calibration window)."""
+    p = config.prune
+    if p.ratio == 0 and p.layers is None and p.start_layer is None:
+        return config
+    if lm.family != "llama" or lm.task != "causal-lm":
+        raise EdgekitError(f"token pruning runs llama-family causal LMs; {lm.family} {lm.task} has no pruning")
+    import dataclasses
+
+    from edgekit.prune import schedule
+
+    n_layers = int(lm.config.num_hidden_layers)
+    mass = None
+    if p.layers is None and p.start_layer is None:
+        from edgekit.prune.torch_path import PrunedLlama
+
+        fwd = PrunedLlama(lm.model)
+        fwd.eval(ids[0], all_logits=False)
+        mass = fwd.mass
+    return dataclasses.replace(config, prune=schedule.resolve(p, n_layers, mass))
+
+
 def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, calib: list[str] | None = None,
                    calib_samples: int | None = None, calib_seqlen: int | None = None, seed: int = 0, batch_size: int = 8,
                    threads: int | None = None, progress: bool = True) -> QuantizeResult:
@@ -81,6 +103,7 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     ids = data.calibration_windows(lm.tokenizer, calib, calib_samples, seqlen, seed,
                                    special_tokens=encoder)
     t_load = time.perf_counter() - t0
+    config = _resolve_prune(config, lm, ids)
     report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress)
     report.update({"load_seconds": round(t_load, 2), "quantize_seconds": round(report.pop("seconds"), 2),
                    "calib_samples": calib_samples, "calib_seqlen": seqlen, "seed": seed,

@@ -55,6 +55,19 @@ def log2_quantize_probs(p: torch.Tensor, bits: int, allowed: torch.Tensor | None
     return q if allowed is None else torch.where(allowed, q, torch.zeros_like(q))
 
 
+def first_token_importance(probs: torch.Tensor) -> torch.Tensor:
+    """Each query token's attention probability on the first key, summed over heads: ``[B, H, T, S]`` → ``[B, T]``.
+
+    The heads are added one after another in head order, the order the C++ runtime uses, so that both pick the same
+    tokens to prune from the same probabilities. It drives both token pruning and the W4A4 int4/int8 mix.
+    """
+    p0 = probs[..., 0].float()
+    s = p0[:, 0].clone()
+    for h in range(1, p0.shape[1]):
+        s += p0[:, h]
+    return s
+
+
 def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
     if n_rep == 1:
         return x
@@ -88,7 +101,7 @@ def edgekit_attention(module: nn.Module, query, key, value, attention_mask, scal
     if spec.softmax_log2_bits:
         probs = log2_quantize_probs(probs, spec.softmax_log2_bits, allowed)
     if spec.mix is not None:
-        spec.mix.importance = probs[..., 0].sum(dim=1)  # [B, T]: attention of each query token to the first key
+        spec.mix.importance = first_token_importance(probs)  # [B, T]
     out = torch.matmul(probs.to(value.dtype), value)
     return out.transpose(1, 2).contiguous(), probs
 

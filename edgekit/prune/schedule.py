@@ -1,0 +1,98 @@
+"""The token-pruning schedule and selection rule, shared by the PyTorch path and the C++ runtime.
+
+These functions mirror ``csrc/include/edgekit/prune.h`` rule for rule, so that both paths keep the same tokens when
+they see the same scores:
+
+* importance of a token at a layer: its softmax probability on position 0, summed over heads in head order;
+* the ``j``-th of ``m`` pruning layers keeps ``max(protected, ceil(n0 * (1 - ratio)^(j/m) - 1e-9))`` of the ``n0``
+  prompt tokens, ``protected = min(n0, 1 + keep_last)``;
+* position 0 and the last ``keep_last`` prompt positions are never dropped; the others go in order of increasing
+  importance, ties broken by the lower prompt index.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import numpy as np
+
+from edgekit.config import PruneConfig
+from edgekit.errors import EdgekitError
+
+#: mean attention mass on the first token (heads averaged) from which a layer counts as "sinking" rather than local
+SINK_THRESHOLD = 0.2
+
+
+def keep_count(n0: int, ratio: float, j: int, m: int, keep_last: int) -> int:
+    """Tokens that survive the ``j``-th (1-based) of ``m`` pruning layers of a prompt of ``n0`` tokens."""
+    protect = min(n0, 1 + keep_last)
+    left = float(n0) * math.pow(1.0 - float(np.float32(ratio)), float(j) / float(m))
+    return max(protect, min(n0, math.ceil(left - 1e-9)))
+
+
+def select(score: np.ndarray, orig: np.ndarray, n0: int, keep_last: int, n_keep: int) -> np.ndarray:
+    """Rows (increasing) of the active tokens that survive.
+
+    Args:
+        score: float32 importance of each active row.
+        orig: the prompt index of each active row (increasing).
+        n0: prompt length.
+        keep_last: protected tail length.
+        n_keep: how many rows survive (protected rows always do).
+    """
+    score = np.asarray(score, dtype=np.float32)
+    orig = np.asarray(orig)
+    n = len(score)
+    cand = np.flatnonzero((orig != 0) & (orig < n0 - keep_last))
+    n_drop = max(0, min(len(cand), n - n_keep))
+    order = cand[np.argsort(score[cand], kind="stable")]
+    keep = np.ones(n, dtype=bool)
+    keep[order[:n_drop]] = False
+    return np.flatnonzero(keep)
+
+
+def auto_start_layer(mass, threshold: float = SINK_THRESHOLD) -> int:
+    """The first layer whose attention is no longer local: mean attention on the first token >= ``threshold``.
+
+    Early layers attend to their neighbours and pruning there costs the most quality; from the first "sink" layer on,
+    the attention-to-first-token score says which tokens the layer ignores. Falls back to the middle layer.
+    """
+    mass = list(mass)
+    for i, v in enumerate(mass):
+        if i > 0 and v >= threshold:
+            return i
+    return len(mass) // 2
+
+
+def resolve(cfg: PruneConfig, n_layers: int, mass=None) -> PruneConfig:
+    """The config with its pruning layers spelled out (what an artifact stores and the runtimes read).
+
+    Args:
+        cfg: the recipe's pruning config.
+        n_layers: decoder layers of the model.
+        mass: per-layer mean attention mass on the first token, needed only when ``start_layer`` is unset.
+
+    Raises:
+        EdgekitError: a layer outside the model, or no way to choose the start layer.
+    """
+    if cfg.layers is not None:
+        layers = cfg.layers
+    else:
+        start = cfg.start_layer
+        if start is None:
+            if mass is None:
+                raise EdgekitError("choose --prune-start-layer (or --prune-layers): no attention statistics to "
+                                   "pick it from")
+            start = auto_start_layer(mass)
+        layers = tuple(range(start, n_layers))
+    bad = [i for i in layers if i >= n_layers]
+    if bad or not layers:
+        raise EdgekitError(f"prune layer {bad[0] if bad else '?'} is outside the model's layers 0..{n_layers - 1}")
+    return dataclasses.replace(cfg, start_layer=layers[0], layers=tuple(layers))
+
+
+def plan(cfg: PruneConfig, n0: int) -> list[int]:
+    """Survivor counts after each pruning layer of a prompt of ``n0`` tokens (for reports)."""
+    m = len(cfg.layers or ())
+    return [keep_count(n0, cfg.ratio, j, m, cfg.keep_last) for j in range(1, m + 1)]
