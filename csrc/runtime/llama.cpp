@@ -258,7 +258,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
         idx_[i] = i;
         pos_act_[i] = n_past_ + i;
     }
-    if (prune) kept_.clear();
+    if (n_past_ == 0) kept_.clear();  // a new prompt: forget the last one's survivors
     int na = n;        // active rows: the tokens not dropped so far, in prompt order
     size_t next = 0;   // the next pruning layer in prune_.layers
     for (int li = 0; li < cfg_.n_layers; ++li) {

@@ -99,14 +99,15 @@ def prune_stats(artifact, data_paths, prefix_len, as_json):
     """Each layer's attention mass on the first token (the pruning signal), to choose --prune-start-layer."""
     from edgekit import data
     from edgekit.prune.evaluate import continuation_windows, layer_mass, open_engine
-    from edgekit.prune.schedule import SINK_THRESHOLD, auto_start_layer
+    from edgekit.prune.schedule import SINK_FRACTION, auto_start_layer
 
     eng, _, _, tok = open_engine(artifact, "runtime", prefix_len + 1)
     w = continuation_windows(data.tokenize_docs(tok, data.load_texts(list(data_paths), "eval")), prefix_len, 1, 1)[0]
     mass = layer_mass(eng, w[:prefix_len])
     start = auto_start_layer(mass)
     if as_json:
-        click.echo(json.dumps({"mass": mass, "auto_start_layer": start, "threshold": SINK_THRESHOLD}, indent=2))
+        click.echo(json.dumps({"mass": mass, "auto_start_layer": start, "threshold": SINK_FRACTION * max(mass[1:])},
+                              indent=2))
         return
     from edgekit.cli import _print_rows
 
@@ -114,7 +115,7 @@ def prune_stats(artifact, data_paths, prefix_len, as_json):
             for i, m in enumerate(mass)]
     _print_rows(rows, [("layer", "layer", "{}"), ("mass", "attention on token 0", "{:.3f}"), ("bar", "", "{}")],
                 f"{artifact}: mean attention on the first token, {prefix_len}-token prefill "
-                f"(auto start = first layer >= {SINK_THRESHOLD})")
+                f"(auto start = first layer >= {SINK_FRACTION:g} × the largest)")
 
 
 @click.command(name="prune")

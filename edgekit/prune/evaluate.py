@@ -70,6 +70,11 @@ class Engine:
     def cached(self, layer: int) -> int:
         return self.impl.engine.cached(layer) if self.native else self.impl.cached(layer)
 
+    def survivors(self, n: int) -> int:
+        """Tokens of the last prefill (``n`` long) that passed every pruning layer."""
+        kept = self.impl.engine.last_kept() if self.native else self.impl.kept
+        return len(kept[-1]) if kept else n
+
 
 def _nll(logits: np.ndarray, targets: np.ndarray) -> np.ndarray:
     z = logits.astype(np.float64)
@@ -110,8 +115,8 @@ def score_window(engine: Engine, w: np.ndarray, prefix_len: int, all_tokens: boo
     logits included) measures what a user waits for; the prefix's own NLL is then not computed.
 
     Returns:
-        ``{"cont_nll": [T], "prefix_nll": [L-1] or None, "ttft_s", "kept"}`` (kept: the fraction of the prefix the
-        last layer cached).
+        ``{"cont_nll": [T], "prefix_nll": [L-1] or None, "ttft_s", "kept"}`` (kept: the fraction of the prefix that
+        passed every pruning layer).
     """
     engine.reset()
     t0 = time.perf_counter()
@@ -119,7 +124,7 @@ def score_window(engine: Engine, w: np.ndarray, prefix_len: int, all_tokens: boo
     ttft = time.perf_counter() - t0
     pre = _nll(out[:-1], w[1:prefix_len]) if all_tokens else None
     last = out[-1] if all_tokens else out
-    kept = engine.cached(len(engine.mass()) - 1) / prefix_len
+    kept = engine.survivors(prefix_len) / prefix_len
     rest = engine.eval(w[prefix_len:-1], all_logits=True).reshape(-1, last.shape[-1]) if len(w) - prefix_len > 1 \
         else np.zeros((0, last.shape[-1]), np.float32)
     cont = _nll(np.vstack([last[None], rest]), w[prefix_len:])

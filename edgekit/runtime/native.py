@@ -120,6 +120,7 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
         "ek_n_past": (i32, [vp]),
         "ek_reset": (st, [vp]),
         "ek_truncate": (st, [vp, i32]),
+        "ek_set_pruning": (st, [vp, ctypes.c_float, ctypes.POINTER(i32), i32, i32]),
         "ek_set_num_threads": (st, [i32]),
         "ek_last_error": (ctypes.c_char_p, []),
         "ek_status_name": (ctypes.c_char_p, [st]),
