@@ -23,7 +23,7 @@ from edgekit.prune.evaluate import continuation_windows, open_engine, resolve_fo
 
 def run_prune_bench(artifact: str, prefix_lens: list[int], ratios: list[float], score_len: int = 128,
                     max_windows: int = 8, data_paths=None, start_layer: int | None = None, layers=None,
-                    progress: bool = True) -> dict:
+                    keep_last: int | None = None, progress: bool = True) -> dict:
     """Measure every (L, beta); returns ``{"schedule": ..., "rows": [...]}`` with JSON rows carrying
     ``prefix_len``, ``prune_ratio``, ``ttft_s``, ``continuation_ppl`` (plus speedup and perplexity change)."""
     from edgekit import data
@@ -38,6 +38,8 @@ def run_prune_bench(artifact: str, prefix_lens: list[int], ratios: list[float], 
                                        max_windows)
         if sched is None:  # one schedule for every L: resolved once, from the first window's attention
             base = from_dict(PruneConfig, quant.get("prune"), "edgekit.quant.prune")
+            if keep_last is not None:
+                base = dataclasses.replace(base, keep_last=keep_last)
             sched = resolve_for(eng, dataclasses.replace(base, ratio=0.0), n_layers, windows[0, :L], None,
                                 start_layer, layers)
         parts = {r: [] for r in ratios}

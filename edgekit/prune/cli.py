@@ -129,12 +129,14 @@ def prune_stats(artifact, data_paths, prefix_len, as_json):
 @click.option("--prune-start-layer", type=int, default=None, help="First pruning layer (default: the artifact's, "
                                                                   "else the first attention-sink layer).")
 @click.option("--prune-layers", default=None, help="Explicit pruning layers, comma-separated.")
+@click.option("--keep-last", type=int, default=None,
+              help="Last prompt positions never dropped (default: the artifact's, else 4).")
 @click.option("--threads", type=int, default=None, help="Runtime threads (default: all cores).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a PNG curve here.")
 @friendly
 def bench_prune(artifact, prefix_lens, ratios, score_len, max_windows, data_paths, prune_start_layer, prune_layers,
-                threads, json_out, plot_out):
+                keep_last, threads, json_out, plot_out):
     """Time-to-first-token and continuation perplexity with token pruning, per prefix length and ratio."""
     from edgekit.bench.prune import plot, run_prune_bench, save_json, to_markdown
     from edgekit.cli import _print_rows, _set_threads
@@ -146,12 +148,13 @@ def bench_prune(artifact, prefix_lens, ratios, score_len, max_windows, data_path
         raise EdgekitError("--prefix-lens and --ratios must be comma-separated numbers") from None
     _set_threads(threads)
     res = run_prune_bench(artifact, lens, rs, score_len, max_windows, list(data_paths), prune_start_layer,
-                          parse_layers(prune_layers))
+                          parse_layers(prune_layers), keep_last)
     _print_rows(res["rows"], [("prefix_len", "prefix L", "{}"), ("prune_ratio", "β", "{:g}"),
                               ("ttft_s", "TTFT s", "{:.3f}"), ("speedup", "speedup", "{:.2f}×"),
                               ("continuation_ppl", "continuation ppl", "{:.3f}"),
                               ("ppl_change_pct", "Δ ppl", "{:+.2f} %"), ("kept_fraction", "kept", "{:.2f}")],
-                f"token pruning, layers {res['schedule']['layers'][0]}..{res['schedule']['layers'][-1]}")
+                f"token pruning, layers {res['schedule']['layers'][0]}..{res['schedule']['layers'][-1]}, "
+                f"keep_last {res['schedule']['keep_last']}")
     click.echo(to_markdown(res))
     if json_out:
         save_json(res, json_out)
