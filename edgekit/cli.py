@@ -13,7 +13,8 @@ import click
 
 from edgekit.errors import friendly
 
-
+# --engine values of eval/run (edgekit.engines.ENGINES; kept here so that --help imports nothing heavy)
+ENGINES = ["fake", "kernels", "runtime", "edgekit", "llama.cpp", "onnxruntime"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -106,18 +107,21 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
 @click.option("--ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
 @click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated at most.")
 @click.option("--compare-reference", is_flag=True, help="Also evaluate the artifact's float source model.")
-@click.option("--engine", type=click.Choice(["fake", "kernels", "runtime"]), default="fake", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="fake: PyTorch fake-quant reference; kernels: edgekit's C++ int4 x int8 kernels under PyTorch; "
-                   "runtime: the whole forward pass in edgekit's C++ engine.")
+                   "runtime (= edgekit): the whole forward pass in edgekit's C++ engine; llama.cpp: a .gguf "
+                   "export; onnxruntime: an ONNX export directory. Default: onnxruntime for an ONNX export, "
+                   "else fake.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @friendly
 def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, threads, as_json):
-    """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders)."""
+    """Perplexity of MODEL, an artifact or an export on held-out text (cosine vs float for encoders)."""
     from edgekit.evaluate import evaluate
 
     _set_threads(threads)
-    res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json, engine=engine)
+    res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json, engine=engine,
+                   threads=threads)
     if as_json:
         click.echo(json.dumps(res, indent=2))
     elif res["task"] == "encoder":
@@ -140,17 +144,22 @@ def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, thre
 @click.option("--top-p", type=float, default=1.0, show_default=True)
 @click.option("--chat", is_flag=True, help="Wrap the prompt in the model's chat template.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--engine", type=click.Choice(["fake", "kernels", "runtime"]), default="fake", show_default=True,
-              help="fake: PyTorch fake-quant; kernels: C++ int4 kernels under PyTorch; runtime: the C++ engine.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="fake: PyTorch fake-quant; kernels: C++ int4 kernels under PyTorch; runtime (= edgekit): the C++ "
+                   "engine; llama.cpp: a .gguf export; onnxruntime: an ONNX export directory. Default: onnxruntime "
+                   "for an ONNX export, else fake.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @friendly
 def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, engine, threads):
-    """Generate text from MODEL or an artifact, streamed as it is produced."""
+    """Generate text from MODEL, an artifact or an export, streamed as it is produced."""
+    from edgekit.engines import pick_engine
     from edgekit.generate import generate
 
+    pick_engine(model, engine)  # a wrong engine is reported before the prompt is echoed
     _set_threads(threads)
     click.echo(prompt, nl=False)
-    generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True, engine=engine)
+    generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True, engine=engine,
+             threads=threads)
 
 
 @main.command()
@@ -179,20 +188,36 @@ def build(target_name, out_dir, jobs, no_test):
 
 @main.command()
 @click.argument("model")
-@click.option("--format", "fmt", type=click.Choice(["gguf"]), default="gguf", show_default=True,
-              help="Output format (gguf: a file llama.cpp loads unchanged).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write.")
+@click.option("--format", "fmt", type=click.Choice(["gguf", "onnx"]), default="gguf", show_default=True,
+              help="Output format (gguf: a file llama.cpp loads unchanged; onnx: a directory ONNX Runtime loads, "
+                   "quantized linears as com.microsoft.MatMulNBits).")
+@click.option("-o", "--output", type=click.Path(), required=True, help="File (gguf) or directory (onnx) to write.")
 @click.option("--bits", type=click.Choice(["16"]), default=None,
-              help="16: write the unquantized MODEL (alias or .gguf) as an F16 GGUF instead of exporting an artifact.")
-@click.option("--embed-type", type=click.Choice(["q8_0", "f16"]), default="q8_0", show_default=True,
-              help="Type of the token embedding (and an untied head) in an artifact's export.")
+              help="gguf only. 16: write the unquantized MODEL (alias or .gguf) as an F16 GGUF instead of exporting "
+                   "an artifact.")
+@click.option("--embed-type", type=click.Choice(["q8_0", "f16"]), default=None,
+              help="gguf only: type of the token embedding (and an untied head) in an artifact's export [q8_0].")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @friendly
 def export(model, fmt, output, bits, embed_type, as_json):
     """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT."""
+    if fmt == "onnx":
+        from edgekit.errors import EdgekitError
+        from edgekit.export.onnx import export_onnx
+
+        if bits or embed_type:
+            raise EdgekitError(f"{'--bits' if bits else '--embed-type'} applies to --format gguf only; the ONNX "
+                               "export keeps the artifact's bits and its float embedding")
+        res = export_onnx(model, output)
+        if as_json:
+            click.echo(json.dumps(res, indent=2))
+        else:
+            click.echo(f"wrote {res['path']}/ ({res['bytes'] / 2 ** 20:.1f} MiB; {res['task']}; "
+                       f"{res['matmulnbits']} MatMulNBits; {res['seconds']:.1f} s)")
+        return
     from edgekit.export.gguf import export_gguf
 
-    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type)
+    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type or "q8_0")
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
