@@ -149,8 +149,11 @@ def _float_model(art, weights: dict[str, np.ndarray]):
 
 
 def _first_line(e: BaseException) -> str:
+    """The exception's first sentence on one line (optimum appends links and advice after it)."""
     lines = [s.strip() for s in str(e).strip().splitlines() if s.strip()]
-    return f"{type(e).__name__}: {lines[0] if lines else ''}"
+    text = lines[0] if lines else ""
+    cut = text.find(". ")
+    return f"{type(e).__name__}: {text[:cut + 1] if cut > 0 else text}"
 
 
 def _optimum_export(model, out_dir: Path, task: str) -> Path:
@@ -331,8 +334,10 @@ def export_onnx(artifact, output) -> dict:
 
     t0 = time.perf_counter()
     if not is_artifact(artifact):
-        read_artifact(artifact)  # the precise error: missing, truncated, not an artifact
-        raise EdgekitError(f"{artifact} is not an edgekit artifact")
+        if not Path(artifact).is_file() or str(artifact).endswith(".ekq"):
+            read_artifact(artifact)  # the precise error: missing, truncated, damaged
+        raise EdgekitError(f"{artifact} is not an edgekit artifact; quantize a model first (edgekit quantize MODEL "
+                           "-o A.ekq), then export A.ekq")
     art = read_artifact(artifact)
     check_exportable(art)
     out = Path(output)
