@@ -197,9 +197,12 @@ def build(target_name, out_dir, jobs, no_test):
                    "an artifact.")
 @click.option("--embed-type", type=click.Choice(["q8_0", "f16"]), default=None,
               help="gguf only: type of the token embedding (and an untied head) in an artifact's export [q8_0].")
+@click.option("--accuracy-level", type=click.Choice(["4", "1"]), default=None,
+              help="onnx only: MatMulNBits compute, 4 = int8 activations per block [default], 1 = fp32 (the "
+                   "weight-only model; slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @friendly
-def export(model, fmt, output, bits, embed_type, as_json):
+def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
     """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT."""
     if fmt == "onnx":
         from edgekit.errors import EdgekitError
@@ -208,7 +211,7 @@ def export(model, fmt, output, bits, embed_type, as_json):
         if bits or embed_type:
             raise EdgekitError(f"{'--bits' if bits else '--embed-type'} applies to --format gguf only; the ONNX "
                                "export keeps the artifact's bits and its float embedding")
-        res = export_onnx(model, output)
+        res = export_onnx(model, output, accuracy_level=int(accuracy_level or 4))
         if as_json:
             click.echo(json.dumps(res, indent=2))
         else:
@@ -217,6 +220,10 @@ def export(model, fmt, output, bits, embed_type, as_json):
         return
     from edgekit.export.gguf import export_gguf
 
+    if accuracy_level:
+        from edgekit.errors import EdgekitError
+
+        raise EdgekitError("--accuracy-level applies to --format onnx only")
     res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type or "q8_0")
     if as_json:
         click.echo(json.dumps(res, indent=2))

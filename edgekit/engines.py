@@ -111,8 +111,12 @@ def _hf_tokenizer(path: Path, **kwargs):
                            f"{str(e).strip().splitlines()[0] if str(e).strip() else ''}") from None
 
 
-def ort_session(model_path: Path, threads: int | None):
-    """An ONNX Runtime CPU session (all graph optimizations; ``threads`` intra-op threads, 0 = ORT's choice)."""
+def ort_session(model_path: Path, threads: int | None, spin: bool = True):
+    """An ONNX Runtime CPU session (all graph optimizations; ``threads`` intra-op threads, 0 = ORT's choice).
+
+    ``spin=False`` stops ORT's worker threads from busy-waiting after each run: slower to wake, but they no longer
+    take the cores from another engine that runs in between (on 2 cores that slows the other one several times).
+    """
     try:
         import onnxruntime as ort
     except ImportError as e:
@@ -122,6 +126,8 @@ def ort_session(model_path: Path, threads: int | None):
     so.intra_op_num_threads = int(threads or 0)
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    if not spin:
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:
         return ort.InferenceSession(str(model_path), so, providers=["CPUExecutionProvider"])
     except Exception as e:  # ORT raises its own exception types (Fail, InvalidGraph, ...) for a bad model
@@ -134,14 +140,15 @@ class OrtSession:
     Args:
         path: The export directory (``model.onnx``, ``config.json``, tokenizer files).
         threads: Intra-op threads (None: ONNX Runtime's default).
+        spin: Let ORT's threads busy-wait between runs (its default; see :func:`ort_session`).
     """
 
-    def __init__(self, path, threads: int | None = None):
+    def __init__(self, path, threads: int | None = None, spin: bool = True):
         self.path = Path(path)
         if not (self.path / "model.onnx").is_file():
             raise EdgekitError(f"{path} is not an ONNX export directory (no model.onnx); make one with edgekit "
                                "export ARTIFACT --format onnx -o DIR")
-        self.session = ort_session(self.path / "model.onnx", threads)
+        self.session = ort_session(self.path / "model.onnx", threads, spin)
         names = [i.name for i in self.session.get_inputs()]
         if "input_ids" not in names or "past_key_values.0.key" not in names:
             raise EdgekitError(f"{path} is not a decoder exported with past key/values (inputs: "

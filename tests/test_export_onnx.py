@@ -31,7 +31,7 @@ from edgekit.export import onnx as ox  # noqa: E402
 from edgekit.quant import formats as F  # noqa: E402
 
 THREADS = 2
-CTX, MAX_TOKENS = 256, 512  # the GGUF export test's windows: 2 x 256 held-out tokens
+CTX, MAX_TOKENS = 512, 2048  # conftest's eval_ids: 4 x 512 held-out tokens, as the runtime tests use
 PROMPTS = ("The capital of France is", "def fibonacci(n):", "Once upon a time", "The three primary colors are")
 N_GEN = 32
 
@@ -144,7 +144,7 @@ def runtime(artifact):
 def ort_lm(exported):
     from edgekit.engines import OrtSession
 
-    return OrtSession(exported, threads=THREADS)
+    return OrtSession(exported, threads=THREADS, spin=False)  # other engines run in between
 
 
 @pytest.mark.slow
@@ -187,6 +187,10 @@ def test_export_layout_and_codes(artifact, exported):
 
 @pytest.mark.slow
 def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, capsys):
+    """The runtime rounds activations to int8 per token, MatMulNBits (accuracy_level 4) per 32-block, so the two
+    differ by activation rounding only (test_fp32_accuracy_level_is_the_weight_only_model shows the weights are
+    exact). That difference is noise that averages out over tokens: on 2 x 256 tokens of this artifact it was
+    +2.5 %, on these 4 x 512 +0.3 %."""
     import torch
 
     from edgekit.data import eval_windows
@@ -206,7 +210,7 @@ def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, caps
     with capsys.disabled():
         print(f"\n[onnx export] perplexity {CTX}x{len(windows)}: ONNX Runtime {o['perplexity']:.3f}, edgekit runtime "
               f"{r['perplexity']:.3f} ({gap:+.2%})")
-    assert o["tokens"] == r["tokens"] == 2 * (CTX - 1)
+    assert o["tokens"] == r["tokens"] == 4 * (CTX - 1)
     assert abs(gap) < 0.01
 
 
@@ -246,19 +250,21 @@ def test_greedy_agreement_with_the_runtime(runtime, ort_lm, gguf_file, capsys):
     flip and only a broken export would fail the bar: at least one prompt identical for 8 tokens."""
     from edgekit.engines import LlamaCppSession
 
+    prompts = [runtime.tokenizer(p, add_special_tokens=False)["input_ids"] for p in PROMPTS]
+    ref = [_greedy(runtime, ids, N_GEN) for ids in prompts]  # one engine at a time: their thread pools collide
+    ort_out = [_greedy(ort_lm, ids, N_GEN) for ids in prompts]
     llama = LlamaCppSession(gguf_file, max_ctx=128, threads=THREADS)
     try:
-        lc, ox_ = [], []
-        for p in PROMPTS:
-            ids = runtime.tokenizer(p, add_special_tokens=False)["input_ids"]
-            ref = _greedy(runtime, ids, N_GEN)
-            lc.append(_common_prefix(_greedy(llama, ids, N_GEN), ref))
-            ox_.append(_common_prefix(_greedy(ort_lm, ids, N_GEN), ref))
+        lc_out = [_greedy(llama, ids, N_GEN) for ids in prompts]
     finally:
         llama.close()
+    lc = [_common_prefix(a, r) for a, r in zip(lc_out, ref)]
+    ox_ = [_common_prefix(a, r) for a, r in zip(ort_out, ref)]
+    both = [_common_prefix(a, b) for a, b in zip(lc_out, ort_out)]
     with capsys.disabled():
         print(f"\n[exports] greedy {N_GEN} tokens, common prefix with the edgekit runtime: llama.cpp {lc} "
-              f"({sum(x == N_GEN for x in lc)}/4 identical), ONNX Runtime {ox_} ({sum(x == N_GEN for x in ox_)}/4)")
+              f"({sum(x == N_GEN for x in lc)}/4 identical), ONNX Runtime {ox_} ({sum(x == N_GEN for x in ox_)}/4); "
+              f"llama.cpp vs ONNX Runtime {both}")
     assert sum(x >= 8 for x in lc) >= 1, lc
     assert sum(x >= 8 for x in ox_) >= 1, ox_
 
@@ -317,9 +323,6 @@ def test_asymmetric_artifact_exports_with_zero_points(tiny_llama_dir, tmp_path):
     """Asymmetric weights (q * d + m) become float zero points -m/d; ORT matches the fake-quant torch model."""
     import dataclasses
 
-    import torch
-
-    from edgekit.quant.restore import load_artifact_model
     from edgekit.quantize import quantize_model
     from edgekit.recipes import load_recipe
 
@@ -333,11 +336,9 @@ def test_asymmetric_artifact_exports_with_zero_points(tiny_llama_dir, tmp_path):
 
     ids = [5, 17, 300, 42, 7, 1000, 3, 12]
     got = OrtSession(tmp_path / "asym-onnx", threads=1).eval(ids, all_logits=True)
-    lm, _ = load_artifact_model(art)
-    with torch.no_grad():
-        ref = lm.model(input_ids=torch.tensor([ids])).logits[0].numpy()
-    # ORT runs these MatMuls in fp32 (no int8 path with float zero points), torch rounds activations to int8
-    assert np.abs(got - ref).max() < 0.05 * np.abs(ref).max()
+    # ORT runs these MatMuls in fp32 (its int8 path needs integer zero points): the weight-only model
+    ref = _torch_logits(art, ids, act_bits=16)
+    assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()
 
 
 @pytest.fixture(scope="module")
@@ -349,6 +350,40 @@ def tiny_rtn(tiny_llama_dir, tmp_path_factory) -> Path:
     return quantize_model(str(tiny_llama_dir), load_recipe("rtn-w4a8").config,
                           tmp_path_factory.mktemp("tiny") / "t.ekq", calib_samples=2, calib_seqlen=16,
                           progress=False).path
+
+
+def _torch_logits(art, ids, act_bits=None):
+    import torch
+
+    from edgekit.quant.modules import QLinear
+    from edgekit.quant.restore import load_artifact_model
+
+    lm, _ = load_artifact_model(art)
+    for m in lm.model.modules():
+        if act_bits and isinstance(m, QLinear):
+            m.act_bits = act_bits
+    with torch.no_grad():
+        return lm.model(input_ids=torch.tensor([ids])).logits[0].numpy()
+
+
+def test_fp32_accuracy_level_is_the_weight_only_model(tiny_rtn, tmp_path):
+    """With accuracy_level 1 ORT computes in fp32 on the exported 4-bit weights: its logits are the artifact's
+    weight-only model's (torch, activations unquantized) up to float summation order, so the whole graph
+    (codes, scales, the MatMuls matched to their linears, tied head) is exact; level 4 adds int8 activations."""
+    from edgekit.engines import OrtSession
+
+    ids = [5, 17, 300, 42, 7, 1000, 3, 12, 99, 2048]
+    ref = _torch_logits(tiny_rtn, ids, act_bits=16)
+    r = CliRunner().invoke(main, ["export", str(tiny_rtn), "--format", "onnx", "--accuracy-level", "1", "-o",
+                                  str(tmp_path / "l1")])
+    assert r.exit_code == 0, r.output
+    got = OrtSession(tmp_path / "l1", threads=1).eval(ids, all_logits=True)
+    assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()
+    ox.export_onnx(tiny_rtn, tmp_path / "l4")
+    got4 = OrtSession(tmp_path / "l4", threads=1).eval(ids, all_logits=True)
+    assert 1e-4 * np.abs(ref).max() < np.abs(got4 - ref).max() < 0.05 * np.abs(ref).max()
+    with pytest.raises(EdgekitError, match="accuracy level 2"):
+        ox.export_onnx(tiny_rtn, tmp_path / "l2", accuracy_level=2)
 
 
 def _artifact_obj(path, **changes):

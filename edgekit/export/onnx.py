@@ -46,6 +46,7 @@ TASKS = {"causal-lm": "text-generation-with-past", "encoder": "feature-extractio
 INFO_FILE = "edgekit_export.json"
 FORMAT = "edgekit-onnx"
 ACCURACY_LEVEL = 4  # int8 activations per block, int32 accumulation (MLAS SQNBIT_CompInt8)
+ACCURACY_LEVELS = (1, 4)  # 1: fp32 compute on the same weights (a float graph has no use for 2 and 3)
 _BLOCK_SIZES = (16, 32, 64, 128, 256)  # MatMulNBits block sizes (powers of two >= 16)
 _EXTERNAL_DATA_BYTES = 1_800_000_000  # protobuf's 2 GB limit, with headroom for the graph itself
 
@@ -190,7 +191,7 @@ def _digest(a: np.ndarray) -> bytes:
     return hashlib.blake2b(np.ascontiguousarray(a, dtype=np.float32).tobytes(), digest_size=16).digest()
 
 
-def _replace_matmuls(model, art, weights: dict[str, np.ndarray]) -> dict:
+def _replace_matmuls(model, art, weights: dict[str, np.ndarray], accuracy_level: int = ACCURACY_LEVEL) -> dict:
     """Swap each quantized linear's MatMul for MatMulNBits in ``model`` (an ``onnx.ModelProto``), in place."""
     from onnx import helper, numpy_helper
     from safetensors import safe_open
@@ -235,7 +236,7 @@ def _replace_matmuls(model, art, weights: dict[str, np.ndarray]) -> dict:
                 new_inits.append(numpy_helper.from_array(zp, ins[3]))
             new_nodes.append(helper.make_node(
                 "MatMulNBits", ins, list(node.output), name=(node.name or lin) + "NBits", domain="com.microsoft",
-                K=k, N=n, bits=spec["bits"], block_size=spec["group_size"], accuracy_level=ACCURACY_LEVEL))
+                K=k, N=n, bits=spec["bits"], block_size=spec["group_size"], accuracy_level=accuracy_level))
             done[lin] = node.input[1]
             users[node.input[1]] -= 1
             if users[node.input[1]] == 0:
@@ -315,12 +316,14 @@ def _place(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def export_onnx(artifact, output) -> dict:
+def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
     """``edgekit export ARTIFACT --format onnx -o DIR``.
 
     Args:
         artifact: Path of the ``.ekq`` artifact (a Llama-family decoder or a BERT encoder).
         output: Directory to write (created; an earlier ONNX export there is replaced).
+        accuracy_level: ``MatMulNBits`` compute: 4 (int8 activations per block, the default) or 1 (fp32 compute
+            on the same 4-bit weights: the weight-only model, slower; a check of the export itself).
 
     Returns:
         ``{"path", "task", "matmulnbits" (replaced linears), "bits", "zero_points", "tied_head", "bytes",
@@ -333,6 +336,8 @@ def export_onnx(artifact, output) -> dict:
     from edgekit.artifact import is_artifact, read_artifact
 
     t0 = time.perf_counter()
+    if accuracy_level not in ACCURACY_LEVELS:
+        raise EdgekitError(f"accuracy level {accuracy_level}: choose 4 (int8 activations) or 1 (fp32 compute)")
     if not is_artifact(artifact):
         if not Path(artifact).is_file() or str(artifact).endswith(".ekq"):
             read_artifact(artifact)  # the precise error: missing, truncated, damaged
@@ -354,7 +359,7 @@ def export_onnx(artifact, output) -> dict:
         raw = _optimum_export(model, tmp / "raw", TASKS[art.task])
         del model
         proto = onnx.load(str(raw))
-        summary = _replace_matmuls(proto, art, weights)
+        summary = _replace_matmuls(proto, art, weights, accuracy_level)
         del weights
         summary["tied_head"] = _tie_head(proto, art)
         final = tmp / "final"
@@ -366,7 +371,7 @@ def export_onnx(artifact, output) -> dict:
                 shutil.copy(tmp / "raw" / name, final / name)
         _write_tokenizer(art, final)
         info = {"format": FORMAT, "version": 1, "task": art.task, "family": art.family, "source": art.source,
-                "artifact": str(art.path), "recipe": art.report.get("recipe"), "accuracy_level": ACCURACY_LEVEL,
+                "artifact": str(art.path), "recipe": art.report.get("recipe"), "accuracy_level": accuracy_level,
                 **summary}
         (final / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
         _place(final, out)
