@@ -261,9 +261,16 @@ class LlamaCppSession:
             from edgekit.models.checks import inspect_gguf
             from edgekit.models.gguf_support import align_tokenizer_with_gguf, shared_gguf_reader
 
+            from transformers.utils import logging as hf_logging
+
             _, reader = inspect_gguf(str(self.path))
-            with shared_gguf_reader(str(self.path), reader):
-                tok = _hf_tokenizer(self.path.parent, gguf_file=self.path.name)
+            level = hf_logging.get_verbosity()
+            hf_logging.set_verbosity_error()  # its "legacy behaviour" notice is about GGUF loading, which is intended
+            try:
+                with shared_gguf_reader(str(self.path), reader):
+                    tok = _hf_tokenizer(self.path.parent, gguf_file=self.path.name)
+            finally:
+                hf_logging.set_verbosity(level)
             align_tokenizer_with_gguf(tok, reader)
             self._tokenizer = tok
         return self._tokenizer

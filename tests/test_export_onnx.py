@@ -402,6 +402,7 @@ def _artifact_obj(path, **changes):
     (lambda a: a.linears["model.layers.0.mlp.up_proj"].update(group_size=24), "group size 24"),
     (lambda a: a.linears["model.layers.1.mlp.up_proj"].update(bits=3), "3-bit"),
     (lambda a: setattr(a, "task", "seq2seq"), "task 'seq2seq'"),
+    (lambda a: a.linears.update(lm_head=dict(a.linears["model.layers.0.mlp.up_proj"])), "quantized LM head"),
 ])
 def test_unsupported_artifacts_are_named(tiny_rtn, change, pattern):
     ox.check_exportable(_artifact_obj(tiny_rtn))  # the real one passes

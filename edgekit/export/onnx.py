@@ -94,6 +94,8 @@ def check_exportable(art) -> None:
     att = q.get("attention") or {}
     if att.get("qkv_bits") or att.get("softmax_log2_bits"):
         problems.append("quantized attention (Q/K/V or log2 softmax)")
+    if "lm_head" in art.linears:
+        problems.append("a quantized LM head (lm_head_bits; the export keeps the head float, tied to the embedding)")
     kinds: dict[str, list[str]] = {}
     for name, s in art.linears.items():
         if s.get("act_mode") == "per_tensor":
@@ -197,7 +199,6 @@ def _replace_matmuls(model, art, weights: dict[str, np.ndarray], accuracy_level:
     from safetensors import safe_open
 
     g = model.graph
-    inits = {t.name: t for t in g.initializer}
     by_digest: dict[bytes, list[str]] = {}
     shapes = {w.shape for w in weights.values()}
     for name, w in weights.items():
