@@ -126,6 +126,7 @@ def ort_session(model_path: Path, threads: int | None, spin: bool = True):
     so.intra_op_num_threads = int(threads or 0)
     so.inter_op_num_threads = 1
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so.log_severity_level = 4  # failures reach the user once, as an EdgekitError, not also as ORT's log line
     if not spin:
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
     try:

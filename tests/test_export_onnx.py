@@ -189,8 +189,8 @@ def test_export_layout_and_codes(artifact, exported):
 def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, capsys):
     """The runtime rounds activations to int8 per token, MatMulNBits (accuracy_level 4) per 32-block, so the two
     differ by activation rounding only (test_fp32_accuracy_level_is_the_weight_only_model shows the weights are
-    exact). That difference is noise that averages out over tokens: on 2 x 256 tokens of this artifact it was
-    +2.5 %, on these 4 x 512 +0.3 %."""
+    exact). That difference is noise that averages out over tokens: on 2 x 256 tokens of one session artifact it
+    was +2.5 %, on these 4 x 512 +0.33 % (and -0.44 % on another run's artifact)."""
     import torch
 
     from edgekit.data import eval_windows

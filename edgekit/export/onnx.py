@@ -310,7 +310,11 @@ def _place(tmp: Path, out: Path) -> None:
         if out.is_dir() and (not any(out.iterdir()) or (out / INFO_FILE).is_file()):
             old = out.with_name(f".{out.name}.old-{os.getpid()}")
             os.replace(out, old)
-            os.replace(tmp, out)
+            try:
+                os.replace(tmp, out)
+            except BaseException:
+                os.replace(old, out)  # put the earlier export back
+                raise
             shutil.rmtree(old, ignore_errors=True)
             return
         raise EdgekitError(f"{out} exists and is not an earlier ONNX export; choose another -o directory")
