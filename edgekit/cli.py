@@ -16,7 +16,8 @@ from edgekit.prune.cli import apply_to_config as apply_prune_options
 from edgekit.prune.cli import eval_options as prune_eval_options
 from edgekit.prune.cli import schedule_options as prune_schedule_options
 
-
+# --engine values of eval/run (edgekit.engines.ENGINES; kept here so that --help imports nothing heavy)
+ENGINES = ["fake", "kernels", "runtime", "edgekit", "llama.cpp", "onnxruntime"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -111,16 +112,18 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
 @click.option("--ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
 @click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated at most.")
 @click.option("--compare-reference", is_flag=True, help="Also evaluate the artifact's float source model.")
-@click.option("--engine", type=click.Choice(["fake", "kernels", "runtime"]), default="fake", show_default=True,
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
               help="fake: PyTorch fake-quant reference; kernels: edgekit's C++ int4 x int8 kernels under PyTorch; "
-                   "runtime: the whole forward pass in edgekit's C++ engine.")
+                   "runtime (= edgekit): the whole forward pass in edgekit's C++ engine; llama.cpp: a .gguf "
+                   "export; onnxruntime: an ONNX export directory. Default: onnxruntime for an ONNX export, "
+                   "else fake.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @prune_eval_options
 @friendly
 def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, threads, as_json, prefix_len, score_len,
              max_windows, prune_ratio, prune_start_layer, prune_layers):
-    """Perplexity of MODEL or an artifact on held-out text (cosine vs float for encoders).
+    """Perplexity of MODEL, an artifact or an export on held-out text (cosine vs float for encoders).
 
     With --prefix-len: continuation perplexity of a pruned prefill (token pruning), next to the unpruned model."""
     from edgekit.evaluate import evaluate
@@ -134,7 +137,8 @@ def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, thre
     if prune_ratio is not None or prune_start_layer is not None or prune_layers:
         raise EdgekitError("--prune-ratio/--prune-start-layer/--prune-layers apply to continuation perplexity: "
                            "add --prefix-len L")
-    res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json, engine=engine)
+    res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json, engine=engine,
+                   threads=threads)
     if as_json:
         click.echo(json.dumps(res, indent=2))
     elif res["task"] == "encoder":
@@ -157,17 +161,22 @@ def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, thre
 @click.option("--top-p", type=float, default=1.0, show_default=True)
 @click.option("--chat", is_flag=True, help="Wrap the prompt in the model's chat template.")
 @click.option("--seed", type=int, default=0, show_default=True)
-@click.option("--engine", type=click.Choice(["fake", "kernels", "runtime"]), default="fake", show_default=True,
-              help="fake: PyTorch fake-quant; kernels: C++ int4 kernels under PyTorch; runtime: the C++ engine.")
+@click.option("--engine", type=click.Choice(ENGINES), default=None,
+              help="fake: PyTorch fake-quant; kernels: C++ int4 kernels under PyTorch; runtime (= edgekit): the C++ "
+                   "engine; llama.cpp: a .gguf export; onnxruntime: an ONNX export directory. Default: onnxruntime "
+                   "for an ONNX export, else fake.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @friendly
 def run(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, engine, threads):
-    """Generate text from MODEL or an artifact, streamed as it is produced."""
+    """Generate text from MODEL, an artifact or an export, streamed as it is produced."""
+    from edgekit.engines import pick_engine
     from edgekit.generate import generate
 
+    pick_engine(model, engine)  # a wrong engine is reported before the prompt is echoed
     _set_threads(threads)
     click.echo(prompt, nl=False)
-    generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True, engine=engine)
+    generate(model, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream=True, engine=engine,
+             threads=threads)
 
 
 @main.command()
@@ -196,20 +205,43 @@ def build(target_name, out_dir, jobs, no_test):
 
 @main.command()
 @click.argument("model")
-@click.option("--format", "fmt", type=click.Choice(["gguf"]), default="gguf", show_default=True,
-              help="Output format (gguf: a file llama.cpp loads unchanged).")
-@click.option("-o", "--output", type=click.Path(dir_okay=False), required=True, help="File to write.")
+@click.option("--format", "fmt", type=click.Choice(["gguf", "onnx"]), default="gguf", show_default=True,
+              help="Output format (gguf: a file llama.cpp loads unchanged; onnx: a directory ONNX Runtime loads, "
+                   "quantized linears as com.microsoft.MatMulNBits).")
+@click.option("-o", "--output", type=click.Path(), required=True, help="File (gguf) or directory (onnx) to write.")
 @click.option("--bits", type=click.Choice(["16"]), default=None,
-              help="16: write the unquantized MODEL (alias or .gguf) as an F16 GGUF instead of exporting an artifact.")
-@click.option("--embed-type", type=click.Choice(["q8_0", "f16"]), default="q8_0", show_default=True,
-              help="Type of the token embedding (and an untied head) in an artifact's export.")
+              help="gguf only. 16: write the unquantized MODEL (alias or .gguf) as an F16 GGUF instead of exporting "
+                   "an artifact.")
+@click.option("--embed-type", type=click.Choice(["q8_0", "f16"]), default=None,
+              help="gguf only: type of the token embedding (and an untied head) in an artifact's export [q8_0].")
+@click.option("--accuracy-level", type=click.Choice(["4", "1"]), default=None,
+              help="onnx only: MatMulNBits compute, 4 = int8 activations per block [default], 1 = fp32 (the "
+                   "weight-only model; slower).")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @friendly
-def export(model, fmt, output, bits, embed_type, as_json):
+def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
     """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT."""
+    if fmt == "onnx":
+        from edgekit.errors import EdgekitError
+        from edgekit.export.onnx import export_onnx
+
+        if bits or embed_type:
+            raise EdgekitError(f"{'--bits' if bits else '--embed-type'} applies to --format gguf only; the ONNX "
+                               "export keeps the artifact's bits and its float embedding")
+        res = export_onnx(model, output, accuracy_level=int(accuracy_level or 4))
+        if as_json:
+            click.echo(json.dumps(res, indent=2))
+        else:
+            click.echo(f"wrote {res['path']}/ ({res['bytes'] / 2 ** 20:.1f} MiB; {res['task']}; "
+                       f"{res['matmulnbits']} MatMulNBits; {res['seconds']:.1f} s)")
+        return
     from edgekit.export.gguf import export_gguf
 
-    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type)
+    if accuracy_level:
+        from edgekit.errors import EdgekitError
+
+        raise EdgekitError("--accuracy-level applies to --format onnx only")
+    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type or "q8_0")
     if as_json:
         click.echo(json.dumps(res, indent=2))
     else:
@@ -251,13 +283,10 @@ def bench_quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llama
         save_json(rows, json_out)
 
 
-if __name__ == "__main__":
-    main()
 
 
 from edgekit.bench.kernels_cli import kernels as _bench_kernels  # noqa: E402  (its heavy imports are lazy)
 from edgekit.bench.model_cli import model as _bench_model  # noqa: E402  (likewise)
-
 from edgekit.prune.cli import bench_prune as _bench_prune  # noqa: E402  (likewise)
 from edgekit.prune.cli import prune_stats as _prune_stats  # noqa: E402  (likewise)
 
@@ -265,3 +294,7 @@ bench.add_command(_bench_kernels)
 bench.add_command(_bench_model)
 bench.add_command(_bench_prune)
 main.add_command(_prune_stats)
+
+
+if __name__ == "__main__":  # after every command is registered: `python -m edgekit.cli` sees them all
+    main()

@@ -112,20 +112,26 @@ def embed(model, tokenizer, texts: list[str], batch: int = 32) -> torch.Tensor:
 
 
 def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096, compare_reference: bool = False,
-             progress: bool = True, engine: str = "fake") -> dict:
+             progress: bool = True, engine: str | None = "fake", threads: int | None = None) -> dict:
     """Evaluate a model or artifact on held-out text.
 
     Causal LMs: perplexity (and, with ``compare_reference``, the float source's perplexity on the same windows).
-    ``engine="kernels"`` runs the artifact's linears on the native integer kernels instead of the fake-quant path.
-    Encoders: mean cosine similarity between the artifact's sentence embeddings and its float source's.
+    ``engine="kernels"`` runs the artifact's linears on the native integer kernels instead of the fake-quant path;
+    ``runtime`` (alias ``edgekit``), ``llama.cpp`` and ``onnxruntime`` run an artifact, a ``.gguf`` file or an ONNX
+    export in that engine (:mod:`edgekit.engines`; ``None`` picks onnxruntime for an ONNX export, else fake).
+    Encoders: mean cosine similarity between the artifact's (or its ONNX export's) sentence embeddings and its
+    float source's.
 
     Returns:
         A JSON-ready dict; its ``rows`` list holds one entry per evaluated model.
     """
     from edgekit import data
 
-    if engine == "runtime":
-        return _evaluate_runtime(spec, data_paths, ctx, max_tokens, progress)
+    from edgekit.engines import SESSION_ENGINES, pick_engine
+
+    engine = pick_engine(spec, engine)
+    if engine in SESSION_ENGINES:
+        return _evaluate_session(spec, engine, data_paths, ctx, max_tokens, progress, threads)
     lm, art = load_any(spec)
     label = "edgekit " + lm.notes[0].split(": ", 1)[1] if art is not None else "reference (float32)"
     if engine == "kernels":
@@ -170,20 +176,40 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
     return result
 
 
-def _evaluate_runtime(spec: str, data_paths, ctx: int, max_tokens: int, progress: bool) -> dict:
-    """Perplexity through the C++ runtime (``edgekit.runtime.engine.Runtime``): every window from an empty cache."""
+def _evaluate_session(spec: str, engine: str, data_paths, ctx: int, max_tokens: int, progress: bool,
+                      threads: int | None) -> dict:
+    """Perplexity in a session engine (:mod:`edgekit.engines`): every window from an empty cache."""
     from edgekit import data
-    from edgekit.artifact import is_artifact
-    from edgekit.runtime.engine import Runtime
+    from edgekit.engines import LABELS, export_info, open_session
 
-    if not is_artifact(spec):
-        raise EdgekitError(f"--engine runtime runs a quantized artifact (.ekq); {spec} is not one")
-    rt = Runtime.from_artifact(spec, max_ctx=ctx)
-    windows = data.eval_windows(rt.tokenizer, data_paths, ctx, max_tokens)
+    if engine == "onnxruntime" and export_info(spec).get("task") == "encoder":
+        return _evaluate_ort_encoder(spec, data_paths, threads)
+    sess = open_session(spec, engine, max_ctx=ctx, threads=threads, all_logits=True)
+    windows = data.eval_windows(sess.tokenizer, data_paths, ctx, max_tokens)
 
     def logits(w):
-        rt.reset()
-        return torch.from_numpy(rt.eval(w.numpy(), all_logits=True))
+        sess.reset()
+        return torch.from_numpy(sess.eval(w.numpy(), all_logits=True))
 
-    row = {"model": "edgekit runtime (C++)", **perplexity_of(logits, windows, progress)}
-    return {"model": str(spec), "task": "causal-lm", **row, "rows": [row]}
+    row = {"model": LABELS[engine], **perplexity_of(logits, windows, progress)}
+    return {"model": str(spec), "task": "causal-lm", "engine": engine, **row, "rows": [row]}
+
+
+def _evaluate_ort_encoder(spec: str, data_paths, threads: int | None) -> dict:
+    """Embedding cosine of an encoder's ONNX export against the float source it was quantized from."""
+    from edgekit import data
+    from edgekit.engines import OrtEncoder, export_info
+    from edgekit.models import load_model
+
+    source = export_info(spec).get("source")
+    if not source:
+        raise EdgekitError(f"{spec} does not name its source model (edgekit_export.json); re-export it")
+    texts = sentences("\n\n".join(data.load_texts(data_paths, "eval")))
+    if len(texts) < 8:
+        raise EdgekitError("the evaluation text has fewer than 8 usable sentences; pass a longer --data file")
+    ref = load_model(source)
+    cos = (OrtEncoder(spec, threads).embed(texts) * embed(ref.model, ref.tokenizer, texts)).sum(-1)
+    row = {"model": "ONNX Runtime (MatMulNBits)", "cosine_mean": float(cos.mean()), "cosine_min": float(cos.min()),
+           "bits_per_weight": None}
+    return {"model": str(spec), "task": "encoder", "engine": "onnxruntime", "cosine_mean": row["cosine_mean"],
+            "cosine_min": row["cosine_min"], "sentences": len(texts), "reference": source, "rows": [row]}

@@ -7,11 +7,13 @@ import torch
 
 def generate(spec: str, prompt: str, max_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
              top_p: float = 1.0, chat: bool = False, seed: int = 0, stream: bool = True,
-             engine: str = "fake") -> dict:
+             engine: str | None = "fake", threads: int | None = None) -> dict:
     """Generate a continuation of ``prompt``; greedy when ``temperature`` is 0 (the default, reproducible).
 
-    ``engine``: ``fake`` (PyTorch fake-quant), ``kernels`` (PyTorch with the C++ int4 kernels) or ``runtime`` (the
-    whole model in the C++ engine with its KV cache; artifacts of Llama-family decoders).
+    ``engine``: ``fake`` (PyTorch fake-quant), ``kernels`` (PyTorch with the C++ int4 kernels), ``runtime`` or
+    ``edgekit`` (the whole model in the C++ engine with its KV cache; artifacts of Llama-family decoders),
+    ``llama.cpp`` (a ``.gguf`` file) or ``onnxruntime`` (an ONNX export directory); ``None`` picks onnxruntime for
+    an ONNX export, else fake (:mod:`edgekit.engines`). ``threads`` is passed to llama.cpp and ONNX Runtime.
 
     Returns:
         ``{"prompt", "text", "tokens", "new_token_ids"}``.
@@ -23,8 +25,12 @@ def generate(spec: str, prompt: str, max_tokens: int = 64, temperature: float = 
 
     if max_tokens < 1:
         raise EdgekitError(f"--max-tokens must be >= 1 (got {max_tokens})")
-    if engine == "runtime":
-        return _generate_runtime(spec, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream)
+    from edgekit.engines import SESSION_ENGINES, open_session, pick_engine
+
+    engine = pick_engine(spec, engine)
+    if engine in SESSION_ENGINES:
+        sess = open_session(spec, engine, threads=threads)
+        return generate_in_session(sess, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream)
     lm, _ = load_any(spec)
     if engine == "kernels":
         from edgekit.quant.kernel_linear import use_kernels
@@ -72,21 +78,18 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, ge
     return int(torch.multinomial(probs, 1, generator=gen))
 
 
-def _generate_runtime(spec, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream) -> dict:
+def generate_in_session(sess, prompt: str, max_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
+                        top_p: float = 1.0, chat: bool = False, seed: int = 0, stream: bool = False) -> dict:
+    """:func:`generate` in a session engine (the C++ runtime, llama.cpp or ONNX Runtime; :mod:`edgekit.engines`):
+    prefill the prompt from an empty cache, then decode one token at a time; same return value."""
     from transformers import TextStreamer
 
-    from edgekit.artifact import is_artifact
-    from edgekit.errors import EdgekitError
-    from edgekit.runtime.engine import Runtime
-
-    if not is_artifact(spec):
-        raise EdgekitError(f"--engine runtime runs a quantized artifact (.ekq); {spec} is not one")
-    rt = Runtime.from_artifact(spec)
-    tok = rt.tokenizer
+    tok = sess.tokenizer
     ids = _prompt_ids(tok, prompt, chat)
     gen = torch.Generator().manual_seed(seed)
     streamer = TextStreamer(tok, skip_prompt=True) if stream else None
-    logits = rt.eval(ids)  # prefill
+    sess.reset()
+    logits = sess.eval(ids)  # prefill
     new: list[int] = []
     for _ in range(max_tokens):
         nxt = _pick(torch.from_numpy(logits), temperature, top_k, top_p, gen)
@@ -95,7 +98,7 @@ def _generate_runtime(spec, prompt, max_tokens, temperature, top_k, top_p, chat,
             streamer.put(torch.tensor([nxt]))
         if nxt == tok.eos_token_id or len(new) == max_tokens:
             break
-        logits = rt.eval([nxt])  # decode one token against the cache
+        logits = sess.eval([nxt])  # decode one token against the cache
     if streamer:
         streamer.end()
     return {"prompt": prompt, "text": tok.decode(new, skip_special_tokens=True), "tokens": len(new),

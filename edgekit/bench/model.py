@@ -5,7 +5,9 @@ One run puts the three engines side by side on the same model and the same promp
 * ``edgekit``: the W4A8 artifact in :class:`edgekit.runtime.engine.Runtime`;
 * ``llama.cpp``: llama-cpp-python on the Q4_0 GGUF that llama.cpp itself requantizes from the source GGUF (cached
   under ``~/.cache/edgekit/llamacpp``), or on the GGUF given with ``--gguf``;
-* ``torch``: the float32 transformers model of the source, with its KV cache.
+* ``torch``: the float32 transformers model of the source, with its KV cache;
+* ``onnxruntime`` (only with ``--onnx DIR``): ONNX Runtime on an ONNX export of the artifact
+  (``edgekit export A --format onnx -o DIR``; MatMulNBits int4 weights, int8 activations per block).
 
 Each engine runs in its own ``python -m edgekit.bench.model_worker`` process (see there for what is timed), one after
 the other with a pause between them, so its peak RSS and its threads are its own.
@@ -32,6 +34,7 @@ from edgekit.bench.model_report import RATIO_KEY
 from edgekit.bench.model_worker import ENGINES
 from edgekit.errors import EdgekitError
 
+DEFAULT_ENGINES = ("edgekit", "llama.cpp", "torch")  # onnxruntime joins when an ONNX export is given (--onnx)
 
 @dataclass
 class Plan:
@@ -73,7 +76,7 @@ def make_plan(model: str, engines: list[str] | None) -> Plan:
     from edgekit.artifact import SUFFIX, is_artifact, read_artifact
 
     explicit = engines is not None
-    engines = list(engines or ENGINES)
+    engines = list(engines or DEFAULT_ENGINES)
     p = Path(model).expanduser()
     if p.suffix == SUFFIX or is_artifact(p) or (p.is_file() and p.suffix.lower() not in (".gguf",)):
         art = read_artifact(p)  # raises "artifact not found" / "not an edgekit artifact"
@@ -211,7 +214,7 @@ def add_ratios(rows: list[dict]) -> list[dict]:
 
 def run_model_bench(model: str, engines: list[str] | None = None, threads: int = 2, prefill: int = 512,
                     decode: int = 128, reps: int = 3, gguf: str | None = None, data_paths=None,
-                    progress: bool = True) -> dict:
+                    progress: bool = True, onnx: str | None = None) -> dict:
     """Measure prefill and decode speed of each engine on one model.
 
     Args:
@@ -222,6 +225,7 @@ def run_model_bench(model: str, engines: list[str] | None = None, threads: int =
         decode: Greedy tokens generated after the prompt.
         reps: Timed repetitions per engine after one warm-up; rows report the median.
         gguf: The GGUF llama.cpp runs, instead of its Q4_0 requantization of the source.
+        onnx: The ONNX export directory ONNX Runtime runs (the onnxruntime engine runs only with one).
         data_paths: Held-out text files for the prompt (default: the evaluation corpus).
         progress: Show a status line per engine on stderr.
 
@@ -237,6 +241,15 @@ def run_model_bench(model: str, engines: list[str] | None = None, threads: int =
         raise EdgekitError("--prefill and --threads must be >= 1, --decode >= 0, --reps >= 1")
     plan = make_plan(model, engines)
     targets = {"edgekit": plan.artifact, "torch": plan.spec}
+    if onnx and engines is None:
+        plan.engines.append("onnxruntime")
+    if "onnxruntime" in plan.engines:
+        if not onnx:
+            raise EdgekitError("the onnxruntime engine runs an ONNX export; make one with `edgekit export ARTIFACT "
+                               "--format onnx -o DIR` and pass --onnx DIR")
+        if not (Path(onnx) / "model.onnx").is_file():
+            raise EdgekitError(f"--onnx {onnx} is not an ONNX export directory (no model.onnx)")
+        targets["onnxruntime"] = str(Path(onnx).resolve())
     if "llama.cpp" in plan.engines:  # resolved before anything slow, so a setup problem fails fast
         from edgekit.bench.llamacpp import _import_llama_cpp
 

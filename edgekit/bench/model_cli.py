@@ -22,10 +22,14 @@ from edgekit.errors import friendly
 @click.option("--reps", type=int, default=3, show_default=True,
               help="Timed repetitions per engine after one warm-up; the median is reported.")
 @click.option("--engines", default=None,
-              help="Comma-separated subset of edgekit,llama.cpp,torch (default: all that can run on the model).")
+              help="Comma-separated subset of edgekit,llama.cpp,torch,onnxruntime (default: all that can run on "
+                   "the model; onnxruntime with --onnx).")
 @click.option("--gguf", type=click.Path(dir_okay=False), default=None,
               help="GGUF for llama.cpp (default: llama.cpp's own Q4_0 requantization of the source, cached under "
                    "~/.cache/edgekit).")
+@click.option("--onnx", "onnx_dir", type=click.Path(file_okay=False), default=None,
+              help="ONNX export directory (edgekit export ARTIFACT --format onnx) for the onnxruntime engine, which "
+                   "runs only when this is given.")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Held-out text for the prompt (default: Debian's license texts, as edgekit eval).")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
@@ -34,8 +38,8 @@ from edgekit.errors import friendly
               help="Write a PNG bar chart of tokens/s per engine and phase (needs matplotlib).")
 @click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
 @friendly
-def model(model_or_artifact, threads, prefill, decode, reps, engines, gguf, data_paths, json_out, plot_out,
-          markdown):
+def model(model_or_artifact, threads, prefill, decode, reps, engines, gguf, onnx_dir, data_paths, json_out,
+          plot_out, markdown):
     """Prefill and decode speed of one model: edgekit's C++ runtime vs llama.cpp Q4_0 vs torch fp32.
 
     MODEL_OR_ARTIFACT is a .ekq artifact (the edgekit engine runs it; llama.cpp and torch use the model it was
@@ -46,7 +50,7 @@ def model(model_or_artifact, threads, prefill, decode, reps, engines, gguf, data
     from edgekit.bench.model_report import plot_rows, print_table, rows_to_markdown, save_json
 
     result = run_model_bench(model_or_artifact, parse_engines(engines), threads=threads, prefill=prefill,
-                             decode=decode, reps=reps, gguf=gguf, data_paths=list(data_paths))
+                             decode=decode, reps=reps, gguf=gguf, data_paths=list(data_paths), onnx=onnx_dir)
     if json_out:  # first, so a plotting problem cannot lose the measurements
         save_json(result, json_out, command=shlex.join(["edgekit", *sys.argv[1:]]))
     print_table(result)

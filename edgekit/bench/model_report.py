@@ -18,7 +18,8 @@ COLUMNS = [("engine", "engine", "{}"), ("phase", "phase", "{}"), ("tokens_per_s"
            ("ttft_s", "TTFT s", "{:.3f}"), (RATIO_KEY, "vs llama.cpp", "{:.2f}×"),
            ("peak_rss_mb", "peak RSS MiB", "{:.0f}"), ("model_mb", "model MiB", "{:.0f}"),
            ("threads", "threads", "{}")]
-ENGINE_LABELS = {"edgekit": "edgekit W4A8 (C++ runtime)", "llama.cpp": "llama.cpp Q4_0", "torch": "torch fp32"}
+ENGINE_LABELS = {"edgekit": "edgekit W4A8 (C++ runtime)", "llama.cpp": "llama.cpp Q4_0", "torch": "torch fp32",
+                 "onnxruntime": "ONNX Runtime MatMulNBits"}
 
 
 def _cell(row: dict, key: str, fmt: str) -> str:

@@ -27,7 +27,7 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 
-ENGINES = ("edgekit", "llama.cpp", "torch")
+ENGINES = ("edgekit", "llama.cpp", "torch", "onnxruntime")
 WARMUP_DECODE = 4  # decode steps of the warm-up pass
 CTX_MARGIN = 16  # context beyond prefill + decode, so no engine works at its exact limit
 MIB = 2 ** 20
@@ -98,6 +98,24 @@ class _LlamaCppEngine:
         return self._logits()
 
 
+class _OrtEngine:
+    """ONNX Runtime (CPU provider) on an ONNX export directory (``edgekit export A --format onnx``): the prompt in
+    one run, then one token per run, the KV cache passed back as numpy arrays (:class:`edgekit.engines.OrtSession`)."""
+
+    def __init__(self, path: str, threads: int):
+        from edgekit.engines import OrtSession
+
+        self.sess = OrtSession(path, threads=threads)
+        self.model_mb = sum(f.stat().st_size for f in os.scandir(path) if f.name.startswith("model.onnx")) / MIB
+
+    def prefill(self, ids: np.ndarray) -> np.ndarray:
+        self.sess.reset()
+        return self.sess.eval(ids)
+
+    def step(self, token: int) -> np.ndarray:
+        return self.sess.eval([token])
+
+
 class _TorchEngine:
     """The float32 transformers model of the source: prefill with ``use_cache=True``, then one token per call
     against ``past_key_values``; only the last position's logits are computed (``logits_to_keep=1``)."""
@@ -129,13 +147,16 @@ class _TorchEngine:
 
 
 def load_engine(engine: str, model: str, n_ctx: int, n_batch: int, threads: int):
-    """Load one engine. ``model`` is the artifact (edgekit), the GGUF file (llama.cpp) or the model spec (torch)."""
+    """Load one engine. ``model`` is the artifact (edgekit), the GGUF file (llama.cpp), the model spec (torch) or the
+    ONNX export directory (onnxruntime)."""
     if engine == "edgekit":
         return _EdgekitEngine(model, n_ctx, threads)
     if engine == "llama.cpp":
         return _LlamaCppEngine(model, n_ctx, n_batch, threads)
     if engine == "torch":
         return _TorchEngine(model, threads)
+    if engine == "onnxruntime":
+        return _OrtEngine(model, threads)
     raise EdgekitError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
 
 
@@ -177,7 +198,8 @@ def measure(engine: str, model: str, ids: np.ndarray, decode: int, threads: int,
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m edgekit.bench.model_worker", description=__doc__.splitlines()[0])
     ap.add_argument("engine", choices=ENGINES)
-    ap.add_argument("model", help="artifact (edgekit), GGUF file (llama.cpp) or model spec (torch)")
+    ap.add_argument("model", help="artifact (edgekit), GGUF file (llama.cpp), model spec (torch) or ONNX export "
+                                  "directory (onnxruntime)")
     ap.add_argument("ids", help=".npy file of the prompt token ids (int64, 1-D); its length is the prefill")
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)

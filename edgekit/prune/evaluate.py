@@ -153,12 +153,19 @@ def continuation_eval(engine: Engine, windows: np.ndarray, prefix_len: int, cfg:
 
 
 def open_engine(spec: str, engine: str, max_ctx: int):
-    """``(Engine, artifact quant dict, n_layers, tokenizer)`` for an artifact on ``engine`` (runtime, fake, kernels).
+    """``(Engine, artifact quant dict, n_layers, tokenizer)`` for an artifact on ``engine``: runtime / edgekit (also
+    the default, None) or the PyTorch path (fake, kernels).
 
     Raises:
-        EdgekitError: ``spec`` is not an artifact, or a llama decoder the engine cannot run.
+        EdgekitError: ``spec`` is not an artifact, a llama decoder the engine cannot run, or an engine that cannot
+            prune (llama.cpp, ONNX Runtime).
     """
     from edgekit.artifact import is_artifact, read_artifact
+
+    engine = "runtime" if engine in (None, "edgekit") else engine
+    if engine not in ("runtime", "fake", "kernels"):
+        raise EdgekitError(f"token pruning runs in edgekit's engines (runtime, fake, kernels); {engine} cannot drop "
+                           "tokens inside its forward pass")
 
     if not is_artifact(spec):
         if str(spec).endswith(".ekq"):
