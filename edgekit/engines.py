@@ -8,8 +8,10 @@ engine        runs
 fake          an artifact or float model in PyTorch (fake-quant QLinears; the reference)
 kernels       an artifact in PyTorch with the linears on edgekit's C++ int4 x int8 kernels
 runtime       an artifact in edgekit's C++ engine (``edgekit`` is the same engine under the name of the project)
-llama.cpp     a ``.gguf`` file (e.g. ``edgekit export A --format gguf``) through llama-cpp-python
-onnxruntime   an ONNX export directory (``edgekit export A --format onnx``) through ONNX Runtime's CPU provider
+llama.cpp     a ``.gguf`` file (e.g. ``edgekit export A --format gguf``) through llama-cpp-python, or an artifact
+              (exported once into ``~/.cache/edgekit/exports``, :func:`cached_export`)
+onnxruntime   an ONNX export directory (``edgekit export A --format onnx``) through ONNX Runtime's CPU provider,
+              or an artifact (likewise exported once)
 ============  ==================================================================================================
 
 Without ``--engine`` an ONNX export runs on onnxruntime and everything else on ``fake``, as before. The last three
@@ -32,7 +34,7 @@ ENGINES = ("fake", "kernels", "runtime", "edgekit", "llama.cpp", "onnxruntime")
 SESSION_ENGINES = ("runtime", "llama.cpp", "onnxruntime")
 LABELS = {"runtime": "edgekit runtime (C++)", "llama.cpp": "llama.cpp (GGUF)",
           "onnxruntime": "ONNX Runtime (MatMulNBits)"}
-_ALLOWED = {"artifact": ("fake", "kernels", "runtime"), "gguf": ("fake", "llama.cpp"), "onnx": ("onnxruntime",),
+_ALLOWED = {"artifact": ("fake", "kernels", "runtime", "llama.cpp", "onnxruntime"), "gguf": ("fake", "llama.cpp"), "onnx": ("onnxruntime",),
             "model": ("fake",)}
 
 
@@ -64,10 +66,6 @@ def pick_engine(spec: str, engine: str | None) -> str:
     engine = "runtime" if engine == "edgekit" else engine
     if engine in _ALLOWED[kind]:
         return engine
-    if kind == "artifact" and engine in ("llama.cpp", "onnxruntime"):
-        fmt, out = ("gguf", "model.gguf") if engine == "llama.cpp" else ("onnx", "model-onnx/")
-        raise EdgekitError(f"--engine {engine} runs an export; make one first: edgekit export {spec} --format {fmt} "
-                           f"-o {out}")
     if kind == "onnx":
         raise EdgekitError(f"{spec} is an ONNX export; it runs with --engine onnxruntime")
     if engine == "onnxruntime":
@@ -77,6 +75,29 @@ def pick_engine(spec: str, engine: str | None) -> str:
         raise EdgekitError(f"--engine llama.cpp runs a .gguf file (edgekit export ARTIFACT --format gguf -o "
                            f"FILE.gguf); {spec} is not one")
     raise EdgekitError(f"--engine {engine} runs a quantized artifact (.ekq); {spec} is not one")
+
+
+def cached_export(artifact: str, fmt: str) -> str:
+    """The GGUF file or ONNX directory of ``artifact``, exported once and kept in ``~/.cache/edgekit/exports``.
+
+    The cache key is the artifact's resolved path, size and modification time, so a re-quantized artifact is
+    exported again. This is what lets ``--engine llama.cpp|onnxruntime`` take an artifact directly.
+    """
+    import hashlib
+    import sys
+
+    from edgekit.bench.model import cache_dir
+    from edgekit.export import export_artifact_gguf, export_onnx
+
+    p = Path(artifact).resolve()
+    st = p.stat()
+    key = hashlib.sha256(f"{p}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
+    out = cache_dir() / "exports" / (f"{p.stem}-{key}.gguf" if fmt == "gguf" else f"{p.stem}-{key}-onnx")
+    if not out.exists():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        print(f"exporting {artifact} to {fmt} once (cached at {out})", file=sys.stderr, flush=True)
+        (export_artifact_gguf if fmt == "gguf" else export_onnx)(str(p), str(out))
+    return str(out)
 
 
 def open_session(spec: str, engine: str, max_ctx: int = 2048, threads: int | None = None,
@@ -94,6 +115,8 @@ def open_session(spec: str, engine: str, max_ctx: int = 2048, threads: int | Non
         from edgekit.runtime.engine import Runtime
 
         return Runtime.from_artifact(spec, max_ctx=max_ctx)
+    if engine in ("llama.cpp", "onnxruntime") and path_kind(spec) == "artifact":
+        spec = cached_export(spec, "gguf" if engine == "llama.cpp" else "onnx")
     if engine == "llama.cpp":
         return LlamaCppSession(spec, max_ctx, threads, all_logits)
     if engine == "onnxruntime":

@@ -270,7 +270,7 @@ def test_greedy_agreement_with_the_runtime(runtime, ort_lm, gguf_file, capsys):
 
 
 @pytest.mark.slow
-def test_cli_eval_and_run_on_the_exports(exported, gguf_file, artifact):
+def test_cli_eval_and_run_on_the_exports(exported, gguf_file, artifact, tmp_path, monkeypatch):
     runner = CliRunner()
     ppl = {}
     for path, engine in ((exported, "onnxruntime"), (gguf_file, "llama.cpp"), (artifact, "edgekit")):
@@ -285,8 +285,16 @@ def test_cli_eval_and_run_on_the_exports(exported, gguf_file, artifact):
                              "--threads", str(THREADS)])
     assert r.exit_code == 0, r.output
     assert r.output.startswith("The capital of France is") and len(r.output) > len("The capital of France is")
-    r = runner.invoke(main, ["run", str(artifact), "--prompt", "Hi", "--engine", "llama.cpp"])
-    assert r.exit_code == 2 and "edgekit export" in r.output and "Traceback" not in r.output
+    # an artifact on llama.cpp: exported once into the cache, then the same file as the explicit export
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path))
+    r = runner.invoke(main, ["eval", str(artifact), "--engine", "llama.cpp", "--ctx", "64", "--max-tokens", "128",
+                             "--threads", str(THREADS), "--json"])
+    assert r.exit_code == 0, r.output
+    cached = list((tmp_path / "edgekit" / "exports").glob("*.gguf"))
+    assert len(cached) == 1 and cached[0].read_bytes() == Path(gguf_file).read_bytes()
+    assert _json(r.output)["perplexity"] == ppl["llama.cpp"]
+    r = runner.invoke(main, ["run", str(exported), "--prompt", "Hi", "--engine", "llama.cpp"])
+    assert r.exit_code == 2 and "ONNX export" in r.output and "Traceback" not in r.output
 
 
 # ---------------------------------------------------------------------------------------------- MiniLM encoder
