@@ -99,8 +99,9 @@ def test_engine_choice(tmp_path):
     assert pick_engine(str(onnx_dir), None) == "onnxruntime"
     assert pick_engine(art, None) == "fake" and pick_engine(gg, None) == "fake"
     assert pick_engine(art, "edgekit") == "runtime" and pick_engine(gg, "llama.cpp") == "llama.cpp"
-    for spec, engine, pattern in ((art, "llama.cpp", "--format gguf"), (art, "onnxruntime", "--format onnx"),
-                                  (gg, "runtime", "runs a quantized artifact"), (gg, "onnxruntime", "ONNX export"),
+    # an artifact runs on llama.cpp / ORT through its cached export (open_session, engines.cached_export)
+    assert pick_engine(art, "llama.cpp") == "llama.cpp" and pick_engine(art, "onnxruntime") == "onnxruntime"
+    for spec, engine, pattern in ((gg, "runtime", "runs a quantized artifact"), (gg, "onnxruntime", "ONNX export"),
                                   (str(onnx_dir), "fake", "--engine onnxruntime"),
                                   ("smollm2-135m", "llama.cpp", "runs a .gguf file")):
         with pytest.raises(EdgekitError, match=pattern):

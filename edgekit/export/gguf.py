@@ -40,6 +40,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.export.refusal import refuse
 
 EMBED_TYPES = ("q8_0", "f16")
 QK = 32  # values per Q4_0 / Q8_0 block
@@ -108,7 +109,7 @@ def check_exportable(art) -> None:
     att = q.get("attention") or {}
     if att.get("qkv_bits") or att.get("softmax_log2_bits"):
         problems.append("quantized attention (Q/K/V or log2 softmax)")
-    kinds: dict[str, list[str]] = {}
+    reasons: dict[str, str | None] = {}
     for name, s in art.linears.items():
         if s.get("act_mode") == "per_tensor":
             why = "static per-tensor activation scales (llama.cpp quantizes activations per block at run time)"
@@ -121,14 +122,10 @@ def check_exportable(art) -> None:
         elif s.get("bias"):
             why = "a bias"
         else:
-            continue
-        kinds.setdefault(why, []).append(name)
-    for why, names in kinds.items():
-        problems.append(f"{why} in {len(names)} linear(s), e.g. {names[0]}")
-    if problems:
-        raise EdgekitError(f"{art.path} cannot be exported to GGUF: " + "; ".join(problems)
-                           + f". llama.cpp expresses symmetric group-32 weights with dynamic activations; "
-                             f"re-quantize with the {_RECIPES} recipe")
+            why = None
+        reasons[name] = why
+    refuse(art.path, "GGUF", problems, reasons, "llama.cpp expresses symmetric group-32 weights with dynamic "
+                                                 f"activations; re-quantize with the {_RECIPES} recipe")
 
 
 def _source_gguf(spec: str) -> Path:

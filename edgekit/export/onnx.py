@@ -41,6 +41,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.errors import EdgekitError
+from edgekit.export.refusal import refuse
 
 TASKS = {"causal-lm": "text-generation-with-past", "encoder": "feature-extraction"}
 INFO_FILE = "edgekit_export.json"
@@ -96,7 +97,7 @@ def check_exportable(art) -> None:
         problems.append("quantized attention (Q/K/V or log2 softmax)")
     if "lm_head" in art.linears:
         problems.append("a quantized LM head (lm_head_bits; the export keeps the head float, tied to the embedding)")
-    kinds: dict[str, list[str]] = {}
+    reasons: dict[str, str | None] = {}
     for name, s in art.linears.items():
         if s.get("act_mode") == "per_tensor":
             why = "static per-tensor activation scales (MatMulNBits quantizes activations per block at run time)"
@@ -105,13 +106,9 @@ def check_exportable(art) -> None:
         elif s.get("bits") not in (4, 8):
             why = f"{s.get('bits')}-bit weights"
         else:
-            continue
-        kinds.setdefault(why, []).append(name)
-    for why, names in kinds.items():
-        problems.append(f"{why} in {len(names)} linear(s), e.g. {names[0]}")
-    if problems:
-        raise EdgekitError(f"{art.path} cannot be exported to ONNX: " + "; ".join(problems)
-                           + ". Re-quantize with the agile-w4a8 (or rtn-w4a8, w8a8) recipe")
+            why = None
+        reasons[name] = why
+    refuse(art.path, "ONNX", problems, reasons, "Re-quantize with the agile-w4a8 (or rtn-w4a8, w8a8) recipe")
 
 
 def _float_model(art, weights: dict[str, np.ndarray]):
