@@ -77,3 +77,11 @@ def smollm2_artifacts(tmp_path_factory):
                              calib_samples=CALIB_SAMPLES, calib_seqlen=CALIB_SEQLEN, progress=False)
         out[name] = res
     return out
+
+
+@pytest.fixture(scope="session")
+def artifact(smollm2_artifacts):
+    """Path of the session's SmolLM2 agile-w4a8 artifact."""
+    from pathlib import Path
+
+    return Path(smollm2_artifacts["agile-w4a8"].path)

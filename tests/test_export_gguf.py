@@ -44,11 +44,6 @@ def _deq(t) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def artifact(smollm2_artifacts) -> Path:
-    return Path(smollm2_artifacts["agile-w4a8"].path)
-
-
-@pytest.fixture(scope="module")
 def exported(artifact, tmp_path_factory) -> Path:
     from click.testing import CliRunner
 

@@ -112,11 +112,6 @@ def test_engine_choice(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def artifact(smollm2_artifacts) -> Path:
-    return Path(smollm2_artifacts["agile-w4a8"].path)
-
-
-@pytest.fixture(scope="module")
 def exported(artifact, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("onnx") / "smollm2-onnx"
     res = CliRunner().invoke(main, ["export", str(artifact), "--format", "onnx", "-o", str(out), "--json"])

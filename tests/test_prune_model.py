@@ -17,11 +17,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def artifact(smollm2_artifacts):
-    return str(smollm2_artifacts["agile-w4a8"].path)
-
-
-@pytest.fixture(scope="module")
 def kernel_forward(artifact):
     from edgekit.prune.torch_path import PrunedLlama
     from edgekit.quant.kernel_linear import use_kernels
@@ -102,15 +97,15 @@ def test_quantize_resolves_the_schedule_from_attention(smollm2):
 def test_eval_prefix_len_and_bench_prune_and_stats(artifact, tmp_path):
     from edgekit.cli import main
 
-    r = CliRunner().invoke(main, ["eval", artifact, "--engine", "runtime", "--prefix-len", "128", "--score-len", "32",
-                                  "--max-windows", "2", "--prune-ratio", "0.25", "--json"])
+    r = CliRunner().invoke(main, ["eval", str(artifact), "--engine", "runtime", "--prefix-len", "128",
+                                  "--score-len", "32", "--max-windows", "2", "--prune-ratio", "0.25", "--json"])
     assert r.exit_code == 0, r.output
     res = json.loads(r.output)
     base, pruned = res["rows"]
     assert base["kept_fraction"] == 1.0 and abs(pruned["kept_fraction"] - 0.75) < 0.01
     assert base["windows"] == pruned["windows"] == 2 and pruned["prefix_ppl_all_tokens"] > 0
     assert abs(pruned["continuation_delta_pct"]) < 25  # gross breakage only; the numbers are in BENCHMARKS.md
-    r = CliRunner().invoke(main, ["bench", "prune", artifact, "--prefix-lens", "96", "--ratios", "0.25",
+    r = CliRunner().invoke(main, ["bench", "prune", str(artifact), "--prefix-lens", "96", "--ratios", "0.25",
                                   "--max-windows", "1", "--score-len", "16", "--json", str(tmp_path / "p.json"),
                                   "--plot", str(tmp_path / "p.png")])
     assert r.exit_code == 0, r.output
@@ -118,7 +113,7 @@ def test_eval_prefix_len_and_bench_prune_and_stats(artifact, tmp_path):
     assert [(x["prefix_len"], x["prune_ratio"]) for x in rows] == [(96, 0.0), (96, 0.25)]
     assert all(x["ttft_s"] > 0 and x["continuation_ppl"] > 1 for x in rows)
     assert (tmp_path / "p.png").read_bytes()[:4] == b"\x89PNG"
-    r = CliRunner().invoke(main, ["prune-stats", artifact, "--json"])
+    r = CliRunner().invoke(main, ["prune-stats", str(artifact), "--json"])
     assert r.exit_code == 0, r.output
     st = json.loads(r.output)
     assert len(st["mass"]) == 30 and st["auto_start_layer"] == 12
@@ -132,5 +127,5 @@ def test_eval_prefix_len_and_bench_prune_and_stats(artifact, tmp_path):
 def test_eval_pruning_errors(artifact, args, msg):
     from edgekit.cli import main
 
-    r = CliRunner().invoke(main, ["eval", artifact, "--engine", "runtime", "--max-windows", "1", *args])
+    r = CliRunner().invoke(main, ["eval", str(artifact), "--engine", "runtime", "--max-windows", "1", *args])
     assert r.exit_code != 0 and msg in r.output, r.output

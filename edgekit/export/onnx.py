@@ -113,10 +113,9 @@ def check_exportable(art) -> None:
 
 def _float_model(art, weights: dict[str, np.ndarray]):
     """The artifact's model in float32 with every quantized linear replaced by its dequantized weight."""
-    import torch
     from safetensors import safe_open
 
-    from edgekit.quant.restore import _empty_model
+    from edgekit.quant.restore import _empty_model, load_float_tensors
     from edgekit.quant.weights import QuantizedWeight
 
     model = _empty_model(art)
@@ -135,16 +134,7 @@ def _float_model(art, weights: dict[str, np.ndarray]):
             w = qw.dequantize()
             weights[name] = np.ascontiguousarray(w.numpy().T)
             state[f"{name}.weight"] = w
-        for k in keys:
-            if k.rsplit(".", 1)[-1] not in ("qweight", "scales", "mins", "act_scale"):
-                state[k] = torch.from_numpy(f.get_tensor(k))
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    if getattr(model.config, "tie_word_embeddings", False):
-        model.tie_weights()
-        missing = [k for k in missing if k != "lm_head.weight"]
-    if missing or unexpected:
-        raise EdgekitError(f"{art.path}: tensors do not match a {art.family} model (missing {missing[:3]}, "
-                           f"unexpected {unexpected[:3]}); the artifact is damaged")
+        load_float_tensors(model, art, f, state)
     return model
 
 

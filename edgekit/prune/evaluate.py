@@ -67,9 +67,6 @@ class Engine:
     def mass(self) -> list[float]:
         return list(self.impl.engine.first_token_mass()) if self.native else list(self.impl.mass)
 
-    def cached(self, layer: int) -> int:
-        return self.impl.engine.cached(layer) if self.native else self.impl.cached(layer)
-
     def survivors(self, n: int) -> int:
         """Tokens of the last prefill (``n`` long) that passed every pruning layer."""
         kept = self.impl.engine.last_kept() if self.native else self.impl.kept

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
 
 from edgekit.config import PruneConfig
 from edgekit.errors import EdgekitError
@@ -71,8 +72,6 @@ class PrunedLlama:
         q = attn.q_proj(xn).view(1, na, n_heads, hd).transpose(1, 2)
         k = attn.k_proj(xn).view(1, na, n_kv, hd).transpose(1, 2)
         v = attn.v_proj(xn).view(1, na, n_kv, hd).transpose(1, 2)
-        from transformers.models.llama.modeling_llama import apply_rotary_pos_emb
-
         cos, sin = self.inner.rotary_emb(xn, pos[None])
         q, k = apply_rotary_pos_emb(q, k, cos, sin)
         self.k[li] = k if self.k[li] is None else torch.cat([self.k[li], k], dim=2)

@@ -46,6 +46,30 @@ def _empty_model(art: Artifact):
     return model.eval()
 
 
+_QUANT_SUFFIXES = ("qweight", "scales", "mins", "act_scale")
+
+
+def load_float_tensors(model, art: Artifact, f, state: dict, skip_missing=lambda key: False) -> None:
+    """Load ``state`` plus every float tensor of the open artifact ``f`` (norms, embedding, biases) into ``model``,
+    tie the head when the config says so, and check that nothing is missing or left over.
+
+    Raises:
+        EdgekitError: tensors that do not match the model (a damaged artifact).
+    """
+    for k in f.keys():
+        if k.rsplit(".", 1)[-1] not in _QUANT_SUFFIXES:
+            t = f.get_tensor(k)
+            state[k] = torch.from_numpy(t) if not isinstance(t, torch.Tensor) else t
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    missing = [k for k in missing if not skip_missing(k)]
+    if getattr(model.config, "tie_word_embeddings", False):
+        model.tie_weights()
+        missing = [k for k in missing if k != "lm_head.weight"]
+    if missing or unexpected:
+        raise EdgekitError(f"{art.path}: tensors do not match a {art.family} model "
+                           f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the artifact is damaged")
+
+
 def load_artifact_model(path):
     """Load an artifact as a :class:`edgekit.models.LoadedModel` whose linears are :class:`QLinear`.
 
@@ -89,16 +113,8 @@ def load_artifact_model(path):
                 mix = mixes[block] if 0 <= block < len(mixes) else None
             bias = get(f"{name}.bias") if spec.get("bias") else None
             setattr(parent, child, QLinear(qw, bias, spec["act_bits"], spec["act_mode"], act_scale, mix))
-        state = {k: f.get_tensor(k) for k in keys
-                 if not k.rsplit(".", 1)[-1] in ("qweight", "scales", "mins", "act_scale")}
-    missing, unexpected = model.load_state_dict(state, strict=False)
-    missing = [k for k in missing if not (k.endswith(".bias") and k[: -5] in art.linears)]
-    if getattr(model.config, "tie_word_embeddings", False):
-        model.tie_weights()
-        missing = [k for k in missing if k != "lm_head.weight"]
-    if missing or unexpected:
-        raise EdgekitError(f"{art.path}: tensors do not match a {art.family} model "
-                           f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the artifact is damaged")
+        # a QLinear without bias replaced a linear that had one: that bias is legitimately absent
+        load_float_tensors(model, art, f, {}, skip_missing=lambda k: k.endswith(".bias") and k[:-5] in art.linears)
     for p in model.parameters():
         p.requires_grad_(False)
     src = ModelSource(kind="artifact", path=str(art.path), gguf_file=None, alias=None, spec=str(path))
