@@ -89,19 +89,21 @@ def test_gemm_fuzz(impl):
 
 def test_threads_do_not_change_results():
     rng = np.random.default_rng(4)
-    packed, scales = _weights(rng, 1071, 576)
-    x = rng.standard_normal((33, 576)).astype(np.float32)
-    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), 1071, 576)
-    before = _C.get_num_threads()
-    try:
-        outs = []
-        for t in (1, 2, 3, 7):
-            _C.set_num_threads(t)
-            outs.append(w.linear(x))
-    finally:
-        _C.set_num_threads(before)
-    for o in outs[1:]:
-        np.testing.assert_array_equal(o, outs[0])
+    # K=4096 at M=33: each thread's slice is walked in L2-sized chunks of tiles, more chunks at more threads
+    for n, k in [(1071, 576), (1071, 4096)]:
+        packed, scales = _weights(rng, n, k)
+        x = rng.standard_normal((33, k)).astype(np.float32)
+        w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k)
+        before = _C.get_num_threads()
+        try:
+            outs = []
+            for t in (1, 2, 3, 7):
+                _C.set_num_threads(t)
+                outs.append(w.linear(x))
+        finally:
+            _C.set_num_threads(before)
+        for o in outs[1:]:
+            np.testing.assert_array_equal(o, outs[0])
 
 
 def test_native_pack_matches_python_layout():
