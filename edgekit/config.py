@@ -29,6 +29,9 @@ class WeightConfig:
         damp: GPTQ dampening, as a fraction of the mean Hessian diagonal.
         block_size: GPTQ lazy-update block width.
         scale_search: search each group's scale for the least squared error instead of taking max/8.
+        weighted_search: GPTQ's scale search weighs each weight's squared error by its input channel's mean square
+            (the Hessian diagonal) and also tries each candidate's weighted least-squares scale, as llama.cpp's
+            importance-matrix quantization does.
         awq: activation-aware per-channel scaling folded into the float model before quantizing (see
             :mod:`edgekit.quant.awq`).
         sequential: feed each block the *quantized* previous block's outputs (one more forward pass per block), so
@@ -47,6 +50,7 @@ class WeightConfig:
     damp: float = 0.01
     block_size: int = 128
     scale_search: bool = True
+    weighted_search: bool = False
     awq: bool = False
     sequential: bool = True
     stats_precision: str = "bf16"

@@ -34,7 +34,8 @@ def test_artifact_is_self_describing(smollm2_artifacts):
     assert len(art.linears) == 30 * 7
     assert art.quant["weight"] == {"bits": 4, "group_size": 32, "symmetric": True, "method": "gptq",
                                    "act_order": True, "damp": 0.01, "block_size": 128, "scale_search": True,
-                                   "awq": True, "sequential": True, "stats_precision": "bf16"}
+                                   "weighted_search": False, "awq": True, "sequential": True,
+                                   "stats_precision": "bf16"}
     assert art.report["calib_source"] == ["pydoc_data.topics"]
     assert art.model_config["num_hidden_layers"] == 30
 

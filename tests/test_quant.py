@@ -196,3 +196,24 @@ def test_bf16_stats_hessian_is_a_gram_matrix():
     torch.testing.assert_close(h16.h, h16.h.T)
     assert torch.linalg.eigvalsh(h16.h.double()).min() > -1e-6 * h16.h.diagonal().max()
     assert ((h16.h - h32.h).norm() / h32.h.norm()) < 1e-2
+
+
+def test_weighted_scale_search_minimizes_the_weighted_error():
+    from edgekit.quant.weights import _ls_scale, _sq_error, fit_group_params
+
+    torch.manual_seed(0)
+    w = torch.randn(2048, 32)
+    imp = torch.rand(32).pow(4) * 10  # a few input channels matter far more than the rest
+    plain, _ = fit_group_params(w, 4, True, True)
+    weighted, _ = fit_group_params(w, 4, True, True, imp)
+    e_plain = _sq_error(w, plain[:, None], None, 4, imp)
+    e_weighted = _sq_error(w, weighted[:, None], None, 4, imp)
+    # every plain candidate is still tried, so no row gets worse, and most rows get better
+    assert torch.all(e_weighted <= e_plain)
+    assert (e_weighted < e_plain).float().mean() > 0.5 and e_weighted.sum() < 0.85 * e_plain.sum()
+    # the least-squares scale is the optimum for its codes: nudging it either way only adds weighted error
+    s = _ls_scale(w, plain, imp)
+    q = (w / plain[:, None]).round().clamp(-8, 7)
+    err = lambda d: (imp * (q * d[:, None] - w).pow(2)).sum(-1)  # noqa: E731
+    assert torch.all(err(s) <= err(s * 1.01) + 1e-6) and torch.all(err(s) <= err(s * 0.99) + 1e-6)
+    assert s.dtype == torch.float32 and torch.equal(s, s.half().float())

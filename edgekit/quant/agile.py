@@ -73,7 +73,7 @@ def _quantize_group(lins: list[nn.Linear], cfg: AgileQuantConfig, h: torch.Tenso
     if w.method == "gptq":
         stacked = torch.cat([lin.weight.detach() for lin in lins]) if len(lins) > 1 else lins[0].weight
         qw = gptq_quantize(stacked, h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
-                           w.scale_search, name)
+                           w.scale_search, name, w.weighted_search)
         return split_rows(qw, [lin.weight.shape[0] for lin in lins])
     return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name) for lin in lins]
 

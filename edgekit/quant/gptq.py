@@ -35,7 +35,7 @@ class HessianAccumulator:
 
 def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, symmetric: bool,
                   act_order: bool = True, damp: float = 0.01, block_size: int = 128, search: bool = True,
-                  name: str = "") -> QuantizedWeight:
+                  name: str = "", weighted: bool = False) -> QuantizedWeight:
     """GPTQ-quantize a float ``[N, K]`` weight given the Hessian ``h`` ``[K, K]`` of its inputs.
 
     Args:
@@ -46,6 +46,8 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
         damp: added to the diagonal, as a fraction of its mean.
         block_size: columns per lazy batch update.
         search: least-squares scale search per group.
+        weighted: weigh the search by the Hessian diagonal and try weighted least-squares scales
+            (:func:`edgekit.quant.weights.fit_group_params` with ``importance``).
         name: used in error messages.
 
     Returns:
@@ -70,6 +72,7 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
         raise EdgekitError(f"GPTQ: the Hessian of {name or 'a linear'} is not positive definite; raise damp "
                            "or give more calibration text") from None
 
+    hdiag = torch.diag(h).clone() if weighted else None  # permuted and damped, like the columns it weighs
     n_groups = k // g
     gid = perm // g  # group of each permuted column
     pos = torch.empty(k, dtype=torch.long)
@@ -92,7 +95,7 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
                 vals = w[:, cols].clone()
                 inblk = (cols >= i1) & (cols < i2)
                 vals[:, inblk] = w1[:, cols[inblk] - i1]
-                d, m = fit_group_params(vals, bits, sym, search)
+                d, m = fit_group_params(vals, bits, sym, search, None if hdiag is None else hdiag[cols])
                 d_all[:, gi] = d
                 if m_all is not None:
                     m_all[:, gi] = m
