@@ -160,6 +160,29 @@ def test_awq_search_prefers_scaling_salient_channels():
     assert alpha > 0 and s[:4].mean() > s[4:].mean()
 
 
+def test_awq_search_through_the_hessian_scores_like_the_tokens():
+    """Given the Hessian of the very tokens it samples, the search must pick what the token path picks:
+    tr(D H D^T) is the tokens' summed squared output error for a weight error D, up to the factor 2/n."""
+    from edgekit.quant.awq import search_scales
+
+    torch.manual_seed(1)
+    x = torch.randn(1024, 64) * torch.linspace(0.2, 6, 64)  # fewer rows than the search samples: it sees them all
+    x[:, :3] *= 20
+    ws = [torch.randn(32, 64) * 0.05, torch.randn(16, 64) * 0.05]
+    acc = HessianAccumulator(64)
+    acc.add(x)
+    d = torch.randn(48, 64)
+    torch.testing.assert_close(float((d @ acc.h * d).sum()), 2 / 1024 * float((x @ d.T).pow(2).sum()), rtol=1e-4,
+                               atol=0)
+    s_tok, a_tok = search_scales(x, ws, 4, 32, True)
+    s_h, a_h = search_scales(x, ws, 4, 32, True, h=acc.h)
+    assert a_tok == a_h > 0
+    torch.testing.assert_close(s_tok, s_h)
+    # and the Hessian is what it scores by: with isotropic inputs no channel is salient, so no exponent > 0 pays
+    assert search_scales(x, ws, 4, 32, True, h=torch.eye(64))[1] != a_tok
+
+
+
 def test_bert_folds_leave_minilm_unchanged():
     """Every fold the BERT family declares is exact (a fold into a LayerNorm that also feeds the residual is not)."""
     from edgekit.models import load_model

@@ -158,7 +158,8 @@ def _apply_awq(model, block, family: Family, cfg: AgileQuantConfig, hess: dict, 
         x = samples[gi].tensor()
         lins = [block.get_submodule(n) for n in family.input_groups[gi]]
         gqa = (n_heads, n_kv) if kind == "rows_gqa" else None
-        s, alpha = search_scales(x, [lin.weight for lin in lins], w.bits, w.group_size, w.symmetric, gqa)
+        h = hess[gi].h if gi in hess else None  # GPTQ's Hessian: the exact error over every calibration token
+        s, alpha = search_scales(x, [lin.weight for lin in lins], w.bits, w.group_size, w.symmetric, gqa, h)
         alphas.append(alpha)
         if alpha == 0:
             continue

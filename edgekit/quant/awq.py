@@ -30,23 +30,36 @@ def _tie_gqa(s: torch.Tensor, n_heads: int, n_kv: int) -> torch.Tensor:
 
 @torch.no_grad()
 def search_scales(x: torch.Tensor, weights: list[torch.Tensor], bits: int, group_size: int, symmetric: bool,
-                  gqa: tuple[int, int] | None = None) -> tuple[torch.Tensor, float]:
+                  gqa: tuple[int, int] | None = None, h: torch.Tensor | None = None) -> tuple[torch.Tensor, float]:
     """Pick per-channel scales for inputs ``x`` ``[T, K]`` of the linears ``weights`` (each ``[N_i, K]``).
+
+    Args:
+        x: sampled input rows; their mean magnitude per channel sets the scales.
+        weights: the linears reading that input.
+        bits, group_size, symmetric: the weight format the error is measured in.
+        gqa: ``(n_heads, n_kv_heads)`` when the scales must be tied over the query heads of a KV head.
+        h: the inputs' ``2/n X^T X`` over all calibration tokens, when there is one (GPTQ). The output error of
+            each alpha is then exact over every calibration token, ``tr(D h D^T)`` with ``D`` the weight error,
+            instead of measured on the first :data:`_SEARCH_TOKENS` sampled rows.
 
     Returns:
         ``(s, alpha)``: float32 scales ``[K]`` (all ones when ``alpha`` = 0 wins) and the chosen exponent.
     """
     x = x[:_SEARCH_TOKENS].float()
-    ref = torch.cat([x @ w.T for w in weights], dim=1)
     act = x.abs().mean(0).clamp_min(1e-6)
+    if h is not None:
+        h = h.float()
+        err_of = lambda ws: sum(float(((q - w) @ h * (q - w)).sum()) for q, w in zip(ws, weights))  # noqa: E731
+    else:
+        ref = torch.cat([x @ w.T for w in weights], dim=1)
+        err_of = lambda ws: float((torch.cat([x @ q.T for q in ws], dim=1) - ref).pow(2).mean())  # noqa: E731
     best = (torch.ones_like(act), 0.0, None)
     for alpha in _ALPHAS:
         s = act.pow(alpha)
         if gqa is not None:
             s = _tie_gqa(s, *gqa)
         s = s / (s.max() * s.min()).sqrt()  # centre the scales around 1 so neither end under/overflows
-        outs = [x @ (rtn_fake_quant(w * s, bits, group_size, symmetric, False) / s).T for w in weights]
-        err = float((torch.cat(outs, dim=1) - ref).pow(2).mean())
+        err = err_of([rtn_fake_quant(w * s, bits, group_size, symmetric, False) / s for w in weights])
         if best[2] is None or err < best[2]:
             best = (s, alpha, err)
     return best[0], best[1]
