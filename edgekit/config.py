@@ -61,6 +61,8 @@ class WeightConfig:
                f"group_size must be 0 (per-channel) or a positive even number, got {self.group_size}")
         _check(self.method in ("gptq", "rtn"), f"weight method must be 'gptq' or 'rtn', got {self.method!r}")
         _check(0 <= self.damp < 1, f"damp must be in [0, 1), got {self.damp}")
+        _check(not self.weighted_search or (self.method == "gptq" and self.scale_search),
+               "weighted_search needs method: gptq and scale_search: true (it weighs GPTQ's scale search)")
         _check(self.block_size > 0, f"block_size must be positive, got {self.block_size}")
         _check(self.stats_precision in ("bf16", "fp32"),
                f"stats_precision must be 'bf16' or 'fp32', got {self.stats_precision!r}")

@@ -122,6 +122,8 @@ def test_config_and_recipe_validation(tmp_path):
         load_recipe(str(bad))
     with pytest.raises(EdgekitError, match="recipe not found"):
         load_recipe("no-such-recipe")
+    with pytest.raises(EdgekitError, match="weighted_search needs method: gptq"):
+        WeightConfig(method="rtn", weighted_search=True)
     for name in ("agile-w4a8", "agile-w4a8-trip", "agile-w4a4", "rtn-w4a8", "w8a8"):
         assert load_recipe(name).config.weight.bits in (4, 8)
 

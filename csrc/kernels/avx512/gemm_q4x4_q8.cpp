@@ -55,10 +55,9 @@ void tiles_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs
         __m512i lo[NT], hi[NT];
         __m512 d[NT];
         for (int u = 0; u < NT; ++u) {
-            if (prefetch)
-                _mm_prefetch(reinterpret_cast<const char*>(qs + u * tile_qs + j * EK_Q4X4_TILE_QS_BYTES) + kPrefetchBytes,
-                             _MM_HINT_T0);
-            const __m512i v = _mm512_loadu_si512(qs + u * tile_qs + j * EK_Q4X4_TILE_QS_BYTES);
+            const uint8_t* b = qs + u * tile_qs + j * EK_Q4X4_TILE_QS_BYTES;
+            if (prefetch) _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchBytes, _MM_HINT_T0);
+            const __m512i v = _mm512_loadu_si512(b);
             lo[u] = _mm512_and_si512(v, nib);                         // codes 0..15 of each row
             hi[u] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);  // codes 16..31
             d[u] = load_scales(ds + u * tile_d + j * EK_Q4X4_ROWS);
