@@ -287,24 +287,16 @@ py::array_t<float> llama_eval(edgekit::LlamaModel& m, const py::array& tokens, b
 }
 
 void set_pruning(edgekit::LlamaModel& m, float ratio, const std::vector<int>& layers, int keep_last) {
-    edgekit::PruneSchedule s;
-    s.ratio = ratio;
-    s.layers = layers;
-    s.keep_last = keep_last;
     try {
-        m.set_pruning(s);
+        m.set_pruning(edgekit::PruneSchedule{ratio, layers, keep_last});
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }
 }
 
 int prune_keep_count(int n0, float ratio, int j, int m, int keep_last) {
-    edgekit::PruneSchedule s;
-    s.ratio = ratio;
-    s.keep_last = keep_last;
-    s.layers.assign((size_t)std::max(m, 1), 0);
-    if (j < 1 || j > (int)s.layers.size() || n0 < 1) throw py::value_error("need n0 >= 1 and 1 <= j <= m");
-    return s.keep_count(n0, j);
+    if (j < 1 || j > m || n0 < 1) throw py::value_error("need n0 >= 1 and 1 <= j <= m");
+    return edgekit::prune_keep_count(n0, ratio, j, m, keep_last);
 }
 
 std::vector<int> prune_select(const py::array& score, const py::array& orig, int n0, int keep_last, int n_keep) {

@@ -34,8 +34,8 @@ ENGINES = ("fake", "kernels", "runtime", "edgekit", "llama.cpp", "onnxruntime")
 SESSION_ENGINES = ("runtime", "llama.cpp", "onnxruntime")
 LABELS = {"runtime": "edgekit runtime (C++)", "llama.cpp": "llama.cpp (GGUF)",
           "onnxruntime": "ONNX Runtime (MatMulNBits)"}
-_ALLOWED = {"artifact": ("fake", "kernels", "runtime", "llama.cpp", "onnxruntime"), "gguf": ("fake", "llama.cpp"), "onnx": ("onnxruntime",),
-            "model": ("fake",)}
+_ALLOWED = {"artifact": ("fake", "kernels", "runtime", "llama.cpp", "onnxruntime"), "gguf": ("fake", "llama.cpp"),
+            "onnx": ("onnxruntime",), "model": ("fake",)}
 
 
 def path_kind(spec: str) -> str:

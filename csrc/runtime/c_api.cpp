@@ -170,11 +170,7 @@ ek_status ek_set_pruning(ek_model* model, float ratio, const int32_t* layers, in
     if (n_layers < 0 || (n_layers > 0 && !layers))
         return fail(EK_ERR_INVALID_ARGUMENT, "ek_set_pruning: layers must point to n_layers >= 0 layer indices");
     return guard([&] {
-        edgekit::PruneSchedule s;
-        s.ratio = ratio;
-        s.layers.assign(layers, layers + n_layers);
-        s.keep_last = keep_last;
-        model->model->set_pruning(s);
+        model->model->set_pruning(edgekit::PruneSchedule{ratio, {layers, layers + n_layers}, keep_last});
         return EK_OK;
     });
 }

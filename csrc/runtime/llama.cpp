@@ -171,8 +171,8 @@ void LlamaModel::rope(float* v, int n, int heads, const int32_t* pos_of) const {
 }
 
 // q [n, n_heads, head_dim] of the new tokens (roped), their keys/values already in the layer's cache at slots
-// base .. base + n - 1; out [n, n_heads * head_dim]; first (nullable) [n, n_heads] receives each probability on
-// slot 0 (position 0). One task per (token, head), each computed the same way whatever the batch, so decode and
+// base .. base + n - 1; out [n, n_heads * head_dim]; first [n, n_heads] receives each probability on slot 0
+// (position 0). One task per (token, head), each computed the same way whatever the batch, so decode and
 // prefill give the same bits.
 void LlamaModel::attention(int layer, int n, int base, const float* q, float* out, float* first) const {
     const int hd = cfg_.head_dim, group = cfg_.n_heads / cfg_.n_kv_heads;
@@ -197,7 +197,7 @@ void LlamaModel::attention(int layer, int n, int base, const float* q, float* ou
             for (int t = 0; t < len; ++t) sum += (p[t] = std::exp(p[t] - mx));
             const float inv = 1.0f / sum;
             for (int t = 0; t < len; ++t) p[t] *= inv;
-            if (first) first[task] = p[0];
+            first[task] = p[0];
             wsum(vc + (int64_t)kvh * hd, kv_dim, p.data(), len, hd, out + ((int64_t)i * n_heads + h) * hd);
         }
     });

@@ -148,7 +148,8 @@ PruneSchedule read_prune(const Artifact& a, const Value& q, int n_layers) {
         if (layers->type != Type::kArray) a.fail(K::kFormat, "edgekit.quant prune.layers must be a list");
         for (const Value& v : layers->array) {
             if (!v.is_int || v.integer < 0 || v.integer >= n_layers)
-                a.fail(K::kFormat, "edgekit.quant prune.layers must hold layer indices 0.." + std::to_string(n_layers - 1));
+                a.fail(K::kFormat,
+                       "edgekit.quant prune.layers must hold layer indices 0.." + std::to_string(n_layers - 1));
             s.layers.push_back((int)v.integer);
         }
     }

@@ -22,9 +22,8 @@ void PruneSchedule::validate(int n_layers) const {
     }
 }
 
-int PruneSchedule::keep_count(int n0, int j) const {
+int prune_keep_count(int n0, float ratio, int j, int m, int keep_last) {
     const int protect = std::min(n0, 1 + keep_last);
-    const int m = (int)layers.size();
     const double left = (double)n0 * std::pow(1.0 - (double)ratio, (double)j / (double)m);
     const int keep = (int)std::ceil(left - 1e-9);
     return std::max(protect, std::min(n0, keep));

@@ -16,9 +16,8 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from edgekit.config import PruneConfig, from_dict
 from edgekit.errors import EdgekitError
-from edgekit.prune.evaluate import continuation_windows, open_engine, resolve_for, score_window, summarize
+from edgekit.prune.evaluate import open_engine, resolve_for, score_window, summarize
 
 
 def run_prune_bench(artifact: str, prefix_lens: list[int], ratios: list[float], score_len: int = 128,
@@ -26,18 +25,13 @@ def run_prune_bench(artifact: str, prefix_lens: list[int], ratios: list[float], 
                     keep_last: int | None = None, progress: bool = True) -> dict:
     """Measure every (L, beta); returns ``{"schedule": ..., "rows": [...]}`` with JSON rows carrying
     ``prefix_len``, ``prune_ratio``, ``ttft_s``, ``continuation_ppl`` (plus speedup and perplexity change)."""
-    from edgekit import data
-
     if not ratios or any(not 0 <= r < 1 for r in ratios):
         raise EdgekitError(f"--ratios must be values in [0, 1), got {ratios}")
     ratios = sorted(set([0.0] + list(ratios)))
     rows, sched = [], None
     for L in prefix_lens:
-        eng, quant, n_layers, tok = open_engine(artifact, "runtime", L + score_len)
-        windows = continuation_windows(data.tokenize_docs(tok, data.load_texts(data_paths, "eval")), L, score_len,
-                                       max_windows)
+        eng, base, n_layers, windows = open_engine(artifact, "runtime", L, score_len, max_windows, data_paths)
         if sched is None:  # one schedule for every L: resolved once, from the first window's attention
-            base = from_dict(PruneConfig, quant.get("prune"), "edgekit.quant.prune")
             if keep_last is not None:
                 base = dataclasses.replace(base, keep_last=keep_last)
             sched = resolve_for(eng, dataclasses.replace(base, ratio=0.0), n_layers, windows[0, :L], None,

@@ -97,12 +97,11 @@ def apply_to_config(cfg, prune_ratio, prune_start_layer, prune_layers):
 @friendly
 def prune_stats(artifact, data_paths, prefix_len, as_json):
     """Each layer's attention mass on the first token (the pruning signal), to choose --prune-start-layer."""
-    from edgekit import data
-    from edgekit.prune.evaluate import continuation_windows, layer_mass, open_engine
+    from edgekit.prune.evaluate import layer_mass, open_engine
     from edgekit.prune.schedule import SINK_FRACTION, auto_start_layer
 
-    eng, _, _, tok = open_engine(artifact, "runtime", prefix_len + 1)
-    w = continuation_windows(data.tokenize_docs(tok, data.load_texts(list(data_paths), "eval")), prefix_len, 1, 1)[0]
+    eng, _, _, windows = open_engine(artifact, "runtime", prefix_len, 1, 1, list(data_paths))
+    w = windows[0]
     mass = layer_mass(eng, w[:prefix_len])
     start = auto_start_layer(mass)
     if as_json:

@@ -149,9 +149,13 @@ def continuation_eval(engine: Engine, windows: np.ndarray, prefix_len: int, cfg:
     return summarize(parts, prefix_len, int(windows.shape[1] - prefix_len), ratio)
 
 
-def open_engine(spec: str, engine: str, max_ctx: int):
-    """``(Engine, artifact quant dict, n_layers, tokenizer)`` for an artifact on ``engine``: runtime / edgekit (also
-    the default, None) or the PyTorch path (fake, kernels).
+def open_engine(spec: str, engine: str, prefix_len: int, score_len: int, max_windows: int = 8, data_paths=None):
+    """An artifact on ``engine`` (runtime / edgekit, also the default None, or the PyTorch path: fake, kernels) and
+    the held-out windows to run on it.
+
+    Returns:
+        ``(Engine, the artifact's PruneConfig, n_layers, windows)``, windows ``[N, prefix_len + score_len]`` from
+        :func:`continuation_windows`.
 
     Raises:
         EdgekitError: ``spec`` is not an artifact, a llama decoder the engine cannot run, or an engine that cannot
@@ -172,23 +176,31 @@ def open_engine(spec: str, engine: str, max_ctx: int):
     art = read_artifact(spec)
     if art.family != "llama" or art.task != "causal-lm":
         raise EdgekitError(f"token pruning runs llama-family causal LMs; {spec} is a {art.family} {art.task}")
+    from edgekit import data
+    from edgekit.config import from_dict
+
     n_layers = int(art.model_config["num_hidden_layers"])
+    base = from_dict(PruneConfig, art.quant.get("prune"), "edgekit.quant.prune")
     if engine == "runtime":
         from edgekit.runtime.engine import Runtime
 
-        rt = Runtime.from_artifact(spec, max_ctx=max_ctx)
-        return Engine(rt, "edgekit runtime (C++)"), art.quant, n_layers, rt.tokenizer
-    from edgekit.prune.torch_path import PrunedLlama
-    from edgekit.quant.restore import load_artifact_model
+        rt = Runtime.from_artifact(spec, max_ctx=prefix_len + score_len)
+        eng, tok = Engine(rt, "edgekit runtime (C++)"), rt.tokenizer
+    else:
+        from edgekit.prune.torch_path import PrunedLlama
+        from edgekit.quant.restore import load_artifact_model
 
-    lm, _ = load_artifact_model(spec)
-    name = "PyTorch fake-quant"
-    if engine == "kernels":
-        from edgekit.quant.kernel_linear import use_kernels
+        lm, _ = load_artifact_model(spec)
+        name = "PyTorch fake-quant"
+        if engine == "kernels":
+            from edgekit.quant.kernel_linear import use_kernels
 
-        use_kernels(lm.model)
-        name = "PyTorch + edgekit kernels"
-    return Engine(PrunedLlama(lm.model), name), art.quant, n_layers, lm.tokenizer
+            use_kernels(lm.model)
+            name = "PyTorch + edgekit kernels"
+        eng, tok = Engine(PrunedLlama(lm.model), name), lm.tokenizer
+    windows = continuation_windows(data.tokenize_docs(tok, data.load_texts(data_paths, "eval")), prefix_len,
+                                   score_len, max_windows)
+    return eng, base, n_layers, windows
 
 
 def evaluate_continuation(spec: str, data_paths=None, prefix_len: int = 1024, score_len: int = 128,
@@ -200,13 +212,7 @@ def evaluate_continuation(spec: str, data_paths=None, prefix_len: int = 1024, sc
     Returns:
         A JSON-ready dict with ``rows`` (unpruned first) and the resolved schedule.
     """
-    from edgekit import data
-    from edgekit.config import from_dict
-
-    eng, quant, n_layers, tok = open_engine(spec, engine, prefix_len + score_len)
-    windows = continuation_windows(data.tokenize_docs(tok, data.load_texts(data_paths, "eval")), prefix_len,
-                                   score_len, max_windows)
-    base = from_dict(PruneConfig, quant.get("prune"), "edgekit.quant.prune")
+    eng, base, n_layers, windows = open_engine(spec, engine, prefix_len, score_len, max_windows, data_paths)
     cfg = resolve_for(eng, base, n_layers, windows[0, :prefix_len], ratio, start_layer, layers)
     rows = [{"model": f"{eng.name}, no pruning",
              **continuation_eval(eng, windows, prefix_len, None, progress=progress, label="unpruned")}]

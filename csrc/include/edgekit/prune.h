@@ -17,6 +17,9 @@
 
 namespace edgekit {
 
+// Tokens that survive the j-th (1-based) of m pruning layers of a prompt of n0 tokens at target ratio `ratio`.
+int prune_keep_count(int n0, float ratio, int j, int m, int keep_last);
+
 struct PruneSchedule {
     float ratio = 0.0f;       // beta: fraction of the prompt dropped once the last pruning layer has run
     std::vector<int> layers;  // pruning layers, strictly increasing; empty = pruning off
@@ -27,7 +30,7 @@ struct PruneSchedule {
     // 0..n_layers-1, keep_last < 1).
     void validate(int n_layers) const;
     // Tokens that survive the j-th pruning layer (1-based) of a prompt of n0 tokens.
-    int keep_count(int n0, int j) const;
+    int keep_count(int n0, int j) const { return prune_keep_count(n0, ratio, j, (int)layers.size(), keep_last); }
 };
 
 // Chooses the survivors among `n` active rows. score[i]: importance of row i; orig[i]: its index in the prompt
