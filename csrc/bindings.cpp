@@ -95,10 +95,18 @@ public:
 
     py::array_t<float> gemm(const py::array& xq, const py::array& xs, const std::string& impl, bool int4) const {
         const int8_t* q = checked<int8_t>(xq, "xq", 2, "int8");
-        const float* s = checked<float>(xs, "xs", 1, "float32");
+        const bool per_block = xs.ndim() == 2;  // [m, k/32]: per-block activation scales (op gemm_q4x4_q8b)
+        const float* s = checked<float>(xs, "xs", per_block ? 2 : 1, "float32");
         const int64_t m = xq.shape(0);
         if (xq.shape(1) != view_.k) throw py::value_error(shape_msg("xq", xq.shape(1)));
-        if (xs.shape(0) != m) throw py::value_error("xs must have one scale per row of xq");
+        if (xs.shape(0) != m) {
+            throw py::value_error("xs must have one scale (or one row of block scales) per row of xq");
+        }
+        if (per_block && xs.shape(1) != view_.k / EK_Q4_BLOCK) {
+            throw py::value_error("2-D xs must hold k/32 = " + std::to_string(view_.k / EK_Q4_BLOCK) +
+                                  " block scales per row");
+        }
+        if (per_block && int4) throw py::value_error("int4=True takes per-row scales (1-D xs)");
         if (int4) {
             for (int64_t i = 0; i < m * view_.k; ++i) {
                 if (q[i] < -EK_Q4_ACT_QMAX || q[i] > EK_Q4_ACT_QMAX) {
@@ -106,7 +114,9 @@ public:
                 }
             }
         }
-        const ek_gemm_q4x4_q8_fn fn = int4 ? edgekit::gemm_q4x4_q4_impl(impl) : edgekit::gemm_q4x4_q8_impl(impl);
+        const ek_gemm_q4x4_q8_fn fn = int4        ? edgekit::gemm_q4x4_q4_impl(impl)
+                                      : per_block ? edgekit::gemm_q4x4_q8b_impl(impl)
+                                                  : edgekit::gemm_q4x4_q8_impl(impl);
         py::array_t<float> y({m, view_.n});
         float* out = y.mutable_data();
         {
@@ -116,10 +126,24 @@ public:
         return y;
     }
 
-    py::array_t<float> linear(const py::array& x, const py::object& qmax, const std::string& impl) const {
+    py::array_t<float> linear(const py::array& x, const py::object& qmax, const std::string& impl,
+                              bool per_block) const {
         const float* src = checked<float>(x, "x", 2, "float32");
         const int64_t m = x.shape(0);
         if (x.shape(1) != view_.k) throw py::value_error(shape_msg("x", x.shape(1)));
+        if (per_block) {
+            if (!qmax.is_none()) {
+                throw py::value_error("per_block=True quantizes every block to int8: qmax must be None");
+            }
+            const ek_gemm_q4x4_q8_fn fn = edgekit::gemm_q4x4_q8b_impl(impl);
+            py::array_t<float> y({m, view_.n});
+            float* out = y.mutable_data();
+            {
+                py::gil_scoped_release nogil;
+                edgekit::linear_q4x4_blocks(view_, src, m, out, fn);
+            }
+            return y;
+        }
         py::array_t<int32_t> rows;
         const int32_t* qrows = nullptr;
         if (!qmax.is_none()) {
@@ -194,17 +218,19 @@ std::vector<T> to_vector(const py::handle& obj, const char* what) {
 
 edgekit::Q4Weight to_q4(const py::handle& obj, const std::string& what) {
     auto t = obj.cast<py::tuple>();
-    if (t.size() != 4) throw py::value_error(what + ": expected (qs, d, n, k)");
+    if (t.size() != 4 && t.size() != 5) throw py::value_error(what + ": expected (qs, d, n, k[, per_block])");
     edgekit::Q4Weight w;
     w.qs = to_vector<uint8_t>(t[0], "qs");
     w.d = to_vector<uint16_t>(t[1], "d");
     w.n = t[2].cast<int64_t>();
     w.k = t[3].cast<int64_t>();
+    w.act_per_block = t.size() == 5 && t[4].cast<bool>();
     return w;
 }
 
 // The runtime engine built from arrays: config dict, embedding [vocab, hidden], final norm, one dict per layer
-// (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k) q4x4 tuples), and the LM head (None = tied).
+// (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k[, per_block activations]) q4x4 tuples), and the
+// LM head (None = tied).
 std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::handle& embed,
                                                 const py::handle& final_norm, const py::list& layers,
                                                 const py::object& head) {
@@ -437,11 +463,13 @@ PYBIND11_MODULE(_C, m) {
         .def_property_readonly("k", &PackedQ4x4::k)
         .def_property_readonly("nbytes", &PackedQ4x4::nbytes)
         .def("gemm", &PackedQ4x4::gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "", py::arg("int4") = false,
-             "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m]. int4=True runs the W4A4 "
-             "packed-multiplier kernels (op gemm_q4x4_q4; codes must lie in -7..7).")
+             "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m], or per-block scales xs "
+             "[m, k/32] (op gemm_q4x4_q8b). int4=True runs the W4A4 packed-multiplier kernels (op gemm_q4x4_q4; "
+             "codes must lie in -7..7).")
         .def("linear", &PackedQ4x4::linear, py::arg("x"), py::arg("qmax") = py::none(), py::arg("impl") = "",
-             "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127) then "
-             "the W4A8 matmul.");
+             py::arg("per_block") = false,
+             "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127), or "
+             "per_block=True: one int8 scale per 32 values (op gemm_q4x4_q8b), then the W4A8 matmul.");
 
     m.def("gemm_f16_f32", &gemm_f16_f32, py::arg("w"), py::arg("x"), py::arg("impl") = "",
           "y [m, n] float32 = x [m, k] @ w.T for fp16 weights w (uint16 bits [n, k]); the runtime's LM head kernel.");

@@ -166,6 +166,23 @@ const std::vector<Op>& tables() {
              {"neondot", erase(&ek_gemm_q4x4_q8__neondot), kNEON | kDOTPROD},
 #endif
          }},
+        {"gemm_q4x4_q8b",
+         {
+             {"scalar", erase(&ek_gemm_q4x4_q8b__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_gemm_q4x4_q8b__avx2), kAVX2 | kFMA | kF16C},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+             {"avx512vnni", erase(&ek_gemm_q4x4_q8b__avx512vnni),
+              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+             {"neon", erase(&ek_gemm_q4x4_q8b__neon), kNEON},
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+             {"neondot", erase(&ek_gemm_q4x4_q8b__neondot), kNEON | kDOTPROD},
+#endif
+         }},
         {"gemm_q4x4_q4",
          {
              {"scalar", erase(&ek_gemm_q4x4_q4__scalar), 0},
@@ -375,6 +392,11 @@ ek_wsum_f16_f32_fn wsum_f16_f32_impl(const std::string& impl) {
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl) {
     const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q8") : named_impl("gemm_q4x4_q8", impl);
+    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+}
+
+ek_gemm_q4x4_q8_fn gemm_q4x4_q8b_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q8b") : named_impl("gemm_q4x4_q8b", impl);
     return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
 }
 

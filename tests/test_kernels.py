@@ -41,18 +41,26 @@ def _acts(rng, m, k, kind="random"):
     return xq, (rng.random(m) + 0.01).astype(np.float32)
 
 
+def _block_scales(rng, xq):
+    """Per-block activation scales ``[M, K/32]`` (the ``gemm_q4x4_q8b`` kernels) for codes ``xq``."""
+    return xq, (rng.random((len(xq), xq.shape[1] // 32)) + 0.01).astype(np.float32)
+
+
 def _check(packed, scales, xq, xs, impl):
     n, k = packed.shape[0], packed.shape[1] * 2
     ref, blocks = F.gemm_q4_q8_reference(packed, scales, xq, xs)
     # integer part: unit scales make the float output the exact integer sum (|sum| < 2^24)
     ones = np.ones_like(scales)
-    unit = _C.PackedQ4x4(*F.pack_q4x4(packed, ones), n, k).gemm(xq, np.ones(len(xq), np.float32), impl)
+    unit = _C.PackedQ4x4(*F.pack_q4x4(packed, ones), n, k).gemm(xq, np.ones_like(xs), impl)
     np.testing.assert_array_equal(unit.astype(np.int64), blocks.sum(-1), err_msg=f"{impl} integer sums")
     y = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k).gemm(xq, xs, impl)
     # forward error bound of a float dot product: relative to the sum of |products|, not to the (cancelled) result
     absprod = np.einsum("nbc,mbc->mnb", np.abs(F.unpack_int4(packed, 32).astype(np.int64) - 8).reshape(n, -1, 32),
                         np.abs(xq.astype(np.int64)).reshape(len(xq), -1, 32))
-    bound = (absprod * np.abs(scales.astype(np.float64))[None]).sum(-1) * xs[:, None]
+    if xs.ndim == 2:  # per-block scales weigh each block's products
+        bound = (absprod * np.abs(scales.astype(np.float64))[None] * xs[:, None, :]).sum(-1)
+    else:
+        bound = (absprod * np.abs(scales.astype(np.float64))[None]).sum(-1) * xs[:, None]
     err = np.abs(y - ref)
     worst = np.unravel_index(np.argmax(err - 1e-5 * bound), err.shape)
     assert np.all(err <= 1e-5 * bound + 1e-30), f"{impl} m={len(xq)} n={n} k={k} worst at {worst}: {y[worst]} vs {ref[worst]}"
@@ -87,6 +95,23 @@ def test_gemm_fuzz(impl):
         _check(packed, scales, *_acts(rng, m, k), impl)
 
 
+@pytest.mark.parametrize("impl", IMPLS)
+def test_gemm_block_scales(impl):
+    """The per-block-scale kernels (op gemm_q4x4_q8b) over the shape sweep and the edge values."""
+    assert _C.implementations("gemm_q4x4_q8b") == IMPLS
+    rng = np.random.default_rng(10)
+    for k, n in itertools.product(KS, NS):
+        packed, scales = _weights(rng, n, k)
+        for m in MS:
+            if n * k * m > 1071 * 576 * 33:
+                continue
+            _check(packed, scales, *_block_scales(rng, _acts(rng, m, k)[0]), impl)
+    for kind in ("max", "zero-blocks"):
+        for m, n, k in [(1, 9, 4096), (5, 8, 96), (33, 7, 32)]:
+            packed, scales = _weights(rng, n, k, kind)
+            _check(packed, scales, *_block_scales(rng, _acts(rng, m, k, kind)[0]), impl)
+
+
 def test_threads_do_not_change_results():
     rng = np.random.default_rng(4)
     # K=4096 at M=33: each thread's slice is walked in L2-sized chunks of tiles, more chunks at more threads
@@ -99,7 +124,7 @@ def test_threads_do_not_change_results():
             outs = []
             for t in (1, 2, 3, 7):
                 _C.set_num_threads(t)
-                outs.append(w.linear(x))
+                outs.append(np.stack([w.linear(x), w.linear(x, per_block=True)]))
         finally:
             _C.set_num_threads(before)
         for o in outs[1:]:
@@ -128,6 +153,12 @@ def test_linear_equals_quantize_then_gemm():
     mixed = w.linear(x, rows)
     np.testing.assert_array_equal(mixed[1], w.gemm(q4[1:2], s4[1:2])[0])
     np.testing.assert_array_equal(mixed[0], w.gemm(xq[:1], xs[:1])[0])
+    bq, bs = F.quantize_blocks_q8(x)  # per-block activations: GGUF Q8_0's blocking
+    np.testing.assert_array_equal(w.linear(x, per_block=True), w.gemm(bq, bs))
+    with pytest.raises(ValueError, match="qmax must be None"):
+        w.linear(x, rows, per_block=True)
+    with pytest.raises(ValueError, match="block scales per row"):
+        w.gemm(bq, np.ascontiguousarray(bs[:, :1]))
 
 
 def test_bad_inputs_get_clear_errors():

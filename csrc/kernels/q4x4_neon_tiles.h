@@ -50,8 +50,9 @@ inline void store_tile(float* yrow, int64_t n0, int64_t n, float32x4_t acc, floa
     for (int r = 0; n0 + r < n; ++r) yrow[n0 + r] = lanes[r];
 }
 
-// One tile against MT tokens (1..kTokens) starting at token i0.
-template <int MT, class Sums>
+// One tile against MT tokens (1..kTokens) starting at token i0. kBlockScales: xs holds one scale per (token, block)
+// (ek_gemm_q4x4_q8b), folded into the weight scales per block; otherwise one per token, applied at the end.
+template <int MT, class Sums, bool kBlockScales>
 void tile_tokens(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t i0, float* y, int64_t ldy,
                  int64_t t) {
     const int64_t k = w->k;
@@ -71,28 +72,29 @@ void tile_tokens(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t i0
 #pragma GCC unroll 4
         for (int u = 0; u < MT; ++u) {
             const int32x4_t s = Sums()(tb, x + u * k + j * EK_Q4_BLOCK);
-            acc[u] = vfmaq_f32(acc[u], scale, vcvtq_f32_s32(s));
+            const float32x4_t dx = kBlockScales ? vmulq_n_f32(scale, xs[(i0 + u) * nb + j]) : scale;
+            acc[u] = vfmaq_f32(acc[u], dx, vcvtq_f32_s32(s));
         }
     }
 
     const int64_t n0 = t * EK_Q4X4_ROWS;
 #pragma GCC unroll 4
-    for (int u = 0; u < MT; ++u) store_tile(y + (i0 + u) * ldy, n0, w->n, acc[u], xs[i0 + u]);
+    for (int u = 0; u < MT; ++u) store_tile(y + (i0 + u) * ldy, n0, w->n, acc[u], kBlockScales ? 1.0f : xs[i0 + u]);
 }
 
 // The whole kernel (kernels.h's contract) over tiles [t0, t1) for a given Sums.
-template <class Sums>
+template <class Sums, bool kBlockScales = false>
 void gemm_q4x4_tiles(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t m, float* y, int64_t ldy,
                      int64_t t0, int64_t t1) {
     assert(w && w->k % EK_Q4_BLOCK == 0);
     assert(0 <= t0 && t0 <= t1 && t1 <= (w->n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS);
     for (int64_t t = t0; t < t1; ++t) {
         int64_t i = 0;
-        for (; i + kTokens <= m; i += kTokens) tile_tokens<kTokens, Sums>(w, xq, xs, i, y, ldy, t);
+        for (; i + kTokens <= m; i += kTokens) tile_tokens<kTokens, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t);
         switch (m - i) {
-            case 3: tile_tokens<3, Sums>(w, xq, xs, i, y, ldy, t); break;
-            case 2: tile_tokens<2, Sums>(w, xq, xs, i, y, ldy, t); break;
-            case 1: tile_tokens<1, Sums>(w, xq, xs, i, y, ldy, t); break;
+            case 3: tile_tokens<3, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
+            case 2: tile_tokens<2, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
+            case 1: tile_tokens<1, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
             default: break;
         }
     }

@@ -56,4 +56,18 @@ void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qma
     gemm_q4x4(w, xq.data(), xs.data(), m, y, gemm);
 }
 
+void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
+                        ek_quant_row_q8_fn quant) {
+    if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
+    if (!quant) quant = quant_row_q8_impl("");
+    if (!gemm) gemm = gemm_q4x4_q8b_impl("");
+    const int64_t nb = w.k / EK_Q4_BLOCK;
+    thread_local std::vector<int8_t> xq;
+    thread_local std::vector<float> xs;
+    xq.resize((size_t)(m * w.k));
+    xs.resize((size_t)(m * nb));
+    quant(x, m * nb, EK_Q4_BLOCK, EK_Q8_ROW_QMAX, xq.data(), xs.data());  // the row rule on every block
+    gemm_q4x4(w, xq.data(), xs.data(), m, y, gemm);
+}
+
 }  // namespace edgekit

@@ -42,7 +42,13 @@ void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* 
     }
 }
 
-void linear(const Q4Weight& w, const float* x, int n, float* y) { linear_q4x4(w.view(), x, n, nullptr, y); }
+void linear(const Q4Weight& w, const float* x, int n, float* y) {
+    if (w.act_per_block) {
+        linear_q4x4_blocks(w.view(), x, n, y);
+    } else {
+        linear_q4x4(w.view(), x, n, nullptr, y);
+    }
+}
 
 int64_t table_size(const LlamaConfig& c) { return c.vocab > 0 && c.hidden > 0 ? (int64_t)c.vocab * c.hidden : 0; }
 

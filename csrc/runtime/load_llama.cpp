@@ -162,8 +162,9 @@ PruneSchedule read_prune(const Artifact& a, const Value& q, int n_layers) {
     return s;
 }
 
-// One entry of edgekit.linears must describe exactly the W4A8 scheme of the kernels.
-void check_linear(const Artifact& a, const Value& linears, const std::string& name, int64_t n, int64_t k) {
+// One entry of edgekit.linears must describe exactly the W4A8 scheme of the kernels. Returns whether its
+// activations are quantized per block of 32 (else per token).
+bool check_linear(const Artifact& a, const Value& linears, const std::string& name, int64_t n, int64_t k) {
     const Value* e = linears.find(name);
     if (!e) a.fail(K::kUnsupported, name + " is not quantized; the C++ runtime needs every linear in W4A8" +
                                         std::string(kRunElsewhere));
@@ -181,14 +182,15 @@ void check_linear(const Artifact& a, const Value& linears, const std::string& na
                       : !is_int("group_size", 32)            ? "weight groups are not 32"
                       : !is_bool("symmetric", true, false)   ? "weights are asymmetric"
                       : !is_int("act_bits", 8)               ? "activations are not 8-bit"
-                      : !(mode && mode->type == Type::kString && mode->string == "per_token")
-                                                             ? "activations are not quantized per token"
+                      : !(mode && mode->type == Type::kString &&
+                          (mode->string == "per_token" || mode->string == "per_block"))
+                                                             ? "activations are not quantized per token or block"
                       : !is_bool("mix", false, false)        ? "it mixes W4A4 tokens"
                       : !is_bool("bias", false, false)       ? "it has a bias"
                                                              : nullptr;
     if (why) {
         a.fail(K::kUnsupported, name + " cannot run in the C++ runtime (" + why + "; it runs int4 symmetric "
-                                "group-32 weights with int8 per-token activations)" + kRunElsewhere);
+                                "group-32 weights with int8 per-token or per-block activations)" + kRunElsewhere);
     }
     const Value* s = e->find("shape");
     if (s && !(s->type == Type::kArray && s->array.size() == 2 && s->array[0].is_int && s->array[1].is_int &&
@@ -196,6 +198,7 @@ void check_linear(const Artifact& a, const Value& linears, const std::string& na
         a.fail(K::kFormat, "edgekit.linears " + name + " shape does not match the model config [" +
                            std::to_string(n) + ", " + std::to_string(k) + "]");
     }
+    return mode->string == "per_block";
 }
 
 const TensorInfo& tensor(const Artifact& a, const std::string& name, DType dtype, std::vector<int64_t> shape) {
@@ -298,8 +301,9 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
         Q4Weight* dst[7] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
         for (int j = 0; j < 7; ++j) {
             const std::string name = p + kLinears[j];
-            check_linear(a, linears, name, shapes[j][0], shapes[j][1]);
+            const bool per_block = check_linear(a, linears, name, shapes[j][0], shapes[j][1]);
             *dst[j] = q4_weight(a, name, shapes[j][0], shapes[j][1]);
+            dst[j]->act_per_block = per_block;
             expected.insert(name);
         }
     }

@@ -8,6 +8,7 @@
 //                 (c) splitting the tiles [0, T) into [0, a) + [a, T) (threads) changes no bit;
 //                 (d) rows >= n and columns outside [t0, t1) keep their sentinel (ldy > n);
 //                 (f) ~200 random shapes from a fixed seed.
+//   gemm_q4x4_q8b (a)-(d) and 60 random shapes with per-block activation scales xs [m, k/32].
 //   gemm_f16_f32, wsum_f16_f32, fp16 conversion: bit-identical to the scalar for any m, row split and stride
 //                 (test_f16.cpp).
 //   quant_row_q8  (e) codes and scale bits identical to the scalar: random rows, zeros, huge values, inf/NaN,
@@ -95,6 +96,8 @@ struct Gemm {  // one problem: weights as codes and as q4x4, activations, and th
     std::vector<uint16_t> d, d_one;  // random fp16 scales; all 1.0
     std::vector<int8_t> xq;
     std::vector<int32_t> xbsum;
+    bool blocks;  // per-block activation scales (gemm_q4x4_q8b): xs holds [m, nb], else [m]
+    const char* op;
     std::vector<float> xs, xs_one;
     std::vector<int64_t> dots;  // [m, n, nb] sum_c (q - 8) * x, the int64 reference
     std::vector<int64_t> lanes;  // [m, n, nb] sum over the four lanes of |lane sum| (the kernels' error scale)
@@ -104,10 +107,12 @@ uint16_t random_fp16(Rng& r) {  // normal halfs, magnitudes 2^-10 .. 2^5, either
     return (uint16_t)((r.next() & 1) << 15 | (uint16_t)r.range(5, 20) << 10 | (uint16_t)(r.next() & 0x3FF));
 }
 
-Gemm make_gemm(int64_t m, int64_t n, int64_t k, Data data, uint64_t seed) {
+Gemm make_gemm(int64_t m, int64_t n, int64_t k, Data data, uint64_t seed, bool block_scales) {
     Rng r(seed);
     Gemm g;
     g.m = m, g.n = n, g.k = k, g.nb = k / EK_Q4_BLOCK, g.tiles = (n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS;
+    g.blocks = block_scales;
+    g.op = block_scales ? "gemm_q4x4_q8b" : "gemm_q4x4_q8";
     g.codes.resize(n * k);
     g.xq.resize(m * k);
     std::vector<uint16_t> drows(n * g.nb);
@@ -155,9 +160,9 @@ Gemm make_gemm(int64_t m, int64_t n, int64_t k, Data data, uint64_t seed) {
     g.d_one.assign(g.d.size(), 0x3C00);  // padding rows get scale 1.0 too: their codes 8 still add nothing
     g.xbsum.resize(m * g.nb * 4);  // four lane sums per block (kernels.h)
     ek_lane_sums_q8(g.xq.data(), m, k, g.xbsum.data());
-    g.xs.resize(m);
+    g.xs.resize(block_scales ? m * g.nb : m);
     for (auto& v : g.xs) v = 0.001f + r.uniform() * 0.05f;
-    g.xs_one.assign(m, 1.0f);
+    g.xs_one.assign(g.xs.size(), 1.0f);
     g.dots.resize(m * n * g.nb);
     g.lanes.resize(m * n * g.nb);
     for (int64_t i = 0; i < m; ++i)
@@ -205,7 +210,7 @@ void check_untouched(const char* check, const std::string& impl, const Gemm& g, 
         for (int64_t c = 0; c < ldy; ++c) {
             const bool inside = c >= lo && c < hi;
             if (!inside && bits_of(y[i * ldy + c]) != kSentinel) {
-                return fail("gemm_q4x4_q8", impl, check, g.m, g.n, g.k,
+                return fail(g.op, impl, check, g.m, g.n, g.k,
                             fmt("wrote outside its rows: y[%" PRId64 ", %" PRId64 "] (tiles [%" PRId64 ", %" PRId64
                                 "), ldy %" PRId64 ")", i, c, t0, t1, ldy));
             }
@@ -225,7 +230,7 @@ void check_gemm_impl(const std::string& impl, ek_gemm_q4x4_q8_fn fn, const Gemm&
             for (int64_t j = 0; j < g.nb; ++j) ref += g.dots[(i * g.n + c) * g.nb + j];
             const float got = yu[i * ldy + c];
             if (bits_of(got) != bits_of((float)ref) || bits_of(got) != bits_of(ys_unit[i * ldy + c])) {
-                fail("gemm_q4x4_q8", impl, "exact", g.m, g.n, g.k,
+                fail(g.op, impl, "exact", g.m, g.n, g.k,
                      fmt("y[%" PRId64 ", %" PRId64 "] = %.9g, int64 reference %" PRId64 ", scalar %.9g", i, c,
                          (double)got, ref, (double)ys_unit[i * ldy + c]));
                 i = g.m;
@@ -246,15 +251,16 @@ void check_gemm_impl(const std::string& impl, ek_gemm_q4x4_q8_fn fn, const Gemm&
             double mag = 0.0;
             for (int64_t j = 0; j < g.nb; ++j)
                 mag += std::fabs((double)ek_fp16_to_fp32(g.d[(t * g.nb + j) * EK_Q4X4_ROWS + rr]) *
-                                 (double)g.lanes[(i * g.n + c) * g.nb + j]);
-            mag *= std::fabs((double)g.xs[i]);
+                                 (double)g.lanes[(i * g.n + c) * g.nb + j]) *
+                       (g.blocks ? std::fabs((double)g.xs[i * g.nb + j]) : 1.0);
+            if (!g.blocks) mag *= std::fabs((double)g.xs[i]);
             const double err = std::fabs((double)yr[i * ldy + c] - (double)ys_rand[i * ldy + c]);
             const double ratio = err / (1e-5 * mag + 1e-30);
             if (!(ratio <= 1.0) && !(ratio <= worst)) worst = ratio, wi = i, wc = c;  // NaN counts as worst
         }
     if (wi >= 0) {
         const double err = std::fabs((double)yr[wi * ldy + wc] - (double)ys_rand[wi * ldy + wc]);
-        fail("gemm_q4x4_q8", impl, "tolerance", g.m, g.n, g.k,
+        fail(g.op, impl, "tolerance", g.m, g.n, g.k,
              fmt("worst y[%" PRId64 ", %" PRId64 "] = %.9g vs scalar %.9g (%.3g x the bound, error %.3g)", wi, wc,
                  (double)yr[wi * ldy + wc], (double)ys_rand[wi * ldy + wc], worst, err));
     }
@@ -269,7 +275,7 @@ void check_gemm_impl(const std::string& impl, ek_gemm_q4x4_q8_fn fn, const Gemm&
     if (std::memcmp(part.data(), yr.data(), yr.size() * sizeof(float)) != 0) {
         for (size_t e = 0; e < yr.size(); ++e)
             if (bits_of(part[e]) != bits_of(yr[e])) {
-                fail("gemm_q4x4_q8", impl, "split", g.m, g.n, g.k,
+                fail(g.op, impl, "split", g.m, g.n, g.k,
                      fmt("tiles [0,%" PRId64 ")+[%" PRId64 ",%" PRId64 "): y[%zu, %zu] = %.9g vs one call %.9g", a, a,
                          g.tiles, e / (size_t)ldy, e % (size_t)ldy, (double)part[e], (double)yr[e]));
                 break;
@@ -282,8 +288,9 @@ struct Impl {
     ek_gemm_q4x4_q8_fn fn;
 };
 
-void check_gemm(const std::vector<Impl>& impls, int64_t m, int64_t n, int64_t k, Data data, uint64_t seed) {
-    const Gemm g = make_gemm(m, n, k, data, seed);
+void check_gemm(const std::vector<Impl>& impls, int64_t m, int64_t n, int64_t k, Data data, uint64_t seed,
+                bool blocks = false) {
+    const Gemm g = make_gemm(m, n, k, data, seed, blocks);
     Rng r(seed ^ 0xC0FFEEull);
     const ek_gemm_q4x4_q8_fn scalar = impls[0].fn;  // implementations() lists scalar first
     const std::vector<float> ys_unit = run_gemm(scalar, g, true, 0, g.tiles);
@@ -361,7 +368,7 @@ int main() {
     try {
         const std::vector<std::string> gemm_names = edgekit::implementations("gemm_q4x4_q8");
         std::vector<std::string> quant_names = edgekit::implementations("quant_row_q8");
-        for (const char* op : {"quant_row_q8", "gemm_q4x4_q8"}) {
+        for (const char* op : {"quant_row_q8", "gemm_q4x4_q8", "gemm_q4x4_q8b"}) {
             try {
                 std::printf("selected %s: %s\n", op, edgekit::selected(op).c_str());
             } catch (const std::exception& e) {
@@ -402,6 +409,29 @@ int main() {
         for (int it = 0; it < 200; ++it) {
             const int64_t m = fz.range(1, 9), n = fz.range(1, 70), k = EK_Q4_BLOCK * fz.range(1, 24);
             check_gemm(impls, m, n, k, it % 3 == 0 ? Data::kRandom : Data::kMixed, 0xF000ull + it);
+        }
+
+        // gemm_q4x4_q8b (per-block activation scales): the same checks on a lighter sweep (the kernels share
+        // their code with gemm_q4x4_q8; what differs is where the scales enter)
+        std::vector<Impl> bimpls;
+        const std::vector<std::string> bnames = edgekit::implementations("gemm_q4x4_q8b");
+        if (bnames != gemm_names) {
+            std::printf("FAIL dispatch: gemm_q4x4_q8b [%s] must have gemm_q4x4_q8's implementations [%s]\n",
+                        joined(bnames).c_str(), joined(gemm_names).c_str());
+            return 1;
+        }
+        for (const auto& name : bnames) bimpls.push_back({name, edgekit::gemm_q4x4_q8b_impl(name)});
+        for (int64_t k : Ks)
+            for (int64_t n : Ns)
+                for (int64_t m : Ms) {
+                    const double cost = (double)m * (double)n * (double)k;
+                    if (cost > 2e6) continue;
+                    check_gemm(bimpls, m, n, k, Data::kRandom, seed++, true);
+                    if (cost <= 2e5) check_gemm(bimpls, m, n, k, Data::kMixed, seed++, true);
+                }
+        for (int it = 0; it < 60; ++it) {
+            const int64_t m = fz.range(1, 9), n = fz.range(1, 70), k = EK_Q4_BLOCK * fz.range(1, 24);
+            check_gemm(bimpls, m, n, k, Data::kMixed, 0xB000ull + it, true);
         }
 
         // gemm_f16_f32 / wsum_f16_f32 / fp16 conversion (test_f16.cpp)

@@ -168,12 +168,16 @@ def pack_q4x4(packed: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.nd
 def gemm_q4_q8_reference(packed: np.ndarray, scales: np.ndarray, xq: np.ndarray,
                          xs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """numpy ground truth of the W4A8 matmul (kernels.h): returns ``(y float64 [M, N], block sums int64 [M, N, nb])``
-    where the block sums are the exact integers ``sum (q - 8) * xq`` every kernel must reproduce."""
+    where the block sums are the exact integers ``sum (q - 8) * xq`` every kernel must reproduce.
+
+    ``xs`` is ``[M]`` (per-token scales, ``ek_gemm_q4x4_q8``) or ``[M, K/32]`` (per-block, ``ek_gemm_q4x4_q8b``)."""
     codes = unpack_int4(packed, Q4_0_BLOCK).astype(np.int64) - 8
     n, k = codes.shape
     nb = k // Q4_0_BLOCK
     xq = np.asarray(xq, dtype=np.int64)
     blocks = np.einsum("nbc,mbc->mnb", codes.reshape(n, nb, Q4_0_BLOCK), xq.reshape(-1, nb, Q4_0_BLOCK))
     d = np.asarray(scales, dtype=np.float16).astype(np.float64).reshape(n, nb)
-    y = (blocks * d[None]).sum(-1) * np.asarray(xs, dtype=np.float64)[:, None]
-    return y, blocks
+    xs = np.asarray(xs, dtype=np.float64)
+    if xs.ndim == 2:
+        return (blocks * d[None] * xs[:, None, :]).sum(-1), blocks
+    return (blocks * d[None]).sum(-1) * xs[:, None], blocks

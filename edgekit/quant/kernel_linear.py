@@ -2,8 +2,8 @@
 
 :class:`~edgekit.quant.modules.QLinear` is the fake-quant reference (float matmul of dequantized weights and
 rounded activations); ``KernelLinear`` computes the same product with int4 x int8 integer dot products
-(``edgekit._C``, csrc/kernels). Activations are quantized per token by the native quantizer, or on the static
-per-tensor grid for TRIP recipes, with the W4A4 per-token int4/int8 choice honoured. ``use_kernels(model)`` swaps
+(``edgekit._C``, csrc/kernels). Activations are quantized per token or per block of 32 by the native quantizer, or
+on the static per-tensor grid for TRIP recipes, with the W4A4 per-token int4/int8 choice honoured. ``use_kernels(model)`` swaps
 every QLinear of a loaded artifact for one; ``edgekit eval --engine kernels`` and ``edgekit run --engine kernels``
 use it.
 """
@@ -70,6 +70,8 @@ class KernelLinear(nn.Module):
             # the static grid of fake_quant_per_tensor: clamp(rint(x / scale), -127, 127)
             xq = np.clip(np.rint(x2 / self.act_scale), -127, 127).astype(np.int8)
             y = self.packed.gemm(xq, np.full(len(x2), self.act_scale, np.float32), self.impl)
+        elif self.act_mode == "per_block":
+            y = self.packed.linear(x2, None, self.impl, per_block=True)
         else:
             qmax = self.mix.qmax(x) if self.mix is not None else 127
             rows = None if isinstance(qmax, int) else qmax.reshape(-1).to(torch.int32).numpy()

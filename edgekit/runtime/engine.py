@@ -85,10 +85,10 @@ class Runtime:
             for key, name in _LINEARS.items():
                 q = block.get_submodule(name)
                 why = kernel_support(q) if isinstance(q, QLinear) else "not quantized"
-                if why or q.act_mode != "per_token" or q.bias is not None:
+                if why or q.act_mode not in ("per_token", "per_block") or q.bias is not None:
                     raise EdgekitError(f"layers.{i}.{name} cannot run in the runtime: {why or 'static/bias'}")
                 qs, d = formats.pack_q4x4(q.qweight.storage(), q.qweight.scales)
-                entry[key] = (qs, d, q.out_features, q.in_features)
+                entry[key] = (qs, d, q.out_features, q.in_features, q.act_mode == "per_block")
             layers.append(entry)
         head = model.get_output_embeddings()
         if isinstance(head, QLinear):

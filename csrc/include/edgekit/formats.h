@@ -52,6 +52,9 @@ typedef struct ek_block_q4_1 {
 //   q     = clamp(nearbyintf(x * inv), -qmax, qmax)   round half to even; NaN products become 0
 //   scale = amax / qmax  in fp32
 // ---------------------------------------------------------------------------------------------------------------
+//
+// Per-block activation quantization (one scale per 32 consecutive values of a row, GGUF Q8_0's blocking) is this
+// same rule applied to the row viewed as [k / 32, 32]; scales then form [m, k / 32] (formats.quantize_blocks_q8).
 #define EK_Q8_ROW_QMAX 127   // int8 activations (formats.Q8_ROW_QMAX)
 #define EK_Q4_ACT_QMAX 7     // int4 activations for W4A4 tokens (formats.Q4_ACT_QMAX)
 

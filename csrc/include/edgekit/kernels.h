@@ -72,6 +72,32 @@ void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* x
                               float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
 
+// The same matmul with per-block activation scales (activations quantized per 32 values, as GGUF Q8_0 and ONNX
+// Runtime's accuracy level 4 do; codes from ek_quant_row_q8 over [m * k / 32, 32]):
+//
+//   y[i, n] = sum_j  (fp32(d[n, j]) * xs[i * k / 32 + j]) * (float)( sum_{c < 32} (q[n, 32j + c] - 8) * xq[i, 32j + c]
+//   )
+//
+//   xs     float32 [m, k / 32]; everything else as for ek_gemm_q4x4_q8 (same integer block sums, bit for bit).
+void ek_gemm_q4x4_q8b__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                              float* y, int64_t ldy, int64_t t0, int64_t t1);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_gemm_q4x4_q8b__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                            float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+void ek_gemm_q4x4_q8b__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                  int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_gemm_q4x4_q8b__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                            float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+void ek_gemm_q4x4_q8b__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                               float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+
 // W4A4 with Agile-Quant's packed multiplier (several 4-bit weights per multiplier lane, guard bits, widening once
 // per group): the same contract as ek_gemm_q4x4_q8 for activation codes in -7..7 (the int4 tokens of the W4A4
 // mix). Compared with the int8 kernels per ISA by `edgekit bench kernels --w4a4`.

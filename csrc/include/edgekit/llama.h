@@ -26,6 +26,7 @@ struct Q4Weight {
     std::vector<uint8_t> qs;
     std::vector<uint16_t> d;
     int64_t n = 0, k = 0;
+    bool act_per_block = false;  // activations quantized per block of 32 (else per token)
     ek_q4x4 view() const { return {qs.data(), d.data(), n, k}; }
 };
 

@@ -27,7 +27,8 @@ inline __m256i block_dot(__m256i lo, __m256i hi, __m256i xlo, __m256i xhi, __m25
 
 constexpr int64_t kPrefetchBytes = 8192;
 
-template <int MR>
+// kBlockScales: xs holds one scale per (token, block) (ek_gemm_q4x4_q8b) instead of one per token.
+template <int MR, bool kBlockScales>
 void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs, const int32_t* xbsum, float* y,
                  int64_t ldy) {
     const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
@@ -55,8 +56,14 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
             // codes are q - 8: 8 * (the activations each lane met) comes off that lane, for both rows of a register
             const __m128i ls = _mm_loadu_si128(reinterpret_cast<const __m128i*>(xbsum + (i * nb + j) * 4));
             const __m256i off = _mm256_slli_epi32(_mm256_broadcastsi128_si256(ls), 3);
-            acc01[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot(lo01, hi01, xlo, xhi, ones, off)), d01, acc01[i]);
-            acc23[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot(lo23, hi23, xlo, xhi, ones, off)), d23, acc23[i]);
+            __m256 dx01 = d01, dx23 = d23;
+            if (kBlockScales) {
+                const __m256 sx = _mm256_set1_ps(xs[i * nb + j]);
+                dx01 = _mm256_mul_ps(d01, sx);
+                dx23 = _mm256_mul_ps(d23, sx);
+            }
+            acc01[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot(lo01, hi01, xlo, xhi, ones, off)), dx01, acc01[i]);
+            acc23[i] = _mm256_fmadd_ps(_mm256_cvtepi32_ps(block_dot(lo23, hi23, xlo, xhi, ones, off)), dx23, acc23[i]);
         }
     }
     const int64_t rows = w->n - t * EK_Q4X4_ROWS < EK_Q4X4_ROWS ? w->n - t * EK_Q4X4_ROWS : EK_Q4X4_ROWS;
@@ -65,8 +72,30 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
         const __m128 s = _mm_hadd_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));  // [r0 r2 r1 r3]
         const __m128 rows4 = _mm_shuffle_ps(s, s, _MM_SHUFFLE(3, 1, 2, 0));
         alignas(16) float out[4];
-        _mm_store_ps(out, _mm_mul_ps(rows4, _mm_set1_ps(xs[i])));
+        _mm_store_ps(out, kBlockScales ? rows4 : _mm_mul_ps(rows4, _mm_set1_ps(xs[i])));
         for (int64_t r = 0; r < rows; ++r) y[i * ldy + t * EK_Q4X4_ROWS + r] = out[r];
+    }
+}
+
+template <bool kBlockScales>
+void gemm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m, float* y,
+          int64_t ldy, int64_t t0, int64_t t1) {
+    const int64_t nb = w->k / EK_Q4_BLOCK;
+    const int64_t ns = kBlockScales ? nb : 1;  // scales per token
+    for (int64_t t = t0; t < t1; ++t) {
+        int64_t i = 0;
+        for (; i + 4 <= m; i += 4) {
+            tile_tokens<4, kBlockScales>(w, t, xq + i * w->k, xs + i * ns, xbsum + i * nb * 4, y + i * ldy, ldy);
+        }
+        const int8_t* xr = xq + i * w->k;
+        const float* sr = xs + i * ns;
+        const int32_t* br = xbsum + i * nb * 4;
+        switch (m - i) {
+            case 3: tile_tokens<3, kBlockScales>(w, t, xr, sr, br, y + i * ldy, ldy); break;
+            case 2: tile_tokens<2, kBlockScales>(w, t, xr, sr, br, y + i * ldy, ldy); break;
+            case 1: tile_tokens<1, kBlockScales>(w, t, xr, sr, br, y + i * ldy, ldy); break;
+            default: break;
+        }
     }
 }
 
@@ -74,15 +103,10 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
 
 extern "C" void ek_gemm_q4x4_q8__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                       int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
-    const int64_t nb = w->k / EK_Q4_BLOCK;
-    for (int64_t t = t0; t < t1; ++t) {
-        int64_t i = 0;
-        for (; i + 4 <= m; i += 4) tile_tokens<4>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy);
-        switch (m - i) {
-            case 3: tile_tokens<3>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
-            case 2: tile_tokens<2>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
-            case 1: tile_tokens<1>(w, t, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy); break;
-            default: break;
-        }
-    }
+    gemm<false>(w, xq, xs, xbsum, m, y, ldy, t0, t1);
+}
+
+extern "C" void ek_gemm_q4x4_q8b__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                       int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
+    gemm<true>(w, xq, xs, xbsum, m, y, ldy, t0, t1);
 }

@@ -33,7 +33,9 @@ inline __m128 reduce_rows(__m512 acc) {
 
 // MR tokens x NT consecutive tiles: every unpacked block meets MR tokens, every broadcast activation block NT
 // tiles, and the MR * NT accumulators are independent chains (the FMA latency would otherwise bound a GEMV).
-template <int MR, int NT>
+// kBlockScales: xs holds one scale per (token, block) (ek_gemm_q4x4_q8b), folded into the weight scales per block;
+// otherwise one per token, applied once at the end.
+template <int MR, int NT, bool kBlockScales>
 void tiles_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs, const int32_t* xbsum, float* y,
                   int64_t ldy) {
     const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
@@ -72,7 +74,8 @@ void tiles_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs
             for (int u = 0; u < NT; ++u) {
                 __m512i dot = _mm512_dpbusd_epi32(_mm512_setzero_si512(), lo[u], xlo);  // 4 products per lane
                 dot = _mm512_dpbusd_epi32(dot, hi[u], xhi);
-                acc[u][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot, off)), d[u], acc[u][i]);
+                const __m512 dx = kBlockScales ? _mm512_mul_ps(d[u], _mm512_set1_ps(xs[i * nb + j])) : d[u];
+                acc[u][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(dot, off)), dx, acc[u][i]);
             }
         }
     }
@@ -81,19 +84,41 @@ void tiles_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs
         const int rows = (int)(w->n - row0 < EK_Q4X4_ROWS ? w->n - row0 : EK_Q4X4_ROWS);
         const __mmask8 keep = (__mmask8)((1u << rows) - 1);
         for (int i = 0; i < MR; ++i) {
-            const __m128 out = _mm_mul_ps(reduce_rows(acc[u][i]), _mm_set1_ps(xs[i]));
+            const __m128 rows = reduce_rows(acc[u][i]);
+            const __m128 out = kBlockScales ? rows : _mm_mul_ps(rows, _mm_set1_ps(xs[i]));
             _mm_mask_storeu_ps(y + i * ldy + row0, keep, out);  // padding rows are never written
         }
     }
 }
 
-template <int MR>
+template <int MR, bool kBlockScales>
 void tokens_all_tiles(const ek_q4x4* w, int64_t t0, int64_t t1, const int8_t* xq, const float* xs,
                       const int32_t* xbsum, float* y, int64_t ldy) {
     constexpr int NT = MR == 1 ? 4 : (MR == 3 ? 1 : 2);
     int64_t t = t0;
-    for (; t + NT <= t1; t += NT) tiles_tokens<MR, NT>(w, t, xq, xs, xbsum, y, ldy);
-    for (; t < t1; ++t) tiles_tokens<MR, 1>(w, t, xq, xs, xbsum, y, ldy);
+    for (; t + NT <= t1; t += NT) tiles_tokens<MR, NT, kBlockScales>(w, t, xq, xs, xbsum, y, ldy);
+    for (; t < t1; ++t) tiles_tokens<MR, 1, kBlockScales>(w, t, xq, xs, xbsum, y, ldy);
+}
+
+template <bool kBlockScales>
+void gemm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m, float* y,
+          int64_t ldy, int64_t t0, int64_t t1) {
+    const int64_t nb = w->k / EK_Q4_BLOCK;
+    const int64_t xs_per_token = kBlockScales ? nb : 1;
+    // tokens in groups of four (prefill): a tile block is unpacked once per group and meets two tiles' worth of
+    // broadcast activations (groups of six measured no faster)
+    int64_t i = 0;
+    for (; i + 4 <= m; i += 4) {
+        tokens_all_tiles<4, kBlockScales>(w, t0, t1, xq + i * w->k, xs + i * xs_per_token, xbsum + i * nb * 4,
+                                          y + i * ldy, ldy);
+    }
+    const int64_t r = m - i;
+    const int8_t* xr = xq + i * w->k;
+    const float* sr = xs + i * xs_per_token;
+    const int32_t* br = xbsum + i * nb * 4;
+    if (r == 3) tokens_all_tiles<3, kBlockScales>(w, t0, t1, xr, sr, br, y + i * ldy, ldy);
+    if (r == 2) tokens_all_tiles<2, kBlockScales>(w, t0, t1, xr, sr, br, y + i * ldy, ldy);
+    if (r == 1) tokens_all_tiles<1, kBlockScales>(w, t0, t1, xr, sr, br, y + i * ldy, ldy);
 }
 
 }  // namespace
@@ -101,15 +126,11 @@ void tokens_all_tiles(const ek_q4x4* w, int64_t t0, int64_t t1, const int8_t* xq
 extern "C" void ek_gemm_q4x4_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs,
                                             const int32_t* xbsum, int64_t m, float* y, int64_t ldy, int64_t t0,
                                             int64_t t1) {
-    const int64_t nb = w->k / EK_Q4_BLOCK;
-    // tokens in groups of four (prefill): a tile block is unpacked once per group and meets two tiles' worth of
-    // broadcast activations (groups of six measured no faster)
-    int64_t i = 0;
-    for (; i + 4 <= m; i += 4) tokens_all_tiles<4>(w, t0, t1, xq + i * w->k, xs + i, xbsum + i * nb * 4, y + i * ldy, ldy);
-    const int64_t r = m - i;
-    const int8_t* xr = xq + i * w->k;
-    const int32_t* br = xbsum + i * nb * 4;
-    if (r == 3) tokens_all_tiles<3>(w, t0, t1, xr, xs + i, br, y + i * ldy, ldy);
-    if (r == 2) tokens_all_tiles<2>(w, t0, t1, xr, xs + i, br, y + i * ldy, ldy);
-    if (r == 1) tokens_all_tiles<1>(w, t0, t1, xr, xs + i, br, y + i * ldy, ldy);
+    gemm<false>(w, xq, xs, xbsum, m, y, ldy, t0, t1);
+}
+
+extern "C" void ek_gemm_q4x4_q8b__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs,
+                                             const int32_t* xbsum, int64_t m, float* y, int64_t ldy, int64_t t0,
+                                             int64_t t1) {
+    gemm<true>(w, xq, xs, xbsum, m, y, ldy, t0, t1);
 }

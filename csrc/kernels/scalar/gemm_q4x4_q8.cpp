@@ -7,8 +7,12 @@
 
 #include "edgekit/kernels.h"
 
-extern "C" void ek_gemm_q4x4_q8__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
-                                        int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
+namespace {
+
+// kBlockScales: xs holds one scale per (token, block) (ek_gemm_q4x4_q8b) instead of one per token.
+template <bool kBlockScales>
+void gemm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m, float* y,
+          int64_t ldy, int64_t t0, int64_t t1) {
     assert(w && w->k % EK_Q4_BLOCK == 0);
     (void)xbsum;  // the reference subtracts the offset from each code instead
     assert(0 <= t0 && t0 <= t1 && t1 <= (w->n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS);
@@ -29,10 +33,24 @@ extern "C" void ek_gemm_q4x4_q8__scalar(const ek_q4x4* w, const int8_t* xq, cons
                         dot += ((int32_t)(q[b] & EK_Q4_LO_MASK) - EK_Q4_SYM_ZERO) * xb[b];           // code b
                         dot += ((int32_t)(q[b] >> EK_Q4_HI_SHIFT) - EK_Q4_SYM_ZERO) * xb[b + half];  // code b + 16
                     }
-                    acc += ek_fp16_to_fp32(w->d[(t * nb + j) * EK_Q4X4_ROWS + r]) * (float)dot;
+                    float d = ek_fp16_to_fp32(w->d[(t * nb + j) * EK_Q4X4_ROWS + r]);
+                    if (kBlockScales) d *= xs[i * nb + j];
+                    acc += d * (float)dot;
                 }
-                y[i * ldy + n] = acc * xs[i];
+                y[i * ldy + n] = kBlockScales ? acc : acc * xs[i];
             }
         }
     }
+}
+
+}  // namespace
+
+extern "C" void ek_gemm_q4x4_q8__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                        int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
+    gemm<false>(w, xq, xs, xbsum, m, y, ldy, t0, t1);
+}
+
+extern "C" void ek_gemm_q4x4_q8b__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                         int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
+    gemm<true>(w, xq, xs, xbsum, m, y, ldy, t0, t1);
 }
