@@ -70,7 +70,8 @@ def _print_rows(rows: list[dict], columns: list[tuple[str, str, str]], title: st
 @click.option("--act-bits", type=click.Choice(["8", "16"]), default=None,
               help="Activation bits; 16 = weight-only (overrides the recipe).")
 @click.option("--recipe", "recipe_name", default=None,
-              help="Shipped recipe name (agile-w4a8, agile-w4a8-trip, agile-w4a4, rtn-w4a8, w8a8) or a YAML path.")
+              help="Shipped recipe name (agile-w4a8, agile-w4a8-gptq, agile-w4a8-trip, agile-w4a4, rtn-w4a8, w8a8) "
+                   "or a YAML path. Default: agile-w4a8 for decoders, agile-w4a8-gptq for encoders.")
 @click.option("--group-size", type=int, default=None, help="Weight group size along K; 0 = per-channel.")
 @click.option("--calib", multiple=True, type=click.Path(dir_okay=False),
               help="Calibration text or JSONL file (repeatable). Default: CPython's pydoc topics.")
@@ -86,9 +87,9 @@ def quantize(model, bits, act_bits, recipe_name, group_size, calib, calib_sample
              output, as_json, prune_ratio, prune_start_layer, prune_layers):
     """Quantize MODEL (alias, HF directory, .gguf file or hub id) into one .ekq artifact."""
     from edgekit.quantize import default_output, quantize_model
-    from edgekit.recipes import load_recipe, with_overrides
+    from edgekit.recipes import default_recipe, load_recipe, with_overrides
 
-    recipe = load_recipe(recipe_name)
+    recipe = load_recipe(recipe_name or default_recipe(model))
     cfg = with_overrides(recipe.config, bits=int(bits) if bits else None, act_bits=int(act_bits) if act_bits else None,
                          group_size=group_size)
     cfg = apply_prune_options(cfg, prune_ratio, prune_start_layer, prune_layers)
@@ -257,7 +258,8 @@ def bench():
 
 @bench.command(name="quality")
 @click.argument("model", default="smollm2-135m")
-@click.option("--recipes", default="rtn-w4a8,agile-w4a8,agile-w4a8-trip,agile-w4a4,w8a8", show_default=True,
+@click.option("--recipes", default="rtn-w4a8,agile-w4a8,agile-w4a8-gptq,agile-w4a8-trip,agile-w4a4,w8a8",
+              show_default=True,
               help="Comma-separated recipes to quantize and evaluate.")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Held-out text (default: Debian's license texts).")

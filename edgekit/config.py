@@ -29,9 +29,10 @@ class WeightConfig:
         damp: GPTQ dampening, as a fraction of the mean Hessian diagonal.
         block_size: GPTQ lazy-update block width.
         scale_search: search each group's scale for the least squared error instead of taking max/8.
-        weighted_search: GPTQ's scale search weighs each weight's squared error by its input channel's mean square
-            (the Hessian diagonal) and also tries each candidate's weighted least-squares scale, as llama.cpp's
-            importance-matrix quantization does.
+        weighted_search: the scale search weighs each weight's squared error by its input channel's mean square
+            (the Hessian diagonal: llama.cpp's importance matrix), tries each candidate's weighted least-squares
+            scale, and a finer grid of scales, some above the group's peak. ``rtn`` then collects only the diagonal,
+            not the whole Hessian.
         awq: activation-aware per-channel scaling folded into the float model before quantizing (see
             :mod:`edgekit.quant.awq`).
         sequential: feed each block the *quantized* previous block's outputs (one more forward pass per block), so
@@ -61,8 +62,8 @@ class WeightConfig:
                f"group_size must be 0 (per-channel) or a positive even number, got {self.group_size}")
         _check(self.method in ("gptq", "rtn"), f"weight method must be 'gptq' or 'rtn', got {self.method!r}")
         _check(0 <= self.damp < 1, f"damp must be in [0, 1), got {self.damp}")
-        _check(not self.weighted_search or (self.method == "gptq" and self.scale_search),
-               "weighted_search needs method: gptq and scale_search: true (it weighs GPTQ's scale search)")
+        _check(not self.weighted_search or self.scale_search,
+               "weighted_search needs scale_search: true (it weighs the scale search)")
         _check(self.block_size > 0, f"block_size must be positive, got {self.block_size}")
         _check(self.stats_precision in ("bf16", "fp32"),
                f"stats_precision must be 'bf16' or 'fp32', got {self.stats_precision!r}")
@@ -74,7 +75,9 @@ class ActivationConfig:
 
     Attributes:
         bits: 8, or 16 for weight-only (no activation quantization).
-        granularity: ``"per_token"`` (dynamic, one scale per row) or ``"per_tensor"`` (static, calibrated).
+        granularity: ``"per_token"`` (dynamic, one scale per row), ``"per_block"`` (dynamic, one scale per 32
+            consecutive values of a row: GGUF Q8_0's and ONNX Runtime's accuracy-level-4 blocking) or
+            ``"per_tensor"`` (static, calibrated).
         trip: with ``per_tensor``, Agile-Quant's power-of-two per-channel factors 2^a_c on normalized inputs, folded
             into the RMSNorm weight and the consuming linears.
         trip_max_exp: the largest exponent K of the factors (a_c in 0..K).
@@ -87,8 +90,8 @@ class ActivationConfig:
 
     def __post_init__(self):
         _check(self.bits in (8, 16), f"activation bits must be 8 (or 16 = not quantized), got {self.bits}")
-        _check(self.granularity in ("per_token", "per_tensor"),
-               f"activation granularity must be 'per_token' or 'per_tensor', got {self.granularity!r}")
+        _check(self.granularity in ("per_token", "per_block", "per_tensor"),
+               f"activation granularity must be 'per_token', 'per_block' or 'per_tensor', got {self.granularity!r}")
         _check(not self.trip or self.granularity == "per_tensor", "trip needs granularity: per_tensor")
         _check(0 <= self.trip_max_exp <= 15, f"trip_max_exp must be in 0..15, got {self.trip_max_exp}")
 
@@ -174,7 +177,8 @@ class AgileQuantConfig:
         _check(self.lm_head_bits in (None, 8), f"lm_head_bits must be 8 or null, got {self.lm_head_bits}")
         _check(self.version == CONFIG_VERSION, f"config version {self.version} is not supported "
                                                f"(this edgekit reads version {CONFIG_VERSION})")
-        _check(self.w4a4_ratio == 0 or self.activation.bits == 8, "w4a4_ratio needs 8-bit activations")
+        _check(self.w4a4_ratio == 0 or (self.activation.bits == 8 and self.activation.granularity == "per_token"),
+               "w4a4_ratio needs 8-bit per_token activations (the int4/int8 choice is made per token)")
 
     def describe(self) -> str:
         """Short human name, e.g. ``W4A8 g32 sym gptq per_token``."""

@@ -20,6 +20,25 @@ RECIPES_DIR = _HERE.parent / "recipes" if (_HERE.parent / "recipes").is_dir() el
 _TOP = {"name", "description", "scheme", "calibration"}
 _CALIB = {"samples", "seqlen"}
 DEFAULT_RECIPE = "agile-w4a8"
+# encoders keep GPTQ + activation-aware scaling: on MiniLM the importance-weighted RTN of agile-w4a8 reaches 0.974
+# embedding cosine, GPTQ 0.985 (BENCHMARKS.md)
+ENCODER_RECIPE = "agile-w4a8-gptq"
+
+
+def default_recipe(model_spec: str | None = None) -> str:
+    """The recipe ``edgekit quantize`` uses without ``--recipe``: ``agile-w4a8`` for decoders,
+    ``agile-w4a8-gptq`` for encoders (read from the model's ``config.json``; hub ids count as decoders)."""
+    from edgekit.models.checks import check_hf_dir, family_of
+    from edgekit.models.sources import resolve_spec
+
+    try:
+        src = resolve_spec(model_spec) if model_spec else None
+        if src is not None and src.gguf_file is None and (Path(src.path) / "config.json").is_file():
+            if family_of(check_hf_dir(src.path), src.path) == "bert":
+                return ENCODER_RECIPE
+    except EdgekitError:
+        pass  # quantizing reports what is wrong with the model
+    return DEFAULT_RECIPE
 
 
 @dataclasses.dataclass(frozen=True)

@@ -183,7 +183,7 @@ def test_export_layout_and_codes(artifact, exported):
 
 @pytest.mark.slow
 def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, capsys):
-    """The runtime rounds activations to int8 per token, MatMulNBits (accuracy_level 4) per 32-block, so the two
+    """The runtime rounds activations as the recipe says, MatMulNBits (accuracy_level 4) per 32-block, so the two
     differ by activation rounding only (test_fp32_accuracy_level_is_the_weight_only_model shows the weights are
     exact). That difference is noise that averages out over tokens: on 2 x 256 tokens of one session artifact it
     was +2.5 %, on these 4 x 512 +0.33 % (and -0.44 % on another run's artifact)."""
@@ -242,7 +242,7 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
 @pytest.mark.slow
 def test_greedy_agreement_with_the_runtime(runtime, ort_lm, gguf_file, capsys):
     """32 greedy tokens from llama.cpp (GGUF export) and ONNX Runtime (ONNX export) against the edgekit runtime, on
-    the runtime tests' prompts. The engines quantize activations differently (per token vs per 32-block), so near-ties
+    the runtime tests' prompts. The engines round activations in other orders or groupings, so near-ties
     flip and only a broken export would fail the bar: at least one prompt identical for 8 tokens."""
     from edgekit.engines import LlamaCppSession
 

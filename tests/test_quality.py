@@ -20,10 +20,10 @@ def ppl(smollm2, smollm2_artifacts, eval_ids):
 def test_edgekit_w4a8_beats_rtn_w4a8_on_smollm2(ppl):
     print(ppl)
     assert ppl["reference"] < ppl["agile-w4a8"] < ppl["rtn-w4a8"]
-    # GPTQ must recover a real share of RTN's loss, not merely tie it
+    # the default recipe must recover a real share of plain RTN's loss, not merely tie it
     gap_rtn = ppl["rtn-w4a8"] - ppl["reference"]
-    gap_gptq = ppl["agile-w4a8"] - ppl["reference"]
-    assert gap_gptq < 0.7 * gap_rtn, ppl
+    gap_edgekit = ppl["agile-w4a8"] - ppl["reference"]
+    assert gap_edgekit < 0.7 * gap_rtn, ppl
 
 
 def test_artifact_is_self_describing(smollm2_artifacts):
@@ -32,10 +32,12 @@ def test_artifact_is_self_describing(smollm2_artifacts):
     art = read_artifact(smollm2_artifacts["agile-w4a8"].path)
     assert art.family == "llama" and art.task == "causal-lm" and art.source == "smollm2-135m"
     assert len(art.linears) == 30 * 7
-    assert art.quant["weight"] == {"bits": 4, "group_size": 32, "symmetric": True, "method": "gptq",
+    assert art.quant["weight"] == {"bits": 4, "group_size": 32, "symmetric": True, "method": "rtn",
                                    "act_order": True, "damp": 0.01, "block_size": 128, "scale_search": True,
-                                   "weighted_search": False, "awq": True, "sequential": True,
+                                   "weighted_search": True, "awq": False, "sequential": True,
                                    "stats_precision": "bf16"}
+    assert art.quant["activation"]["granularity"] == "per_block"
+    assert {s["act_mode"] for s in art.linears.values()} == {"per_block"}
     assert art.report["calib_source"] == ["pydoc_data.topics"]
     assert art.model_config["num_hidden_layers"] == 30
 
@@ -43,11 +45,13 @@ def test_artifact_is_self_describing(smollm2_artifacts):
 def test_minilm_w4a8_embeddings_match_fp32(tmp_path):
     from edgekit.evaluate import evaluate
     from edgekit.quantize import quantize_model
-    from edgekit.recipes import load_recipe
+    from edgekit.recipes import default_recipe, load_recipe
 
     out = tmp_path / "minilm.ekq"
-    # the encoder calibration defaults (512 windows x 32 tokens, framed as [CLS] ... [SEP]) are part of what is tested
-    quantize_model("minilm-l6", load_recipe("agile-w4a8").config, out, progress=False)
+    # the encoder calibration defaults (512 windows x 32 tokens, framed as [CLS] ... [SEP]) are part of what is
+    # tested, and so is the default recipe for encoders
+    assert default_recipe("minilm-l6") == "agile-w4a8-gptq" and default_recipe("smollm2-135m") == "agile-w4a8"
+    quantize_model("minilm-l6", load_recipe(default_recipe("minilm-l6")).config, out, progress=False)
     res = evaluate(str(out), progress=False)
     print(res["rows"])
     assert res["sentences"] >= 64

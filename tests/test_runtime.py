@@ -29,14 +29,16 @@ def _nll(logits: np.ndarray, ids: torch.Tensor) -> float:
 
 
 def test_runtime_matches_the_kernel_path(runtime, kernel_model, eval_ids):
-    """Same integer matmuls, float ops in another order (fp16 tables and KV cache): over 1024 positions perplexity
+    """Same integer matmuls, float ops in another order (fp16 tables and KV cache): over 2048 positions perplexity
     within 0.5 %, most top-1 tokens equal.
 
-    int8 activations make the top-1 agreement chaotic: transformers' own SDPA vs eager attention on this artifact
-    agree on 93.6 % of 512 positions, so the bar here is 90 %."""
+    int8 activations make the top-1 agreement chaotic: a last-bit difference moves a code across a rounding boundary
+    and 30 layers amplify it (transformers' own SDPA vs eager attention agreed on 93.6 % of 512 positions of a
+    per-token artifact; 96.4 % here with per-block activations), so the bar is 90 %. Over 2 x 512 positions the
+    perplexity gap of one session's artifact was -0.55 % where 8 x 512 gave +0.07 %: 4 x 512 it is."""
     nll_rt = nll_pt = 0.0
     agree = total = 0
-    for w in eval_ids[:2]:  # 2 × 512 positions: fewer let single int8 rounding flips decide
+    for w in eval_ids[:4]:  # 4 × 512 positions: fewer let single int8 rounding flips decide
         runtime.reset()
         a = runtime.eval(w.numpy(), all_logits=True)
         with torch.no_grad():

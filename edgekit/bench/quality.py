@@ -15,7 +15,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-DEFAULT_RECIPES = ("rtn-w4a8", "agile-w4a8", "agile-w4a8-trip", "agile-w4a4", "w8a8")
+DEFAULT_RECIPES = ("rtn-w4a8", "agile-w4a8", "agile-w4a8-gptq", "agile-w4a8-trip", "agile-w4a4", "w8a8")
 
 
 def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None) -> dict:

@@ -16,10 +16,10 @@ from edgekit.quant import attention as attn
 from edgekit.quant.awq import fold_scales, search_scales
 from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_block
 from edgekit.quant.families import Family
-from edgekit.quant.gptq import HessianAccumulator, gptq_quantize
+from edgekit.quant.gptq import ChannelMeanSquares, HessianAccumulator, gptq_quantize
 from edgekit.quant.modules import QLinear, TokenMix
 from edgekit.quant.trip import TokenReservoir, fold_trip, mse_tensor_scale, trip_factors
-from edgekit.quant.weights import rtn_quantize, split_rows
+from edgekit.quant.weights import channel_importance, rtn_quantize, split_rows
 
 
 def attach_attention(model: nn.Module, family: Family, cfg: AgileQuantConfig) -> list[TokenMix | None]:
@@ -45,10 +45,11 @@ def attach_attention(model: nn.Module, family: Family, cfg: AgileQuantConfig) ->
     return mixes
 
 
-def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samples: bool, n_batches: int,
+def _hook_inputs(block: nn.Module, family: Family, hessian: str, want_samples: bool, n_batches: int,
                  precision: str = "fp32"):
-    """Forward pre-hooks on the first linear of each input group; they collect Hessians and/or token samples."""
-    hess: dict[int, HessianAccumulator] = {}
+    """Forward pre-hooks on the first linear of each input group; they collect token samples and the ``hessian``
+    statistics: ``"full"`` (:class:`HessianAccumulator`), ``"diagonal"`` (:class:`ChannelMeanSquares`) or ``"none"``."""
+    hess: dict[int, HessianAccumulator | ChannelMeanSquares] = {}
     samples: dict[int, TokenReservoir] = {}
     handles = []
     for gi, group in enumerate(family.input_groups):
@@ -56,9 +57,11 @@ def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samp
 
         def hook(mod, args, gi=gi):
             x = args[0]
-            if want_hessian:
+            if hessian == "full":
                 with matmul_precision(precision):
                     hess.setdefault(gi, HessianAccumulator(x.shape[-1])).add(x)
+            elif hessian == "diagonal":
+                hess.setdefault(gi, ChannelMeanSquares(x.shape[-1])).add(x)
             if want_samples:
                 samples.setdefault(gi, TokenReservoir(expected_batches=n_batches, seed=gi)).add(x)
 
@@ -66,15 +69,19 @@ def _hook_inputs(block: nn.Module, family: Family, want_hessian: bool, want_samp
     return hess, samples, handles
 
 
-def _quantize_group(lins: list[nn.Linear], cfg: AgileQuantConfig, h: torch.Tensor | None, name: str):
-    """Quantize the linears reading one input. GPTQ treats every output row on its own given the shared Hessian,
-    so the group's weights are stacked and solved in one pass (same result, one Cholesky, fewer column steps)."""
+def _quantize_group(lins: list[nn.Linear], cfg: AgileQuantConfig, stats, name: str):
+    """Quantize the linears reading one input (``stats``: their input statistics from :func:`_hook_inputs`, or
+    None). GPTQ treats every output row on its own given the shared Hessian, so the group's weights are stacked and
+    solved in one pass (same result, one Cholesky, fewer column steps)."""
     w = cfg.weight
     if w.method == "gptq":
         stacked = torch.cat([lin.weight.detach() for lin in lins]) if len(lins) > 1 else lins[0].weight
-        qw = gptq_quantize(stacked, h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
+        qw = gptq_quantize(stacked, stats.h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
                            w.scale_search, name, w.weighted_search)
         return split_rows(qw, [lin.weight.shape[0] for lin in lins])
+    if w.weighted_search:  # each weight's error weighs as much as its input channel's mean square
+        return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name,
+                             channel_importance(stats.diagonal(), lin.weight.shape[0])) for lin in lins]
     return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name) for lin in lins]
 
 
@@ -101,7 +108,12 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
     layers = family.layers(model)
     report = {"blocks": len(layers), "linears": 0, "trip_channels_scaled": 0, "awq_alphas": []}
     for bi, block in enumerate(tqdm(layers, desc="quantize", unit="block", disable=not progress)):
-        hess, samples, handles = _hook_inputs(block, family, cfg.weight.method == "gptq", static or cfg.weight.awq,
+        hessian = "none"
+        if cfg.weight.method == "gptq" or (cfg.weight.weighted_search and (static or cfg.weight.awq)):
+            hessian = "full"  # GPTQ needs it, and the TRIP / AWQ folds rescale it
+        elif cfg.weight.weighted_search:
+            hessian = "diagonal"  # all the weighted RTN search reads
+        hess, samples, handles = _hook_inputs(block, family, hessian, static or cfg.weight.awq,
                                                len(inputs), cfg.weight.stats_precision)
         # sequential: the float outputs are not needed, so the stats pass stops at the last hooked input
         # (the input groups are listed in execution order)
@@ -131,7 +143,7 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
                     scales[gi] = mse_tensor_scale(x)
         for gi, group in enumerate(family.input_groups):
             lins = [block.get_submodule(name) for name in group]
-            qws = _quantize_group(lins, cfg, hess[gi].h if gi in hess else None, f"layers.{bi}." + "+".join(group))
+            qws = _quantize_group(lins, cfg, hess.get(gi), f"layers.{bi}." + "+".join(group))
             for name, lin, qw in zip(group, lins, qws):
                 mix = mixes[bi] if name in family.mix_linears else None
                 q = QLinear(qw, lin.bias, cfg.activation.bits, cfg.activation.granularity, scales.get(gi), mix)

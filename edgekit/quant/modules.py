@@ -29,6 +29,17 @@ def fake_quant_per_token(x: torch.Tensor, qmax: int | torch.Tensor) -> torch.Ten
     return q.mul_(amax / qmax_t)
 
 
+def fake_quant_per_block(x: torch.Tensor, qmax: int = 127, block: int = 32) -> torch.Tensor:
+    """Round every ``block`` consecutive values of each row to their own symmetric grid (GGUF Q8_0's blocking).
+
+    The per-row rule of :func:`fake_quant_per_token` applied to ``x`` viewed as ``[..., K / block, block]``.
+    """
+    k = x.shape[-1]
+    if k % block:
+        raise ValueError(f"per-block activation quantization needs K a multiple of {block}, got {k}")
+    return fake_quant_per_token(x.reshape(*x.shape[:-1], k // block, block), qmax).reshape(x.shape)
+
+
 def fake_quant_per_tensor(x: torch.Tensor, scale: torch.Tensor, qmax: int = 127) -> torch.Tensor:
     """Round ``x`` to a static per-tensor grid ``scale * [-qmax, qmax]``."""
     return torch.clamp(torch.round(x / scale), -qmax, qmax) * scale
@@ -86,7 +97,7 @@ class QLinear(nn.Module):
         qweight: the quantized weight.
         bias: optional float bias.
         act_bits: 8 to quantize inputs, 16 for weight-only.
-        act_mode: ``"per_token"`` (dynamic) or ``"per_tensor"`` (static ``act_scale``).
+        act_mode: ``"per_token"`` or ``"per_block"`` (dynamic) or ``"per_tensor"`` (static ``act_scale``).
         act_scale: the static per-tensor scale (per_tensor only).
         mix: the layer's :class:`TokenMix` for the W4A4 per-token int4/int8 choice, or None.
     """
@@ -114,6 +125,8 @@ class QLinear(nn.Module):
             return hit
         if self.act_mode == "per_tensor":
             out = fake_quant_per_tensor(x, self.act_scale)
+        elif self.act_mode == "per_block":
+            out = fake_quant_per_block(x)
         else:
             out = fake_quant_per_token(x, self.mix.qmax(x) if self.mix is not None else 127)
         _LAST_INPUT.put(x, key, out)

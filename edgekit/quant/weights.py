@@ -17,6 +17,10 @@ from edgekit.quant import formats
 # Shrink factors tried by the scale search: 1.0 is plain max-abs scaling; smaller values clip the largest weights
 # of a group to spend the grid on the rest.
 _SEARCH = (1.0, 0.97, 0.94, 0.91, 0.88, 0.85, 0.82, 0.79, 0.76, 0.73, 0.70)
+# the importance-weighted search also tries scales above the peak's (llama.cpp's candidates reach max / 7.1: when the
+# peak sits in a quiet channel, a finer grid for the rest may matter more), in finer steps; it keeps every plain one
+_WEIGHTED_SEARCH = (1.0,) + tuple(sorted(({round(1.12 - 0.02 * i, 2) for i in range(22)} | set(_SEARCH)) - {1.0},
+                                         reverse=True))
 
 
 def _fp16(x: torch.Tensor) -> torch.Tensor:
@@ -90,6 +94,8 @@ def fit_group_params(w: torch.Tensor, bits: int, symmetric: bool, search: bool,
         ``(d, m)`` float32 tensors of shape ``w.shape[:-1]`` already rounded to fp16; ``m`` is None if symmetric.
     """
     shrinks = _SEARCH if search else (1.0,)
+    if search and importance is not None:
+        shrinks = _WEIGHTED_SEARCH
     if bits == 8:
         cands = [(_fp16(w.abs().amax(-1) / 127 * r), None) for r in shrinks]
     elif symmetric:
@@ -182,20 +188,33 @@ def from_codes(q: torch.Tensor, d: torch.Tensor, m: torch.Tensor | None, bits: i
                            None if m is None else m.cpu().numpy().astype(np.float16), bits, g)
 
 
-def _rtn(w: torch.Tensor, bits: int, group_size: int, symmetric: bool, search: bool, name: str):
+def channel_importance(msq: torch.Tensor, rows: int) -> torch.Tensor:
+    """Per-weight importance ``[rows, K]`` for the weighted scale search: the mean square of each weight's input
+    channel (llama.cpp's importance matrix), the same for every row.
+
+    llama.cpp multiplies it by ``sqrt(mean(w_row^2) + w^2)`` when it quantizes Q4_0; on SmolLM2 that factor cost
+    0.08-0.26 perplexity (BENCHMARKS.md), so edgekit weighs by the channel alone."""
+    return msq.detach().float()[None, :].expand(rows, -1)
+
+
+def _rtn(w: torch.Tensor, bits: int, group_size: int, symmetric: bool, search: bool, name: str,
+         importance: torch.Tensor | None = None):
     w = w.detach().float()
     n, k = w.shape
     g = resolve_group(k, group_size, name)
     wg = w.view(n, k // g, g)
-    d, m = fit_group_params(wg, bits, symmetric or bits == 8, search)
+    imp = None if importance is None else importance.reshape(n, k // g, g)
+    d, m = fit_group_params(wg, bits, symmetric or bits == 8, search, imp)
     q = quantize_with_params(wg, d[..., None], None if m is None else m[..., None], bits)
     return q, d, m, g
 
 
 def rtn_quantize(w: torch.Tensor, bits: int, group_size: int, symmetric: bool, search: bool,
-                 name: str = "") -> QuantizedWeight:
-    """Round-to-nearest group quantization of a float ``[N, K]`` weight."""
-    q, d, m, g = _rtn(w, bits, group_size, symmetric, search, name)
+                 name: str = "", importance: torch.Tensor | None = None) -> QuantizedWeight:
+    """Round-to-nearest group quantization of a float ``[N, K]`` weight.
+
+    ``importance`` (``[N, K]``, e.g. :func:`channel_importance`) weighs the scale search's squared error."""
+    q, d, m, g = _rtn(w, bits, group_size, symmetric, search, name, importance)
     return from_codes(q.reshape(w.shape), d, m, bits, g)
 
 
