@@ -131,18 +131,8 @@ public:
         const float* src = checked<float>(x, "x", 2, "float32");
         const int64_t m = x.shape(0);
         if (x.shape(1) != view_.k) throw py::value_error(shape_msg("x", x.shape(1)));
-        if (per_block) {
-            if (!qmax.is_none()) {
-                throw py::value_error("per_block=True quantizes every block to int8: qmax must be None");
-            }
-            const ek_gemm_q4x4_q8_fn fn = edgekit::gemm_q4x4_q8b_impl(impl);
-            py::array_t<float> y({m, view_.n});
-            float* out = y.mutable_data();
-            {
-                py::gil_scoped_release nogil;
-                edgekit::linear_q4x4_blocks(view_, src, m, out, fn);
-            }
-            return y;
+        if (per_block && !qmax.is_none()) {
+            throw py::value_error("per_block=True quantizes every block to int8: qmax must be None");
         }
         py::array_t<int32_t> rows;
         const int32_t* qrows = nullptr;
@@ -156,13 +146,17 @@ public:
             }
             qrows = rows.data();
         }
-        const ek_gemm_q4x4_q8_fn fn = edgekit::gemm_q4x4_q8_impl(impl);
+        const ek_gemm_q4x4_q8_fn fn = per_block ? edgekit::gemm_q4x4_q8b_impl(impl) : edgekit::gemm_q4x4_q8_impl(impl);
         const ek_quant_row_q8_fn quant = edgekit::quant_row_q8_impl("");
         py::array_t<float> y({m, view_.n});
         float* out = y.mutable_data();
         {
             py::gil_scoped_release nogil;
-            edgekit::linear_q4x4(view_, src, m, qrows, out, fn, quant);
+            if (per_block) {
+                edgekit::linear_q4x4_blocks(view_, src, m, out, fn, quant);
+            } else {
+                edgekit::linear_q4x4(view_, src, m, qrows, out, fn, quant);
+            }
         }
         return y;
     }

@@ -8,6 +8,7 @@ A recipe has a ``name``, an optional ``description``, a ``scheme`` (``agile_quan
 from __future__ import annotations
 
 import dataclasses
+import json
 from pathlib import Path
 
 
@@ -28,15 +29,18 @@ ENCODER_RECIPE = "agile-w4a8-gptq"
 def default_recipe(model_spec: str | None = None) -> str:
     """The recipe ``edgekit quantize`` uses without ``--recipe``: ``agile-w4a8`` for decoders,
     ``agile-w4a8-gptq`` for encoders (read from the model's ``config.json``; hub ids count as decoders)."""
-    from edgekit.models.checks import check_hf_dir, family_of
+    from edgekit.models.checks import family_of
     from edgekit.models.sources import resolve_spec
 
     try:
         src = resolve_spec(model_spec) if model_spec else None
-        if src is not None and src.gguf_file is None and (Path(src.path) / "config.json").is_file():
-            if family_of(check_hf_dir(src.path), src.path) == "bert":
+        cfg = None if src is None or src.gguf_file else Path(src.path) / "config.json"
+        # only the architecture name: loading the model validates the directory (and its weights) anyway
+        if cfg is not None and cfg.is_file():
+            model_type = json.loads(cfg.read_text(encoding="utf-8"))["model_type"]
+            if family_of(str(model_type), str(cfg)) == "bert":
                 return ENCODER_RECIPE
-    except EdgekitError:
+    except (EdgekitError, OSError, ValueError, KeyError, TypeError):
         pass  # quantizing reports what is wrong with the model
     return DEFAULT_RECIPE
 

@@ -20,6 +20,20 @@ constexpr int64_t kMinMacsPerThread = 1 << 17;
 // bytes stay in L2 (2 MiB per core on the x86 machines measured, 512 KiB-1 MiB on Cortex-A7x) between the passes.
 constexpr int64_t kChunkBytes = 256 << 10;
 
+// Activation codes and scales of one call, reused across calls (no allocation per linear) and shared by the
+// per-token and per-block entries, so a thread holds one such buffer, not one per activation layout.
+struct Scratch {
+    std::vector<int8_t> xq;
+    std::vector<float> xs;
+};
+
+Scratch& scratch(int64_t codes, int64_t scales) {
+    thread_local Scratch s;
+    s.xq.resize((size_t)codes);
+    s.xs.resize((size_t)scales);
+    return s;
+}
+
 }  // namespace
 
 void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm) {
@@ -44,16 +58,13 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
 void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
                  ek_gemm_q4x4_q8_fn gemm, ek_quant_row_q8_fn quant) {
     if (!quant) quant = quant_row_q8_impl("");
-    thread_local std::vector<int8_t> xq;
-    thread_local std::vector<float> xs;
-    xq.resize((size_t)(m * w.k));
-    xs.resize((size_t)m);
+    Scratch& s = scratch(m * w.k, m);
     if (!qmax_rows) {
-        quant(x, m, w.k, EK_Q8_ROW_QMAX, xq.data(), xs.data());
+        quant(x, m, w.k, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data());
     } else {
-        for (int64_t i = 0; i < m; ++i) quant(x + i * w.k, 1, w.k, qmax_rows[i], xq.data() + i * w.k, &xs[i]);
+        for (int64_t i = 0; i < m; ++i) quant(x + i * w.k, 1, w.k, qmax_rows[i], s.xq.data() + i * w.k, &s.xs[i]);
     }
-    gemm_q4x4(w, xq.data(), xs.data(), m, y, gemm);
+    gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm);
 }
 
 void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
@@ -62,12 +73,9 @@ void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, e
     if (!quant) quant = quant_row_q8_impl("");
     if (!gemm) gemm = gemm_q4x4_q8b_impl("");
     const int64_t nb = w.k / EK_Q4_BLOCK;
-    thread_local std::vector<int8_t> xq;
-    thread_local std::vector<float> xs;
-    xq.resize((size_t)(m * w.k));
-    xs.resize((size_t)(m * nb));
-    quant(x, m * nb, EK_Q4_BLOCK, EK_Q8_ROW_QMAX, xq.data(), xs.data());  // the row rule on every block
-    gemm_q4x4(w, xq.data(), xs.data(), m, y, gemm);
+    Scratch& s = scratch(m * w.k, m * nb);
+    quant(x, m * nb, EK_Q4_BLOCK, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data());  // the row rule on every block
+    gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm);
 }
 
 }  // namespace edgekit

@@ -3,9 +3,9 @@
 :class:`~edgekit.quant.modules.QLinear` is the fake-quant reference (float matmul of dequantized weights and
 rounded activations); ``KernelLinear`` computes the same product with int4 x int8 integer dot products
 (``edgekit._C``, csrc/kernels). Activations are quantized per token or per block of 32 by the native quantizer, or
-on the static per-tensor grid for TRIP recipes, with the W4A4 per-token int4/int8 choice honoured. ``use_kernels(model)`` swaps
-every QLinear of a loaded artifact for one; ``edgekit eval --engine kernels`` and ``edgekit run --engine kernels``
-use it.
+on the static per-tensor grid for TRIP recipes, with the W4A4 per-token int4/int8 choice honoured.
+``use_kernels(model)`` swaps every QLinear of a loaded artifact for one; ``edgekit eval --engine kernels`` and
+``edgekit run --engine kernels`` use it.
 """
 
 from __future__ import annotations
