@@ -7,6 +7,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -375,27 +376,47 @@ py::array_t<float> gemm_f16_f32(const py::array& w, const py::array& x, const st
 }
 
 // y [k] = Σ_t p[t] · v[t, :] over fp16 rows (attention's value sum); bits defined in kernels.h.
-py::array_t<float> wsum_f16_f32(const py::array& v, const py::array& p, const std::string& impl) {
+// Fused attention of g heads over n cached fp16 keys (transposed, kt [hd, ldk >= n]) and values (v [n, hd]).
+py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array& v, float scale,
+                       const std::string& impl) {
+    const float* qp = checked<float>(q, "q", 2, "float32");
+    const uint16_t* kp = checked<uint16_t>(kt, "kt", 2, "uint16 (fp16 bits)");
     const uint16_t* vp = checked<uint16_t>(v, "v", 2, "uint16 (fp16 bits)");
-    const float* pp = checked<float>(p, "p", 1, "float32");
-    const int64_t n = v.shape(0), k = v.shape(1);
-    if (p.shape(0) != n) throw py::value_error("p must have one weight per row of v");
-    const ek_wsum_f16_f32_fn fn = edgekit::wsum_f16_f32_impl(impl);
-    py::array_t<float> y(k);
-    float* yp = y.mutable_data();
+    const int64_t g = q.shape(0), hd = q.shape(1), n = v.shape(0), ldk = kt.shape(1);
+    if (g < 1 || hd < 1 || n < 1) throw py::value_error("q [g, hd] and v [n, hd] must not be empty");
+    if (kt.shape(0) != hd || ldk < n) throw py::value_error("kt must be [hd, >= n] (the keys transposed)");
+    if (v.shape(1) != hd) throw py::value_error("v must be [n, hd]");
+    const ek_attn_f16_f32_fn fn = edgekit::attn_f16_f32_impl(impl);
+    py::array_t<float> out({g, hd}), p({g, n}), first(g);
+    float *op = out.mutable_data(), *pp = p.mutable_data(), *fp = first.mutable_data();
     {
         py::gil_scoped_release nogil;
-        fn(vp, k, pp, n, k, yp);
+        fn(qp, g, hd, kp, ldk, vp, hd, n, scale, pp, op, fp);
+    }
+    return py::make_tuple(out, p, first);
+}
+
+py::array_t<float> silu_mul_f32(const py::array& g, const py::array& u, const std::string& impl) {
+    const float* gp = checked<float>(g, "g", 1, "float32");
+    const float* up = checked<float>(u, "u", 1, "float32");
+    if (u.shape(0) != g.shape(0)) throw py::value_error("g and u must have the same length");
+    const ek_silu_mul_f32_fn fn = edgekit::silu_mul_f32_impl(impl);
+    py::array_t<float> y(g.shape(0));
+    float* yp = y.mutable_data();
+    std::copy(gp, gp + g.shape(0), yp);
+    {
+        py::gil_scoped_release nogil;
+        fn(yp, up, g.shape(0));
     }
     return y;
 }
 
 // float32 → fp16 bits with the runtime's converter (tested against numpy's astype(float16)).
-py::array_t<uint16_t> fp32_to_fp16(const py::array& x) {
+py::array_t<uint16_t> fp32_to_fp16(const py::array& x, const std::string& impl) {
     const float* xp = checked<float>(x, "x", 1, "float32");
+    const ek_cvt_f32_f16_fn fn = edgekit::cvt_f32_f16_impl(impl);
     py::array_t<uint16_t> out(x.shape(0));
-    uint16_t* o = out.mutable_data();
-    for (py::ssize_t i = 0; i < x.shape(0); ++i) o[i] = ek_fp32_to_fp16(xp[i]);
+    fn(xp, out.mutable_data(), x.shape(0));
     return out;
 }
 
@@ -467,9 +488,14 @@ PYBIND11_MODULE(_C, m) {
 
     m.def("gemm_f16_f32", &gemm_f16_f32, py::arg("w"), py::arg("x"), py::arg("impl") = "",
           "y [m, n] float32 = x [m, k] @ w.T for fp16 weights w (uint16 bits [n, k]); the runtime's LM head kernel.");
-    m.def("wsum_f16_f32", &wsum_f16_f32, py::arg("v"), py::arg("p"), py::arg("impl") = "",
-          "y [k] float32 = sum_t p[t] * v[t] for fp16 rows v (uint16 bits [n, k]); attention's value sum.");
-    m.def("fp32_to_fp16", &fp32_to_fp16, py::arg("x"), "float32 [n] → fp16 bits uint16 [n], round to nearest even.");
+    m.def("attn_f16_f32", &attn_f16_f32, py::arg("q"), py::arg("kt"), py::arg("v"), py::arg("scale"),
+          py::arg("impl") = "",
+          "Fused attention of g heads sharing one KV head: q float32 [g, hd], keys transposed kt uint16 fp16 bits "
+          "[hd, >= n], values v uint16 [n, hd] → (out [g, hd], probabilities [g, n], first [g]); kernels.h.");
+    m.def("silu_mul_f32", &silu_mul_f32, py::arg("g"), py::arg("u"), py::arg("impl") = "",
+          "SwiGLU gate: g / (1 + exp(-g)) * u with the kernels' exp, float32 [n] → float32 [n].");
+    m.def("fp32_to_fp16", &fp32_to_fp16, py::arg("x"), py::arg("impl") = "",
+          "float32 [n] → fp16 bits uint16 [n], round to nearest even (the KV cache's converter, cvt_f32_f16).");
     m.def("quant_row_q8", &quant_row_q8, py::arg("x"), py::arg("qmax") = EK_Q8_ROW_QMAX, py::arg("impl") = "",
           "Per-row symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 [M]).\n\n"
           "Bit-identical to edgekit.quant.formats.quantize_rows_q8. `impl` empty uses the dispatched "

@@ -200,14 +200,34 @@ const std::vector<Op>& tables() {
              {"neon", erase(&ek_gemm_f16_f32__neon), kNEON},
 #endif
          }},
-        {"wsum_f16_f32",
+        {"attn_f16_f32",
          {
-             {"scalar", erase(&ek_wsum_f16_f32__scalar), 0},
+             {"scalar", erase(&ek_attn_f16_f32__scalar), 0},
 #if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_wsum_f16_f32__avx2), kAVX2 | kFMA | kF16C},
+             {"avx2", erase(&ek_attn_f16_f32__avx2), kAVX2 | kFMA | kF16C},
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_wsum_f16_f32__neon), kNEON},
+             {"neon", erase(&ek_attn_f16_f32__neon), kNEON},
+#endif
+         }},
+        {"silu_mul_f32",
+         {
+             {"scalar", erase(&ek_silu_mul_f32__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_silu_mul_f32__avx2), kAVX2 | kFMA},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+             {"neon", erase(&ek_silu_mul_f32__neon), kNEON},
+#endif
+         }},
+        {"cvt_f32_f16",
+         {
+             {"scalar", erase(&ek_cvt_f32_f16__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+             {"avx2", erase(&ek_cvt_f32_f16__avx2), kAVX2 | kF16C},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+             {"neon", erase(&ek_cvt_f32_f16__neon), kNEON},
 #endif
          }},
     };
@@ -385,9 +405,19 @@ ek_gemm_f16_f32_fn gemm_f16_f32_impl(const std::string& impl) {
     return reinterpret_cast<ek_gemm_f16_f32_fn>(chosen.fn);
 }
 
-ek_wsum_f16_f32_fn wsum_f16_f32_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("wsum_f16_f32") : named_impl("wsum_f16_f32", impl);
-    return reinterpret_cast<ek_wsum_f16_f32_fn>(chosen.fn);
+ek_attn_f16_f32_fn attn_f16_f32_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("attn_f16_f32") : named_impl("attn_f16_f32", impl);
+    return reinterpret_cast<ek_attn_f16_f32_fn>(chosen.fn);
+}
+
+ek_cvt_f32_f16_fn cvt_f32_f16_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("cvt_f32_f16") : named_impl("cvt_f32_f16", impl);
+    return reinterpret_cast<ek_cvt_f32_f16_fn>(chosen.fn);
+}
+
+ek_silu_mul_f32_fn silu_mul_f32_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("silu_mul_f32") : named_impl("silu_mul_f32", impl);
+    return reinterpret_cast<ek_silu_mul_f32_fn>(chosen.fn);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl) {

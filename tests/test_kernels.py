@@ -225,22 +225,61 @@ def test_gemm_f16_matches_numpy_and_scalar(impl):
             np.testing.assert_array_equal(_C.gemm_f16_f32(w.view(np.uint16), x[i:i + 1], impl)[0], y[i])
 
 
-@pytest.mark.parametrize("impl", _C.implementations("wsum_f16_f32"))
-def test_wsum_f16_matches_numpy(impl):
+def _attention_reference(q, kt, v, scale):
+    """float64 softmax attention of q [g, hd] over keys kt [hd, n] and values v [n, hd]."""
+    s = q.astype(np.float64) @ kt.astype(np.float64) * scale
+    p = np.exp(s - s.max(axis=1, keepdims=True))
+    p /= p.sum(axis=1, keepdims=True)
+    return p @ v.astype(np.float64), p
+
+
+@pytest.mark.parametrize("impl", _C.implementations("attn_f16_f32"))
+def test_attention_matches_numpy_and_scalar(impl):
+    """The fused attention kernel: scores, softmax and value sum of a KV head's query heads; every ISA gives the
+    scalar's bits, and a head's result does not depend on the other heads in the call."""
     rng = np.random.default_rng(8)
-    for n, k in [(1, 64), (300, 64), (7, 33)]:
-        v = rng.standard_normal((n, k)).astype(np.float16)
-        p = rng.random(n).astype(np.float32)
-        y = _C.wsum_f16_f32(v.view(np.uint16), p, impl)
-        np.testing.assert_allclose(y, p.astype(np.float64) @ v.astype(np.float64), rtol=1e-5, atol=1e-5)
-        np.testing.assert_array_equal(y, _C.wsum_f16_f32(v.view(np.uint16), p, "scalar"))
+    for g, n, hd in [(1, 1, 64), (3, 300, 64), (3, 17, 64), (4, 8, 14), (5, 33, 2), (9, 7, 64)]:
+        q = rng.standard_normal((g, hd)).astype(np.float32)
+        kt = (rng.standard_normal((hd, n + 3)) * 0.5).astype(np.float16)  # three spare slots: ldk > n
+        v = rng.standard_normal((n, hd)).astype(np.float16)
+        scale = 1.0 / np.sqrt(hd)
+        out, p, first = _C.attn_f16_f32(q, kt.view(np.uint16), v.view(np.uint16), scale, impl)
+        ref, pref = _attention_reference(q, kt[:, :n], v, scale)
+        np.testing.assert_allclose(p, pref, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-5)
+        np.testing.assert_array_equal(first, p[:, 0])
+        scalar = _C.attn_f16_f32(q, kt.view(np.uint16), v.view(np.uint16), scale, "scalar")
+        for a, b in zip((out, p, first), scalar):
+            np.testing.assert_array_equal(a, b)
+        one, _, _ = _C.attn_f16_f32(q[-1:], kt.view(np.uint16), v.view(np.uint16), scale, impl)
+        np.testing.assert_array_equal(one[0], out[-1])
 
 
-def test_fp32_to_fp16_is_numpys_rounding():
+def test_attention_rejects_bad_shapes():
+    q = np.zeros((3, 64), np.float32)
+    with pytest.raises(ValueError, match="kt must be"):
+        _C.attn_f16_f32(q, np.zeros((64, 4), np.uint16), np.zeros((5, 64), np.uint16), 0.125)
+    with pytest.raises(ValueError, match="v must be"):
+        _C.attn_f16_f32(q, np.zeros((64, 5), np.uint16), np.zeros((5, 32), np.uint16), 0.125)
+
+
+@pytest.mark.parametrize("impl", _C.implementations("silu_mul_f32"))
+def test_silu_mul_matches_numpy_and_scalar(impl):
+    rng = np.random.default_rng(10)
+    g = np.concatenate([rng.standard_normal(1001) * 6, [0.0, -0.0, 200.0, -200.0, 88.5, -88.5]]).astype(np.float32)
+    u = rng.standard_normal(g.size).astype(np.float32)
+    y = _C.silu_mul_f32(g, u, impl)
+    ref = g.astype(np.float64) / (1 + np.exp(-g.astype(np.float64))) * u
+    np.testing.assert_allclose(y, ref, rtol=2e-6, atol=1e-30)
+    np.testing.assert_array_equal(y, _C.silu_mul_f32(g, u, "scalar"))
+
+
+@pytest.mark.parametrize("impl", _C.implementations("cvt_f32_f16"))
+def test_fp32_to_fp16_is_numpys_rounding(impl):
     rng = np.random.default_rng(9)
     x = np.concatenate([rng.standard_normal(10000) * 10.0 ** rng.integers(-9, 6, 10000),
                         [0.0, -0.0, 65504.0, 65519.99, 65520.0, 1e9, -1e9, 2.0 ** -25, 1.5 * 2.0 ** -25, 2.0 ** -24,
                          np.inf, -np.inf, 1.0 + 2.0 ** -11, 1.0 + 3 * 2.0 ** -11]]).astype(np.float32)
     with np.errstate(over="ignore"):
-        np.testing.assert_array_equal(_C.fp32_to_fp16(x), x.astype(np.float16).view(np.uint16))
-    assert np.isnan(_C.fp32_to_fp16(np.array([np.nan], np.float32)).view(np.float16)).all()
+        np.testing.assert_array_equal(_C.fp32_to_fp16(x, impl), x.astype(np.float16).view(np.uint16))
+    assert np.isnan(_C.fp32_to_fp16(np.array([np.nan] * 9, np.float32), impl).view(np.float16)).all()

@@ -32,14 +32,27 @@ void check_weight(const Q4Weight& w, int64_t n, int64_t k, const std::string& na
           name + ": packed arrays do not match its shape");
 }
 
+// Rows per parallel task of the row-wise steps (norms, RoPE, cache stores): enough work to amortize a wake-up.
+constexpr int64_t kRowGrain = 16;
+// Elements per parallel task of the element-wise steps (residual adds, SwiGLU).
+constexpr int64_t kElemGrain = 16384;
+
 void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* out) {
-    for (int i = 0; i < n; ++i) {
-        const float* xi = x + (int64_t)i * dim;
-        float ss = 0.0f;
-        for (int c = 0; c < dim; ++c) ss += xi[c] * xi[c];
-        const float inv = 1.0f / std::sqrt(ss / (float)dim + eps);
-        for (int c = 0; c < dim; ++c) out[(int64_t)i * dim + c] = w[c] * (xi[c] * inv);
-    }
+    parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+            const float* xi = x + i * dim;
+            float ss = 0.0f;
+            for (int c = 0; c < dim; ++c) ss += xi[c] * xi[c];
+            const float inv = 1.0f / std::sqrt(ss / (float)dim + eps);
+            for (int c = 0; c < dim; ++c) out[i * dim + c] = w[c] * (xi[c] * inv);
+        }
+    });
+}
+
+void add_inplace(float* x, const float* y, int64_t n) {
+    parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) {
+        for (int64_t c = b; c < e; ++c) x[c] += y[c];
+    });
 }
 
 void linear(const Q4Weight& w, const float* x, int n, float* y) {
@@ -100,8 +113,18 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
     pos_.assign((size_t)cfg_.n_layers * cfg_.max_ctx, 0);
     len_.assign((size_t)cfg_.n_layers, 0);
     mass_.assign((size_t)cfg_.n_layers, 0.0f);
-    for (int i = 0; i < cfg_.head_dim / 2; ++i)
-        inv_freq_.push_back(1.0f / std::pow(cfg_.rope_theta, (float)(2 * i) / (float)cfg_.head_dim));
+    const int half = cfg_.head_dim / 2;
+    std::vector<float> inv_freq(half);
+    for (int i = 0; i < half; ++i) inv_freq[i] = 1.0f / std::pow(cfg_.rope_theta, (float)(2 * i) / (float)cfg_.head_dim);
+    rope_cos_.resize((size_t)cfg_.max_ctx * half);
+    rope_sin_.resize((size_t)cfg_.max_ctx * half);
+    for (int p = 0; p < cfg_.max_ctx; ++p) {
+        for (int c = 0; c < half; ++c) {
+            const float f = (float)p * inv_freq[c];
+            rope_cos_[(size_t)p * half + c] = std::cos(f);
+            rope_sin_[(size_t)p * half + c] = std::sin(f);
+        }
+    }
 }
 
 int64_t LlamaModel::memory_bytes() const {
@@ -113,7 +136,7 @@ int64_t LlamaModel::memory_bytes() const {
     }
     for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &att_, &tmp_, &g_, &u_, &first_, &score_, &frozen_})
         b += 4 * (int64_t)v->capacity();
-    b += 4 * (int64_t)(pos_.capacity() + idx_.capacity() + pos_act_.capacity());
+    b += 4 * (int64_t)(pos_.capacity() + idx_.capacity() + pos_act_.capacity() + rope_cos_.size() + rope_sin_.size());
     return b;
 }
 
@@ -154,57 +177,66 @@ void LlamaModel::reserve(int n) {
     capacity_ = n;
 }
 
-// rotate-half RoPE on [n, heads, head_dim] rows at positions pos[i]
+// rotate-half RoPE on [n, heads, head_dim] rows at positions pos[i] (< max_ctx: eval checks)
 void LlamaModel::rope(float* v, int n, int heads, const int32_t* pos_of) const {
     const int hd = cfg_.head_dim, half = hd / 2;
-    float cs[512], sn[512];  // head_dim <= 1024 is checked by the loaders; 512 pairs cover it
-    for (int i = 0; i < n; ++i) {
-        const float pos = (float)pos_of[i];
-        for (int c = 0; c < half; ++c) {
-            const float f = pos * inv_freq_[c];
-            cs[c] = std::cos(f);
-            sn[c] = std::sin(f);
-        }
-        for (int hh = 0; hh < heads; ++hh) {
-            float* r = v + ((int64_t)i * heads + hh) * hd;
-            for (int c = 0; c < half; ++c) {
-                const float a = r[c], b = r[c + half];
-                r[c] = a * cs[c] - b * sn[c];
-                r[c + half] = b * cs[c] + a * sn[c];
+    parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
+        for (int64_t i = b; i < e; ++i) {
+            const float* cs = rope_cos_.data() + (int64_t)pos_of[i] * half;
+            const float* sn = rope_sin_.data() + (int64_t)pos_of[i] * half;
+            for (int hh = 0; hh < heads; ++hh) {
+                float* r = v + (i * heads + hh) * hd;
+                for (int c = 0; c < half; ++c) {
+                    const float a = r[c], bb = r[c + half];
+                    r[c] = a * cs[c] - bb * sn[c];
+                    r[c + half] = bb * cs[c] + a * sn[c];
+                }
             }
         }
-    }
+    });
+}
+
+// the n new rows' keys and values (fp32 [n, kv_dim]) into the layer's fp16 caches at slots base .. base + n - 1
+void LlamaModel::store_kv(int layer, int base, int n, const float* k, const float* v) {
+    const int hd = cfg_.head_dim, n_kv = cfg_.n_kv_heads, max_ctx = cfg_.max_ctx;
+    const int64_t kv_dim = (int64_t)n_kv * hd;
+    uint16_t* kt = k_cache_.data() + (int64_t)layer * kv_dim * max_ctx;
+    uint16_t* vc = v_cache_.data() + ((int64_t)layer * max_ctx + base) * kv_dim;
+    static const ek_cvt_f32_f16_fn cvt = cvt_f32_f16_impl("");
+    parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
+        thread_local std::vector<uint16_t> k16;
+        k16.resize((size_t)kv_dim);
+        for (int64_t i = b; i < e; ++i) {
+            cvt(v + i * kv_dim, vc + i * kv_dim, kv_dim);
+            cvt(k + i * kv_dim, k16.data(), kv_dim);
+            for (int64_t c = 0; c < kv_dim; ++c) kt[c * max_ctx + base + i] = k16[c];  // row c: (kv head, dim)
+        }
+    });
 }
 
 // q [n, n_heads, head_dim] of the new tokens (roped), their keys/values already in the layer's cache at slots
 // base .. base + n - 1; out [n, n_heads * head_dim]; first [n, n_heads] receives each probability on slot 0
-// (position 0). One task per (token, head), each computed the same way whatever the batch, so decode and
-// prefill give the same bits.
+// (position 0). One task per (token, KV head): the fused kernel runs the group's query heads together, and a
+// token's result does not depend on the batch, so decode and prefill give the same bits.
 void LlamaModel::attention(int layer, int n, int base, const float* q, float* out, float* first) const {
-    const int hd = cfg_.head_dim, group = cfg_.n_heads / cfg_.n_kv_heads;
-    const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * hd;
-    const uint16_t* kc = k_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim;
-    const uint16_t* vc = v_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim;
-    const float scale = 1.0f / std::sqrt((float)hd);
-    static const ek_gemm_f16_f32_fn dot = gemm_f16_f32_impl("");
-    static const ek_wsum_f16_f32_fn wsum = wsum_f16_f32_impl("");
+    const int hd = cfg_.head_dim, n_kv = cfg_.n_kv_heads, group = cfg_.n_heads / n_kv;
+    const int64_t kv_dim = (int64_t)n_kv * hd;
     const int max_ctx = cfg_.max_ctx, n_heads = cfg_.n_heads;
-    parallel_for((int64_t)n * n_heads, 1, [&](int64_t b, int64_t e) {
-        thread_local std::vector<float> p;  // scores of one (token, head); grows once to the cache length
-        if ((int)p.size() < max_ctx) p.resize((size_t)max_ctx);
+    const uint16_t* kt = k_cache_.data() + (int64_t)layer * kv_dim * max_ctx;
+    const uint16_t* vc = v_cache_.data() + (int64_t)layer * max_ctx * kv_dim;
+    const float scale = 1.0f / std::sqrt((float)hd);
+    static const ek_attn_f16_f32_fn attn = attn_f16_f32_impl("");
+    // causal rows grow with the token: the tasks go short, long, short, long (tokens 0, n-1, 1, n-2, ...) so that
+    // the pool's equal contiguous ranges hold equal work
+    parallel_for((int64_t)n * n_kv, 1, [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> p;  // probabilities of the group's heads
+        if ((int64_t)p.size() < (int64_t)group * max_ctx) p.resize((size_t)group * max_ctx);
         for (int64_t task = b; task < e; ++task) {
-            const int i = (int)(task / n_heads), h = (int)(task % n_heads), kvh = h / group;
-            const int len = base + i + 1;  // causal: the cached slots up to the token's own
-            const float* qi = q + ((int64_t)i * n_heads + h) * hd;
-            dot(kc + (int64_t)kvh * hd, kv_dim, qi, hd, 1, hd, p.data(), 0, 0, len);
-            float mx = -INFINITY;
-            for (int t = 0; t < len; ++t) mx = std::max(mx, p[t] *= scale);
-            float sum = 0.0f;
-            for (int t = 0; t < len; ++t) sum += (p[t] = std::exp(p[t] - mx));
-            const float inv = 1.0f / sum;
-            for (int t = 0; t < len; ++t) p[t] *= inv;
-            first[task] = p[0];
-            wsum(vc + (int64_t)kvh * hd, kv_dim, p.data(), len, hd, out + ((int64_t)i * n_heads + h) * hd);
+            const int64_t r = task / n_kv;
+            const int i = (int)(r % 2 == 0 ? r / 2 : n - 1 - r / 2), kvh = (int)(task % n_kv);
+            const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group;  // the group's first query head
+            attn(q + head0 * hd, group, hd, kt + (int64_t)kvh * hd * max_ctx, max_ctx, vc + (int64_t)kvh * hd,
+                 kv_dim, base + i + 1, scale, p.data(), out + head0 * hd, first + head0);
         }
     });
 }
@@ -253,11 +285,12 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
         }
     }
     reserve(n);
-    const int64_t h = cfg_.hidden, hd = cfg_.head_dim, kv_dim = (int64_t)cfg_.n_kv_heads * hd;
+    const int64_t h = cfg_.hidden;
     const int nh = cfg_.n_heads;
     const bool prune = prune_.enabled() && n_past_ == 0 && n > 1;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data();
     float *att = att_.data(), *tmp = tmp_.data(), *g = g_.data(), *u = u_.data();
+    static const ek_silu_mul_f32_fn silu = silu_mul_f32_impl("");  // SiLU(g) * u in place
     for (int i = 0; i < n; ++i) {
         const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
         for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
@@ -275,14 +308,8 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
         linear(l.k, xn, na, kn);
         rope(kn, na, cfg_.n_kv_heads, pos_act_.data());
         linear(l.v, xn, na, vn);
-        // new keys and values into the layer's fp16 cache, after the slots it already holds
         const int base = len_[li];
-        uint16_t* kc = k_cache_.data() + ((int64_t)li * cfg_.max_ctx + base) * kv_dim;
-        uint16_t* vc = v_cache_.data() + ((int64_t)li * cfg_.max_ctx + base) * kv_dim;
-        for (int64_t c = 0; c < na * kv_dim; ++c) {
-            kc[c] = ek_fp32_to_fp16(kn[c]);
-            vc[c] = ek_fp32_to_fp16(vn[c]);
-        }
+        store_kv(li, base, na, kn, vn);
         std::copy(pos_act_.begin(), pos_act_.begin() + na, pos_.begin() + (int64_t)li * cfg_.max_ctx + base);
         len_[li] = base + na;
         attention(li, na, base, q, att, first_.data());
@@ -295,7 +322,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
         }
         mass_[li] = counted ? (float)(mass / ((double)counted * nh)) : 0.0f;
         linear(l.o, att, na, tmp);
-        for (int64_t c = 0; c < na * h; ++c) x[c] += tmp[c];
+        add_inplace(x, tmp, na * h);
         if (prune && next < prune_.layers.size() && prune_.layers[next] == li) {
             ++next;
             prune_rows((int)next, n, na, all_logits);
@@ -303,9 +330,9 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
         rms_norm(x, l.ffn_norm.data(), na, (int)h, cfg_.rms_eps, xn);
         linear(l.gate, xn, na, g);
         linear(l.up, xn, na, u);
-        for (int64_t c = 0; c < na * cfg_.ffn; ++c) g[c] = g[c] / (1.0f + std::exp(-g[c])) * u[c];  // SiLU(g) * u
+        parallel_for(na * (int64_t)cfg_.ffn, kElemGrain, [&](int64_t b, int64_t e) { silu(g + b, u + b, e - b); });
         linear(l.down, g, na, tmp);
-        for (int64_t c = 0; c < na * h; ++c) x[c] += tmp[c];
+        add_inplace(x, tmp, na * h);
     }
     n_past_ += n;
     const float* hidden = x;

@@ -1,7 +1,8 @@
-// The fp16-row kernels (gemm_f16_f32, wsum_f16_f32) and the fp16 converters, checked by edgekit_test_kernels.
+// The fp16-row kernels (gemm_f16_f32, attn_f16_f32), silu_mul_f32 and the fp16 converters, checked by edgekit_test_kernels.
 //
 // kernels.h fixes their summation order, so every implementation must equal the scalar one bit for bit, for any
 // m, row range and stride: that is what this suite checks (plus fp16 round trips), natively and under qemu.
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <cstdio>
@@ -91,24 +92,91 @@ void gemm_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad, bool ext
     }
 }
 
-void wsum_case(Counts& c, int64_t n, int64_t k, int64_t pad) {
-    const int64_t ldv = k + pad;
-    std::vector<uint16_t> v((size_t)(n * ldv));
-    std::vector<float> p((size_t)n);
-    for (auto& e : v) e = ek_fp32_to_fp16(uniform() * 3.0f);
-    for (auto& e : p) e = (uniform() + 1.0f) * 0.5f;
-    std::vector<float> ref((size_t)k);
-    ek_wsum_f16_f32__scalar(v.data(), ldv, p.data(), n, k, ref.data());
-    for (const auto& name : edgekit::implementations("wsum_f16_f32")) {
-        std::vector<float> y((size_t)k, -7.0f);
-        edgekit::wsum_f16_f32_impl(name)(v.data(), ldv, p.data(), n, k, y.data());
+// g heads over n keys, head_dim hd; keys transposed with ldk = n + pad; extreme: scores far apart (probabilities
+// underflow to the exp clamp) and large values
+void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool extreme) {
+    const int64_t ldk = n + pad, ldv = hd + pad;
+    std::vector<float> q((size_t)(g * hd));
+    std::vector<uint16_t> kt((size_t)(hd * ldk)), v((size_t)(n * ldv));
+    for (auto& e : q) e = uniform() * (extreme ? 40.0f : 2.0f);
+    for (auto& e : kt) e = ek_fp32_to_fp16(uniform() * (extreme ? 30.0f : 1.0f));
+    for (auto& e : v) e = ek_fp32_to_fp16(extreme ? (next() & 1 ? 65504.0f : -65504.0f) : uniform() * 3.0f);
+    const float scale = 0.125f;
+    std::vector<float> p_ref((size_t)(g * n)), out_ref((size_t)(g * hd)), first_ref((size_t)g);
+    ek_attn_f16_f32__scalar(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, p_ref.data(), out_ref.data(),
+                            first_ref.data());
+    // the reference itself against a float64 softmax-attention (its exp is ~1 ulp, its sums float32)
+    double worst = 0.0;
+    for (int64_t h = 0; h < g && !extreme; ++h) {
+        std::vector<double> s((size_t)n);
+        double mx = -1e300, sum = 0.0;
+        for (int64_t t = 0; t < n; ++t) {
+            double a = 0.0;
+            for (int64_t cc = 0; cc < hd; ++cc) a += (double)q[h * hd + cc] * ek_fp16_to_fp32(kt[cc * ldk + t]);
+            s[t] = a * scale;
+            mx = std::max(mx, s[t]);
+        }
+        for (auto& e : s) sum += (e = std::exp(e - mx));
+        for (int64_t cc = 0; cc < hd; ++cc) {
+            double o = 0.0;
+            for (int64_t t = 0; t < n; ++t) o += s[t] / sum * ek_fp16_to_fp32(v[t * ldv + cc]);
+            worst = std::max(worst, std::fabs(o - out_ref[h * hd + cc]));
+        }
+    }
+    expect(c, worst < 1e-4, shape("attn_f16_f32", "scalar", g, n, hd) + " far from float64: " + std::to_string(worst));
+    for (const auto& name : edgekit::implementations("attn_f16_f32")) {
+        std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
+        edgekit::attn_f16_f32_impl(name)(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, p.data(),
+                                         out.data(), first.data());
+        size_t at = 0;
+        expect(c, same_bits(out.data(), out_ref.data(), out.size(), &at) &&
+                      same_bits(p.data(), p_ref.data(), p.size(), &at) &&
+                      same_bits(first.data(), first_ref.data(), first.size(), &at),
+               shape("attn_f16_f32", name, g, n, hd) + " differs from scalar at " + std::to_string(at));
+    }
+}
+
+void silu_case(Counts& c, int64_t n) {
+    std::vector<float> g((size_t)n), u((size_t)n);
+    for (int64_t i = 0; i < n; ++i) {
+        g[i] = uniform() * (i % 7 == 0 ? 200.0f : 8.0f);  // past both ends of the exp clamp too
+        u[i] = uniform() * 3.0f;
+    }
+    std::vector<float> ref = g;
+    ek_silu_mul_f32__scalar(ref.data(), u.data(), n);
+    double worst = 0.0;
+    for (int64_t i = 0; i < n; ++i) {
+        const double want = (double)g[i] / (1.0 + std::exp(-(double)g[i])) * u[i];
+        worst = std::max(worst, std::fabs(want - ref[i]) / std::max(1e-30, std::fabs(want)));
+    }
+    expect(c, worst < 1e-5, "silu_mul_f32 scalar n=" + std::to_string(n) + " relative error " + std::to_string(worst));
+    for (const auto& name : edgekit::implementations("silu_mul_f32")) {
+        std::vector<float> y = g;
+        edgekit::silu_mul_f32_impl(name)(y.data(), u.data(), n);
         size_t at = 0;
         expect(c, same_bits(y.data(), ref.data(), y.size(), &at),
-               shape("wsum_f16_f32", name, 1, n, k) + " differs from scalar at " + std::to_string(at));
+               "silu_mul_f32 " + name + " n=" + std::to_string(n) + " differs from scalar at " + std::to_string(at));
+    }
+}
+
+// every compiled fp32 → fp16 row converter equals ek_fp32_to_fp16 on normals, subnormals, ties, overflow
+void cvt_rows(Counts& c) {
+    std::vector<float> x;
+    for (int i = 0; i < 4000; ++i) x.push_back(uniform() * std::ldexp(1.0f, (int)(next() % 50) - 30));
+    for (float e : {0.0f, -0.0f, 65504.0f, 65519.0f, 65520.0f, 1e9f, -1e9f, 1.0f + 1.0f / 2048.0f,
+                    1.0f + 3.0f / 2048.0f, std::ldexp(1.0f, -25), std::ldexp(1.5f, -25), INFINITY, -INFINITY})
+        x.push_back(e);
+    std::vector<uint16_t> ref(x.size());
+    for (size_t i = 0; i < x.size(); ++i) ref[i] = ek_fp32_to_fp16(x[i]);
+    for (const auto& name : edgekit::implementations("cvt_f32_f16")) {
+        std::vector<uint16_t> y(x.size(), 0x1234);
+        edgekit::cvt_f32_f16_impl(name)(x.data(), y.data(), (int64_t)x.size());
+        expect(c, y == ref, "cvt_f32_f16 " + name + " differs from ek_fp32_to_fp16");
     }
 }
 
 void convert_suite(Counts& c) {
+    cvt_rows(c);
     int bad = 0;
     for (uint32_t h = 0; h < 65536; ++h) {  // every half survives half → float → half (NaNs stay NaN)
         const float f = ek_fp16_to_fp32((uint16_t)h);
@@ -139,7 +207,10 @@ std::pair<int, int> run_f16_suite() {
         for (int64_t n : ns)
             for (int64_t m : ms) gemm_case(c, m, n, k, (k + n + m) % 3 == 0 ? 5 : 0, false);
     gemm_case(c, 2, 9, 48, 0, true);  // huge products: inf / overflow behave alike everywhere
-    for (int64_t n : {1, 7, 64, 300})
-        for (int64_t k : {1, 7, 8, 31, 32, 64, 65}) wsum_case(c, n, k, n % 2 ? 3 : 0);
+    for (int64_t g : {1, 2, 3, 4, 5, 9})
+        for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 300})
+            for (int64_t hd : {2, 8, 14, 64}) attn_case(c, g, n, hd, (g + n) % 3 ? 0 : 5, false);
+    attn_case(c, 3, 100, 64, 1, true);
+    for (int64_t n : {1, 7, 8, 9, 1000}) silu_case(c, n);
     return {c.checks, c.failures};
 }

@@ -9,7 +9,7 @@
 //                 (d) rows >= n and columns outside [t0, t1) keep their sentinel (ldy > n);
 //                 (f) ~200 random shapes from a fixed seed.
 //   gemm_q4x4_q8b (a)-(d) and 60 random shapes with per-block activation scales xs [m, k/32].
-//   gemm_f16_f32, wsum_f16_f32, fp16 conversion: bit-identical to the scalar for any m, row split and stride
+//   gemm_f16_f32, attn_f16_f32, silu_mul_f32, fp16 conversion: bit-identical to the scalar for any m, row split and stride
 //                 (test_f16.cpp).
 //   quant_row_q8  (e) codes and scale bits identical to the scalar: random rows, zeros, huge values, inf/NaN,
 //                     subnormals and exact .5 ties.
@@ -434,7 +434,7 @@ int main() {
             check_gemm(bimpls, m, n, k, Data::kMixed, 0xB000ull + it, true);
         }
 
-        // gemm_f16_f32 / wsum_f16_f32 / fp16 conversion (test_f16.cpp)
+        // gemm_f16_f32 / attn_f16_f32 / silu_mul_f32 / fp16 conversion (test_f16.cpp)
         const auto f16 = run_f16_suite();
         g_checks += f16.first;
         g_failures += f16.second;

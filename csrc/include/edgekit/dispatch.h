@@ -63,7 +63,9 @@ ek_gemm_q4x4_q8_fn gemm_q4x4_q8b_impl(const std::string& impl = "");
 ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl = "");
 // Float kernels over fp16 rows (LM head, attention over the fp16 KV cache).
 ek_gemm_f16_f32_fn gemm_f16_f32_impl(const std::string& impl = "");
-ek_wsum_f16_f32_fn wsum_f16_f32_impl(const std::string& impl = "");
+ek_attn_f16_f32_fn attn_f16_f32_impl(const std::string& impl = "");
+ek_silu_mul_f32_fn silu_mul_f32_impl(const std::string& impl = "");
+ek_cvt_f32_f16_fn cvt_f32_f16_impl(const std::string& impl = "");
 
 }  // namespace edgekit
 #endif  // __cplusplus

@@ -133,19 +133,56 @@ void ek_gemm_f16_f32__neon(const uint16_t* w, int64_t ldw, const float* x, int64
                            float* y, int64_t ldy, int64_t r0, int64_t r1);
 #endif
 
-// Weighted sum of fp16 rows (attention: probabilities times cached values):
+// Attention of g query heads that share one KV head, over the first n slots of an fp16 cache, fused:
 //
-//   y[c] = sum_{t < n} p[t] * fp32(v[t * ldv + c])      c < k;  y[c] = fma(p[t], v, y[c]) for t = 0, 1, ... from 0
+//   s[h, t]  = (sum_{c < hd} q[h, c] * fp32(kt[c * ldk + t])) * scale     one fma chain per score, c ascending from 0
+//   e[h, t]  = ek_exp(s[h, t] - max_t s[h, t])                             ek_exp: kernels/exp_common.h
+//   p[h, t]  = e[h, t] * (1 / sum_t e[h, t])                               the sum in the 16-lane order of gemm_f16_f32
+//   out[h,c] = sum_{t < n} p[h, t] * fp32(v[t * ldv + c])                  one fma chain per output, t ascending from 0
+//   first[h] = p[h, 0]
 //
-// The same bits in every implementation (one fused multiply-add per term, ascending t).
-typedef void (*ek_wsum_f16_f32_fn)(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+// q and out are [g, hd] row-major; kt holds the keys transposed (kt[c * ldk + t]: one row of ldk >= n slots per
+// dimension, so consecutive keys are consecutive lanes); p is [g, n] scratch the kernel fills with the
+// probabilities. Every lane runs its own chain, so the result does not depend on the vector width: every
+// implementation gives the scalar bits, and a token's attention does not depend on what else is in the batch.
+typedef void (*ek_attn_f16_f32_fn)(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
+                                   const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
+                                   float* first);
 
-void ek_wsum_f16_f32__scalar(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
+                             const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
+                             float* first);
 #if defined(EDGEKIT_HAVE_AVX2)
-void ek_wsum_f16_f32__avx2(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
+                           const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
+                           float* first);
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
-void ek_wsum_f16_f32__neon(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k, float* y);
+void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
+                           const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
+                           float* first);
+#endif
+
+// SwiGLU's gate in place: g[i] = g[i] / (1 + ek_exp(-g[i])) * u[i], i < n (the same bits in every implementation).
+typedef void (*ek_silu_mul_f32_fn)(float* g, const float* u, int64_t n);
+
+void ek_silu_mul_f32__scalar(float* g, const float* u, int64_t n);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_silu_mul_f32__avx2(float* g, const float* u, int64_t n);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_silu_mul_f32__neon(float* g, const float* u, int64_t n);
+#endif
+
+// fp32 → fp16 bits, y[i] = ek_fp32_to_fp16(x[i]) for i < n (NaNs stay NaN, their payload may differ).
+typedef void (*ek_cvt_f32_f16_fn)(const float* x, uint16_t* y, int64_t n);
+
+void ek_cvt_f32_f16__scalar(const float* x, uint16_t* y, int64_t n);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_cvt_f32_f16__avx2(const float* x, uint16_t* y, int64_t n);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_cvt_f32_f16__neon(const float* x, uint16_t* y, int64_t n);
 #endif
 
 // ---------------------------------------------------------------------------------------------------------------

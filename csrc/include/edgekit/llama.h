@@ -79,6 +79,7 @@ public:
 private:
     void attention(int layer, int n, int base, const float* q, float* out, float* first) const;
     void rope(float* v, int n, int heads, const int32_t* pos) const;
+    void store_kv(int layer, int base, int n, const float* k, const float* v);
     void reserve(int n);
     void prune_rows(int j, int n0, int& na, bool keep_frozen);
 
@@ -86,10 +87,12 @@ private:
     std::vector<uint16_t> embed_, head_;  // fp16 [vocab, hidden]; head_ empty: tied to embed_
     std::vector<float> final_norm_;
     std::vector<LlamaLayer> layers_;
-    std::vector<uint16_t> k_cache_, v_cache_;  // fp16 [layer][slot][kv_head][head_dim]
+    // fp16 caches: keys transposed, [layer][kv_head][head_dim][slot] (a head's keys are consecutive lanes for the
+    // attention kernel); values [layer][slot][kv_head][head_dim]
+    std::vector<uint16_t> k_cache_, v_cache_;
     std::vector<int32_t> pos_;                 // [layer][slot]: the position cached in each slot (increasing)
     std::vector<int> len_;                     // [layer]: slots in use
-    std::vector<float> inv_freq_;              // [head_dim / 2]
+    std::vector<float> rope_cos_, rope_sin_;   // [position][head_dim / 2]: cos / sin of position * inv_freq
     // scratch of the forward pass, grown to the largest batch seen
     std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, g_, u_;
     std::vector<float> first_, score_, frozen_;  // pruning: p(→ position 0) per (row, head), per row; dropped rows

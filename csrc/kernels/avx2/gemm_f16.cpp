@@ -98,35 +98,3 @@ extern "C" void ek_gemm_f16_f32__avx2(const uint16_t* w, int64_t ldw, const floa
         }
     }
 }
-
-extern "C" void ek_wsum_f16_f32__avx2(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k,
-                                      float* y) {
-    assert(k >= 0 && ldv >= k);
-    int64_t c = 0;
-    for (; c + 32 <= k; c += 32) {  // 32 outputs in four registers across all t
-        __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), a2 = _mm256_setzero_ps(), a3 = _mm256_setzero_ps();
-        for (int64_t t = 0; t < n; ++t) {
-            const __m256 pt = _mm256_set1_ps(p[t]);
-            const uint16_t* vt = v + t * ldv + c;
-            _mm_prefetch(reinterpret_cast<const char*>(vt + 16 * ldv), _MM_HINT_T0);  // the value rows to come
-            a0 = _mm256_fmadd_ps(pt, load_f16(vt), a0);
-            a1 = _mm256_fmadd_ps(pt, load_f16(vt + 8), a1);
-            a2 = _mm256_fmadd_ps(pt, load_f16(vt + 16), a2);
-            a3 = _mm256_fmadd_ps(pt, load_f16(vt + 24), a3);
-        }
-        _mm256_storeu_ps(y + c, a0);
-        _mm256_storeu_ps(y + c + 8, a1);
-        _mm256_storeu_ps(y + c + 16, a2);
-        _mm256_storeu_ps(y + c + 24, a3);
-    }
-    for (; c + 8 <= k; c += 8) {
-        __m256 a = _mm256_setzero_ps();
-        for (int64_t t = 0; t < n; ++t) a = _mm256_fmadd_ps(_mm256_set1_ps(p[t]), load_f16(v + t * ldv + c), a);
-        _mm256_storeu_ps(y + c, a);
-    }
-    for (; c < k; ++c) {
-        float a = 0.0f;
-        for (int64_t t = 0; t < n; ++t) a = std::fma(p[t], ek_fp16_to_fp32(v[t * ldv + c]), a);
-        y[c] = a;
-    }
-}

@@ -65,34 +65,3 @@ extern "C" void ek_gemm_f16_f32__neon(const uint16_t* w, int64_t ldw, const floa
         }
     }
 }
-
-extern "C" void ek_wsum_f16_f32__neon(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k,
-                                      float* y) {
-    assert(k >= 0 && ldv >= k);
-    int64_t c = 0;
-    for (; c + 16 <= k; c += 16) {
-        float32x4_t a0 = vdupq_n_f32(0.0f), a1 = a0, a2 = a0, a3 = a0;
-        for (int64_t t = 0; t < n; ++t) {
-            const float32x4_t pt = vdupq_n_f32(p[t]);
-            const uint16_t* vt = v + t * ldv + c;
-            a0 = vfmaq_f32(a0, pt, load_f16(vt));
-            a1 = vfmaq_f32(a1, pt, load_f16(vt + 4));
-            a2 = vfmaq_f32(a2, pt, load_f16(vt + 8));
-            a3 = vfmaq_f32(a3, pt, load_f16(vt + 12));
-        }
-        vst1q_f32(y + c, a0);
-        vst1q_f32(y + c + 4, a1);
-        vst1q_f32(y + c + 8, a2);
-        vst1q_f32(y + c + 12, a3);
-    }
-    for (; c + 4 <= k; c += 4) {
-        float32x4_t a = vdupq_n_f32(0.0f);
-        for (int64_t t = 0; t < n; ++t) a = vfmaq_f32(a, vdupq_n_f32(p[t]), load_f16(v + t * ldv + c));
-        vst1q_f32(y + c, a);
-    }
-    for (; c < k; ++c) {
-        float a = 0.0f;
-        for (int64_t t = 0; t < n; ++t) a = std::fma(p[t], ek_fp16_to_fp32(v[t * ldv + c]), a);
-        y[c] = a;
-    }
-}

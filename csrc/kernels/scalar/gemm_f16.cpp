@@ -27,13 +27,3 @@ extern "C" void ek_gemm_f16_f32__scalar(const uint16_t* w, int64_t ldw, const fl
         }
     }
 }
-
-extern "C" void ek_wsum_f16_f32__scalar(const uint16_t* v, int64_t ldv, const float* p, int64_t n, int64_t k,
-                                        float* y) {
-    assert(k >= 0 && ldv >= k);
-    for (int64_t c = 0; c < k; ++c) y[c] = 0.0f;
-    for (int64_t t = 0; t < n; ++t) {
-        const uint16_t* vt = v + t * ldv;
-        for (int64_t c = 0; c < k; ++c) y[c] = std::fma(p[t], ek_fp16_to_fp32(vt[c]), y[c]);
-    }
-}

@@ -1,0 +1,174 @@
+// AVX2 + F16C + FMA fused attention and SwiGLU kernels, bit-identical to the scalar reference (kernels.h).
+//
+// Scores: keys are lanes (the cache holds them transposed), so each score is one lane's fma chain over the head
+// dimension; up to four heads of the group share every converted key vector, 16 keys (two registers) at a time:
+// eight independent chains, enough to hide the FMA latency. Values: 16 output dimensions (two registers) of up to
+// four heads per pass over the probabilities, each converted value vector shared by the heads.
+#include <assert.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "edgekit/kernels.h"
+#include "exp_avx2.h"
+
+namespace {
+
+inline __m256 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
+
+inline float hmax(__m256 v) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    m = _mm_max_ss(m, _mm_shuffle_ps(m, m, 1));
+    return _mm_cvtss_f32(m);
+}
+
+// scores of HB heads for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale
+template <int HB>
+void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, float* p) {
+    const __m256 sc = _mm256_set1_ps(scale);
+    int64_t t = 0;
+    for (; t + 16 <= n; t += 16) {
+        __m256 a[HB][2];
+        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < hd; ++c) {
+            const __m256 k0 = load_f16(kt + c * ldk + t), k1 = load_f16(kt + c * ldk + t + 8);
+            for (int h = 0; h < HB; ++h) {
+                const __m256 qc = _mm256_broadcast_ss(q + h * hd + c);
+                a[h][0] = _mm256_fmadd_ps(qc, k0, a[h][0]);
+                a[h][1] = _mm256_fmadd_ps(qc, k1, a[h][1]);
+            }
+        }
+        for (int h = 0; h < HB; ++h) {
+            _mm256_storeu_ps(p + h * n + t, _mm256_mul_ps(a[h][0], sc));
+            _mm256_storeu_ps(p + h * n + t + 8, _mm256_mul_ps(a[h][1], sc));
+        }
+    }
+    // the last 1..15 keys, eight at a time; fewer than eight are copied into a zero-padded block first (reading
+    // past the n-th key could leave the cache), and only their lanes are kept
+    thread_local std::vector<uint16_t> pad;
+    for (; t < n; t += 8) {
+        const int64_t rem = std::min<int64_t>(8, n - t);
+        const uint16_t* kb = kt + t;
+        int64_t ldb = ldk;
+        if (rem < 8) {
+            pad.assign((size_t)(hd * 8), 0);
+            for (int64_t c = 0; c < hd; ++c)
+                for (int64_t j = 0; j < rem; ++j) pad[c * 8 + j] = kt[c * ldk + t + j];
+            kb = pad.data();
+            ldb = 8;
+        }
+        __m256 a[HB];
+        for (int h = 0; h < HB; ++h) a[h] = _mm256_setzero_ps();
+        for (int64_t c = 0; c < hd; ++c) {
+            const __m256 k0 = load_f16(kb + c * ldb);
+            for (int h = 0; h < HB; ++h) a[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(q + h * hd + c), k0, a[h]);
+        }
+        for (int h = 0; h < HB; ++h) {
+            float tmp[8];
+            _mm256_storeu_ps(tmp, _mm256_mul_ps(a[h], sc));
+            std::copy(tmp, tmp + rem, p + h * n + t);
+        }
+    }
+}
+
+// scores → probabilities in place (kernels.h: max, ek_exp, the 16-lane sum, one reciprocal)
+void softmax(float* p, int64_t n) {
+    const int64_t n8 = n - n % 8, n16 = n - n % 16;
+    __m256 mv = _mm256_set1_ps(p[0]);
+    for (int64_t t = 0; t < n8; t += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(p + t));
+    float mx = hmax(mv);
+    for (int64_t t = n8; t < n; ++t) mx = p[t] > mx ? p[t] : mx;
+    const __m256 m = _mm256_set1_ps(mx);
+    __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
+    int64_t t = 0;
+    for (; t < n16; t += 16) {
+        const __m256 e0 = ek_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(p + t), m));
+        const __m256 e1 = ek_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(p + t + 8), m));
+        _mm256_storeu_ps(p + t, e0);
+        _mm256_storeu_ps(p + t + 8, e1);
+        s0 = _mm256_add_ps(s0, e0);
+        s1 = _mm256_add_ps(s1, e1);
+    }
+    const __m256 s8 = _mm256_add_ps(s0, s1);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    float tot = _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
+    for (; t < n; ++t) tot += (p[t] = ek_exp_scalar(p[t] - mx));
+    const __m256 inv = _mm256_set1_ps(1.0f / tot);
+    for (t = 0; t < n8; t += 8) _mm256_storeu_ps(p + t, _mm256_mul_ps(_mm256_loadu_ps(p + t), inv));
+    for (; t < n; ++t) p[t] *= 1.0f / tot;
+}
+
+// out[h, c] = sum_t p[h, t] * v[t, c] for HB heads
+template <int HB>
+void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, float* out) {
+    int64_t c = 0;
+    for (; c + 16 <= hd; c += 16) {
+        __m256 a[HB][2];
+        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm256_setzero_ps();
+        for (int64_t t = 0; t < n; ++t) {
+            const __m256 v0 = load_f16(v + t * ldv + c), v1 = load_f16(v + t * ldv + c + 8);
+            for (int h = 0; h < HB; ++h) {
+                const __m256 pt = _mm256_broadcast_ss(p + h * n + t);
+                a[h][0] = _mm256_fmadd_ps(pt, v0, a[h][0]);
+                a[h][1] = _mm256_fmadd_ps(pt, v1, a[h][1]);
+            }
+        }
+        for (int h = 0; h < HB; ++h) {
+            _mm256_storeu_ps(out + h * hd + c, a[h][0]);
+            _mm256_storeu_ps(out + h * hd + c + 8, a[h][1]);
+        }
+    }
+    for (; c < hd; ++c) {
+        for (int h = 0; h < HB; ++h) {
+            float a = 0.0f;
+            for (int64_t t = 0; t < n; ++t) a = fmaf(p[h * n + t], ek_fp16_to_fp32(v[t * ldv + c]), a);
+            out[h * hd + c] = a;
+        }
+    }
+}
+
+template <int HB>
+void heads(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv, int64_t n,
+           float scale, float* p, float* out) {
+    scores<HB>(q, hd, kt, ldk, n, scale, p);
+    for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
+    values<HB>(p, n, v, ldv, hd, out);
+}
+
+}  // namespace
+
+extern "C" void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
+                                      const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p,
+                                      float* out, float* first) {
+    assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
+    for (int64_t h = 0; h < g; h += 4) {  // heads in blocks of up to four
+        const float* qh = q + h * hd;
+        float* ph = p + h * n;
+        float* oh = out + h * hd;
+        switch (std::min<int64_t>(4, g - h)) {
+            case 4: heads<4>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            case 3: heads<3>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            case 2: heads<2>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            default: heads<1>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+        }
+    }
+    for (int64_t h = 0; h < g; ++h) first[h] = p[h * n];
+}
+
+extern "C" void ek_silu_mul_f32__avx2(float* g, const float* u, int64_t n) {
+    const __m256 one = _mm256_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        const __m256 x = _mm256_loadu_ps(g + i);
+        const __m256 d = _mm256_add_ps(one, ek_exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x)));
+        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_loadu_ps(u + i)));
+    }
+    for (; i < n; ++i) {
+        const float d = 1.0f + ek_exp_scalar(-g[i]);
+        const float s = g[i] / d;
+        g[i] = s * u[i];
+    }
+}
