@@ -183,6 +183,22 @@ const std::vector<Op>& tables() {
              {"neondot", erase(&ek_gemm_q4x4_q8b__neondot), kNEON | kDOTPROD},
 #endif
          }},
+        {"gemm_q4x16_q8",
+         {
+             {"scalar", erase(&ek_gemm_q4x16_q8__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX512)
+             {"avx512vnni", erase(&ek_gemm_q4x16_q8__avx512vnni),
+              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
+#endif
+         }},
+        {"gemm_q4x16_q8b",
+         {
+             {"scalar", erase(&ek_gemm_q4x16_q8b__scalar), 0},
+#if defined(EDGEKIT_HAVE_AVX512)
+             {"avx512vnni", erase(&ek_gemm_q4x16_q8b__avx512vnni),
+              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
+#endif
+         }},
         {"gemm_q4x4_q4",
          {
              {"scalar", erase(&ek_gemm_q4x4_q4__scalar), 0},
@@ -206,6 +222,9 @@ const std::vector<Op>& tables() {
 #if defined(EDGEKIT_HAVE_AVX2)
              {"avx2", erase(&ek_attn_f16_f32__avx2), kAVX2 | kFMA | kF16C},
 #endif
+#if defined(EDGEKIT_HAVE_AVX512)
+             {"avx512", erase(&ek_attn_f16_f32__avx512), kAVX2 | kFMA | kF16C | kAVX512F},
+#endif
 #if defined(EDGEKIT_HAVE_NEON)
              {"neon", erase(&ek_attn_f16_f32__neon), kNEON},
 #endif
@@ -215,6 +234,9 @@ const std::vector<Op>& tables() {
              {"scalar", erase(&ek_silu_mul_f32__scalar), 0},
 #if defined(EDGEKIT_HAVE_AVX2)
              {"avx2", erase(&ek_silu_mul_f32__avx2), kAVX2 | kFMA},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+             {"avx512", erase(&ek_silu_mul_f32__avx512), kAVX2 | kFMA | kAVX512F},
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
              {"neon", erase(&ek_silu_mul_f32__neon), kNEON},
@@ -393,6 +415,16 @@ std::string compiler() {
 ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl) {
     const Impl& chosen = impl.empty() ? selected_impl("quant_row_q8") : named_impl("quant_row_q8", impl);
     return reinterpret_cast<ek_quant_row_q8_fn>(chosen.fn);
+}
+
+ek_gemm_q4x4_q8_fn gemm_q4x16_q8_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x16_q8") : named_impl("gemm_q4x16_q8", impl);
+    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+}
+
+ek_gemm_q4x4_q8_fn gemm_q4x16_q8b_impl(const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x16_q8b") : named_impl("gemm_q4x16_q8b", impl);
+    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl) {

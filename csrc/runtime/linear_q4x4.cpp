@@ -1,6 +1,6 @@
 // linear_q4x4 / gemm_q4x4: the matmul over whole matrices (linear.h).
 //
-// Work is split by output tiles (four rows each) so every thread streams its own slice of the weights once; each
+// Work is split by output tiles (four rows each, or 16 on the q4x16 layout) so every thread streams its own slice of the weights once; each
 // output is computed by the same code whichever slice it is in, so the thread count never changes a result.
 #include "edgekit/linear.h"
 
@@ -36,19 +36,21 @@ Scratch& scratch(int64_t codes, int64_t scales) {
 
 }  // namespace
 
-void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm) {
+void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
+               int rows) {
     if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
-    if (!gemm) gemm = gemm_q4x4_q8_impl("");
+    if (rows != EK_Q4X4_ROWS && rows != EK_Q4X16_ROWS) throw std::invalid_argument("q4x4: rows per tile must be 4 or 16");
+    if (!gemm) gemm = rows == EK_Q4X16_ROWS ? gemm_q4x16_q8_impl("") : gemm_q4x4_q8_impl("");
     if (m <= 0 || w.n <= 0) return;
     thread_local std::vector<int32_t> bsums;  // scratch reused across calls: no allocation per linear
     bsums.resize((size_t)(m * (w.k / EK_Q4_BLOCK) * 4));
     ek_lane_sums_q8(xq, m, w.k, bsums.data());
-    const int64_t tiles = (w.n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS;
-    const int64_t macs_per_tile = m * w.k * EK_Q4X4_ROWS;
+    const int64_t tiles = (w.n + rows - 1) / rows;
+    const int64_t macs_per_tile = m * w.k * rows;
     const int64_t grain = std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(macs_per_tile, 1));
     const int32_t* bs = bsums.data();
-    // a tile block is 64 code bytes + four fp16 scales; every output is computed alike whatever chunk it falls in
-    const int64_t tile_bytes = w.k / EK_Q4_BLOCK * (EK_Q4X4_TILE_QS_BYTES + 2 * EK_Q4X4_ROWS);
+    // a tile block is 16 code bytes + one fp16 scale per row; every output is computed alike whatever chunk it is in
+    const int64_t tile_bytes = w.k / EK_Q4_BLOCK * rows * (EK_Q4_BLOCK / 2 + 2);
     const int64_t chunk = m <= 4 ? tiles : std::max<int64_t>(1, kChunkBytes / tile_bytes);
     parallel_for(tiles, grain, [&](int64_t t0, int64_t t1) {
         for (int64_t c = t0; c < t1; c += chunk) gemm(&w, xq, xs, bs, m, y, w.n, c, std::min(c + chunk, t1));
@@ -56,7 +58,7 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
 }
 
 void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
-                 ek_gemm_q4x4_q8_fn gemm, ek_quant_row_q8_fn quant) {
+                 ek_gemm_q4x4_q8_fn gemm, ek_quant_row_q8_fn quant, int rows) {
     if (!quant) quant = quant_row_q8_impl("");
     Scratch& s = scratch(m * w.k, m);
     if (!qmax_rows) {
@@ -64,18 +66,18 @@ void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qma
     } else {
         for (int64_t i = 0; i < m; ++i) quant(x + i * w.k, 1, w.k, qmax_rows[i], s.xq.data() + i * w.k, &s.xs[i]);
     }
-    gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm);
+    gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm, rows);
 }
 
 void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
-                        ek_quant_row_q8_fn quant) {
+                        ek_quant_row_q8_fn quant, int rows) {
     if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
     if (!quant) quant = quant_row_q8_impl("");
-    if (!gemm) gemm = gemm_q4x4_q8b_impl("");
+    if (!gemm) gemm = rows == EK_Q4X16_ROWS ? gemm_q4x16_q8b_impl("") : gemm_q4x4_q8b_impl("");
     const int64_t nb = w.k / EK_Q4_BLOCK;
     Scratch& s = scratch(m * w.k, m * nb);
     quant(x, m * nb, EK_Q4_BLOCK, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data());  // the row rule on every block
-    gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm);
+    gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm, rows);
 }
 
 }  // namespace edgekit

@@ -30,7 +30,8 @@
 #include "edgekit/dispatch.h"
 #include "edgekit/kernels.h"
 
-std::pair<int, int> run_f16_suite();  // test_f16.cpp: (checks, failures)
+std::pair<int, int> run_f16_suite();    // test_f16.cpp: (checks, failures)
+std::pair<int, int> run_q4x16_suite();  // test_q4x16.cpp
 
 namespace {
 
@@ -438,6 +439,10 @@ int main() {
         const auto f16 = run_f16_suite();
         g_checks += f16.first;
         g_failures += f16.second;
+        // gemm_q4x16_q8 / _q8b and the regrouping (test_q4x16.cpp)
+        const auto x16 = run_q4x16_suite();
+        g_checks += x16.first;
+        g_failures += x16.second;
 
         if (g_failures) {
             std::printf("test_kernels: %d of %d checks FAILED\n", g_failures, g_checks);

@@ -59,6 +59,9 @@ ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl = "");
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl = "");
 // The same matmul with per-block activation scales (kernels.h: ek_gemm_q4x4_q8b; same function type).
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8b_impl(const std::string& impl = "");
+// The same matmuls on the q4x16 layout (formats.h), per-token and per-block activation scales.
+ek_gemm_q4x4_q8_fn gemm_q4x16_q8_impl(const std::string& impl = "");
+ek_gemm_q4x4_q8_fn gemm_q4x16_q8b_impl(const std::string& impl = "");
 // The packed-multiplier W4A4 kernels (same function type; activations in -7..7).
 ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl = "");
 // Float kernels over fp16 rows (LM head, attention over the fp16 KV cache).

@@ -80,6 +80,19 @@ typedef struct ek_q4x4 {
     int64_t k;
 } ek_q4x4;
 
+// ---------------------------------------------------------------------------------------------------------------
+// Kernel layout "q4x16": the same codes and scales regrouped by 16 rows for 512-bit dot-product kernels (one 32-bit
+// lane per row). Built from q4x4 at load time (ek_pack_q4x16), never stored in files. Group g and block j hold
+//
+//   qs[(g * nb + j) * 256 + l * 64 + r * 4 + b] = codes 4l + b (low nibble) and 16 + 4l + b (high nibble) of row
+//                                                 16g + r, block j                       (l < 4, r < 16, b < 4)
+//   d [(g * nb + j) * 16 + r]                   = fp16 scale bits of row 16g + r, block j
+//
+// Rows past n are padding (codes 8, scale 0), as in q4x4. Views use the ek_q4x4 struct (same four fields).
+// ---------------------------------------------------------------------------------------------------------------
+#define EK_Q4X16_ROWS 16
+#define EK_Q4X16_GROUP_QS_BYTES (EK_Q4X16_ROWS * EK_Q4_BLOCK / 2)  // 256
+
 #ifdef __cplusplus
 }  // extern "C"
 #endif
@@ -92,6 +105,7 @@ static_assert(offsetof(ek_block_q4_0, qs) == 2, "Q4_0 codes follow the fp16 scal
 static_assert(offsetof(ek_block_q4_1, qs) == 4, "Q4_1 codes follow the fp16 scale and min");
 static_assert(EK_Q4_BLOCK % 2 == 0, "a group must hold an even number of codes");
 static_assert(EK_Q4X4_TILE_QS_BYTES == 64, "a q4x4 tile block is one 64-byte line");
+static_assert(EK_Q4X16_GROUP_QS_BYTES == 4 * 64, "a q4x16 group block is four 64-byte lines, one per 4 codes");
 #else
 _Static_assert(sizeof(ek_block_q4_0) == 18, "ek_block_q4_0 must be 18 bytes (GGUF Q4_0)");
 _Static_assert(sizeof(ek_block_q4_1) == 20, "ek_block_q4_1 must be 20 bytes (GGUF Q4_1)");

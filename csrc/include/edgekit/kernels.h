@@ -98,6 +98,25 @@ void ek_gemm_q4x4_q8b__neondot(const ek_q4x4* w, const int8_t* xq, const float* 
                                float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
 
+// The W4A8 matmul on the q4x16 layout (formats.h), t0..t1 counting groups of 16 rows; otherwise the arguments of
+// ek_gemm_q4x4_q8 / _q8b. Its own exact contract, per output (token i, row r), blocks j ascending:
+//
+//   dot_j = sum_{c < 32} (q[r, 32j + c] - 8) * xq[i, 32j + c]          (exact int32)
+//   acc   = fma(float(dot_j), fp32(d[r, j]) * s, acc)  from acc = 0;   s = xs[i * nb + j] (q8b) or 1 (q8)
+//   y[i * ldy + r] = acc (q8b)  or  acc * xs[i] (q8)
+//
+// so every implementation gives the scalar bits. xbsum is ek_lane_sums_q8's; its four lanes sum to a block's sum.
+void ek_gemm_q4x16_q8__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                              float* y, int64_t ldy, int64_t t0, int64_t t1);
+void ek_gemm_q4x16_q8b__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                               int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
+#if defined(EDGEKIT_HAVE_AVX512)
+void ek_gemm_q4x16_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                  int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
+void ek_gemm_q4x16_q8b__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
+                                   int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+
 // W4A4 with Agile-Quant's packed multiplier (several 4-bit weights per multiplier lane, guard bits, widening once
 // per group): the same contract as ek_gemm_q4x4_q8 for activation codes in -7..7 (the int4 tokens of the W4A4
 // mix). Compared with the int8 kernels per ISA by `edgekit bench kernels --w4a4`.
@@ -157,6 +176,11 @@ void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t
                            const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
                            float* first);
 #endif
+#if defined(EDGEKIT_HAVE_AVX512)
+void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
+                             const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
+                             float* first);
+#endif
 #if defined(EDGEKIT_HAVE_NEON)
 void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                            const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
@@ -169,6 +193,9 @@ typedef void (*ek_silu_mul_f32_fn)(float* g, const float* u, int64_t n);
 void ek_silu_mul_f32__scalar(float* g, const float* u, int64_t n);
 #if defined(EDGEKIT_HAVE_AVX2)
 void ek_silu_mul_f32__avx2(float* g, const float* u, int64_t n);
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+void ek_silu_mul_f32__avx512(float* g, const float* u, int64_t n);
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
 void ek_silu_mul_f32__neon(float* g, const float* u, int64_t n);
@@ -191,6 +218,10 @@ void ek_cvt_f32_f16__neon(const float* x, uint16_t* y, int64_t n);
 
 // xbsum[i, j, l] = lane l sum of block j of row i (see ek_gemm_q4x4_q8); k a multiple of 32.
 void ek_lane_sums_q8(const int8_t* xq, int64_t m, int64_t k, int32_t* xbsum);
+
+// Regroup a q4x4 matrix into q4x16 arrays of ceil(n / 16) * (k / 32) * 256 bytes (qs) and ceil(n / 16) * (k / 32)
+// * 16 scales (d); rows past n get codes 8 and scale 0.
+void ek_pack_q4x16(const ek_q4x4* w, uint8_t* qs, uint16_t* d);
 
 // Repack n rows of GGUF Q4_0 blocks (k / 32 blocks per row, row-major) into q4x4 arrays of
 // ceil(n / 4) * (k / 32) * 64 bytes (qs) and ceil(n / 4) * (k / 32) * 4 scales (d).

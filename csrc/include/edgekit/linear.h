@@ -10,19 +10,20 @@
 namespace edgekit {
 
 // y[m, n] (row stride n) = W xq for pre-quantized activations (codes xq [m, k], per-row scales xs [m]).
-// gemm null → the dispatched implementation.
+// gemm null → the dispatched implementation. rows: the layout's rows per tile, EK_Q4X4_ROWS (q4x4) or
+// EK_Q4X16_ROWS (q4x16, formats.h); the same for every entry below.
 void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y,
-               ek_gemm_q4x4_q8_fn gemm = nullptr);
+               ek_gemm_q4x4_q8_fn gemm = nullptr, int rows = EK_Q4X4_ROWS);
 
 // y[m, n] = W x for float activations x [m, k]: each row is quantized with its own qmax (qmax_rows [m], e.g. 7 for
 // the W4A4 tokens; null → 127 for all), then gemm_q4x4. Null function pointers → the dispatched implementations.
 void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
-                 ek_gemm_q4x4_q8_fn gemm = nullptr, ek_quant_row_q8_fn quant = nullptr);
+                 ek_gemm_q4x4_q8_fn gemm = nullptr, ek_quant_row_q8_fn quant = nullptr, int rows = EK_Q4X4_ROWS);
 
 // y[m, n] = W x with x quantized per block of 32 values (GGUF Q8_0's blocking; one scale per token and block),
 // then the per-block-scale matmul (gemm null → the dispatched ek_gemm_q4x4_q8b).
 void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm = nullptr,
-                        ek_quant_row_q8_fn quant = nullptr);
+                        ek_quant_row_q8_fn quant = nullptr, int rows = EK_Q4X4_ROWS);
 
 }  // namespace edgekit
 

@@ -27,6 +27,7 @@ struct Q4Weight {
     std::vector<uint16_t> d;
     int64_t n = 0, k = 0;
     bool act_per_block = false;  // activations quantized per block of 32 (else per token)
+    int rows = EK_Q4X4_ROWS;     // the layout: q4x4 (as loaded) or q4x16 (regrouped for AVX-512, formats.h)
     ek_q4x4 view() const { return {qs.data(), d.data(), n, k}; }
 };
 
@@ -80,6 +81,9 @@ private:
     void attention(int layer, int n, int base, const float* q, float* out, float* first) const;
     void rope(float* v, int n, int heads, const int32_t* pos) const;
     void store_kv(int layer, int base, int n, const float* k, const float* v);
+    // slots per row of the transposed key cache: max_ctx plus one cache line, so that the head_dim rows a score
+    // reads (4 KB apart at 2048 slots) do not all fall into the same L1 set
+    int64_t kt_stride() const { return (int64_t)cfg_.max_ctx + 32; }
     void reserve(int n);
     void prune_rows(int j, int n0, int& na, bool keep_frozen);
 

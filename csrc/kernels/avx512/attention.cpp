@@ -1,0 +1,183 @@
+// AVX-512 fused attention and SwiGLU kernels, bit-identical to the scalar reference (kernels.h).
+//
+// The AVX2 file's plan on 16-lane registers: scores take 32 keys (two registers) of up to four heads per pass over
+// the head dimension, values 32 output dimensions of up to four heads per pass over the probabilities, and one
+// register holds the 16 running sums of the softmax denominator, so the contract's tree is the register's halves.
+#include <assert.h>
+#include <immintrin.h>
+
+#include <algorithm>
+#include <vector>
+
+#include "../exp_common.h"
+#include "edgekit/kernels.h"
+
+namespace {
+
+// ek_exp on 16 lanes: exp_common.h's operations in its order
+inline __m512 exp16(__m512 x) {
+    x = _mm512_max_ps(x, _mm512_set1_ps(EK_EXP_LO));  // maxps returns its second operand for NaN
+    x = _mm512_min_ps(x, _mm512_set1_ps(EK_EXP_HI));
+    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EK_EXP_LOG2E)),
+                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    const __m512 nn = _mm512_sub_ps(_mm512_setzero_ps(), n);
+    __m512 r = _mm512_fmadd_ps(nn, _mm512_set1_ps(EK_EXP_LN2_HI), x);
+    r = _mm512_fmadd_ps(nn, _mm512_set1_ps(EK_EXP_LN2_LO), r);
+    __m512 p = _mm512_set1_ps(EK_EXP_C7);
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C6));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C5));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C4));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C3));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C2));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
+    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
+    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+inline __m512 load_f16(const uint16_t* p) {
+    return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
+}
+
+template <int HB>
+void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, float* p) {
+    const __m512 sc = _mm512_set1_ps(scale);
+    int64_t t = 0;
+    for (; t + 32 <= n; t += 32) {
+        __m512 a[HB][2];
+        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < hd; ++c) {
+            const __m512 k0 = load_f16(kt + c * ldk + t), k1 = load_f16(kt + c * ldk + t + 16);
+            for (int h = 0; h < HB; ++h) {
+                const __m512 qc = _mm512_set1_ps(q[h * hd + c]);
+                a[h][0] = _mm512_fmadd_ps(qc, k0, a[h][0]);
+                a[h][1] = _mm512_fmadd_ps(qc, k1, a[h][1]);
+            }
+        }
+        for (int h = 0; h < HB; ++h) {
+            _mm512_storeu_ps(p + h * n + t, _mm512_mul_ps(a[h][0], sc));
+            _mm512_storeu_ps(p + h * n + t + 16, _mm512_mul_ps(a[h][1], sc));
+        }
+    }
+    // the last 1..31 keys, 16 at a time; fewer than 16 through a zero-padded block (reading past the n-th key could
+    // leave the cache), keeping only their lanes
+    thread_local std::vector<uint16_t> pad;
+    for (; t < n; t += 16) {
+        const int64_t rem = std::min<int64_t>(16, n - t);
+        const uint16_t* kb = kt + t;
+        int64_t ldb = ldk;
+        if (rem < 16) {
+            pad.assign((size_t)(hd * 16), 0);
+            for (int64_t c = 0; c < hd; ++c)
+                for (int64_t j = 0; j < rem; ++j) pad[c * 16 + j] = kt[c * ldk + t + j];
+            kb = pad.data();
+            ldb = 16;
+        }
+        __m512 a[HB];
+        for (int h = 0; h < HB; ++h) a[h] = _mm512_setzero_ps();
+        for (int64_t c = 0; c < hd; ++c) {
+            const __m512 k0 = load_f16(kb + c * ldb);
+            for (int h = 0; h < HB; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * hd + c]), k0, a[h]);
+        }
+        const __mmask16 keep = (__mmask16)((1u << rem) - 1);
+        for (int h = 0; h < HB; ++h) _mm512_mask_storeu_ps(p + h * n + t, keep, _mm512_mul_ps(a[h], sc));
+    }
+}
+
+void softmax(float* p, int64_t n) {
+    const int64_t n16 = n - n % 16;
+    __m512 mv = _mm512_set1_ps(p[0]);
+    for (int64_t t = 0; t < n16; t += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(p + t));
+    float mx = _mm512_reduce_max_ps(mv);
+    for (int64_t t = n16; t < n; ++t) mx = p[t] > mx ? p[t] : mx;
+    const __m512 m = _mm512_set1_ps(mx);
+    __m512 s = _mm512_setzero_ps();
+    int64_t t = 0;
+    for (; t < n16; t += 16) {
+        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(p + t), m));
+        _mm512_storeu_ps(p + t, e);
+        s = _mm512_add_ps(s, e);
+    }
+    // the contract's tree: s_l + s_{l+8}, then + s_{l+4}, + s_{l+2}, s_0 + s_1
+    const __m256 hi8 = _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(s), 1));  // AVX-512F only
+    const __m256 s8 = _mm256_add_ps(_mm512_castps512_ps256(s), hi8);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(s8), _mm256_extractf128_ps(s8, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    float tot = _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
+    for (; t < n; ++t) tot += (p[t] = ek_exp_scalar(p[t] - mx));
+    const float inv = 1.0f / tot;
+    const __m512 iv = _mm512_set1_ps(inv);
+    for (t = 0; t < n16; t += 16) _mm512_storeu_ps(p + t, _mm512_mul_ps(_mm512_loadu_ps(p + t), iv));
+    for (; t < n; ++t) p[t] *= inv;
+}
+
+template <int HB>
+void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, float* out) {
+    int64_t c = 0;
+    for (; c + 32 <= hd; c += 32) {
+        __m512 a[HB][2];
+        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm512_setzero_ps();
+        for (int64_t t = 0; t < n; ++t) {
+            const __m512 v0 = load_f16(v + t * ldv + c), v1 = load_f16(v + t * ldv + c + 16);
+            for (int h = 0; h < HB; ++h) {
+                const __m512 pt = _mm512_set1_ps(p[h * n + t]);
+                a[h][0] = _mm512_fmadd_ps(pt, v0, a[h][0]);
+                a[h][1] = _mm512_fmadd_ps(pt, v1, a[h][1]);
+            }
+        }
+        for (int h = 0; h < HB; ++h) {
+            _mm512_storeu_ps(out + h * hd + c, a[h][0]);
+            _mm512_storeu_ps(out + h * hd + c + 16, a[h][1]);
+        }
+    }
+    for (; c < hd; ++c) {
+        for (int h = 0; h < HB; ++h) {
+            float a = 0.0f;
+            for (int64_t t = 0; t < n; ++t) a = fmaf(p[h * n + t], ek_fp16_to_fp32(v[t * ldv + c]), a);
+            out[h * hd + c] = a;
+        }
+    }
+}
+
+template <int HB>
+void heads(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv, int64_t n,
+           float scale, float* p, float* out) {
+    scores<HB>(q, hd, kt, ldk, n, scale, p);
+    for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
+    values<HB>(p, n, v, ldv, hd, out);
+}
+
+}  // namespace
+
+extern "C" void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
+                                        const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p,
+                                        float* out, float* first) {
+    assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
+    for (int64_t h = 0; h < g; h += 4) {
+        const float* qh = q + h * hd;
+        float* ph = p + h * n;
+        float* oh = out + h * hd;
+        switch (std::min<int64_t>(4, g - h)) {
+            case 4: heads<4>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            case 3: heads<3>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            case 2: heads<2>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            default: heads<1>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+        }
+    }
+    for (int64_t h = 0; h < g; ++h) first[h] = p[h * n];
+}
+
+extern "C" void ek_silu_mul_f32__avx512(float* g, const float* u, int64_t n) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    int64_t i = 0;
+    for (; i + 16 <= n; i += 16) {
+        const __m512 x = _mm512_loadu_ps(g + i);
+        const __m512 d = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)));
+        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, d), _mm512_loadu_ps(u + i)));
+    }
+    for (; i < n; ++i) {
+        const float d = 1.0f + ek_exp_scalar(-g[i]);
+        const float s = g[i] / d;
+        g[i] = s * u[i];
+    }
+}
