@@ -73,23 +73,37 @@ const T* checked(const py::array& a, const char* what, int ndim, const char* dty
     return static_cast<const T*>(a.data());
 }
 
-// A weight matrix in the q4x4 kernel layout; keeps its two arrays alive.
+// A weight matrix in the q4x4 kernel layout, or regrouped to q4x16 (formats.h); keeps its two arrays alive.
 class PackedQ4x4 {
 public:
-    PackedQ4x4(py::array qs, py::array d, int64_t n, int64_t k) : qs_(std::move(qs)), d_(std::move(d)) {
+    PackedQ4x4(py::array qs, py::array d, int64_t n, int64_t k, int rows)
+        : qs_(std::move(qs)), d_(std::move(d)), rows_(rows) {
         if (n <= 0 || k <= 0 || k % EK_Q4_BLOCK) {
             throw py::value_error("q4x4 needs n > 0 and k a positive multiple of 32, got n=" + std::to_string(n) +
                                   " k=" + std::to_string(k));
         }
-        const int64_t tiles = (n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS, nb = k / EK_Q4_BLOCK;
+        if (rows != EK_Q4X4_ROWS && rows != EK_Q4X16_ROWS) throw py::value_error("rows must be 4 (q4x4) or 16 (q4x16)");
+        const int64_t tiles = (n + rows - 1) / rows, nb = k / EK_Q4_BLOCK;
+        const int64_t qs_bytes = tiles * nb * rows * (EK_Q4_BLOCK / 2), scales = tiles * nb * rows;
         view_ = {checked<uint8_t>(qs_, "qs", 1, "uint8"), checked<uint16_t>(d_, "d", 1, "uint16"), n, k};
-        if (qs_.shape(0) != tiles * nb * EK_Q4X4_TILE_QS_BYTES || d_.shape(0) != tiles * nb * EK_Q4X4_ROWS) {
-            throw py::value_error("q4x4 arrays do not match n=" + std::to_string(n) + " k=" + std::to_string(k) +
-                                  ": expected qs of " + std::to_string(tiles * nb * EK_Q4X4_TILE_QS_BYTES) +
-                                  " bytes and d of " + std::to_string(tiles * nb * EK_Q4X4_ROWS) + " scales");
+        if (qs_.shape(0) != qs_bytes || d_.shape(0) != scales) {
+            throw py::value_error(std::string(rows == EK_Q4X4_ROWS ? "q4x4" : "q4x16") + " arrays do not match n=" +
+                                  std::to_string(n) + " k=" + std::to_string(k) + ": expected qs of " +
+                                  std::to_string(qs_bytes) + " bytes and d of " + std::to_string(scales) + " scales");
         }
     }
 
+    // The same matrix regrouped by 16 rows for the AVX-512 VNNI kernels (ek_pack_q4x16).
+    PackedQ4x4 to_q4x16() const {
+        if (rows_ != EK_Q4X4_ROWS) throw py::value_error("already q4x16");
+        const int64_t groups = (view_.n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS, nb = view_.k / EK_Q4_BLOCK;
+        py::array_t<uint8_t> qs(groups * nb * EK_Q4X16_GROUP_QS_BYTES);
+        py::array_t<uint16_t> d(groups * nb * EK_Q4X16_ROWS);
+        ek_pack_q4x16(&view_, qs.mutable_data(), d.mutable_data());
+        return PackedQ4x4(qs, d, view_.n, view_.k, EK_Q4X16_ROWS);
+    }
+
+    int rows() const { return rows_; }
     int64_t n() const { return view_.n; }
     int64_t k() const { return view_.k; }
     int64_t nbytes() const { return qs_.nbytes() + d_.nbytes(); }
@@ -115,14 +129,13 @@ public:
                 }
             }
         }
-        const ek_gemm_q4x4_q8_fn fn = int4        ? edgekit::gemm_q4x4_q4_impl(impl)
-                                      : per_block ? edgekit::gemm_q4x4_q8b_impl(impl)
-                                                  : edgekit::gemm_q4x4_q8_impl(impl);
+        if (int4 && rows_ != EK_Q4X4_ROWS) throw py::value_error("int4=True runs on the q4x4 layout only");
+        const ek_gemm_q4x4_q8_fn fn = int4 ? edgekit::gemm_q4x4_q4_impl(impl) : gemm_fn(per_block, impl);
         py::array_t<float> y({m, view_.n});
         float* out = y.mutable_data();
         {
             py::gil_scoped_release nogil;
-            edgekit::gemm_q4x4(view_, q, s, m, out, fn);
+            edgekit::gemm_q4x4(view_, q, s, m, out, fn, rows_);
         }
         return y;
     }
@@ -147,28 +160,34 @@ public:
             }
             qrows = rows.data();
         }
-        const ek_gemm_q4x4_q8_fn fn = per_block ? edgekit::gemm_q4x4_q8b_impl(impl) : edgekit::gemm_q4x4_q8_impl(impl);
+        const ek_gemm_q4x4_q8_fn fn = gemm_fn(per_block, impl);
         const ek_quant_row_q8_fn quant = edgekit::quant_row_q8_impl("");
         py::array_t<float> y({m, view_.n});
         float* out = y.mutable_data();
         {
             py::gil_scoped_release nogil;
             if (per_block) {
-                edgekit::linear_q4x4_blocks(view_, src, m, out, fn, quant);
+                edgekit::linear_q4x4_blocks(view_, src, m, out, fn, quant, rows_);
             } else {
-                edgekit::linear_q4x4(view_, src, m, qrows, out, fn, quant);
+                edgekit::linear_q4x4(view_, src, m, qrows, out, fn, quant, rows_);
             }
         }
         return y;
     }
 
 private:
+    ek_gemm_q4x4_q8_fn gemm_fn(bool per_block, const std::string& impl) const {
+        if (rows_ == EK_Q4X16_ROWS) return per_block ? edgekit::gemm_q4x16_q8b_impl(impl) : edgekit::gemm_q4x16_q8_impl(impl);
+        return per_block ? edgekit::gemm_q4x4_q8b_impl(impl) : edgekit::gemm_q4x4_q8_impl(impl);
+    }
+
     std::string shape_msg(const char* what, int64_t got) const {
         return std::string(what) + " has K=" + std::to_string(got) + " columns, the weight has K=" +
                std::to_string(view_.k);
     }
 
     py::array qs_, d_;
+    int rows_ = EK_Q4X4_ROWS;
     ek_q4x4 view_{};
 };
 
@@ -471,16 +490,19 @@ PYBIND11_MODULE(_C, m) {
     m.def("get_num_threads", &edgekit::get_num_threads, "Threads of the kernels' pool.");
     m.def("pack_q4x4", &pack_q4x4, py::arg("rows"), py::arg("n"), py::arg("k"),
           "Repack GGUF Q4_0 rows (uint8 bytes of n * k/32 blocks) into the q4x4 layout → (qs uint8, d uint16).");
-    py::class_<PackedQ4x4>(m, "PackedQ4x4", "A [n, k] int4 weight in the q4x4 kernel layout (formats.h).")
-        .def(py::init<py::array, py::array, int64_t, int64_t>(), py::arg("qs"), py::arg("d"), py::arg("n"),
-             py::arg("k"))
+    py::class_<PackedQ4x4>(m, "PackedQ4x4", "A [n, k] int4 weight in the q4x4 kernel layout, or q4x16 (formats.h).")
+        .def(py::init<py::array, py::array, int64_t, int64_t, int>(), py::arg("qs"), py::arg("d"), py::arg("n"),
+             py::arg("k"), py::arg("rows") = EK_Q4X4_ROWS)
+        .def("to_q4x16", &PackedQ4x4::to_q4x16,
+             "The same weights regrouped by 16 rows (layout q4x16; ops gemm_q4x16_q8 / _q8b, AVX-512 VNNI).")
+        .def_property_readonly("rows", &PackedQ4x4::rows)
         .def_property_readonly("n", &PackedQ4x4::n)
         .def_property_readonly("k", &PackedQ4x4::k)
         .def_property_readonly("nbytes", &PackedQ4x4::nbytes)
         .def("gemm", &PackedQ4x4::gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "", py::arg("int4") = false,
              "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m], or per-block scales xs "
-             "[m, k/32] (op gemm_q4x4_q8b). int4=True runs the W4A4 packed-multiplier kernels (op gemm_q4x4_q4; "
-             "codes must lie in -7..7).")
+             "[m, k/32] (op gemm_q4x4_q8b; gemm_q4x16_* on q4x16). int4=True runs the W4A4 packed-multiplier "
+             "kernels (op gemm_q4x4_q4, q4x4 only; codes must lie in -7..7).")
         .def("linear", &PackedQ4x4::linear, py::arg("x"), py::arg("qmax") = py::none(), py::arg("impl") = "",
              py::arg("per_block") = false,
              "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127), or "

@@ -63,11 +63,15 @@ def test_all_impls_agree_with_float_reference(rows):
             assert r["rel_err"] < 1e-5  # same float weights: only summation order differs
         else:
             assert r["rel_err"] > 1e-5  # int4 paths quantize activations, so not bit-equal to the float product
-    ek = {(r["n"], r["m"], r["impl"]): r["rel_err"] for r in rows if r["impl"].startswith("edgekit")}
+    ek = {(r["n"], r["m"], r["impl"]): r["rel_err"] for r in rows if r["impl"].startswith("edgekit-")}
+    runtime = {(r["n"], r["m"]): r for r in rows if r["impl"] == "edgekit"}
     for n, _ in SHAPES:
         for m in MS:
             errs = [v for (nn, mm, _), v in ek.items() if (nn, mm) == (n, m)]
-            assert np.ptp(errs) < 1e-4  # every ISA computes the same integer dot products
+            assert np.ptp(errs) < 1e-4  # every ISA computes the same integer dot products (per-token)
+            # the runtime's configuration (int8 per block of 32) is finer than one scale per token
+            assert "A8 per block" in runtime[(n, m)]["kernel"]
+            assert runtime[(n, m)]["rel_err"] < min(errs) + 1e-4
 
 
 def test_markdown_and_json_roundtrip(rows, tmp_path):

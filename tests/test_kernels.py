@@ -46,14 +46,19 @@ def _block_scales(rng, xq):
     return xq, (rng.random((len(xq), xq.shape[1] // 32)) + 0.01).astype(np.float32)
 
 
-def _check(packed, scales, xq, xs, impl):
+def _packed(packed, scales, rows=4):
+    n, k = packed.shape[0], packed.shape[1] * 2
+    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k)
+    return w.to_q4x16() if rows == 16 else w
+
+
+def _check(packed, scales, xq, xs, impl, rows=4):
     n, k = packed.shape[0], packed.shape[1] * 2
     ref, blocks = F.gemm_q4_q8_reference(packed, scales, xq, xs)
     # integer part: unit scales make the float output the exact integer sum (|sum| < 2^24)
-    ones = np.ones_like(scales)
-    unit = _C.PackedQ4x4(*F.pack_q4x4(packed, ones), n, k).gemm(xq, np.ones_like(xs), impl)
+    unit = _packed(packed, np.ones_like(scales), rows).gemm(xq, np.ones_like(xs), impl)
     np.testing.assert_array_equal(unit.astype(np.int64), blocks.sum(-1), err_msg=f"{impl} integer sums")
-    y = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k).gemm(xq, xs, impl)
+    y = _packed(packed, scales, rows).gemm(xq, xs, impl)
     # forward error bound of a float dot product: relative to the sum of |products|, not to the (cancelled) result
     absprod = np.einsum("nbc,mbc->mnb", np.abs(F.unpack_int4(packed, 32).astype(np.int64) - 8).reshape(n, -1, 32),
                         np.abs(xq.astype(np.int64)).reshape(len(xq), -1, 32))
@@ -112,6 +117,47 @@ def test_gemm_block_scales(impl):
             _check(packed, scales, *_block_scales(rng, _acts(rng, m, k, kind)[0]), impl)
 
 
+@pytest.mark.parametrize("impl", _C.implementations("gemm_q4x16_q8"))
+def test_gemm_q4x16(impl):
+    """The q4x16 layout (16 rows per group, AVX-512 VNNI): per-token and per-block scales over the shape sweep and
+    the edge values, the exact integer sums, and the scalar's bits (its contract fixes the float order too)."""
+    assert _C.implementations("gemm_q4x16_q8b") == _C.implementations("gemm_q4x16_q8")
+    rng = np.random.default_rng(11)
+    cases = [(m, n, k) for k, n in itertools.product(KS, NS) for m in MS if n * k * m <= 1071 * 576 * 33]
+    cases += [(1, 17, 4096), (3, 16, 96), (2, 15, 64)]
+    for m, n, k in cases:
+        packed, scales = _weights(rng, n, k)
+        xq, xs = _acts(rng, m, k)
+        for x_scales in (xs, _block_scales(rng, xq)[1]):
+            _check(packed, scales, xq, x_scales, impl, rows=16)
+            w = _packed(packed, scales, 16)
+            np.testing.assert_array_equal(w.gemm(xq, x_scales, impl), w.gemm(xq, x_scales, "scalar"))
+    for kind in ("max", "zero-blocks"):
+        for m, n, k in [(1, 9, 4096), (5, 8, 96), (33, 7, 32)]:
+            packed, scales = _weights(rng, n, k, kind)
+            xq, xs = _acts(rng, m, k, kind)
+            _check(packed, scales, xq, xs, impl, rows=16)
+            _check(packed, scales, *_block_scales(rng, xq), impl, rows=16)
+
+
+def test_q4x16_linear_and_errors():
+    rng = np.random.default_rng(12)
+    packed, scales = _weights(rng, 37, 576)
+    w4 = _packed(packed, scales)
+    w16 = w4.to_q4x16()
+    assert (w16.rows, w16.n, w16.k) == (16, 37, 576)
+    x = rng.standard_normal((5, 576)).astype(np.float32)
+    for per_block in (False, True):
+        a, b = w4.linear(x, per_block=per_block), w16.linear(x, per_block=per_block)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-5 * np.abs(a).max())
+    with pytest.raises(ValueError, match="already q4x16"):
+        w16.to_q4x16()
+    with pytest.raises(ValueError, match="q4x4 layout only"):
+        w16.gemm(np.zeros((1, 576), np.int8), np.ones(1, np.float32), int4=True)
+    with pytest.raises(ValueError, match="q4x16 arrays do not match"):
+        _C.PackedQ4x4(np.zeros(10, np.uint8), np.zeros(10, np.uint16), 37, 576, rows=16)
+
+
 def test_threads_do_not_change_results():
     rng = np.random.default_rng(4)
     # K=4096 at M=33: each thread's slice is walked in L2-sized chunks of tiles, more chunks at more threads
@@ -119,12 +165,13 @@ def test_threads_do_not_change_results():
         packed, scales = _weights(rng, n, k)
         x = rng.standard_normal((33, k)).astype(np.float32)
         w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k)
+        w16 = w.to_q4x16()
         before = _C.get_num_threads()
         try:
             outs = []
             for t in (1, 2, 3, 7):
                 _C.set_num_threads(t)
-                outs.append(np.stack([w.linear(x), w.linear(x, per_block=True)]))
+                outs.append(np.stack([w.linear(x), w.linear(x, per_block=True), w16.linear(x, per_block=True)]))
         finally:
             _C.set_num_threads(before)
         for o in outs[1:]:
