@@ -11,11 +11,13 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "edgekit/dispatch.h"
 #include "edgekit/formats.h"
 #include "edgekit/linear.h"
 #include "edgekit/artifact.h"
+#include "edgekit/attention.h"
 #include "edgekit/llama.h"
 #include "edgekit/load_llama.h"
 #include "edgekit/threadpool.h"
@@ -415,6 +417,38 @@ py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array&
     return py::make_tuple(out, p, first);
 }
 
+// The runtime's causal attention (attention.h) over fp32 keys and values [L, n_kv, hd] (rounded to the fp16 cache
+// the runtime keeps) for queries q [n, n_heads, hd] at the last n positions → [n, n_heads, hd].
+py::array_t<float> attention_causal(const py::array& q, const py::array& k, const py::array& v) {
+    const float* qp = checked<float>(q, "q", 3, "float32");
+    const float* kp = checked<float>(k, "k", 3, "float32");
+    const float* vp = checked<float>(v, "v", 3, "float32");
+    const int64_t n = q.shape(0), nh = q.shape(1), hd = q.shape(2), len = k.shape(0), nkv = k.shape(1);
+    if (k.shape(2) != hd || v.shape(0) != len || v.shape(1) != nkv || v.shape(2) != hd) {
+        throw py::value_error("k and v must both be [L, n_kv, head_dim] with q's head_dim");
+    }
+    if (n < 1 || n > len || nkv < 1 || nh % nkv) {
+        throw py::value_error("need 1 <= n <= L new tokens and n_heads a multiple of n_kv");
+    }
+    const int64_t kv_dim = nkv * hd, ldk = len;
+    std::vector<uint16_t> kt((size_t)(kv_dim * ldk)), vc((size_t)(len * kv_dim)), krow((size_t)kv_dim);
+    py::array_t<float> out({n, nh, hd});
+    std::vector<float> first((size_t)(n * nh));
+    float* op = out.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        const ek_cvt_f32_f16_fn cvt = edgekit::cvt_f32_f16_impl("");
+        cvt(vp, vc.data(), len * kv_dim);
+        for (int64_t t = 0; t < len; ++t) {
+            cvt(kp + t * kv_dim, krow.data(), kv_dim);
+            for (int64_t c = 0; c < kv_dim; ++c) kt[c * ldk + t] = krow[c];
+        }
+        const edgekit::KvView kv{kt.data(), ldk, vc.data(), (int)nh, (int)nkv, (int)hd};
+        edgekit::attention_causal(kv, qp, (int)n, (int)(len - n), op, first.data());
+    }
+    return out;
+}
+
 py::array_t<float> silu_mul_f32(const py::array& g, const py::array& u, const std::string& impl) {
     const float* gp = checked<float>(g, "g", 1, "float32");
     const float* up = checked<float>(u, "u", 1, "float32");
@@ -514,6 +548,11 @@ PYBIND11_MODULE(_C, m) {
           py::arg("impl") = "",
           "Fused attention of g heads sharing one KV head: q float32 [g, hd], keys transposed kt uint16 fp16 bits "
           "[hd, >= n], values v uint16 [n, hd] → (out [g, hd], probabilities [g, n], first [g]); kernels.h.");
+    m.def("attention_causal", &attention_causal, py::arg("q"), py::arg("k"), py::arg("v"),
+          "The runtime's causal GQA attention: q float32 [n, n_heads, hd] (the last n of L positions), k and v "
+          "float32 [L, n_kv, hd] rounded to its fp16 cache → [n, n_heads, hd], bit for bit what the runtime computes.");
+    m.def("preferred_q4_rows", &edgekit::preferred_q4_rows,
+          "Rows per tile of the int4 layout the runtime runs here: 16 (q4x16, AVX-512 VNNI) or 4 (q4x4).");
     m.def("silu_mul_f32", &silu_mul_f32, py::arg("g"), py::arg("u"), py::arg("impl") = "",
           "SwiGLU gate: g / (1 + exp(-g)) * u with the kernels' exp, float32 [n] → float32 [n].");
     m.def("fp32_to_fp16", &fp32_to_fp16, py::arg("x"), py::arg("impl") = "",

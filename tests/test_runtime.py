@@ -29,29 +29,37 @@ def _nll(logits: np.ndarray, ids: torch.Tensor) -> float:
 
 
 def test_runtime_matches_the_kernel_path(runtime, kernel_model, eval_ids):
-    """Same integer matmuls, float ops in another order (fp16 tables and KV cache): over 2048 positions perplexity
-    within 0.5 %, most top-1 tokens equal.
+    """The C++ engine and the PyTorch kernel path compute the same bits over 4 x 512 positions.
 
-    int8 activations make the top-1 agreement chaotic: a last-bit difference moves a code across a rounding boundary
-    and 30 layers amplify it (transformers' own SDPA vs eager attention agreed on 93.6 % of 512 positions of a
-    per-token artifact; 96.4 % here with per-block activations), so the bar is 90 %. Over 2 x 512 positions the
-    perplexity gap of one session's artifact was -0.55 % where 8 x 512 gave +0.07 %: 4 x 512 it is."""
-    nll_rt = nll_pt = 0.0
+    The kernel path runs transformers' modules with the runtime's numerics (edgekit.quant.runtime_numerics: the same
+    kernels for the linears, attention, SwiGLU and head, fp16 tables and cache, norms and RoPE rounded alike), so
+    what this compares is the runtime's own logic: loader, cache, GQA indexing, RoPE positions, batching. Without
+    that, int8 activations make the comparison chaotic: transformers' own SDPA and eager attention agree on only
+    ~97 % of top-1 tokens of this model, so a 99 % bar could not tell a bug from float noise."""
     agree = total = 0
-    for w in eval_ids[:4]:  # 4 × 512 positions: fewer let single int8 rounding flips decide
+    nll_rt = nll_pt = 0.0
+    for w in eval_ids[:4]:
         runtime.reset()
         a = runtime.eval(w.numpy(), all_logits=True)
         with torch.no_grad():
             b = kernel_model(input_ids=w[None], use_cache=False).logits[0].float().numpy()
+        np.testing.assert_array_equal(a, b)
         agree += int((a.argmax(-1) == b.argmax(-1)).sum())
         total += len(w)
         nll_rt += _nll(a, w)
         nll_pt += _nll(b, w)
     n = total - 2
-    ppl_rt, ppl_pt = np.exp(nll_rt / n), np.exp(nll_pt / n)
-    print(f"runtime ppl {ppl_rt:.4f}, kernel path {ppl_pt:.4f}, top-1 agreement {agree / total:.3f}")
-    assert abs(ppl_rt / ppl_pt - 1) < 0.005, (ppl_rt, ppl_pt)
-    assert agree / total >= 0.90, agree / total
+    print(f"runtime ppl {np.exp(nll_rt / n):.4f}, kernel path {np.exp(nll_pt / n):.4f}, top-1 {agree / total:.3f}")
+    assert agree == total and nll_rt == nll_pt
+
+
+def test_kernel_path_has_the_runtime_numerics(kernel_model):
+    from edgekit.quant.runtime_numerics import ATTN_NAME, Fp16Head
+
+    assert kernel_model.config._attn_implementation == ATTN_NAME
+    assert isinstance(kernel_model.lm_head, Fp16Head)
+    emb = kernel_model.model.embed_tokens.weight
+    assert torch.equal(emb, emb.half().float())
 
 
 def test_cache_decode_equals_prefill_and_truncate_resets(runtime, eval_ids):
@@ -80,19 +88,12 @@ def test_runtime_errors(runtime):
 
 
 def test_greedy_generation_matches_the_kernel_path(smollm2_artifacts):
-    """Greedy decoding through the cache follows the PyTorch kernel path. Not all 32 tokens: a near-tie between two
-    tokens can flip with the float summation order (fp16 tables and int8 activation codes amplify it), as it does
-    between transformers' own SDPA and eager attention. Every prompt must agree on its first 4 tokens, most on 8."""
+    """32 greedy tokens through the KV cache: the runtime and the PyTorch kernel path (transformers' cache, the
+    runtime's numerics) generate the same tokens for every prompt."""
     from edgekit.generate import generate
 
     path = str(smollm2_artifacts["agile-w4a8"].path)
-    prefixes = []
     for prompt in ("The capital of France is", "def fibonacci(n):", "Once upon a time", "The three primary colors are"):
         a = generate(path, prompt, 32, stream=False, engine="runtime")["new_token_ids"]
         b = generate(path, prompt, 32, stream=False, engine="kernels")["new_token_ids"]
-        n = min(len(a), len(b))
-        prefixes.append(next((i for i in range(n) if a[i] != b[i]), n))
-        assert n >= 8, (prompt, a, b)
-    print("identical greedy prefixes:", prefixes)
-    assert min(prefixes) >= 4, prefixes
-    assert sum(p >= 8 for p in prefixes) >= 3, prefixes
+        assert a == b, (prompt, a, b)

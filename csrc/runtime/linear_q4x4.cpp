@@ -36,6 +36,13 @@ Scratch& scratch(int64_t codes, int64_t scales) {
 
 }  // namespace
 
+int preferred_q4_rows() {
+    static const int rows = selected("gemm_q4x4_q8") == "avx512vnni" && selected("gemm_q4x4_q8b") == "avx512vnni"
+                                ? EK_Q4X16_ROWS
+                                : EK_Q4X4_ROWS;
+    return rows;
+}
+
 void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
                int rows) {
     if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");

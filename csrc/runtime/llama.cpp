@@ -11,6 +11,7 @@
 #include <cmath>
 #include <stdexcept>
 
+#include "edgekit/attention.h"
 #include "edgekit/dispatch.h"
 #include "edgekit/kernels.h"
 #include "edgekit/linear.h"
@@ -41,9 +42,13 @@ void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* 
     parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             const float* xi = x + i * dim;
-            float ss = 0.0f;
-            for (int c = 0; c < dim; ++c) ss += xi[c] * xi[c];
-            const float inv = 1.0f / std::sqrt(ss / (float)dim + eps);
+            // the mean square summed in double and 1 / sqrt in double, each rounded once to float: the results do
+            // not depend on the summation order or on the libm (torch's float sqrt is not correctly rounded), so
+            // the PyTorch kernel path reproduces them exactly
+            double ss = 0.0;
+            for (int c = 0; c < dim; ++c) ss += (double)xi[c] * (double)xi[c];
+            const float ms = (float)(ss / dim);
+            const float inv = (float)(1.0 / std::sqrt((double)(ms + eps)));
             for (int c = 0; c < dim; ++c) out[i * dim + c] = w[c] * (xi[c] * inv);
         }
     });
@@ -63,8 +68,8 @@ void linear(const Q4Weight& w, const float* x, int n, float* y) {
     }
 }
 
-// Where the q4x4 matmul runs on AVX-512 VNNI, the q4x16 kernels are faster (one float epilogue per 16 rows instead
-// of per 4; kernels/avx512/gemm_q4x16_q8.cpp): the weights are regrouped once here, in place of the loaded layout.
+// Where preferred_q4_rows() says q4x16 (linear.h), the weights are regrouped once here, in place of the loaded
+// layout.
 void regroup_q4x16(Q4Weight& w) {
     const ek_q4x4 v = w.view();
     const int64_t groups = (w.n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS, nb = w.k / EK_Q4_BLOCK;
@@ -119,7 +124,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
         check_weight(l.up, cfg_.ffn, h, p + "up_proj");
         check_weight(l.down, h, cfg_.ffn, p + "down_proj");
     }
-    if (selected("gemm_q4x4_q8b") == "avx512vnni" && selected("gemm_q4x4_q8") == "avx512vnni") {
+    if (preferred_q4_rows() == EK_Q4X16_ROWS) {
         for (auto& l : layers_)
             for (Q4Weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) regroup_q4x16(*w);
     }
@@ -131,15 +136,18 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
     len_.assign((size_t)cfg_.n_layers, 0);
     mass_.assign((size_t)cfg_.n_layers, 0.0f);
     const int half = cfg_.head_dim / 2;
+    // frequencies, angles and their cos / sin in double, each rounded once to float: correctly rounded values that
+    // every libm (and torch in float64) agrees on, so the kernel path's RoPE tables equal these
     std::vector<float> inv_freq(half);
-    for (int i = 0; i < half; ++i) inv_freq[i] = 1.0f / std::pow(cfg_.rope_theta, (float)(2 * i) / (float)cfg_.head_dim);
+    for (int i = 0; i < half; ++i)
+        inv_freq[i] = (float)(1.0 / std::pow((double)cfg_.rope_theta, (double)(2 * i) / (double)cfg_.head_dim));
     rope_cos_.resize((size_t)cfg_.max_ctx * half);
     rope_sin_.resize((size_t)cfg_.max_ctx * half);
     for (int p = 0; p < cfg_.max_ctx; ++p) {
         for (int c = 0; c < half; ++c) {
             const float f = (float)p * inv_freq[c];
-            rope_cos_[(size_t)p * half + c] = std::cos(f);
-            rope_sin_[(size_t)p * half + c] = std::sin(f);
+            rope_cos_[(size_t)p * half + c] = (float)std::cos((double)f);
+            rope_sin_[(size_t)p * half + c] = (float)std::sin((double)f);
         }
     }
 }
@@ -231,32 +239,13 @@ void LlamaModel::store_kv(int layer, int base, int n, const float* k, const floa
     });
 }
 
-// q [n, n_heads, head_dim] of the new tokens (roped), their keys/values already in the layer's cache at slots
-// base .. base + n - 1; out [n, n_heads * head_dim]; first [n, n_heads] receives each probability on slot 0
-// (position 0). One task per (token, KV head): the fused kernel runs the group's query heads together, and a
-// token's result does not depend on the batch, so decode and prefill give the same bits.
+// the layer's attention (attention.h) for n new rows at cache slots base .. base + n - 1
 void LlamaModel::attention(int layer, int n, int base, const float* q, float* out, float* first) const {
-    const int hd = cfg_.head_dim, n_kv = cfg_.n_kv_heads, group = cfg_.n_heads / n_kv;
-    const int64_t kv_dim = (int64_t)n_kv * hd;
-    const int max_ctx = cfg_.max_ctx, n_heads = cfg_.n_heads;
-    const int64_t ldk = kt_stride();
-    const uint16_t* kt = k_cache_.data() + (int64_t)layer * kv_dim * ldk;
-    const uint16_t* vc = v_cache_.data() + (int64_t)layer * max_ctx * kv_dim;
-    const float scale = 1.0f / std::sqrt((float)hd);
-    static const ek_attn_f16_f32_fn attn = attn_f16_f32_impl("");
-    // causal rows grow with the token: the tasks go short, long, short, long (tokens 0, n-1, 1, n-2, ...) so that
-    // the pool's equal contiguous ranges hold equal work
-    parallel_for((int64_t)n * n_kv, 1, [&](int64_t b, int64_t e) {
-        thread_local std::vector<float> p;  // probabilities of the group's heads
-        if ((int64_t)p.size() < (int64_t)group * max_ctx) p.resize((size_t)group * max_ctx);
-        for (int64_t task = b; task < e; ++task) {
-            const int64_t r = task / n_kv;
-            const int i = (int)(r % 2 == 0 ? r / 2 : n - 1 - r / 2), kvh = (int)(task % n_kv);
-            const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group;  // the group's first query head
-            attn(q + head0 * hd, group, hd, kt + (int64_t)kvh * hd * ldk, ldk, vc + (int64_t)kvh * hd,
-                 kv_dim, base + i + 1, scale, p.data(), out + head0 * hd, first + head0);
-        }
-    });
+    const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * cfg_.head_dim, ldk = kt_stride();
+    const KvView kv{k_cache_.data() + (int64_t)layer * kv_dim * ldk, ldk,
+                    v_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim, cfg_.n_heads, cfg_.n_kv_heads,
+                    cfg_.head_dim};
+    attention_causal(kv, q, n, base, out, first);
 }
 
 // Drops rows at the j-th pruning layer (1-based) of a prefill of n0 prompt tokens: scores the na active rows from

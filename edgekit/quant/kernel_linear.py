@@ -4,8 +4,9 @@
 rounded activations); ``KernelLinear`` computes the same product with int4 x int8 integer dot products
 (``edgekit._C``, csrc/kernels). Activations are quantized per token or per block of 32 by the native quantizer, or
 on the static per-tensor grid for TRIP recipes, with the W4A4 per-token int4/int8 choice honoured.
-``use_kernels(model)`` swaps every QLinear of a loaded artifact for one; ``edgekit eval --engine kernels`` and
-``edgekit run --engine kernels`` use it.
+``use_kernels(model)`` swaps every QLinear of a loaded artifact for one and, for models the C++ runtime runs,
+gives the rest of the model the runtime's float numerics (:mod:`edgekit.quant.runtime_numerics`), so that the two
+engines compute the same bits; ``edgekit eval --engine kernels`` and ``edgekit run --engine kernels`` use it.
 """
 
 from __future__ import annotations
@@ -15,7 +16,7 @@ import torch
 from torch import nn
 
 from edgekit.errors import EdgekitError
-from edgekit.quant import formats
+from edgekit.quant import formats, runtime_numerics
 from edgekit.quant.modules import QLinear
 
 ENGINES = ("fake", "kernels")
@@ -45,7 +46,8 @@ class KernelLinear(nn.Module):
 
     Args:
         q: the fake-quant module to convert (4-bit symmetric group-32 weights, 8-bit activations).
-        impl: kernel implementation name (``""`` = dispatched; see ``_C.implementations("gemm_q4x4_q8")``).
+        impl: kernel implementation name (``""`` = dispatched, in the runtime's layout (``_C.preferred_q4_rows``);
+            a named one runs on q4x4, see ``_C.implementations("gemm_q4x4_q8")``).
     """
 
     def __init__(self, q: QLinear, impl: str = ""):
@@ -56,6 +58,8 @@ class KernelLinear(nn.Module):
         _C = _native()
         qs, d = formats.pack_q4x4(q.qweight.storage(), q.qweight.scales)
         self.packed = _C.PackedQ4x4(qs, d, q.out_features, q.in_features)
+        if not impl and _C.preferred_q4_rows() == 16:  # what the runtime runs, so that both round alike
+            self.packed = self.packed.to_q4x16()
         self.in_features, self.out_features = q.in_features, q.out_features
         self.bias = q.bias
         self.act_mode = q.act_mode
@@ -80,11 +84,13 @@ class KernelLinear(nn.Module):
         return out + self.bias if self.bias is not None else out
 
     def extra_repr(self) -> str:
-        return f"{self.in_features}->{self.out_features} W4 g32 sym A8 {self.act_mode} kernels={self.impl or 'auto'}"
+        return (f"{self.in_features}->{self.out_features} W4 g32 sym A8 {self.act_mode} "
+                f"kernels={self.impl or 'auto'} q4x{self.packed.rows}")
 
 
 def use_kernels(model: nn.Module, impl: str = "") -> int:
-    """Replace every :class:`QLinear` of ``model`` with a :class:`KernelLinear`; returns how many.
+    """Replace every :class:`QLinear` of ``model`` with a :class:`KernelLinear`; returns how many. With the dispatched
+    kernels, a model the C++ runtime runs also gets the runtime's numerics (:func:`runtime_numerics.match_runtime`).
 
     Raises:
         EdgekitError: naming the first linear the kernels cannot run, before anything is replaced.
@@ -99,4 +105,6 @@ def use_kernels(model: nn.Module, impl: str = "") -> int:
     for name, mod in targets:
         parent, _, child = name.rpartition(".")
         setattr(model.get_submodule(parent) if parent else model, child, KernelLinear(mod, impl))
+    if not impl and runtime_numerics.runtime_mismatch(model) is None:
+        runtime_numerics.match_runtime(model)
     return len(targets)

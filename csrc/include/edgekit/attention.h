@@ -1,0 +1,27 @@
+// Causal grouped-query attention over an fp16 KV cache, split over the thread pool: the runtime's attention step,
+// shared with the Python binding so that the PyTorch kernel path can run the very same computation.
+#ifndef EDGEKIT_ATTENTION_H
+#define EDGEKIT_ATTENTION_H
+
+#include <cstdint>
+
+namespace edgekit {
+
+// The cache a layer's attention reads: keys transposed (row (kv head, dim) of ldk slots; kt + (h * head_dim + c) *
+// ldk), values [slot][kv head][head_dim] (row stride kv_heads * head_dim).
+struct KvView {
+    const uint16_t* kt;
+    int64_t ldk;
+    const uint16_t* v;
+    int n_heads, n_kv_heads, head_dim;
+};
+
+// q [n, n_heads, head_dim] of n new tokens at cache slots base .. base + n - 1 (each attends to slots 0 .. its
+// own); out [n, n_heads * head_dim]; first [n, n_heads] receives each probability on slot 0. One task per (token,
+// KV head) on ek_attn_f16_f32 with scale 1 / sqrt(head_dim): a token's result does not depend on the batch or the
+// thread count, so decode and prefill give the same bits.
+void attention_causal(const KvView& kv, const float* q, int n, int base, float* out, float* first);
+
+}  // namespace edgekit
+
+#endif  // EDGEKIT_ATTENTION_H

@@ -1,0 +1,33 @@
+// attention_causal (attention.h): the fused per-(token, KV head) kernel over the pool.
+#include "edgekit/attention.h"
+
+#include <cmath>
+#include <vector>
+
+#include "edgekit/dispatch.h"
+#include "edgekit/kernels.h"
+#include "edgekit/threadpool.h"
+
+namespace edgekit {
+
+void attention_causal(const KvView& kv, const float* q, int n, int base, float* out, float* first) {
+    const int hd = kv.head_dim, n_kv = kv.n_kv_heads, n_heads = kv.n_heads, group = n_heads / n_kv;
+    const int64_t kv_dim = (int64_t)n_kv * hd, max_len = (int64_t)base + n;
+    const float scale = 1.0f / std::sqrt((float)hd);
+    static const ek_attn_f16_f32_fn attn = attn_f16_f32_impl("");
+    // causal rows grow with the token: the tasks go short, long, short, long (tokens 0, n-1, 1, n-2, ...) so that
+    // the pool's equal contiguous ranges hold equal work
+    parallel_for((int64_t)n * n_kv, 1, [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> p;  // probabilities of the group's heads
+        if ((int64_t)p.size() < group * max_len) p.resize((size_t)(group * max_len));
+        for (int64_t task = b; task < e; ++task) {
+            const int64_t r = task / n_kv;
+            const int i = (int)(r % 2 == 0 ? r / 2 : n - 1 - r / 2), kvh = (int)(task % n_kv);
+            const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group;  // the group's first query head
+            attn(q + head0 * hd, group, hd, kv.kt + (int64_t)kvh * hd * kv.ldk, kv.ldk, kv.v + (int64_t)kvh * hd,
+                 kv_dim, base + i + 1, scale, p.data(), out + head0 * hd, first + head0);
+        }
+    });
+}
+
+}  // namespace edgekit

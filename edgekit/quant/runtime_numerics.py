@@ -1,0 +1,141 @@
+"""The C++ runtime's float numerics in the PyTorch kernel path, so that both compute the same bits.
+
+The runtime (csrc/runtime/llama.cpp) keeps the embedding, a tied head and the KV cache in fp16, sums RMSNorm's mean
+square in double, builds its RoPE tables from double-precision cos / sin, and runs attention, SwiGLU and the LM head
+on its own kernels. :func:`match_runtime` makes a transformers Llama model whose linears are already
+:class:`~edgekit.quant.kernel_linear.KernelLinear` (in the runtime's int4 layout) do the same. Every step is either
+the very kernel the runtime calls (``attention_causal``, ``silu_mul_f32``, ``gemm_f16_f32``, the W4A8 linears) or a
+torch op whose float result is fixed (an fp16 rounding, one correctly rounded value, an IEEE add or multiply in the
+runtime's order), so the two paths agree bit for bit. Why it matters: with int8 activations a last-bit difference
+moves a code across a rounding boundary and 30 layers amplify it; two float implementations that differ only in
+summation order (transformers' SDPA vs eager attention) agree on just ~97 % of top-1 tokens, which would hide a
+real bug in the runtime's cache, GQA indexing or pruning behind the noise.
+
+What the kernel path keeps of its own: the orchestration (transformers' modules, masks and cache, or
+:class:`~edgekit.prune.torch_path.PrunedLlama`), which is what the parity tests check against the C++ engine.
+"""
+
+from __future__ import annotations
+
+import types
+
+import numpy as np
+import torch
+from torch import nn
+
+from edgekit.errors import EdgekitError
+
+ATTN_NAME = "edgekit-runtime"
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(t.detach().float().numpy())
+
+
+def _rms_norm(self, x: torch.Tensor) -> torch.Tensor:
+    # the runtime's rule: mean square summed in double and rounded once; 1 / sqrt(ms + eps) in double, rounded once
+    # (torch's float sqrt is not correctly rounded: off by one ulp now and then); then w * (x * inv) in float
+    ms = (x.double().pow(2).sum(-1, keepdim=True) / x.shape[-1]).float()
+    v = ms + torch.tensor(self.variance_epsilon, dtype=torch.float32)  # a float add, as in C++
+    inv = (1.0 / torch.sqrt(v.double())).float()
+    return self.weight * (x * inv)
+
+
+def _rope_tables(self, x: torch.Tensor, position_ids: torch.Tensor):
+    # inv_freq, then cos / sin of float(position) * inv_freq, each computed in double and rounded once to float
+    f = position_ids.float()[..., None] * self.ek_inv_freq  # [B, T, head_dim / 2], a float product as in C++
+    emb = torch.cat((f, f), dim=-1).double()
+    return emb.cos().float().to(x.dtype), emb.sin().float().to(x.dtype)
+
+
+def _mlp(self, x: torch.Tensor) -> torch.Tensor:
+    from edgekit import _C
+
+    g, u = self.gate_proj(x), self.up_proj(x)
+    h = _C.silu_mul_f32(_np(g).reshape(-1), _np(u).reshape(-1))  # the runtime's SwiGLU kernel
+    return self.down_proj(torch.from_numpy(h).view(g.shape))
+
+
+class Fp16Head(nn.Module):
+    """The runtime's LM head: fp16 weights on the ``gemm_f16_f32`` kernel (one fixed summation order)."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        self.w16 = np.ascontiguousarray(weight.detach().half().numpy().view(np.uint16))
+        self.out_features, self.in_features = self.w16.shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from edgekit import _C
+
+        y = _C.gemm_f16_f32(self.w16, _np(x).reshape(-1, self.in_features))
+        return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
+
+
+def runtime_attention(module: nn.Module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
+    """Attention through the runtime's own ``attention_causal`` (fp16 cache, fused kernel; transformers' attention
+    signature). The queries are the last positions of the keys; rows of a batch must not be padded."""
+    from edgekit import _C
+
+    outs = []
+    for b in range(query.shape[0]):  # [H, T, D] → [T, H, D], the runtime's row layout
+        q, k, v = (_np(t[b].transpose(0, 1)) for t in (query, key, value))
+        outs.append(torch.from_numpy(_C.attention_causal(q, k, v)))
+    return torch.stack(outs).to(query.dtype), None
+
+
+_registered = False
+
+
+def _register() -> None:
+    global _registered
+    if _registered:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+
+    AttentionInterface.register(ATTN_NAME, runtime_attention)
+    AttentionMaskInterface.register(ATTN_NAME, eager_mask)  # unused by the kernel, built for the registry's sake
+    _registered = True
+
+
+def runtime_mismatch(model: nn.Module) -> str | None:
+    """Why the runtime's numerics cannot be matched on ``model`` (not what the runtime runs), or None."""
+    cfg = getattr(model, "config", None)
+    if cfg is None or getattr(cfg, "model_type", None) != "llama":
+        return "not a llama-family decoder"
+    rotary = getattr(getattr(model, "model", None), "rotary_emb", None)
+    if rotary is None or rotary.rope_type != "default" or rotary.attention_scaling != 1.0:
+        return "RoPE scaling, which the runtime does not implement"
+    if any(getattr(getattr(m, "ek_attn", None), "needs_probs", False) for m in model.modules()):
+        return "quantized attention, which the runtime does not implement"
+    return None
+
+
+def match_runtime(model: nn.Module) -> None:
+    """Give a kernel-path Llama model the C++ runtime's numerics (see the module docstring); changes it in place.
+
+    Raises:
+        EdgekitError: when :func:`runtime_mismatch` names a reason.
+    """
+    why = runtime_mismatch(model)
+    if why:
+        raise EdgekitError(f"cannot match the runtime's numerics: {why}")
+    inner, cfg = model.model, model.config
+    with torch.no_grad():
+        emb = inner.embed_tokens.weight
+        emb.copy_(emb.half().float())  # the runtime's fp16 table (a tied head shares it)
+    head = model.lm_head
+    model.lm_head = Fp16Head(head.weight)
+    rotary = inner.rotary_emb
+    hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
+    i = torch.arange(0, hd, 2, dtype=torch.float64)
+    theta = float(np.float32(cfg.rope_theta))  # the runtime reads it as a float
+    rotary.ek_inv_freq = (1.0 / theta ** (i / hd)).float()
+    rotary.forward = types.MethodType(_rope_tables, rotary)
+    for m in model.modules():
+        if type(m).__name__ == "LlamaRMSNorm":
+            m.forward = types.MethodType(_rms_norm, m)
+        elif type(m).__name__ == "LlamaMLP":
+            m.forward = types.MethodType(_mlp, m)
+    _register()
+    model.set_attn_implementation(ATTN_NAME)
