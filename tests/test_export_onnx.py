@@ -219,9 +219,12 @@ def test_decode_through_the_cache_equals_prefill(ort_lm, runtime):
     ort_lm.eval(ids[:4])
     steps = np.stack([ort_lm.eval([t]) for t in ids[4:]])
     assert ort_lm.n_past == len(ids)
-    # same weights, other batch shapes: MLAS blocks the int8 activations the same way, so the logits agree closely
+    # same weights, other batch shapes: the logits agree closely. Not always on the top-1 token: MLAS takes another
+    # int8 path for one row than for nine, and on one session's artifact 2 of 5 near-ties flipped (max logit
+    # difference 0.8), so the check is closeness of every row; a cache at the wrong positions fails both bounds.
     assert np.abs(steps - full[4:]).max() < 0.05 * np.abs(full).max()
-    assert (steps.argmax(-1) == full[4:].argmax(-1)).all()
+    cos = (steps * full[4:]).sum(-1) / np.linalg.norm(steps, axis=-1) / np.linalg.norm(full[4:], axis=-1)
+    assert cos.min() > 0.999, cos
     with pytest.raises(EdgekitError, match="ONNX Runtime failed"):
         ort_lm.eval([10 ** 6])
 

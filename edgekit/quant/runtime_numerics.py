@@ -36,7 +36,7 @@ def _rms_norm(self, x: torch.Tensor) -> torch.Tensor:
     # the runtime's rule: mean square summed in double and rounded once; 1 / sqrt(ms + eps) in double, rounded once
     # (torch's float sqrt is not correctly rounded: off by one ulp now and then); then w * (x * inv) in float
     ms = (x.double().pow(2).sum(-1, keepdim=True) / x.shape[-1]).float()
-    v = ms + torch.tensor(self.variance_epsilon, dtype=torch.float32)  # a float add, as in C++
+    v = ms + torch.tensor(self.variance_epsilon, dtype=torch.float32)  # a float32 add of a float32 eps, as in C++
     inv = (1.0 / torch.sqrt(v.double())).float()
     return self.weight * (x * inv)
 
