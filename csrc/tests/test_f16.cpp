@@ -13,21 +13,16 @@
 
 #include "edgekit/dispatch.h"
 #include "edgekit/kernels.h"
+#include "suite_util.h"
 
 namespace {
 
-struct Counts {
-    int checks = 0, failures = 0;
-};
+using edgekit_tests::Counts;
+using edgekit_tests::expect;
 
-uint64_t g_state = 0x5EED0F16ull;
-uint64_t next() {  // splitmix64
-    uint64_t z = (g_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-float uniform() { return (float)((next() >> 40) * (1.0 / 16777216.0)) * 2.0f - 1.0f; }
+edgekit_tests::SplitMix g_rng{0x5EED0F16ull};
+uint64_t next() { return g_rng.next(); }
+float uniform() { return g_rng.uniform(); }
 
 bool same_bits(const float* a, const float* b, size_t n, size_t* where) {
     for (size_t i = 0; i < n; ++i) {
@@ -37,14 +32,6 @@ bool same_bits(const float* a, const float* b, size_t n, size_t* where) {
         }
     }
     return true;
-}
-
-void expect(Counts& c, bool ok, const std::string& what) {
-    ++c.checks;
-    if (!ok) {
-        ++c.failures;
-        std::printf("FAIL %s\n", what.c_str());
-    }
 }
 
 std::string shape(const char* op, const std::string& impl, int64_t m, int64_t n, int64_t k) {

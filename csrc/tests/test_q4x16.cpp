@@ -15,28 +15,15 @@
 
 #include "edgekit/dispatch.h"
 #include "edgekit/kernels.h"
+#include "suite_util.h"
 
 namespace {
 
-struct Counts {
-    int checks = 0, failures = 0;
-};
+using edgekit_tests::Counts;
+using edgekit_tests::expect;
 
-uint64_t g_state = 0x9A416ull;
-uint64_t next() {  // splitmix64
-    uint64_t z = (g_state += 0x9E3779B97F4A7C15ull);
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
-}
-
-void expect(Counts& c, bool ok, const std::string& what) {
-    ++c.checks;
-    if (!ok) {
-        ++c.failures;
-        std::printf("FAIL %s\n", what.c_str());
-    }
-}
+edgekit_tests::SplitMix g_rng{0x9A416ull};
+uint64_t next() { return g_rng.next(); }
 
 // kind 0: random codes and activations, 1: zero codes, 2: extreme codes (0 / 15) and activations (±127)
 void q4x16_case(Counts& c, int64_t m, int64_t n, int64_t k, int kind, bool blocks) {

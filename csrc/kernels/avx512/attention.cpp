@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "../exp_common.h"
+#include "../attention_common.h"
 #include "edgekit/kernels.h"
 
 namespace {
@@ -130,22 +131,18 @@ void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t h
             _mm512_storeu_ps(out + h * hd + c + 16, a[h][1]);
         }
     }
-    for (; c < hd; ++c) {
-        for (int h = 0; h < HB; ++h) {
-            float a = 0.0f;
-            for (int64_t t = 0; t < n; ++t) a = fmaf(p[h * n + t], ek_fp16_to_fp32(v[t * ldv + c]), a);
-            out[h * hd + c] = a;
-        }
-    }
+    ek_attn_values_tail(p, n, v, ldv, hd, c, HB, out);
 }
 
 template <int HB>
-void heads(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv, int64_t n,
-           float scale, float* p, float* out) {
-    scores<HB>(q, hd, kt, ldk, n, scale, p);
-    for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
-    values<HB>(p, n, v, ldv, hd, out);
-}
+struct Heads {
+    static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
+                    int64_t n, float scale, float* p, float* out) {
+        scores<HB>(q, hd, kt, ldk, n, scale, p);
+        for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
+        values<HB>(p, n, v, ldv, hd, out);
+    }
+};
 
 }  // namespace
 
@@ -153,18 +150,7 @@ extern "C" void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, c
                                         const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p,
                                         float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    for (int64_t h = 0; h < g; h += 4) {
-        const float* qh = q + h * hd;
-        float* ph = p + h * n;
-        float* oh = out + h * hd;
-        switch (std::min<int64_t>(4, g - h)) {
-            case 4: heads<4>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
-            case 3: heads<3>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
-            case 2: heads<2>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
-            default: heads<1>(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
-        }
-    }
-    for (int64_t h = 0; h < g; ++h) first[h] = p[h * n];
+    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, p, out, first);
 }
 
 extern "C" void ek_silu_mul_f32__avx512(float* g, const float* u, int64_t n) {
@@ -175,9 +161,5 @@ extern "C" void ek_silu_mul_f32__avx512(float* g, const float* u, int64_t n) {
         const __m512 d = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)));
         _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, d), _mm512_loadu_ps(u + i)));
     }
-    for (; i < n; ++i) {
-        const float d = 1.0f + ek_exp_scalar(-g[i]);
-        const float s = g[i] / d;
-        g[i] = s * u[i];
-    }
+    ek_silu_mul_tail(g, u, i, n);
 }

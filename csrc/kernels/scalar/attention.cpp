@@ -5,7 +5,7 @@
 #include <assert.h>
 #include <math.h>
 
-#include "../exp_common.h"
+#include "../attention_common.h"
 #include "edgekit/kernels.h"
 
 namespace {
@@ -32,30 +32,15 @@ extern "C" void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, c
     for (int64_t h = 0; h < g; ++h) {
         const float* qh = q + h * hd;
         float* ph = p + h * n;
-        for (int64_t t = 0; t < n; ++t) {
-            float s = 0.0f;
-            for (int64_t c = 0; c < hd; ++c) s = fmaf(qh[c], ek_fp16_to_fp32(kt[c * ldk + t]), s);
-            ph[t] = s * scale;
-        }
+        for (int64_t t = 0; t < n; ++t) ph[t] = ek_attn_score(qh, hd, kt, ldk, t, scale);
         float mx = ph[0];
         for (int64_t t = 1; t < n; ++t) mx = ph[t] > mx ? ph[t] : mx;
         for (int64_t t = 0; t < n; ++t) ph[t] = ek_exp_scalar(ph[t] - mx);
         const float inv = 1.0f / sum16(ph, n);
         for (int64_t t = 0; t < n; ++t) ph[t] *= inv;
         first[h] = ph[0];
-        float* oh = out + h * hd;
-        for (int64_t c = 0; c < hd; ++c) oh[c] = 0.0f;
-        for (int64_t t = 0; t < n; ++t) {
-            const uint16_t* vt = v + t * ldv;
-            for (int64_t c = 0; c < hd; ++c) oh[c] = fmaf(ph[t], ek_fp16_to_fp32(vt[c]), oh[c]);
-        }
+        ek_attn_values_tail(ph, n, v, ldv, hd, 0, 1, out + h * hd);
     }
 }
 
-extern "C" void ek_silu_mul_f32__scalar(float* g, const float* u, int64_t n) {
-    for (int64_t i = 0; i < n; ++i) {
-        const float d = 1.0f + ek_exp_scalar(-g[i]);
-        const float s = g[i] / d;
-        g[i] = s * u[i];
-    }
-}
+extern "C" void ek_silu_mul_f32__scalar(float* g, const float* u, int64_t n) { ek_silu_mul_tail(g, u, 0, n); }

@@ -1,0 +1,62 @@
+// Pieces of the fused attention and SwiGLU kernels that every ISA shares (kernels.h gives the contracts): the
+// scalar tails, which are the reference's own loops, and the walk over the query heads in blocks of up to four.
+// Internal to csrc/kernels; not installed.
+#ifndef EDGEKIT_KERNELS_ATTENTION_COMMON_H
+#define EDGEKIT_KERNELS_ATTENTION_COMMON_H
+
+#include <stdint.h>
+
+#include "edgekit/kernels.h"
+#include "exp_common.h"
+
+// One score: the fma chain over the head dimension, then the scale (the tail of the SIMD score loops).
+static inline float ek_attn_score(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t t,
+                                  float scale) {
+    float s = 0.0f;
+    for (int64_t c = 0; c < hd; ++c) s = fmaf(q[c], ek_fp16_to_fp32(kt[c * ldk + t]), s);
+    return s * scale;
+}
+
+// out[h, c] for c in [c0, hd) and hb heads: the fma chain over t (the tail of the SIMD value sums).
+static inline void ek_attn_values_tail(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd,
+                                       int64_t c0, int hb, float* out) {
+    for (int64_t c = c0; c < hd; ++c) {
+        for (int h = 0; h < hb; ++h) {
+            float a = 0.0f;
+            for (int64_t t = 0; t < n; ++t) a = fmaf(p[h * n + t], ek_fp16_to_fp32(v[t * ldv + c]), a);
+            out[h * hd + c] = a;
+        }
+    }
+}
+
+// g[i] = g[i] / (1 + ek_exp(-g[i])) * u[i] for i in [from, n): the SwiGLU contract, one element at a time.
+static inline void ek_silu_mul_tail(float* g, const float* u, int64_t from, int64_t n) {
+    for (int64_t i = from; i < n; ++i) {
+        const float d = 1.0f + ek_exp_scalar(-g[i]);
+        const float s = g[i] / d;
+        g[i] = s * u[i];
+    }
+}
+
+#ifdef __cplusplus
+// The fused kernel's outer loop: query heads in blocks of up to four, each block run by Block<HB>::run(q, hd, kt,
+// ldk, v, ldv, n, scale, p, out) (scores, softmax, values of HB heads), then first[h] = p[h, 0].
+template <template <int> class Block>
+void ek_attn_head_blocks(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v,
+                         int64_t ldv, int64_t n, float scale, float* p, float* out, float* first) {
+    for (int64_t h = 0; h < g; h += 4) {
+        const float* qh = q + h * hd;
+        float* ph = p + h * n;
+        float* oh = out + h * hd;
+        switch (g - h < 4 ? g - h : 4) {
+            case 4: Block<4>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            case 3: Block<3>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            case 2: Block<2>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            default: Block<1>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+        }
+    }
+    for (int64_t h = 0; h < g; ++h) first[h] = p[h * n];
+}
+#endif
+
+#endif  // EDGEKIT_KERNELS_ATTENTION_COMMON_H
