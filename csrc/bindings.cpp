@@ -8,6 +8,7 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -234,18 +235,25 @@ std::vector<T> to_vector(const py::handle& obj, const char* what) {
 
 edgekit::Q4Weight to_q4(const py::handle& obj, const std::string& what) {
     auto t = obj.cast<py::tuple>();
-    if (t.size() != 4 && t.size() != 5) throw py::value_error(what + ": expected (qs, d, n, k[, per_block])");
+    if (t.size() < 4 || t.size() > 6) {
+        throw py::value_error(what + ": expected (qs, d, n, k[, per_block[, static act_scale]])");
+    }
     edgekit::Q4Weight w;
     w.qs = to_vector<uint8_t>(t[0], "qs");
     w.d = to_vector<uint16_t>(t[1], "d");
     w.n = t[2].cast<int64_t>();
     w.k = t[3].cast<int64_t>();
-    w.act_per_block = t.size() == 5 && t[4].cast<bool>();
+    w.act_per_block = t.size() >= 5 && t[4].cast<bool>();
+    if (t.size() == 6 && !t[5].is_none()) {
+        w.act_scale = t[5].cast<float>();
+        if (!(w.act_scale > 0.0f) || !std::isfinite(w.act_scale)) throw py::value_error(what + ": act_scale must be > 0");
+    }
     return w;
 }
 
 // The runtime engine built from arrays: config dict, embedding [vocab, hidden], final norm, one dict per layer
-// (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k[, per_block activations]) q4x4 tuples), and the
+// (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k[, per_block activations[, static act_scale]]) q4x4
+// tuples), and the
 // LM head (None = tied).
 std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::handle& embed,
                                                 const py::handle& final_norm, const py::list& layers,

@@ -128,7 +128,10 @@ LOAD_ERRORS = {
                       native.EK_ERR_UNSUPPORTED, r"model\.layers\.1\.mlp\.up_proj .*not 4-bit.*--engine kernels"),
     "static activations": (_edit_meta("edgekit.linears", lambda d: _set(d, ["model.layers.0.self_attn.q_proj",
                                                                             "act_mode"], "static")),
-                           native.EK_ERR_UNSUPPORTED, "not quantized per token"),
+                           native.EK_ERR_UNSUPPORTED, "not per token, block or tensor"),
+    "per-tensor without its scale": (_edit_meta("edgekit.linears", lambda d: _set(
+        d, ["model.layers.0.self_attn.q_proj", "act_mode"], "per_tensor")), native.EK_ERR_FORMAT,
+        r"q_proj\.act_scale' is missing"),
     "w4a4": (_edit_meta("edgekit.quant", lambda d: _set(d, ["w4a4_ratio"], 0.25)), native.EK_ERR_UNSUPPORTED,
              "W4A4"),
     "quantized head": (_edit_meta("edgekit.quant", lambda d: _set(d, ["lm_head_bits"], 8)),

@@ -5,6 +5,7 @@
 #include "edgekit/linear.h"
 
 #include <algorithm>
+#include <cmath>
 #include <stdexcept>
 #include <vector>
 
@@ -85,6 +86,18 @@ void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, e
     Scratch& s = scratch(m * w.k, m * nb);
     quant(x, m * nb, EK_Q4_BLOCK, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data());  // the row rule on every block
     gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm, rows);
+}
+
+void linear_q4x4_static(const ek_q4x4& w, const float* x, int64_t m, float scale, float* y, int rows) {
+    if (!(scale > 0.0f) || !std::isfinite(scale)) throw std::invalid_argument("q4x4: a static scale must be > 0");
+    Scratch& s = scratch(m * w.k, m);
+    const float qmax = (float)EK_Q8_ROW_QMAX;
+    for (int64_t i = 0; i < m * w.k; ++i) {
+        const float r = std::nearbyint(x[i] / scale);
+        s.xq[i] = (int8_t)(r > qmax ? qmax : (r < -qmax ? -qmax : r));
+    }
+    std::fill(s.xs.begin(), s.xs.end(), scale);
+    gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, nullptr, rows);
 }
 
 }  // namespace edgekit

@@ -2,9 +2,10 @@
 // o (W4A8) → residual → RMSNorm → gate/up (W4A8) → SiLU·up → down (W4A8) → residual] → RMSNorm → LM head.
 //
 // The math follows transformers' LlamaForCausalLM (rotate-half RoPE with inv_freq = theta^(-2i/d), eps inside the
-// square root, softmax in float32) with fp16 embedding, head and KV cache; the linears quantize their inputs per
-// token to int8 exactly as edgekit's QLinear / KernelLinear do, so the PyTorch kernel path is the reference for
-// parity.
+// square root, softmax in float32) with fp16 embedding, head and KV cache; the linears quantize their inputs to
+// int8 per token, per block of 32 or on a static per-tensor grid, exactly as edgekit's KernelLinear does. Every
+// float step is one the PyTorch kernel path reproduces bit for bit (edgekit/quant/runtime_numerics.py: the same
+// kernels, and RMSNorm / RoPE values rounded once from double), so that path is an exact reference for parity.
 #include "edgekit/llama.h"
 
 #include <algorithm>
@@ -61,7 +62,9 @@ void add_inplace(float* x, const float* y, int64_t n) {
 }
 
 void linear(const Q4Weight& w, const float* x, int n, float* y) {
-    if (w.act_per_block) {
+    if (w.act_scale > 0.0f) {
+        linear_q4x4_static(w.view(), x, n, w.act_scale, y, w.rows);
+    } else if (w.act_per_block) {
         linear_q4x4_blocks(w.view(), x, n, y, nullptr, nullptr, w.rows);
     } else {
         linear_q4x4(w.view(), x, n, nullptr, y, nullptr, nullptr, w.rows);

@@ -162,9 +162,9 @@ PruneSchedule read_prune(const Artifact& a, const Value& q, int n_layers) {
     return s;
 }
 
-// One entry of edgekit.linears must describe exactly the W4A8 scheme of the kernels. Returns whether its
-// activations are quantized per block of 32 (else per token).
-bool check_linear(const Artifact& a, const Value& linears, const std::string& name, int64_t n, int64_t k) {
+// One entry of edgekit.linears must describe exactly the W4A8 scheme of the kernels. Returns its activation mode:
+// "per_token", "per_block" or "per_tensor" (static, with the tensor <name>.act_scale).
+std::string check_linear(const Artifact& a, const Value& linears, const std::string& name, int64_t n, int64_t k) {
     const Value* e = linears.find(name);
     if (!e) a.fail(K::kUnsupported, name + " is not quantized; the C++ runtime needs every linear in W4A8" +
                                         std::string(kRunElsewhere));
@@ -183,14 +183,16 @@ bool check_linear(const Artifact& a, const Value& linears, const std::string& na
                       : !is_bool("symmetric", true, false)   ? "weights are asymmetric"
                       : !is_int("act_bits", 8)               ? "activations are not 8-bit"
                       : !(mode && mode->type == Type::kString &&
-                          (mode->string == "per_token" || mode->string == "per_block"))
-                                                             ? "activations are not quantized per token or block"
+                          (mode->string == "per_token" || mode->string == "per_block" ||
+                           mode->string == "per_tensor"))
+                                                             ? "activations are not per token, block or tensor"
                       : !is_bool("mix", false, false)        ? "it mixes W4A4 tokens"
                       : !is_bool("bias", false, false)       ? "it has a bias"
                                                              : nullptr;
     if (why) {
         a.fail(K::kUnsupported, name + " cannot run in the C++ runtime (" + why + "; it runs int4 symmetric "
-                                "group-32 weights with int8 per-token or per-block activations)" + kRunElsewhere);
+                                "group-32 weights with int8 per-token, per-block or static per-tensor activations)" +
+                                kRunElsewhere);
     }
     const Value* s = e->find("shape");
     if (s && !(s->type == Type::kArray && s->array.size() == 2 && s->array[0].is_int && s->array[1].is_int &&
@@ -198,7 +200,7 @@ bool check_linear(const Artifact& a, const Value& linears, const std::string& na
         a.fail(K::kFormat, "edgekit.linears " + name + " shape does not match the model config [" +
                            std::to_string(n) + ", " + std::to_string(k) + "]");
     }
-    return mode->string == "per_block";
+    return mode->string;
 }
 
 const TensorInfo& tensor(const Artifact& a, const std::string& name, DType dtype, std::vector<int64_t> shape) {
@@ -235,6 +237,15 @@ std::vector<float> float_vector(const Artifact& a, const std::string& name, int6
     const TensorInfo& t = tensor(a, name, DType::kF32, {n});
     std::vector<float> v((size_t)n);
     std::memcpy(v.data(), t.data, (size_t)t.nbytes());
+    return v;
+}
+
+// The static activation scale of a per_tensor linear: float32 [1], finite and positive.
+float act_scale(const Artifact& a, const std::string& name) {
+    const TensorInfo& t = tensor(a, name + ".act_scale", DType::kF32, {1});
+    float v;
+    std::memcpy(&v, t.data, sizeof v);
+    if (!(v > 0.0f) || !std::isfinite(v)) a.fail(K::kFormat, name + ".act_scale must be finite and > 0");
     return v;
 }
 
@@ -301,9 +312,10 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
         Q4Weight* dst[7] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
         for (int j = 0; j < 7; ++j) {
             const std::string name = p + kLinears[j];
-            const bool per_block = check_linear(a, linears, name, shapes[j][0], shapes[j][1]);
+            const std::string mode = check_linear(a, linears, name, shapes[j][0], shapes[j][1]);
             *dst[j] = q4_weight(a, name, shapes[j][0], shapes[j][1]);
-            dst[j]->act_per_block = per_block;
+            dst[j]->act_per_block = mode == "per_block";
+            if (mode == "per_tensor") dst[j]->act_scale = act_scale(a, name);
             expected.insert(name);
         }
     }

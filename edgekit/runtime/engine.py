@@ -46,7 +46,8 @@ class Runtime:
 
     @classmethod
     def from_artifact(cls, path, max_ctx: int = 2048) -> "Runtime":
-        """Load a Llama-family W4A8 artifact (symmetric int4 g32, int8 per-token activations) with the C++ loader.
+        """Load a Llama-family W4A8 artifact (symmetric int4 g32; int8 activations per token, per block of 32 or on a
+        static per-tensor grid) with the C++ loader.
 
         Raises:
             EdgekitError: the file is missing, damaged, or holds something the runtime cannot run (the reason named).
@@ -85,10 +86,11 @@ class Runtime:
             for key, name in _LINEARS.items():
                 q = block.get_submodule(name)
                 why = kernel_support(q) if isinstance(q, QLinear) else "not quantized"
-                if why or q.act_mode not in ("per_token", "per_block") or q.bias is not None:
-                    raise EdgekitError(f"layers.{i}.{name} cannot run in the runtime: {why or 'static/bias'}")
+                if why or q.mix is not None or q.bias is not None:
+                    raise EdgekitError(f"layers.{i}.{name} cannot run in the runtime: {why or 'W4A4 mix / bias'}")
                 qs, d = formats.pack_q4x4(q.qweight.storage(), q.qweight.scales)
-                entry[key] = (qs, d, q.out_features, q.in_features, q.act_mode == "per_block")
+                scale = float(q.act_scale) if q.act_mode == "per_tensor" else None
+                entry[key] = (qs, d, q.out_features, q.in_features, q.act_mode == "per_block", scale)
             layers.append(entry)
         head = model.get_output_embeddings()
         if isinstance(head, QLinear):

@@ -25,6 +25,10 @@ void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qma
 void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm = nullptr,
                         ek_quant_row_q8_fn quant = nullptr, int rows = EK_Q4X4_ROWS);
 
+// y[m, n] = W x with x on a static per-tensor grid (TRIP recipes): codes clamp(round_half_even(x / scale), ±127),
+// one scale for every row, then the per-token matmul (the kernel path's and numpy's rule: division, not a reciprocal).
+void linear_q4x4_static(const ek_q4x4& w, const float* x, int64_t m, float scale, float* y, int rows = EK_Q4X4_ROWS);
+
 // The layout the runtime and the PyTorch kernel path run int4 weights in: EK_Q4X16_ROWS where the dispatched q4x4
 // kernels are the AVX-512 VNNI ones (the q4x16 kernels serve 16 rows per float epilogue instead of 4: faster on the
 // same ISA), else EK_Q4X4_ROWS. Both paths asking here is what keeps their float rounding identical.

@@ -27,6 +27,7 @@ struct Q4Weight {
     std::vector<uint16_t> d;
     int64_t n = 0, k = 0;
     bool act_per_block = false;  // activations quantized per block of 32 (else per token)
+    float act_scale = 0.0f;      // > 0: static per-tensor int8 activations on this grid (TRIP recipes), not dynamic
     int rows = EK_Q4X4_ROWS;     // the layout: q4x4 (as loaded) or q4x16 (regrouped for AVX-512, formats.h)
     ek_q4x4 view() const { return {qs.data(), d.data(), n, k}; }
 };
