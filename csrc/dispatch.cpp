@@ -285,6 +285,21 @@ std::string forced_value() {
 
 bool in_family(const std::string& impl, const std::string& family) { return impl.rfind(family, 0) == 0; }
 
+// Width order of the families: scalar, then avx2 / neon (neondot is of the neon family), then avx512.
+int family_rank(const std::string& name) {
+    if (in_family(name, "avx512")) return 2;
+    if (in_family(name, "avx2") || in_family(name, "neon")) return 1;
+    return 0;
+}
+
+// Whether any op of this build has an implementation of `family` (a family of another architecture has none).
+bool build_has_family(const std::string& family) {
+    for (const auto& o : tables())
+        for (const auto& impl : o.impls)
+            if (in_family(impl.name, family)) return true;
+    return false;
+}
+
 // Picks the implementation for the dispatched entry; throws std::runtime_error with the reason when it cannot.
 const Impl& choose(const Op& op) {
     const std::string forced = forced_value();
@@ -317,6 +332,13 @@ const Impl& choose(const Op& op) {
                                  "' of " + op.name + " is compiled but this CPU lacks " +
                                  missing_names(last_unsupported->needs) + "; supported here: " +
                                  join(implementations(op.name)));
+    }
+    // A family this build has for other ops but not for this one (gemm_f16_f32 has no AVX-512 kernel): the best
+    // supported implementation no wider than it, so that forcing avx512 still runs a whole model.
+    if (!exact && build_has_family(forced)) {
+        for (const auto& impl : op.impls)
+            if (supported(impl) && family_rank(impl.name) <= family_rank(forced)) best = &impl;
+        if (best) return *best;
     }
     throw std::runtime_error("EDGEKIT_KERNELS=" + forced + ": this build has no '" + forced + "' implementation of " +
                              op.name + " (compiled: " + join(compiled(op.name)) + ")");

@@ -186,6 +186,25 @@ def test_env_var_auto_and_errors():
         assert "this CPU lacks" in err
 
 
+def test_forced_family_falls_back_where_an_op_lacks_it():
+    """Forcing a family this build has (for the GEMMs) picks the best no-wider kernel for an op without one of that
+    family, so a whole model runs: the fp16 head kernel has no AVX-512 version."""
+    fams = [f for f in ("avx512", "avx2", "neon") if any(i.startswith(f) for i in IMPLS)]
+    if not fams:
+        pytest.skip("scalar-only build")
+    fam = fams[0]
+    code = ("import json, edgekit._C as c\n"
+            "print(json.dumps({op: c.selected(op) for op in ('gemm_f16_f32', 'cvt_f32_f16', 'gemm_q4x4_q8')}))\n")
+    out = subprocess.run([sys.executable, "-c", code], env=dict(os.environ, EDGEKIT_KERNELS=fam), capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    sel = json.loads(out.stdout.strip().splitlines()[-1])
+    assert sel["gemm_q4x4_q8"].startswith(fam)
+    for op in ("gemm_f16_f32", "cvt_f32_f16"):
+        assert sel[op] in _C.implementations(op)
+        assert sel[op] == fam or not any(i.startswith(fam) for i in _C.implementations(op))
+
+
 @pytest.mark.parametrize("impl", _C.implementations("quant_row_q8"))
 def test_quant_block_q8_matches_reference(impl):
     """Per-block (32) activation quantization: bit-identical codes and scales, zeros and outlier blocks included."""

@@ -2,7 +2,8 @@
 //
 // Every op has a table of implementations (scalar first, then wider ISAs). The chosen one is the best that the CPU
 // supports, unless the environment variable EDGEKIT_KERNELS names an ISA family (scalar, avx2, avx512, neon) or an
-// exact implementation name: then that one is used, or an error says why it cannot be.
+// exact implementation name: then that one is used, or an error says why it cannot be. An op without a kernel of a
+// forced family that this build has for other ops (gemm_f16_f32 has no AVX-512 one) takes its best narrower one.
 #ifndef EDGEKIT_DISPATCH_H
 #define EDGEKIT_DISPATCH_H
 
