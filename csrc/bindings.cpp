@@ -180,7 +180,9 @@ public:
 
 private:
     ek_gemm_q4x4_q8_fn gemm_fn(bool per_block, const std::string& impl) const {
-        if (rows_ == EK_Q4X16_ROWS) return per_block ? edgekit::gemm_q4x16_q8b_impl(impl) : edgekit::gemm_q4x16_q8_impl(impl);
+        if (rows_ == EK_Q4X16_ROWS) {
+            return per_block ? edgekit::gemm_q4x16_q8b_impl(impl) : edgekit::gemm_q4x16_q8_impl(impl);
+        }
         return per_block ? edgekit::gemm_q4x4_q8b_impl(impl) : edgekit::gemm_q4x4_q8_impl(impl);
     }
 
@@ -243,18 +245,21 @@ edgekit::Q4Weight to_q4(const py::handle& obj, const std::string& what) {
     w.d = to_vector<uint16_t>(t[1], "d");
     w.n = t[2].cast<int64_t>();
     w.k = t[3].cast<int64_t>();
-    w.act_per_block = t.size() >= 5 && t[4].cast<bool>();
     if (t.size() == 6 && !t[5].is_none()) {
+        w.act = edgekit::ActQuant::kPerTensor;
         w.act_scale = t[5].cast<float>();
-        if (!(w.act_scale > 0.0f) || !std::isfinite(w.act_scale)) throw py::value_error(what + ": act_scale must be > 0");
+        if (!(w.act_scale > 0.0f) || !std::isfinite(w.act_scale)) {
+            throw py::value_error(what + ": act_scale must be > 0");
+        }
+    } else if (t.size() >= 5 && t[4].cast<bool>()) {
+        w.act = edgekit::ActQuant::kPerBlock;
     }
     return w;
 }
 
 // The runtime engine built from arrays: config dict, embedding [vocab, hidden], final norm, one dict per layer
 // (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k[, per_block activations[, static act_scale]]) q4x4
-// tuples), and the
-// LM head (None = tied).
+// tuples), and the LM head (None = tied).
 std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::handle& embed,
                                                 const py::handle& final_norm, const py::list& layers,
                                                 const py::object& head) {
@@ -404,7 +409,6 @@ py::array_t<float> gemm_f16_f32(const py::array& w, const py::array& x, const st
     return y;
 }
 
-// y [k] = Σ_t p[t] · v[t, :] over fp16 rows (attention's value sum); bits defined in kernels.h.
 // Fused attention of g heads over n cached fp16 keys (transposed, kt [hd, ldk >= n]) and values (v [n, hd]).
 py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array& v, float scale,
                        const std::string& impl) {
@@ -439,18 +443,13 @@ py::array_t<float> attention_causal(const py::array& q, const py::array& k, cons
         throw py::value_error("need 1 <= n <= L new tokens and n_heads a multiple of n_kv");
     }
     const int64_t kv_dim = nkv * hd, ldk = len;
-    std::vector<uint16_t> kt((size_t)(kv_dim * ldk)), vc((size_t)(len * kv_dim)), krow((size_t)kv_dim);
+    std::vector<uint16_t> kt((size_t)(kv_dim * ldk)), vc((size_t)(len * kv_dim));
     py::array_t<float> out({n, nh, hd});
     std::vector<float> first((size_t)(n * nh));
     float* op = out.mutable_data();
     {
         py::gil_scoped_release nogil;
-        const ek_cvt_f32_f16_fn cvt = edgekit::cvt_f32_f16_impl("");
-        cvt(vp, vc.data(), len * kv_dim);
-        for (int64_t t = 0; t < len; ++t) {
-            cvt(kp + t * kv_dim, krow.data(), kv_dim);
-            for (int64_t c = 0; c < kv_dim; ++c) kt[c * ldk + t] = krow[c];
-        }
+        edgekit::store_kv_fp16(kp, vp, (int)len, kv_dim, 0, kt.data(), ldk, vc.data());  // the runtime's cache writes
         const edgekit::KvView kv{kt.data(), ldk, vc.data(), (int)nh, (int)nkv, (int)hd};
         edgekit::attention_causal(kv, qp, (int)n, (int)(len - n), op, first.data());
     }

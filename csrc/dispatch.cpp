@@ -434,54 +434,55 @@ std::string compiler() {
 #endif
 }
 
+namespace {
+
+// The typed entry of `op`: the selected implementation, or the one named by `impl`.
+template <typename Fn>
+Fn typed(const char* op, const std::string& impl) {
+    const Impl& chosen = impl.empty() ? selected_impl(op) : named_impl(op, impl);
+    return reinterpret_cast<Fn>(chosen.fn);
+}
+
+}  // namespace
+
 ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("quant_row_q8") : named_impl("quant_row_q8", impl);
-    return reinterpret_cast<ek_quant_row_q8_fn>(chosen.fn);
+    return typed<ek_quant_row_q8_fn>("quant_row_q8", impl);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x16_q8_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x16_q8") : named_impl("gemm_q4x16_q8", impl);
-    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x16_q8", impl);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x16_q8b_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x16_q8b") : named_impl("gemm_q4x16_q8b", impl);
-    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x16_q8b", impl);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q4") : named_impl("gemm_q4x4_q4", impl);
-    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x4_q4", impl);
 }
 
 ek_gemm_f16_f32_fn gemm_f16_f32_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("gemm_f16_f32") : named_impl("gemm_f16_f32", impl);
-    return reinterpret_cast<ek_gemm_f16_f32_fn>(chosen.fn);
+    return typed<ek_gemm_f16_f32_fn>("gemm_f16_f32", impl);
 }
 
 ek_attn_f16_f32_fn attn_f16_f32_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("attn_f16_f32") : named_impl("attn_f16_f32", impl);
-    return reinterpret_cast<ek_attn_f16_f32_fn>(chosen.fn);
+    return typed<ek_attn_f16_f32_fn>("attn_f16_f32", impl);
 }
 
 ek_cvt_f32_f16_fn cvt_f32_f16_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("cvt_f32_f16") : named_impl("cvt_f32_f16", impl);
-    return reinterpret_cast<ek_cvt_f32_f16_fn>(chosen.fn);
+    return typed<ek_cvt_f32_f16_fn>("cvt_f32_f16", impl);
 }
 
 ek_silu_mul_f32_fn silu_mul_f32_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("silu_mul_f32") : named_impl("silu_mul_f32", impl);
-    return reinterpret_cast<ek_silu_mul_f32_fn>(chosen.fn);
+    return typed<ek_silu_mul_f32_fn>("silu_mul_f32", impl);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q8") : named_impl("gemm_q4x4_q8", impl);
-    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x4_q8", impl);
 }
 
 ek_gemm_q4x4_q8_fn gemm_q4x4_q8b_impl(const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl("gemm_q4x4_q8b") : named_impl("gemm_q4x4_q8b", impl);
-    return reinterpret_cast<ek_gemm_q4x4_q8_fn>(chosen.fn);
+    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x4_q8b", impl);
 }
 
 }  // namespace edgekit

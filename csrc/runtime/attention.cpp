@@ -1,4 +1,5 @@
-// attention_causal (attention.h): the fused per-(token, KV head) kernel over the pool.
+// store_kv_fp16 and attention_causal (attention.h): the fp16 cache writes and the fused per-(token, KV head) kernel
+// over the pool.
 #include "edgekit/attention.h"
 
 #include <cmath>
@@ -9,6 +10,21 @@
 #include "edgekit/threadpool.h"
 
 namespace edgekit {
+
+void store_kv_fp16(const float* k, const float* v, int n, int64_t kv_dim, int base, uint16_t* kt, int64_t ldk,
+                   uint16_t* vc) {
+    static const ek_cvt_f32_f16_fn cvt = cvt_f32_f16_impl("");
+    constexpr int64_t kRowGrain = 16;  // rows per task: enough to amortize a wake-up
+    parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
+        thread_local std::vector<uint16_t> k16;
+        k16.resize((size_t)kv_dim);
+        for (int64_t i = b; i < e; ++i) {
+            cvt(v + i * kv_dim, vc + (base + i) * kv_dim, kv_dim);
+            cvt(k + i * kv_dim, k16.data(), kv_dim);
+            for (int64_t c = 0; c < kv_dim; ++c) kt[c * ldk + base + i] = k16[c];
+        }
+    });
+}
 
 void attention_causal(const KvView& kv, const float* q, int n, int base, float* out, float* first) {
     const int hd = kv.head_dim, n_kv = kv.n_kv_heads, n_heads = kv.n_heads, group = n_heads / n_kv;

@@ -1,7 +1,8 @@
 // linear_q4x4 / gemm_q4x4: the matmul over whole matrices (linear.h).
 //
-// Work is split by output tiles (four rows each, or 16 on the q4x16 layout) so every thread streams its own slice of the weights once; each
-// output is computed by the same code whichever slice it is in, so the thread count never changes a result.
+// Work is split by output tiles (four rows each, or 16 on the q4x16 layout) so every thread streams its own slice of
+// the weights once; each output is computed by the same code whichever slice it is in, so the thread count never
+// changes a result.
 #include "edgekit/linear.h"
 
 #include <algorithm>
@@ -47,7 +48,9 @@ int preferred_q4_rows() {
 void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
                int rows) {
     if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
-    if (rows != EK_Q4X4_ROWS && rows != EK_Q4X16_ROWS) throw std::invalid_argument("q4x4: rows per tile must be 4 or 16");
+    if (rows != EK_Q4X4_ROWS && rows != EK_Q4X16_ROWS) {
+        throw std::invalid_argument("q4x4: rows per tile must be 4 or 16");
+    }
     if (!gemm) gemm = rows == EK_Q4X16_ROWS ? gemm_q4x16_q8_impl("") : gemm_q4x4_q8_impl("");
     if (m <= 0 || w.n <= 0) return;
     thread_local std::vector<int32_t> bsums;  // scratch reused across calls: no allocation per linear

@@ -34,7 +34,7 @@ void check_weight(const Q4Weight& w, int64_t n, int64_t k, const std::string& na
           name + ": packed arrays do not match its shape");
 }
 
-// Rows per parallel task of the row-wise steps (norms, RoPE, cache stores): enough work to amortize a wake-up.
+// Rows per parallel task of the row-wise steps (norms, RoPE): enough work to amortize a wake-up.
 constexpr int64_t kRowGrain = 16;
 // Elements per parallel task of the element-wise steps (residual adds, SwiGLU).
 constexpr int64_t kElemGrain = 16384;
@@ -62,12 +62,10 @@ void add_inplace(float* x, const float* y, int64_t n) {
 }
 
 void linear(const Q4Weight& w, const float* x, int n, float* y) {
-    if (w.act_scale > 0.0f) {
-        linear_q4x4_static(w.view(), x, n, w.act_scale, y, w.rows);
-    } else if (w.act_per_block) {
-        linear_q4x4_blocks(w.view(), x, n, y, nullptr, nullptr, w.rows);
-    } else {
-        linear_q4x4(w.view(), x, n, nullptr, y, nullptr, nullptr, w.rows);
+    switch (w.act) {
+        case ActQuant::kPerTensor: linear_q4x4_static(w.view(), x, n, w.act_scale, y, w.rows); break;
+        case ActQuant::kPerBlock: linear_q4x4_blocks(w.view(), x, n, y, nullptr, nullptr, w.rows); break;
+        case ActQuant::kPerToken: linear_q4x4(w.view(), x, n, nullptr, y, nullptr, nullptr, w.rows); break;
     }
 }
 
@@ -226,20 +224,9 @@ void LlamaModel::rope(float* v, int n, int heads, const int32_t* pos_of) const {
 
 // the n new rows' keys and values (fp32 [n, kv_dim]) into the layer's fp16 caches at slots base .. base + n - 1
 void LlamaModel::store_kv(int layer, int base, int n, const float* k, const float* v) {
-    const int hd = cfg_.head_dim, n_kv = cfg_.n_kv_heads, max_ctx = cfg_.max_ctx;
-    const int64_t kv_dim = (int64_t)n_kv * hd, ldk = kt_stride();
-    uint16_t* kt = k_cache_.data() + (int64_t)layer * kv_dim * ldk;
-    uint16_t* vc = v_cache_.data() + ((int64_t)layer * max_ctx + base) * kv_dim;
-    static const ek_cvt_f32_f16_fn cvt = cvt_f32_f16_impl("");
-    parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
-        thread_local std::vector<uint16_t> k16;
-        k16.resize((size_t)kv_dim);
-        for (int64_t i = b; i < e; ++i) {
-            cvt(v + i * kv_dim, vc + i * kv_dim, kv_dim);
-            cvt(k + i * kv_dim, k16.data(), kv_dim);
-            for (int64_t c = 0; c < kv_dim; ++c) kt[c * ldk + base + i] = k16[c];  // row c: (kv head, dim)
-        }
-    });
+    const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * cfg_.head_dim, ldk = kt_stride();
+    store_kv_fp16(k, v, n, kv_dim, base, k_cache_.data() + (int64_t)layer * kv_dim * ldk, ldk,
+                  v_cache_.data() + (int64_t)layer * cfg_.max_ctx * kv_dim);
 }
 
 // the layer's attention (attention.h) for n new rows at cache slots base .. base + n - 1

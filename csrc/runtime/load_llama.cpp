@@ -162,9 +162,9 @@ PruneSchedule read_prune(const Artifact& a, const Value& q, int n_layers) {
     return s;
 }
 
-// One entry of edgekit.linears must describe exactly the W4A8 scheme of the kernels. Returns its activation mode:
-// "per_token", "per_block" or "per_tensor" (static, with the tensor <name>.act_scale).
-std::string check_linear(const Artifact& a, const Value& linears, const std::string& name, int64_t n, int64_t k) {
+// One entry of edgekit.linears must describe exactly the W4A8 scheme of the kernels. Returns its activation mode
+// (per_tensor: static, with the tensor <name>.act_scale).
+ActQuant check_linear(const Artifact& a, const Value& linears, const std::string& name, int64_t n, int64_t k) {
     const Value* e = linears.find(name);
     if (!e) a.fail(K::kUnsupported, name + " is not quantized; the C++ runtime needs every linear in W4A8" +
                                         std::string(kRunElsewhere));
@@ -200,7 +200,9 @@ std::string check_linear(const Artifact& a, const Value& linears, const std::str
         a.fail(K::kFormat, "edgekit.linears " + name + " shape does not match the model config [" +
                            std::to_string(n) + ", " + std::to_string(k) + "]");
     }
-    return mode->string;
+    return mode->string == "per_block" ? ActQuant::kPerBlock
+           : mode->string == "per_tensor" ? ActQuant::kPerTensor
+                                           : ActQuant::kPerToken;
 }
 
 const TensorInfo& tensor(const Artifact& a, const std::string& name, DType dtype, std::vector<int64_t> shape) {
@@ -312,10 +314,10 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
         Q4Weight* dst[7] = {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down};
         for (int j = 0; j < 7; ++j) {
             const std::string name = p + kLinears[j];
-            const std::string mode = check_linear(a, linears, name, shapes[j][0], shapes[j][1]);
+            const ActQuant act = check_linear(a, linears, name, shapes[j][0], shapes[j][1]);
             *dst[j] = q4_weight(a, name, shapes[j][0], shapes[j][1]);
-            dst[j]->act_per_block = mode == "per_block";
-            if (mode == "per_tensor") dst[j]->act_scale = act_scale(a, name);
+            dst[j]->act = act;
+            if (act == ActQuant::kPerTensor) dst[j]->act_scale = act_scale(a, name);
             expected.insert(name);
         }
     }

@@ -1,4 +1,5 @@
-// The fp16-row kernels (gemm_f16_f32, attn_f16_f32), silu_mul_f32 and the fp16 converters, checked by edgekit_test_kernels.
+// The fp16-row kernels (gemm_f16_f32, attn_f16_f32), silu_mul_f32 and the fp16 converters, checked by
+// edgekit_test_kernels.
 //
 // kernels.h fixes their summation order, so every implementation must equal the scalar one bit for bit, for any
 // m, row range and stride: that is what this suite checks (plus fp16 round trips), natively and under qemu.

@@ -87,7 +87,8 @@ void q4x16_case(Counts& c, int64_t m, int64_t n, int64_t k, int kind, bool block
     for (const auto& name : edgekit::implementations(op)) {
         const ek_gemm_q4x4_q8_fn fn = blocks ? edgekit::gemm_q4x16_q8b_impl(name) : edgekit::gemm_q4x16_q8_impl(name);
         expect(c, run(fn, d16_one.data(), ones.data(), 0, groups, sentinel) == ref_unit, what + " " + name + " unit");
-        expect(c, run(fn, d16.data(), xs.data(), 0, groups, sentinel) == ref, what + " " + name + " differs from scalar");
+        expect(c, run(fn, d16.data(), xs.data(), 0, groups, sentinel) == ref,
+               what + " " + name + " differs from scalar");
         // two calls over [0, a) and [a, G): the same bits, and the first leaves every other row untouched
         const int64_t a = groups > 1 ? 1 + (int64_t)(next() % (uint64_t)(groups - 1)) : 0;
         std::vector<float> part = run(fn, d16.data(), xs.data(), 0, a, sentinel);

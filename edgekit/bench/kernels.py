@@ -2,9 +2,9 @@
 
 All implementations compute the same matrix: random symmetric group-32 int4 codes and fp16 scales become edgekit's
 q4x4 layout, ORT's ``MatMulNBits`` blobs and (dequantized) torch fp32 weights. The ``edgekit`` row is what the
-runtime runs for the default recipe: int8 activations per block of 32 (as ORT's accuracy level 4 quantizes A), on
-the q4x16 layout where the dispatched kernel is AVX-512 VNNI; ``--all-impls`` adds every per-token q4x4 kernel. Each output is checked against a
-float64 reference before it is timed, and the implementations are timed in interleaved rounds per shape so that
+runtime runs for the default recipe: int8 activations per block of 32 (as ORT's accuracy level 4 quantizes A), in
+the runtime's layout (``_C.preferred_q4_rows``: q4x16 on AVX-512 VNNI); ``--all-impls`` adds every per-token q4x4
+kernel. Each output is checked against a float64 reference before it is timed, and the implementations are timed in interleaved rounds per shape so that
 machine noise hits them alike.
 """
 
@@ -28,7 +28,6 @@ SHAPE_PRESETS = {
 GROUP = 32
 MAX_REL_ERR = 0.05  # int8 activations cost ~1 %; a wrong layout costs ~100 %
 GEMM_OP = "gemm_q4x4_q8"
-Q4X16_ISA = "avx512vnni"  # the runtime regroups to q4x16 where the q4x4 kernel would run on this ISA
 SETTLE_S = 0.15  # idle time between two implementations' timing blocks
 
 
@@ -130,10 +129,11 @@ def _time_calls(fn, min_time: float, min_reps: int) -> list[float]:
 
 
 def _runtime_layout(w_ek, selected: str):
-    """The weight as the runtime holds it (regrouped to q4x16 on AVX-512 VNNI) and its kernel label."""
-    if selected == Q4X16_ISA:
-        return w_ek.to_q4x16(), f"{selected} q4x16, A8 per block"
-    return w_ek, f"{selected} q4x4, A8 per block"
+    """The weight as the runtime holds it (``_C.preferred_q4_rows``: q4x16 on AVX-512 VNNI) and its kernel label."""
+    from edgekit import _C
+
+    w = w_ek.to_q4x16() if _C.preferred_q4_rows() == 16 else w_ek
+    return w, f"{selected} q4x{w.rows}, A8 per block"
 
 
 def _calls(impls, ek_impls: list[str], selected: str, x: np.ndarray, w_t, w_ek, session, n: int):

@@ -83,6 +83,11 @@ def runtime_attention(module: nn.Module, query, key, value, attention_mask, scal
     return torch.stack(outs).to(query.dtype), None
 
 
+def _no_mask(*args, **kwargs) -> None:
+    """The mask function registered with the attention: none is built, the runtime's kernel is causal itself."""
+    return None
+
+
 _registered = False
 
 
@@ -91,10 +96,10 @@ def _register() -> None:
     if _registered:
         return
     from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+    from transformers.masking_utils import AttentionMaskInterface
 
     AttentionInterface.register(ATTN_NAME, runtime_attention)
-    AttentionMaskInterface.register(ATTN_NAME, eager_mask)  # unused by the kernel, built for the registry's sake
+    AttentionMaskInterface.register(ATTN_NAME, _no_mask)
     _registered = True
 
 

@@ -16,6 +16,11 @@ struct KvView {
     int n_heads, n_kv_heads, head_dim;
 };
 
+// n rows of keys and values (fp32 [n, kv_dim]) into the fp16 cache at slots base .. base + n - 1: keys transposed
+// (row c of ldk slots per (kv head, dim) c), values [slot][kv_dim] from vc (slot 0). Rows split over the pool.
+void store_kv_fp16(const float* k, const float* v, int n, int64_t kv_dim, int base, uint16_t* kt, int64_t ldk,
+                   uint16_t* vc);
+
 // q [n, n_heads, head_dim] of n new tokens at cache slots base .. base + n - 1 (each attends to slots 0 .. its
 // own); out [n, n_heads * head_dim]; first [n, n_heads] receives each probability on slot 0. One task per (token,
 // KV head) on ek_attn_f16_f32 with scale 1 / sqrt(head_dim): a token's result does not depend on the batch or the

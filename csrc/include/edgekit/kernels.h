@@ -75,8 +75,7 @@ void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* x
 // The same matmul with per-block activation scales (activations quantized per 32 values, as GGUF Q8_0 and ONNX
 // Runtime's accuracy level 4 do; codes from ek_quant_row_q8 over [m * k / 32, 32]):
 //
-//   y[i, n] = sum_j  (fp32(d[n, j]) * xs[i * k / 32 + j]) * (float)( sum_{c < 32} (q[n, 32j + c] - 8) * xq[i, 32j + c]
-//   )
+//   y[i, n] = sum_j  (fp32(d[n, j]) * xs[i * k / 32 + j]) * (float)(block sum j of ek_gemm_q4x4_q8)
 //
 //   xs     float32 [m, k / 32]; everything else as for ek_gemm_q4x4_q8 (same integer block sums, bit for bit).
 void ek_gemm_q4x4_q8b__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,

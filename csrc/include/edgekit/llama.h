@@ -22,13 +22,16 @@ struct LlamaConfig {
 };
 
 // One int4 weight in the q4x4 layout (owned copies of the packed arrays).
+// How a linear quantizes its input to int8: dynamically per token or per block of 32, or on a static per-tensor grid.
+enum class ActQuant : uint8_t { kPerToken, kPerBlock, kPerTensor };
+
 struct Q4Weight {
     std::vector<uint8_t> qs;
     std::vector<uint16_t> d;
     int64_t n = 0, k = 0;
-    bool act_per_block = false;  // activations quantized per block of 32 (else per token)
-    float act_scale = 0.0f;      // > 0: static per-tensor int8 activations on this grid (TRIP recipes), not dynamic
-    int rows = EK_Q4X4_ROWS;     // the layout: q4x4 (as loaded) or q4x16 (regrouped for AVX-512, formats.h)
+    ActQuant act = ActQuant::kPerToken;
+    float act_scale = 0.0f;   // kPerTensor: the grid's step (TRIP recipes)
+    int rows = EK_Q4X4_ROWS;  // the layout: q4x4 (as loaded) or q4x16 (regrouped for AVX-512, formats.h)
     ek_q4x4 view() const { return {qs.data(), d.data(), n, k}; }
 };
 
