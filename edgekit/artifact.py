@@ -15,9 +15,12 @@ Tensors
 Metadata (all strings; JSON where structured)
     ``edgekit.format`` = ``"edgekit-artifact"``, ``edgekit.format_version`` = ``"1"``,
     ``edgekit.family`` (``llama``/``bert``), ``edgekit.task``, ``edgekit.source`` (the model spec it came from),
-    ``edgekit.model_config`` (transformers config dict), ``edgekit.quant`` (the :class:`AgileQuantConfig` dict),
+    ``edgekit.model_config`` (transformers config dict), ``edgekit.quant`` (the ``AgileQuantConfig`` dict),
     ``edgekit.linears`` (name → bits, group_size, symmetric, act_bits, act_mode, mix),
     ``edgekit.tokenizer`` (file name → base64 of each tokenizer file), ``edgekit.report`` (calibration facts).
+
+This module is the file format only: bytes in, bytes out, no torch. Turning a quantized torch model into these
+tensors and back is :mod:`edgekit.quant.serialize`'s.
 """
 
 from __future__ import annotations
@@ -68,54 +71,39 @@ def _atomic_save(tensors: dict[str, np.ndarray], metadata: dict[str, str], path:
         raise
 
 
-def save_artifact(path, model, tokenizer, *, family, task: str, source: str, quant_cfg, report: dict) -> Path:
-    """Write a quantized model as one ``.ekq`` file (atomically: temp file, then rename)."""
-    from edgekit.config import to_dict
-    from edgekit.quant.modules import QLinear
+def tokenizer_files(tokenizer_dir: str | os.PathLike) -> dict[str, bytes]:
+    """The files of a tokenizer saved into ``tokenizer_dir`` (``save_pretrained``) that an artifact carries."""
+    files = {p.name: p for p in Path(tokenizer_dir).iterdir() if p.is_file()}
+    if "tokenizer.json" in files:  # the fast tokenizer is complete; a slow one's vocab file may be the whole GGUF
+        files.pop("tokenizer.model", None)
+    return {n: p.read_bytes() for n, p in files.items()}
 
+
+def write_artifact(path, tensors: dict[str, np.ndarray], *, family: str, task: str, source: str, model_config: dict,
+                   quant: dict, linears: dict, tokenizer: dict[str, bytes], report: dict) -> Path:
+    """Write an ``.ekq`` file atomically (temp file, then rename): ``tensors`` plus the metadata described above.
+
+    Args:
+        path: Where to write.
+        tensors: Every tensor by name (quantized linears as ``<linear>.qweight`` / ``.scales`` / ...).
+        family, task, source: What the model is and where it came from.
+        model_config: The transformers config as a dict.
+        quant: The quantization config as a dict (:func:`edgekit.config.to_dict`).
+        linears: Quantized linear name → its format (bits, group_size, symmetric, act_bits, act_mode, mix, ...).
+        tokenizer: Tokenizer file name → bytes (:func:`tokenizer_files`).
+        report: Calibration and timing facts.
+    """
     path = Path(path)
-    tensors: dict[str, np.ndarray] = {}
-    linears: dict[str, dict] = {}
-    skip: set[str] = set()
-    for name, mod in model.named_modules():
-        if not isinstance(mod, QLinear):
-            continue
-        q = mod.qweight
-        tensors[f"{name}.qweight"] = np.ascontiguousarray(q.storage())
-        tensors[f"{name}.scales"] = np.ascontiguousarray(q.scales)
-        if q.mins is not None:
-            tensors[f"{name}.mins"] = np.ascontiguousarray(q.mins)
-        if mod.act_scale is not None:
-            tensors[f"{name}.act_scale"] = np.asarray([float(mod.act_scale)], np.float32)
-        linears[name] = {"bits": q.bits, "group_size": q.group_size, "symmetric": q.mins is None,
-                         "act_bits": mod.act_bits, "act_mode": mod.act_mode, "mix": mod.mix is not None,
-                         "shape": list(q.shape), "bias": mod.bias is not None}
-        skip.add(f"{name}.weight")
-    seen: dict[int, str] = {}
-    for key, t in model.state_dict(keep_vars=False).items():
-        if key in skip:
-            continue
-        ptr = t.data_ptr()
-        if ptr in seen:  # tied weights (e.g. lm_head = embed_tokens): store once
-            continue
-        seen[ptr] = key
-        tensors[key] = t.detach().float().contiguous().numpy() if t.is_floating_point() else t.numpy()
-    with tempfile.TemporaryDirectory() as td:
-        tokenizer.save_pretrained(td)
-        files = {p.name: p for p in Path(td).iterdir() if p.is_file()}
-        if "tokenizer.json" in files:  # the fast tokenizer is complete; a slow one's vocab file may be the whole GGUF
-            files.pop("tokenizer.model", None)
-        tok_files = {n: base64.b64encode(p.read_bytes()).decode("ascii") for n, p in files.items()}
     meta = {
         "edgekit.format": FORMAT,
         "edgekit.format_version": FORMAT_VERSION,
-        "edgekit.family": family.name,
+        "edgekit.family": family,
         "edgekit.task": task,
         "edgekit.source": source,
-        "edgekit.model_config": json.dumps(model.config.to_dict()),
-        "edgekit.quant": json.dumps(to_dict(quant_cfg)),
+        "edgekit.model_config": json.dumps(model_config),
+        "edgekit.quant": json.dumps(quant),
         "edgekit.linears": json.dumps(linears),
-        "edgekit.tokenizer": json.dumps(tok_files),
+        "edgekit.tokenizer": json.dumps({n: base64.b64encode(b).decode("ascii") for n, b in tokenizer.items()}),
         "edgekit.report": json.dumps(report),
     }
     _atomic_save(tensors, meta, path)
@@ -164,3 +152,16 @@ def read_artifact(path) -> Artifact:
                         json.loads(meta["edgekit.model_config"]), json.loads(meta.get("edgekit.report", "{}")))
     except (KeyError, ValueError) as e:
         raise EdgekitError(f"{p}: damaged edgekit metadata ({e}); re-quantize the model") from None
+
+
+def write_tokenizer(art: Artifact, folder: str | os.PathLike) -> None:
+    """Write the tokenizer files an artifact carries into ``folder``.
+
+    Raises:
+        EdgekitError: when the artifact carries no tokenizer.
+    """
+    files = json.loads(art.meta.get("edgekit.tokenizer", "{}"))
+    if not files:
+        raise EdgekitError(f"{art.path} carries no tokenizer; re-quantize the model")
+    for name, text in files.items():
+        (Path(folder) / Path(name).name).write_bytes(base64.b64decode(text))

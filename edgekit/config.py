@@ -1,8 +1,9 @@
 """Quantization configs: small frozen dataclasses, strict dict round trips, and the config → handler registry.
 
 A scheme is a config object; :func:`edgekit.quant.api.quantize_` looks its type up in :data:`HANDLERS` and applies
-it (torchao's shape). Recipes (YAML) map onto these configs through :func:`from_dict`, which rejects unknown keys by
-name, so a typo in a recipe is an error and never a silently ignored setting.
+it (torchao's shape). Recipes (YAML files, read by :mod:`edgekit.recipes`) map onto these configs through
+:func:`from_dict`, which rejects unknown keys by name, so a typo in a recipe is an error and never a silently ignored
+setting. No file I/O here.
 """
 
 from __future__ import annotations
@@ -245,29 +246,3 @@ def register_handler(config_type: type):
         return fn
 
     return deco
-
-
-def read_named_yaml(name_or_path, folder, kind: str):
-    """Read ``name_or_path`` as a YAML file path, else as ``folder/<name>.yaml`` (a shipped recipe or target).
-
-    Returns:
-        ``(parsed YAML, path)``.
-
-    Raises:
-        EdgekitError: naming the shipped ones when neither exists, or when the file is not valid YAML text.
-    """
-    from pathlib import Path
-
-    import yaml
-
-    p = Path(name_or_path)
-    if not p.is_file():
-        p = Path(folder) / f"{name_or_path}.yaml"
-    if not p.is_file():
-        shipped = ", ".join(sorted(q.stem for q in Path(folder).glob("*.yaml")))
-        raise EdgekitError(f"{kind} not found: {name_or_path}; shipped {kind}s: {shipped} "
-                           "(or pass a path to a .yaml file)")
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8")), p
-    except (yaml.YAMLError, UnicodeDecodeError) as e:
-        raise EdgekitError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None

@@ -3,16 +3,24 @@
 A recipe has a ``name``, an optional ``description``, a ``scheme`` (``agile_quant``), the config fields (``weight``,
 ``activation``, ``attention``, ``w4a4_ratio``, ``lm_head_bits``) and optional ``calibration`` defaults
 (``samples``, ``seqlen``). Any other key is an error that names it and lists the allowed ones.
+
+The shipped recipes (``recipes/*.yaml``): ``agile-quant`` is Agile-Quant W4A8 as published (GPTQ int4 weights after
+activation-aware scaling, int8 activations per token); ``w4a8``, the default for decoders, is edgekit's improvement
+of it (importance-weighted int4 scales, int8 activations per block of 32); ``agile-quant-trip`` and
+``agile-quant-w4a4`` are the paper's TRIP and W4A4 variants; ``rtn-w4a8`` and ``w8a8`` are baselines. The names
+before the rename (``agile-w4a8`` …) still load, with a one-line notice (:data:`RECIPE_ALIASES`).
+
+This module also reads the YAML files of recipes and device profiles (:func:`read_named_yaml`).
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import sys
 from pathlib import Path
 
-
-from edgekit.config import AgileQuantConfig, from_dict, read_named_yaml
+from edgekit.config import AgileQuantConfig, from_dict
 from edgekit.errors import EdgekitError
 
 # the repository's recipes/ in a source checkout; a wheel carries them as edgekit/recipes_data (CMake installs them)
@@ -20,15 +28,55 @@ _HERE = Path(__file__).resolve().parent
 RECIPES_DIR = _HERE.parent / "recipes" if (_HERE.parent / "recipes").is_dir() else _HERE / "recipes_data"
 _TOP = {"name", "description", "scheme", "calibration"}
 _CALIB = {"samples", "seqlen"}
-DEFAULT_RECIPE = "agile-w4a8"
-# encoders keep GPTQ + activation-aware scaling: on MiniLM the importance-weighted RTN of agile-w4a8 reaches 0.974
+DEFAULT_RECIPE = "w4a8"
+# encoders keep GPTQ + activation-aware scaling: on MiniLM the importance-weighted RTN of w4a8 reaches 0.974
 # embedding cosine, GPTQ 0.985 (BENCHMARKS.md)
-ENCODER_RECIPE = "agile-w4a8-gptq"
+ENCODER_RECIPE = "agile-quant"
+#: old recipe name → its name now; the old names keep working (scripts, file names of earlier artifacts)
+RECIPE_ALIASES = {"agile-w4a8": "w4a8", "agile-w4a8-gptq": "agile-quant", "agile-w4a8-trip": "agile-quant-trip",
+                  "agile-w4a4": "agile-quant-w4a4"}
+_noticed: set[str] = set()  # old names whose notice was printed (once per process)
+
+
+def read_named_yaml(name_or_path, folder, kind: str):
+    """Read ``name_or_path`` as a YAML file path, else as ``folder/<name>.yaml`` (a shipped recipe or target).
+
+    Returns:
+        ``(parsed YAML, path)``.
+
+    Raises:
+        EdgekitError: naming the shipped ones when neither exists, or when the file is not valid YAML text.
+    """
+    import yaml
+
+    p = Path(name_or_path)
+    if not p.is_file():
+        p = Path(folder) / f"{name_or_path}.yaml"
+    if not p.is_file():
+        shipped = ", ".join(sorted(q.stem for q in Path(folder).glob("*.yaml")))
+        raise EdgekitError(f"{kind} not found: {name_or_path}; shipped {kind}s: {shipped} "
+                           "(or pass a path to a .yaml file)")
+    try:
+        return yaml.safe_load(p.read_text(encoding="utf-8")), p
+    except (yaml.YAMLError, UnicodeDecodeError) as e:
+        raise EdgekitError(f"{p}: not valid YAML ({str(e).splitlines()[0]})") from None
+
+
+def recipe_name(name: str) -> str:
+    """The current name of a shipped recipe: an old name (:data:`RECIPE_ALIASES`) becomes its new one, with a
+    one-line notice on stderr the first time; any other name is returned as it is."""
+    new = RECIPE_ALIASES.get(name)
+    if new is None:
+        return name
+    if name not in _noticed:
+        _noticed.add(name)
+        print(f"note: recipe {name!r} is now called {new!r}; the old name still works", file=sys.stderr)
+    return new
 
 
 def default_recipe(model_spec: str | None = None) -> str:
-    """The recipe ``edgekit quantize`` uses without ``--recipe``: ``agile-w4a8`` for decoders,
-    ``agile-w4a8-gptq`` for encoders (read from the model's ``config.json``; hub ids count as decoders)."""
+    """The recipe ``edgekit quantize`` uses without ``--recipe``: ``w4a8`` for decoders, ``agile-quant`` for
+    encoders (read from the model's ``config.json``; hub ids count as decoders)."""
     from edgekit.models.checks import family_of
     from edgekit.models.sources import resolve_spec
 
@@ -51,7 +99,7 @@ class Recipe:
 
     name: str
     config: AgileQuantConfig
-    calib_samples: int | None = None  # None: the task's default (see edgekit.quantize.quantize_model)
+    calib_samples: int | None = None  # None: the task's default (see edgekit.quant.api.quantize_model)
     calib_seqlen: int | None = None
     description: str = ""
 
@@ -83,8 +131,15 @@ def parse_recipe(data: dict, where: str = "recipe") -> Recipe:
 
 
 def load_recipe(name_or_path: str | None) -> Recipe:
-    """Load a shipped recipe by name (``agile-w4a8``) or a YAML file by path; None gives the default recipe."""
+    """Load a shipped recipe by name (``w4a8``; old names such as ``agile-w4a8`` too) or a YAML file by path; None
+    gives the default recipe.
+
+    Raises:
+        EdgekitError: for an unknown name (listing the shipped ones) or an invalid recipe.
+    """
     name_or_path = name_or_path or DEFAULT_RECIPE
+    if not Path(name_or_path).is_file():
+        name_or_path = recipe_name(str(name_or_path))
     data, p = read_named_yaml(name_or_path, RECIPES_DIR, "recipe")
     return parse_recipe(data, str(p.name))
 

@@ -13,7 +13,7 @@ import dataclasses
 from pathlib import Path
 
 
-from edgekit.config import read_named_yaml
+from edgekit.recipes import read_named_yaml
 from edgekit.errors import EdgekitError
 
 # the repository's targets/ in a source checkout; a wheel carries them as edgekit/targets_data (CMake installs them)

@@ -22,8 +22,6 @@ TINY = {"vocab_size": 96, "hidden_size": 64, "intermediate_size": 96, "num_hidde
         "hidden_act": "silu", "model_type": "llama"}
 QUANT = {"weight": {"bits": 4, "group_size": 32, "symmetric": True}, "activation": {"bits": 8},
          "attention": {"qkv_bits": None, "softmax_log2_bits": None}, "w4a4_ratio": 0.0, "lm_head_bits": None}
-LINEARS = ("self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj", "mlp.gate_proj",
-           "mlp.up_proj", "mlp.down_proj")
 PROMPT = [3, 17, 42, 5, 77]
 N_NEW = 12
 # The default seed's greedy path from PROMPT is varied (9 distinct ids in 12) and has no near-tie (top-1 margin
@@ -43,6 +41,8 @@ def source_module(name: str):
     if Path(edgekit.__file__).resolve().parent == ROOT / "edgekit":
         return importlib.import_module(name)
     path = ROOT / (name.replace(".", "/") + ".py")
+    if not path.is_file():  # a package
+        path = ROOT / name.replace(".", "/") / "__init__.py"
     alias = name.replace(".", "_") + "_checkout"
     if alias in sys.modules:
         return sys.modules[alias]
@@ -51,6 +51,9 @@ def source_module(name: str):
     sys.modules[alias] = mod  # dataclasses look their module up while the class is created
     spec.loader.exec_module(mod)
     return mod
+
+
+LINEARS = source_module("edgekit.models.families").LLAMA.linears()  # a block's linears, in the loader's order
 
 
 def tiny_tensors(config: dict, seed: int = TINY_SEED) -> dict[str, np.ndarray]:

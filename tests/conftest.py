@@ -58,21 +58,21 @@ def eval_ids(smollm2):
 @pytest.fixture(scope="session")
 def smollm2_artifacts(tmp_path_factory):
     """SmolLM2 quantized once per session with edgekit W4A8 (GPTQ) and the RTN W4A8 baseline."""
-    from edgekit.quantize import quantize_model
+    from edgekit.quant.api import quantize_model
     from edgekit.recipes import load_recipe
 
     from types import SimpleNamespace
     from pathlib import Path
 
-    # developer shortcut: EDGEKIT_TEST_ARTIFACTS=DIR reuses DIR/agile-w4a8.ekq and DIR/rtn-w4a8.ekq of an earlier
+    # developer shortcut: EDGEKIT_TEST_ARTIFACTS=DIR reuses DIR/w4a8.ekq and DIR/rtn-w4a8.ekq of an earlier
     # session (pytest's tmp dir) instead of quantizing again; CI never sets it
     reuse = os.environ.get("EDGEKIT_TEST_ARTIFACTS")
     if reuse:
         return {name: SimpleNamespace(path=Path(reuse) / f"{name}.ekq", report={}, config=load_recipe(name).config)
-                for name in ("agile-w4a8", "rtn-w4a8")}
+                for name in ("w4a8", "rtn-w4a8")}
     d = tmp_path_factory.mktemp("smollm2-q")
     out = {}
-    for name in ("agile-w4a8", "rtn-w4a8"):
+    for name in ("w4a8", "rtn-w4a8"):
         res = quantize_model("smollm2-135m", load_recipe(name).config, d / f"{name}.ekq",
                              calib_samples=CALIB_SAMPLES, calib_seqlen=CALIB_SEQLEN, progress=False)
         out[name] = res
@@ -81,7 +81,7 @@ def smollm2_artifacts(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def artifact(smollm2_artifacts):
-    """Path of the session's SmolLM2 agile-w4a8 artifact."""
+    """Path of the session's SmolLM2 w4a8 artifact."""
     from pathlib import Path
 
-    return Path(smollm2_artifacts["agile-w4a8"].path)
+    return Path(smollm2_artifacts["w4a8"].path)

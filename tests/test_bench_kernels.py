@@ -10,8 +10,9 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgekit.bench.kernels import MAX_REL_ERR, parse_shapes, rows_to_markdown, run_kernel_bench, save_json
-from edgekit.bench.kernels_cli import kernels
+from edgekit.bench.kernels import MAX_REL_ERR, parse_shapes, rows_to_markdown, run_kernel_bench
+from edgekit.bench.report import save_json
+from edgekit.cli.bench import kernels
 from edgekit.errors import EdgekitError
 
 HAS_ORT = importlib.util.find_spec("onnxruntime") is not None

@@ -12,7 +12,8 @@ import pytest
 from click.testing import CliRunner
 
 from edgekit.bench import model as bm
-from edgekit.bench.model_report import RATIO_KEY, plot_rows, print_table, rows_to_markdown, save_json
+from edgekit.bench.model_report import RATIO_KEY, document, plot_rows, print_table, rows_to_markdown
+from edgekit.bench.report import save_json
 from edgekit.cli import main
 from edgekit.errors import EdgekitError
 
@@ -64,7 +65,7 @@ def test_ratios_only_on_edgekit_rows():
 def test_json_is_written_atomically_with_header(tmp_path):
     res = _fake_result()
     path = tmp_path / "sub" / "model.json"
-    save_json(res, str(path), command="edgekit bench model x.ekq")
+    save_json(document(res, command="edgekit bench model x.ekq"), str(path))
     doc = json.loads(path.read_text())
     assert doc["command"] == "edgekit bench model x.ekq"
     assert doc["machine"]["cpu"] == "Test CPU" and doc["rows"] == res["rows"] and doc["notes"] == ["a note"]
@@ -129,7 +130,7 @@ def test_missing_llama_cpp_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_q4_0_cache_is_keyed_by_source(tmp_path, monkeypatch):
-    from edgekit.bench import llamacpp
+    from edgekit.bench import llamacpp_baseline as llamacpp
 
     calls = []
 
@@ -157,7 +158,7 @@ def test_tiny_real_run(smollm2_artifacts, tmp_path):
     (no requantization) when llama-cpp-python is installed."""
     from edgekit.models import resolve_spec
 
-    art = str(smollm2_artifacts["agile-w4a8"].path)
+    art = str(smollm2_artifacts["w4a8"].path)
     engines = ["edgekit", "llama.cpp", "torch"] if HAS_LLAMA else ["edgekit", "torch"]
     res = bm.run_model_bench(art, engines, threads=2, prefill=16, decode=4, reps=1,
                              gguf=resolve_spec("smollm2-135m").file, progress=False)

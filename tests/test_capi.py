@@ -1,7 +1,7 @@
 """The C API (csrc/include/edgekit.h, libedgekit.so) through ctypes and through examples/generate.c.
 
 Synthetic artifacts (tests/capi_util.py) make every test here fast and torch-free; the library and the header are
-found by edgekit.runtime.native (EDGEKIT_LIB_DIR may point at a CMake build dir). Only the last test needs the
+found by edgekit.native.capi (EDGEKIT_LIB_DIR may point at a CMake build dir). Only the last test needs the
 session's real quantized SmolLM2 and the Python-built engine (edgekit._C) of the same build.
 """
 
@@ -19,7 +19,7 @@ import pytest
 
 import capi_util as cu
 
-native = cu.source_module("edgekit.runtime.native")
+native = cu.source_module("edgekit.native.capi")
 
 
 @pytest.fixture(scope="module")
@@ -331,7 +331,7 @@ _FUZZ_RUNNER = r"""
 import sys
 sys.path.insert(0, sys.argv[1])
 import capi_util as cu
-native = cu.source_module("edgekit.runtime.native")
+native = cu.source_module("edgekit.native.capi")
 lib = native.load_library(sys.argv[2])
 for path in open(sys.argv[3]).read().split():
     try:
@@ -371,10 +371,10 @@ def test_fuzz_damaged_artifacts_never_crash(tmp_path, lib_path, tiny):
 @pytest.mark.slow
 def test_real_smollm2_logits_equal_the_python_built_engine(smollm2_artifacts, lib):
     """Needs the main build: the session's quantized SmolLM2 (conftest) loaded by the C loader and by the Python
-    loader (edgekit.runtime.engine → edgekit._C.LlamaRuntime) runs the same C++ engine on the same bytes."""
-    from edgekit.runtime.engine import Runtime
+    loader (edgekit.engines.runtime → edgekit._C.LlamaRuntime) runs the same C++ engine on the same bytes."""
+    from edgekit.engines.runtime import Runtime
 
-    path = smollm2_artifacts["agile-w4a8"].path
+    path = smollm2_artifacts["w4a8"].path
     rt = Runtime.from_torch(path, max_ctx=64)
     ids = rt.tokenizer.encode("The capital of France is")
     want = rt.eval(ids, all_logits=True)

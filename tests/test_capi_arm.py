@@ -16,7 +16,7 @@ import pytest
 import capi_util as cu
 
 build = cu.source_module("edgekit.build")
-native = cu.source_module("edgekit.runtime.native")
+native = cu.source_module("edgekit.native.capi")
 
 
 def test_rpi5_example_under_qemu_matches_host(tmp_path):

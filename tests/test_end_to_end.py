@@ -9,17 +9,17 @@ import torch
 from click.testing import CliRunner
 
 from edgekit.cli import main
-from edgekit.quantize import quantize_model
+from edgekit.quant.api import quantize_model
 from edgekit.recipes import load_recipe
 
 
-@pytest.mark.parametrize("recipe", ["agile-w4a8", "agile-w4a8-trip", "agile-w4a4", "rtn-w4a8", "w8a8"])
+@pytest.mark.parametrize("recipe", ["w4a8", "agile-quant-trip", "agile-quant-w4a4", "rtn-w4a8", "w8a8"])
 def test_recipe_round_trip(tiny_llama_dir, tmp_path, recipe):
     from edgekit.models import load_model
     from edgekit.quant.api import quantize_
-    from edgekit.quant.families import LLAMA
+    from edgekit.models.families import LLAMA
     from edgekit.quant.modules import QLinear
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.quant.serialize import load_artifact_model
     from edgekit import data
 
     cfg = load_recipe(recipe).config
@@ -84,9 +84,9 @@ def test_int8_head_unties_and_round_trips(tiny_llama_dir, tmp_path):
     import dataclasses
 
     from edgekit.quant.modules import QLinear
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.quant.serialize import load_artifact_model
 
-    cfg = dataclasses.replace(load_recipe("agile-w4a8").config, lm_head_bits=8)
+    cfg = dataclasses.replace(load_recipe("w4a8").config, lm_head_bits=8)
     out = tmp_path / "head8.ekq"
     quantize_model(str(tiny_llama_dir), cfg, out, calib_samples=4, calib_seqlen=64, progress=False)
     lm, art = load_artifact_model(out)
@@ -100,8 +100,8 @@ def test_int8_head_unties_and_round_trips(tiny_llama_dir, tmp_path):
 def test_kernel_engine_rejects_what_it_cannot_run(tmp_path, tiny_llama_dir):
     """W8 artifacts have no kernel path: one clear error before any module is swapped."""
     from edgekit.errors import EdgekitError
-    from edgekit.quant.kernel_linear import use_kernels
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.engines.kernels import use_kernels
+    from edgekit.quant.serialize import load_artifact_model
 
     out = tmp_path / "w8.ekq"
     quantize_model(str(tiny_llama_dir), load_recipe("w8a8").config, out, calib_samples=4, calib_seqlen=32,

@@ -1,6 +1,6 @@
 """GGUF export (edgekit/export/gguf.py): byte-exact Q4_0 blocks, llama.cpp metadata, llama.cpp runs the export.
 
-The artifact is the session's SmolLM2 ``agile-w4a8`` (conftest ``smollm2_artifacts``); it is exported once through
+The artifact is the session's SmolLM2 ``w4a8`` (conftest ``smollm2_artifacts``); it is exported once through
 the CLI. The export is checked three ways: read back with ``gguf.GGUFReader`` (every Q4_0 block is the artifact's
 fp16 scale and packed bytes, Q/K rows in llama.cpp's rotary order), against the source GGUF (the permuted Q/K
 weights line up with the source's), and under llama.cpp (perplexity and greedy generation next to edgekit's).
@@ -73,7 +73,7 @@ def source_reader():
 
 @pytest.fixture(scope="module")
 def runtime(artifact):
-    from edgekit.runtime.engine import Runtime
+    from edgekit.engines.runtime import Runtime
 
     return Runtime.from_artifact(str(artifact), max_ctx=512)
 
@@ -222,10 +222,10 @@ def test_q_k_rows_line_up_with_the_source(reader, source_reader):
 def test_llamacpp_perplexity_matches_edgekit(artifact, exported, runtime, windows, capsys):
     import torch
 
-    from edgekit.bench.llamacpp import perplexity_llamacpp
-    from edgekit.evaluate import perplexity, perplexity_of
+    from edgekit.bench.llamacpp_baseline import perplexity_llamacpp
+    from edgekit.eval.perplexity import perplexity, perplexity_of
     from edgekit.quant.modules import QLinear
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.quant.serialize import load_artifact_model
 
     llama = perplexity_llamacpp(str(exported), windows, threads=THREADS, progress=False)
 
@@ -254,7 +254,7 @@ def test_llamacpp_perplexity_matches_edgekit(artifact, exported, runtime, window
 
 
 def test_greedy_generation_agrees(exported, runtime, capsys):
-    from edgekit.bench.llamacpp import generate_llamacpp
+    from edgekit.bench.llamacpp_baseline import generate_llamacpp
 
     tok = runtime.tokenizer
     agree = []
@@ -288,7 +288,7 @@ def test_embed_type_f16(artifact, tmp_path):
 def test_f16_export_of_the_source(tmp_path, source_reader, monkeypatch):
     from click.testing import CliRunner
 
-    from edgekit.bench.llamacpp import generate_llamacpp
+    from edgekit.bench.llamacpp_baseline import generate_llamacpp
 
     out = tmp_path / "smollm2-f16.gguf"
     res = CliRunner().invoke(_cli_main(monkeypatch), ["export", "smollm2-135m", "--bits", "16", "-o", str(out),
@@ -331,7 +331,7 @@ def test_unsupported_artifacts_are_named(artifact, change, pattern):
     change(art)
     with pytest.raises(EdgekitError, match=pattern) as e:
         gg.check_exportable(art)
-    assert "agile-w4a8" in str(e.value)
+    assert "w4a8 (or rtn-w4a8" in str(e.value)
     gg.check_exportable(_artifact_obj(artifact))  # the real one passes
 
 
@@ -365,7 +365,7 @@ def test_cli_refuses_group_64_and_writes_nothing(artifact, tmp_path, monkeypatch
     out_dir.mkdir()
     res = CliRunner().invoke(_cli_main(monkeypatch), ["export", str(bad), "-o", str(out_dir / "m.gguf")])
     assert res.exit_code == 2
-    assert "group size 64" in res.output and "agile-w4a8" in res.output
+    assert "group size 64" in res.output and "w4a8 (or rtn-w4a8" in res.output
     assert "Traceback" not in res.output
     assert list(out_dir.iterdir()) == []
 

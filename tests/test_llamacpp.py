@@ -16,7 +16,7 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install edgekit[bench])")
 
-from edgekit.bench.llamacpp import (  # noqa: E402
+from edgekit.bench.llamacpp_baseline import (  # noqa: E402
     generate_llamacpp,
     perplexity_llamacpp,
     requantize_gguf,

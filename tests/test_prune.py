@@ -138,7 +138,7 @@ def test_bad_prune_metadata_is_refused(tmp_path, prune, msg):
 
 
 def test_c_api_set_pruning(tmp_path):
-    native = cu.source_module("edgekit.runtime.native")
+    native = cu.source_module("edgekit.native.capi")
     lib = native.load_library()
     path = _tiny(tmp_path)
     ref = _C.LlamaRuntime.load(str(path), 0)

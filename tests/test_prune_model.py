@@ -18,9 +18,9 @@ pytestmark = pytest.mark.slow
 
 @pytest.fixture(scope="module")
 def kernel_forward(artifact):
-    from edgekit.prune.torch_path import PrunedLlama
-    from edgekit.quant.kernel_linear import use_kernels
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.engines.fake import PrunedLlama
+    from edgekit.engines.kernels import use_kernels
+    from edgekit.quant.serialize import load_artifact_model
 
     lm, _ = load_artifact_model(artifact)
     use_kernels(lm.model)
@@ -29,7 +29,7 @@ def kernel_forward(artifact):
 
 def test_torch_path_equals_transformers_on_the_float_model(smollm2, eval_ids):
     """Unpruned, the hand-written layer loop is transformers' Llama forward (float model: no int8 chaos)."""
-    from edgekit.prune.torch_path import PrunedLlama
+    from edgekit.engines.fake import PrunedLlama
 
     ids = eval_ids[0, :192]
     with torch.no_grad():
@@ -50,7 +50,7 @@ def test_torch_path_equals_transformers_on_the_float_model(smollm2, eval_ids):
 def test_runtime_and_torch_path_prune_alike(artifact, kernel_forward, eval_ids):
     """Same artifact, same schedule: the runtime (fp16 KV cache) and the PyTorch kernel path select nearly the same
     tokens (int8 activation rounding flips a few scores), and decoding after the pruned prefill agrees."""
-    from edgekit.runtime.engine import Runtime
+    from edgekit.engines.runtime import Runtime
 
     rt = Runtime.from_artifact(artifact, max_ctx=512)
     ids = eval_ids[1, :384].numpy()
@@ -85,13 +85,13 @@ def test_runtime_and_torch_path_prune_alike(artifact, kernel_forward, eval_ids):
 def test_quantize_resolves_the_schedule_from_attention(smollm2):
     from edgekit import data
     from edgekit.config import AgileQuantConfig
-    from edgekit.quantize import _resolve_prune
+    from edgekit.quant.api import resolve_prune
 
     ids = data.calibration_windows(smollm2.tokenizer, None, 1, 512, 0)
-    cfg = _resolve_prune(AgileQuantConfig(prune=PruneConfig(ratio=0.3)), smollm2, ids)
+    cfg = resolve_prune(AgileQuantConfig(prune=PruneConfig(ratio=0.3)), smollm2, ids)
     start = cfg.prune.start_layer
     assert cfg.prune.layers == tuple(range(start, 30)) and start == 12
-    assert _resolve_prune(AgileQuantConfig(), smollm2, ids).prune == PruneConfig()  # no pruning: untouched
+    assert resolve_prune(AgileQuantConfig(), smollm2, ids).prune == PruneConfig()  # no pruning: untouched
 
 
 def test_eval_prefix_len_and_bench_prune_and_stats(artifact, tmp_path):

@@ -7,8 +7,8 @@ import pytest
 
 @pytest.fixture(scope="module")
 def ppl(smollm2, smollm2_artifacts, eval_ids):
-    from edgekit.evaluate import perplexity
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.eval.perplexity import perplexity
+    from edgekit.quant.serialize import load_artifact_model
 
     out = {"reference": perplexity(smollm2.model, eval_ids, progress=False)["perplexity"]}
     for name, res in smollm2_artifacts.items():
@@ -19,17 +19,17 @@ def ppl(smollm2, smollm2_artifacts, eval_ids):
 
 def test_edgekit_w4a8_beats_rtn_w4a8_on_smollm2(ppl):
     print(ppl)
-    assert ppl["reference"] < ppl["agile-w4a8"] < ppl["rtn-w4a8"]
+    assert ppl["reference"] < ppl["w4a8"] < ppl["rtn-w4a8"]
     # the default recipe must recover a real share of plain RTN's loss, not merely tie it
     gap_rtn = ppl["rtn-w4a8"] - ppl["reference"]
-    gap_edgekit = ppl["agile-w4a8"] - ppl["reference"]
+    gap_edgekit = ppl["w4a8"] - ppl["reference"]
     assert gap_edgekit < 0.7 * gap_rtn, ppl
 
 
 def test_artifact_is_self_describing(smollm2_artifacts):
     from edgekit.artifact import read_artifact
 
-    art = read_artifact(smollm2_artifacts["agile-w4a8"].path)
+    art = read_artifact(smollm2_artifacts["w4a8"].path)
     assert art.family == "llama" and art.task == "causal-lm" and art.source == "smollm2-135m"
     assert len(art.linears) == 30 * 7
     assert art.quant["weight"] == {"bits": 4, "group_size": 32, "symmetric": True, "method": "rtn",
@@ -43,14 +43,14 @@ def test_artifact_is_self_describing(smollm2_artifacts):
 
 
 def test_minilm_w4a8_embeddings_match_fp32(tmp_path):
-    from edgekit.evaluate import evaluate
-    from edgekit.quantize import quantize_model
+    from edgekit.eval.evaluate import evaluate
+    from edgekit.quant.api import quantize_model
     from edgekit.recipes import default_recipe, load_recipe
 
     out = tmp_path / "minilm.ekq"
     # the encoder calibration defaults (512 windows x 32 tokens, framed as [CLS] ... [SEP]) are part of what is
     # tested, and so is the default recipe for encoders
-    assert default_recipe("minilm-l6") == "agile-w4a8-gptq" and default_recipe("smollm2-135m") == "agile-w4a8"
+    assert default_recipe("minilm-l6") == "agile-quant" and default_recipe("smollm2-135m") == "w4a8"
     quantize_model("minilm-l6", load_recipe(default_recipe("minilm-l6")).config, out, progress=False)
     res = evaluate(str(out), progress=False)
     print(res["rows"])
@@ -60,12 +60,12 @@ def test_minilm_w4a8_embeddings_match_fp32(tmp_path):
 
 def test_kernel_engine_matches_fake_quant_on_smollm2(smollm2_artifacts, eval_ids, ppl):
     """The real integer path (C++ int4 x int8 kernels) scores the held-out text like the fake-quant reference."""
-    from edgekit.evaluate import perplexity
-    from edgekit.quant.kernel_linear import KernelLinear, use_kernels
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.eval.perplexity import perplexity
+    from edgekit.engines.kernels import KernelLinear, use_kernels
+    from edgekit.quant.serialize import load_artifact_model
 
-    lm, _ = load_artifact_model(smollm2_artifacts["agile-w4a8"].path)
+    lm, _ = load_artifact_model(smollm2_artifacts["w4a8"].path)
     assert use_kernels(lm.model) == 30 * 7
     assert sum(isinstance(m, KernelLinear) for m in lm.model.modules()) == 30 * 7
     got = perplexity(lm.model, eval_ids, progress=False)["perplexity"]
-    assert abs(got / ppl["agile-w4a8"] - 1) < 0.005, (got, ppl["agile-w4a8"])
+    assert abs(got / ppl["w4a8"] - 1) < 0.005, (got, ppl["w4a8"])

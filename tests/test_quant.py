@@ -7,7 +7,7 @@ import torch
 
 from edgekit.config import ActivationConfig, AgileQuantConfig, WeightConfig, from_dict
 from edgekit.errors import EdgekitError
-from edgekit.quant.families import LLAMA
+from edgekit.models.families import LLAMA
 from edgekit.quant.gptq import HessianAccumulator, gptq_quantize
 from edgekit.quant.weights import channel_importance, rtn_quantize
 
@@ -186,7 +186,7 @@ def test_config_and_recipe_validation(tmp_path):
         ActivationConfig(granularity="per_channel")
     with pytest.raises(EdgekitError, match="w4a4_ratio needs 8-bit per_token"):
         AgileQuantConfig(activation=ActivationConfig(granularity="per_block"), w4a4_ratio=0.5)
-    for name in ("agile-w4a8", "agile-w4a8-gptq", "agile-w4a8-trip", "agile-w4a4", "rtn-w4a8", "w8a8"):
+    for name in ("w4a8", "agile-quant", "agile-quant-trip", "agile-quant-w4a4", "rtn-w4a8", "w8a8"):
         assert load_recipe(name).config.weight.bits in (4, 8)
 
 
@@ -251,7 +251,7 @@ def test_bert_folds_leave_minilm_unchanged():
     """Every fold the BERT family declares is exact (a fold into a LayerNorm that also feeds the residual is not)."""
     from edgekit.models import load_model
     from edgekit.quant.awq import fold_scales
-    from edgekit.quant.families import BERT
+    from edgekit.models.families import BERT
 
     lm = load_model("minilm-l6")
     enc = lm.tokenizer(["A short sentence to embed.", "Another one, a little longer than the first."],

@@ -9,17 +9,17 @@ import torch
 
 @pytest.fixture(scope="module")
 def runtime(smollm2_artifacts):
-    from edgekit.runtime.engine import Runtime
+    from edgekit.engines.runtime import Runtime
 
-    return Runtime.from_artifact(smollm2_artifacts["agile-w4a8"].path, max_ctx=512)
+    return Runtime.from_artifact(smollm2_artifacts["w4a8"].path, max_ctx=512)
 
 
 @pytest.fixture(scope="module")
 def kernel_model(smollm2_artifacts):
-    from edgekit.quant.kernel_linear import use_kernels
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.engines.kernels import use_kernels
+    from edgekit.quant.serialize import load_artifact_model
 
-    lm, _ = load_artifact_model(smollm2_artifacts["agile-w4a8"].path)
+    lm, _ = load_artifact_model(smollm2_artifacts["w4a8"].path)
     use_kernels(lm.model)
     return lm.model
 
@@ -31,7 +31,7 @@ def _nll(logits: np.ndarray, ids: torch.Tensor) -> float:
 def test_runtime_matches_the_kernel_path(runtime, kernel_model, eval_ids):
     """The C++ engine and the PyTorch kernel path compute the same bits over 4 x 512 positions.
 
-    The kernel path runs transformers' modules with the runtime's numerics (edgekit.quant.runtime_numerics: the same
+    The kernel path runs transformers' modules with the runtime's numerics (edgekit.engines.kernels: the same
     kernels for the linears, attention, SwiGLU and head, fp16 tables and cache, norms and RoPE rounded alike), so
     what this compares is the runtime's own logic: loader, cache, GQA indexing, RoPE positions, batching. Without
     that, int8 activations make the comparison chaotic: transformers' own SDPA and eager attention agree on only
@@ -54,7 +54,7 @@ def test_runtime_matches_the_kernel_path(runtime, kernel_model, eval_ids):
 
 
 def test_kernel_path_has_the_runtime_numerics(kernel_model):
-    from edgekit.quant.runtime_numerics import ATTN_NAME, Fp16Head
+    from edgekit.engines.kernels import ATTN_NAME, Fp16Head
 
     assert kernel_model.config._attn_implementation == ATTN_NAME
     assert isinstance(kernel_model.lm_head, Fp16Head)
@@ -90,9 +90,9 @@ def test_runtime_errors(runtime):
 def test_greedy_generation_matches_the_kernel_path(smollm2_artifacts):
     """32 greedy tokens through the KV cache: the runtime and the PyTorch kernel path (transformers' cache, the
     runtime's numerics) generate the same tokens for every prompt."""
-    from edgekit.generate import generate
+    from edgekit.eval.generate import generate
 
-    path = str(smollm2_artifacts["agile-w4a8"].path)
+    path = str(smollm2_artifacts["w4a8"].path)
     for prompt in ("The capital of France is", "def fibonacci(n):", "Once upon a time", "The three primary colors are"):
         a = generate(path, prompt, 32, stream=False, engine="runtime")["new_token_ids"]
         b = generate(path, prompt, 32, stream=False, engine="kernels")["new_token_ids"]
@@ -102,14 +102,14 @@ def test_greedy_generation_matches_the_kernel_path(smollm2_artifacts):
 def test_static_per_tensor_artifact_runs_bit_exact(tiny_llama_dir, tmp_path):
     """A TRIP recipe (static per-tensor int8 activations, the power-of-two factors folded into the weights) in the
     runtime: the C++ loader, the engine built from the PyTorch loader and the kernel path give the same bits."""
-    from edgekit.quant.kernel_linear import use_kernels
-    from edgekit.quant.restore import load_artifact_model
-    from edgekit.quantize import quantize_model
+    from edgekit.engines.kernels import use_kernels
+    from edgekit.quant.serialize import load_artifact_model
+    from edgekit.quant.api import quantize_model
     from edgekit.recipes import load_recipe
-    from edgekit.runtime.engine import Runtime
+    from edgekit.engines.runtime import Runtime
 
     out = tmp_path / "trip.ekq"
-    quantize_model(str(tiny_llama_dir), load_recipe("agile-w4a8-trip").config, out, calib_samples=4,
+    quantize_model(str(tiny_llama_dir), load_recipe("agile-quant-trip").config, out, calib_samples=4,
                    calib_seqlen=64, progress=False)
     lm, art = load_artifact_model(out)
     assert {spec["act_mode"] for spec in art.linears.values()} == {"per_tensor"}

@@ -4,8 +4,9 @@ All implementations compute the same matrix: random symmetric group-32 int4 code
 q4x4 layout, ORT's ``MatMulNBits`` blobs and (dequantized) torch fp32 weights. The ``edgekit`` row is what the
 runtime runs for the default recipe: int8 activations per block of 32 (as ORT's accuracy level 4 quantizes A), in
 the runtime's layout (``_C.preferred_q4_rows``: q4x16 on AVX-512 VNNI); ``--all-impls`` adds every per-token q4x4
-kernel. Each output is checked against a float64 reference before it is timed, and the implementations are timed in interleaved rounds per shape so that
-machine noise hits them alike.
+kernel. Each output is checked against a float64 reference before it is timed, and the implementations are timed in
+interleaved rounds per shape so that machine noise hits them alike. Tables, JSON and the plot are written through
+:mod:`edgekit.bench.report`.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from __future__ import annotations
 import statistics
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-from edgekit.bench.quality import save_json  # noqa: F401  (re-exported for the CLI)
+from edgekit.bench import report
+from edgekit.bench.timing import time_calls
 from edgekit.errors import EdgekitError
 
 # Linear layers of the two reference models, as (N, K) = (out_features, in_features).
@@ -56,7 +57,7 @@ def parse_shapes(spec: str) -> list[tuple[int, int]]:
     return list(dict.fromkeys(shapes))  # keep order, drop repeats
 
 
-def _weights(n: int, k: int, rng: np.random.Generator):
+def random_weights(n: int, k: int, rng: np.random.Generator):
     """Random codes and scales in every format: (edgekit PackedQ4x4, ORT B, ORT scales, fp32 weights)."""
     from edgekit import _C
     from edgekit.quant import formats as F
@@ -80,6 +81,8 @@ def _ort_session(b: np.ndarray, s: np.ndarray, n: int, k: int, threads: int):
     import onnxruntime as ort
     from onnx import TensorProto, helper, numpy_helper
 
+    from edgekit.engines.onnxruntime import session_options
+
     node = helper.make_node("MatMulNBits", ["A", "B", "scales"], ["Y"], domain="com.microsoft",
                             K=k, N=n, bits=4, block_size=GROUP, accuracy_level=4)
     graph = helper.make_graph([node], "matmulnbits",
@@ -89,10 +92,7 @@ def _ort_session(b: np.ndarray, s: np.ndarray, n: int, k: int, threads: int):
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17),
                                                     helper.make_opsetid("com.microsoft", 1)])
     model.ir_version = min(model.ir_version, 10)  # what ORT releases accept
-    so = ort.SessionOptions()
-    so.intra_op_num_threads = threads
-    so.inter_op_num_threads = 1
-    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    so = session_options(threads, quiet=False)
     return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
 
 
@@ -115,17 +115,6 @@ def _ort_calls(session, x: np.ndarray, n: int):
 def _rel_err(y, ref: np.ndarray) -> float:
     y = np.asarray(y, dtype=np.float64)
     return float(np.linalg.norm(y - ref) / max(np.linalg.norm(ref), 1e-30))
-
-
-def _time_calls(fn, min_time: float, min_reps: int) -> list[float]:
-    """Per-call seconds of ``fn`` until both ``min_time`` seconds and ``min_reps`` calls are reached."""
-    samples: list[float] = []
-    start = time.perf_counter()
-    while len(samples) < min_reps or time.perf_counter() - start < min_time:
-        t0 = time.perf_counter()
-        fn()
-        samples.append(time.perf_counter() - t0)
-    return samples
 
 
 def _runtime_layout(w_ek, selected: str):
@@ -184,7 +173,7 @@ def _measure(calls: dict, checks: dict, ref: np.ndarray, what: str, warmup: int,
                 time.sleep(SETTLE_S)
                 for _ in range(warmup):
                     fn()
-                samples[key] += _time_calls(fn, min_time / rounds, -(-min_reps // rounds))
+                samples[key] += time_calls(fn, min_time / rounds, -(-min_reps // rounds))
     return errs, samples
 
 
@@ -253,7 +242,7 @@ def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("
     rows: list[dict] = []
     try:
         for n, k in shapes:
-            w_ek, b_ort, s_ort, w_f32 = _weights(n, k, rng)
+            w_ek, b_ort, s_ort, w_f32 = random_weights(n, k, rng)
             w_t = torch.from_numpy(w_f32)
             w64 = w_f32.astype(np.float64)
             sessions = {t: _ort_session(b_ort, s_ort, n, k, t) for t in threads_list} if "ort" in impls else {}
@@ -281,7 +270,7 @@ def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("
 
 
 def _us(row: dict | None) -> str:
-    return f"{row['median_s'] * 1e6:.1f}" if row else "—"
+    return f"{row['median_s'] * 1e6:.1f}" if row else report.MISSING
 
 
 def _kernel(row: dict) -> str:
@@ -289,23 +278,42 @@ def _kernel(row: dict) -> str:
 
 
 def _x(v) -> str:
-    return f"{v:.2f}×" if v is not None else "—"
+    return f"{v:.2f}×" if v is not None else report.MISSING
 
 
 def rows_to_markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table: one line per edgekit implementation, shape, M and thread count."""
-    head = "| shape (N×K) | M | threads | torch fp32 µs | ORT MatMulNBits µs | edgekit kernel | edgekit µs | " \
-           "edgekit/ORT | edgekit/torch |\n|---|---:|---:|---:|---:|---|---:|---:|---:|\n"
+    header = ["shape (N×K)", "M", "threads", "torch fp32 µs", "ORT MatMulNBits µs", "edgekit kernel", "edgekit µs",
+              "edgekit/ORT", "edgekit/torch"]
     index = {(r["impl"], r["n"], r["k"], r["m"], r["threads"]): r for r in rows}
-    body = ""
+    lines = []
     for r in rows:
         if not r["impl"].startswith("edgekit"):
             continue
         cfg = (r["n"], r["k"], r["m"], r["threads"])
-        body += f"| {r['n']}×{r['k']} | {r['m']} | {r['threads']} | {_us(index.get(('torch-fp32', *cfg)))} | " \
-                f"{_us(index.get(('ort-matmulnbits', *cfg)))} | {_kernel(r)} | {_us(r)} | " \
-                f"{_x(r.get('speedup_vs_ort'))} | {_x(r.get('speedup_vs_torch'))} |\n"
-    return head + body
+        lines.append([f"{r['n']}×{r['k']}", str(r["m"]), str(r["threads"]), _us(index.get(("torch-fp32", *cfg))),
+                      _us(index.get(("ort-matmulnbits", *cfg))), _kernel(r), _us(r), _x(r.get("speedup_vs_ort")),
+                      _x(r.get("speedup_vs_torch"))])
+    return report.markdown_table(header, lines, "lrrrrlrrr") + "\n"
+
+
+def print_table(rows: list[dict], title: str) -> None:
+    """The terminal table: one line per edgekit row, with the torch and ORT times of the same configuration."""
+    index = {(r["impl"], r["n"], r["k"], r["m"], r["threads"]): r for r in rows}
+    header = ["shape", "M", "thr", "torch µs", "ORT µs", "edgekit kernel", "edgekit µs", "GOPS", "weight GB/s",
+              "vs ORT", "vs torch"]
+    lines = []
+    for r in rows:
+        if not r["impl"].startswith("edgekit"):
+            continue
+        cfg = (r["n"], r["k"], r["m"], r["threads"])
+        kernel = f"{r['kernel']}*" if r["impl"] == "edgekit" else r["kernel"]
+        lines.append([f"{r['n']}×{r['k']}", str(r["m"]), str(r["threads"]), _us(index.get(("torch-fp32", *cfg))),
+                      _us(index.get(("ort-matmulnbits", *cfg))), kernel, _us(r), f"{r['gops']:.1f}",
+                      f"{r['weight_gbps']:.2f}", _x(r.get("speedup_vs_ort") or None),
+                      _x(r.get("speedup_vs_torch") or None)])
+    report.print_table(header, lines, title, left=("shape", "edgekit kernel"), width=160,
+                       caption="* = the dispatched kernel; µs = median per call")
 
 
 def plot_rows(rows: list[dict], path: str) -> None:
@@ -314,34 +322,22 @@ def plot_rows(rows: list[dict], path: str) -> None:
     Raises:
         EdgekitError: when matplotlib is not installed or no edgekit row has an ORT baseline.
     """
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # headless: only ever writes a file
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise EdgekitError("--plot needs matplotlib: pip install matplotlib") from None
     ek = [r for r in rows if r["impl"].startswith("edgekit") and r.get("speedup_vs_ort") is not None]
     if not ek:
         raise EdgekitError("nothing to plot: no edgekit rows with an ORT baseline")
     cats = list(dict.fromkeys(f"{r['n']}×{r['k']}\nM={r['m']}" for r in ek))
     series = list(dict.fromkeys((r["impl"], r["threads"]) for r in ek))
     width = 0.8 / len(series)
-    fig, ax = plt.subplots(figsize=(max(6.0, 0.9 * len(cats)), 4.5))
-    for i, (impl, t) in enumerate(series):
-        vals = {f"{r['n']}×{r['k']}\nM={r['m']}": r["speedup_vs_ort"] for r in ek
-                if r["impl"] == impl and r["threads"] == t}
-        xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(cats))]
-        ax.bar(xs, [vals.get(c, 0.0) for c in cats], width, label=f"{impl}, {t} thread{'s' if t > 1 else ''}")
-    ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
-    ax.set_xticks(range(len(cats)))
-    ax.set_xticklabels(cats, fontsize=7)
-    ax.set_ylabel("speedup vs ORT MatMulNBits (×)")
-    ax.set_title("edgekit W4A8 linear vs ONNX Runtime MatMulNBits\n(int4 weights, group 32, same matrices)",
-                 fontsize=10)
-    ax.legend(fontsize=8)
-    fig.tight_layout()
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(p, dpi=120)
-    plt.close(fig)
+    with report.plot_file(path, figsize=(max(6.0, 0.9 * len(cats)), 4.5)) as (fig, ax):
+        for i, (impl, t) in enumerate(series):
+            vals = {f"{r['n']}×{r['k']}\nM={r['m']}": r["speedup_vs_ort"] for r in ek
+                    if r["impl"] == impl and r["threads"] == t}
+            xs = [j + (i - (len(series) - 1) / 2) * width for j in range(len(cats))]
+            ax.bar(xs, [vals.get(c, 0.0) for c in cats], width, label=f"{impl}, {t} thread{'s' if t > 1 else ''}")
+        ax.axhline(1.0, color="black", linewidth=0.8, linestyle="--")
+        ax.set_xticks(range(len(cats)))
+        ax.set_xticklabels(cats, fontsize=7)
+        ax.set_ylabel("speedup vs ORT MatMulNBits (×)")
+        ax.set_title("edgekit W4A8 linear vs ONNX Runtime MatMulNBits\n(int4 weights, group 32, same matrices)",
+                     fontsize=10)
+        ax.legend(fontsize=8)

@@ -2,7 +2,7 @@
 
 One run puts the three engines side by side on the same model and the same prompt ids:
 
-* ``edgekit``: the W4A8 artifact in :class:`edgekit.runtime.engine.Runtime`;
+* ``edgekit``: the W4A8 artifact in :class:`edgekit.engines.runtime.Runtime`;
 * ``llama.cpp``: llama-cpp-python on the Q4_0 GGUF that llama.cpp itself requantizes from the source GGUF (cached
   under ``~/.cache/edgekit/llamacpp``), or on the GGUF given with ``--gguf``;
 * ``torch``: the float32 transformers model of the source, with its KV cache;
@@ -16,7 +16,6 @@ the other with a pause between them, so its peak RSS and its threads are its own
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import json
 import os
 import platform
@@ -32,6 +31,7 @@ import numpy as np
 from edgekit.bench.kernels import SETTLE_S
 from edgekit.bench.model_report import RATIO_KEY
 from edgekit.bench.model_worker import ENGINES
+from edgekit.cache import cache_dir, file_key
 from edgekit.errors import EdgekitError
 
 DEFAULT_ENGINES = ("edgekit", "llama.cpp", "torch")  # onnxruntime joins when an ONNX export is given (--onnx)
@@ -95,11 +95,6 @@ def make_plan(model: str, engines: list[str] | None) -> Plan:
     return Plan(model, None, engines, notes)
 
 
-def cache_dir() -> Path:
-    """edgekit's cache folder: ``$XDG_CACHE_HOME/edgekit`` (default ``~/.cache/edgekit``)."""
-    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "edgekit"
-
-
 def cached_q4_0(src: str, threads: int = 2) -> tuple[Path, bool]:
     """llama.cpp's own Q4_0 requantization of ``src``, made once and reused.
 
@@ -111,14 +106,12 @@ def cached_q4_0(src: str, threads: int = 2) -> tuple[Path, bool]:
     Raises:
         EdgekitError: if the source is missing, llama-cpp-python is not installed or llama.cpp fails.
     """
-    from edgekit.bench.llamacpp import requantize_gguf
+    from edgekit.bench.llamacpp_baseline import requantize_gguf
 
     sp = Path(src).resolve()
     if not sp.is_file():
         raise EdgekitError(f"GGUF source file not found: {sp}")
-    st = sp.stat()
-    key = hashlib.sha256(f"{sp}|{st.st_size}|{st.st_mtime_ns}".encode()).hexdigest()[:16]
-    dst = cache_dir() / "llamacpp" / f"{sp.stem}.{key}.q4_0.gguf"
+    dst = cache_dir() / "llamacpp" / f"{sp.stem}.{file_key(sp)}.q4_0.gguf"
     if dst.is_file():
         return dst, True
     dst.parent.mkdir(parents=True, exist_ok=True)
@@ -153,9 +146,9 @@ def prompt_ids(plan: Plan, prefill: int, data_paths=None) -> np.ndarray:
 
     if plan.artifact:
         from edgekit.artifact import read_artifact
-        from edgekit.quant.restore import _tokenizer
+        from edgekit.quant.serialize import artifact_tokenizer
 
-        tok = _tokenizer(read_artifact(plan.artifact))
+        tok = artifact_tokenizer(read_artifact(plan.artifact))
     else:
         from edgekit.models import load_model
 
@@ -173,13 +166,13 @@ def prompt_ids(plan: Plan, prefill: int, data_paths=None) -> np.ndarray:
 
 def machine_info(threads: int) -> dict:
     """CPU model, cores and the versions that matter for the numbers (the JSON's ``machine`` header)."""
-    from edgekit.runtime.info import _version, cpu_model, native_info
+    from edgekit.native.info import cpu_model, native_info, package_version
 
     info = native_info()
     gemm = info.get("kernels", {}).get("gemm_q4x4_q8", {}).get("selected") if info.get("native") else None
     return {"cpu": cpu_model(), "machine": platform.machine(), "logical_cores": os.cpu_count(), "threads": threads,
             "platform": platform.platform(), "python": platform.python_version(), "edgekit_gemm_kernel": gemm,
-            "versions": {n: _version(d) for n, d in (("edgekit", "edgekit"), ("torch", "torch"),
+            "versions": {n: package_version(d) for n, d in (("edgekit", "edgekit"), ("torch", "torch"),
                                                      ("transformers", "transformers"),
                                                      ("llama_cpp", "llama_cpp_python"))}}
 
@@ -251,9 +244,9 @@ def run_model_bench(model: str, engines: list[str] | None = None, threads: int =
             raise EdgekitError(f"--onnx {onnx} is not an ONNX export directory (no model.onnx)")
         targets["onnxruntime"] = str(Path(onnx).resolve())
     if "llama.cpp" in plan.engines:  # resolved before anything slow, so a setup problem fails fast
-        from edgekit.bench.llamacpp import _import_llama_cpp
+        from edgekit.engines.llamacpp import import_llama_cpp
 
-        _import_llama_cpp()
+        import_llama_cpp()
         if gguf:
             if not Path(gguf).is_file():
                 raise EdgekitError(f"--gguf file not found: {gguf}")

@@ -9,8 +9,9 @@ no other engine's thread pool or allocator state is around. The worker prints on
 Timing: one untimed warm-up (a full prefill and a few decode steps), then ``reps`` repetitions of "empty cache,
 prefill P tokens, decode D greedy tokens one at a time"; the rows report the median over the repetitions.
 
-Every engine is driven through the same three calls (load, ``prefill(ids) -> last logits``, ``step(id) -> logits``),
-so the timed regions hold the same work: the engine's forward pass plus an ``argmax`` over the vocabulary.
+Every engine is driven through the same :class:`edgekit.engines.Session` (``open_session``, then ``reset`` +
+``eval(ids)`` for the prefill and ``eval([id])`` per decode step), so the timed regions hold the same work: the
+engine's forward pass plus an ``argmax`` over the vocabulary.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 
+#: The engines this benchmark times, by the names its rows carry: aliases in :data:`edgekit.engines.ENGINES`
+#: (``edgekit`` = runtime, ``torch`` = fake, here on the float source model).
 ENGINES = ("edgekit", "llama.cpp", "torch", "onnxruntime")
 WARMUP_DECODE = 4  # decode steps of the warm-up pass
 CTX_MARGIN = 16  # context beyond prefill + decode, so no engine works at its exact limit
@@ -51,123 +54,42 @@ def _peak_rss_mb() -> float:
     return rss / MIB if sys.platform == "darwin" else rss / 1024
 
 
-class _EdgekitEngine:
-    """The C++ runtime on a W4A8 artifact, loaded by the C++ loader behind ``Runtime.from_artifact`` (no torch in
-    this process, so the RSS is the engine's)."""
-
-    def __init__(self, path: str, n_ctx: int, threads: int):
-        from edgekit import _C
-        from edgekit.runtime.engine import Runtime
-
-        _C.set_num_threads(threads)
-        self.rt = Runtime.from_artifact(path, max_ctx=n_ctx)
-        self.model_mb = os.path.getsize(path) / MIB
-
-    def prefill(self, ids: np.ndarray) -> np.ndarray:
-        self.rt.reset()
-        return self.rt.eval(ids)
-
-    def step(self, token: int) -> np.ndarray:
-        return self.rt.eval([token])
-
-
-class _LlamaCppEngine:
-    """llama-cpp-python on a GGUF file: one batch for the prompt, logits of the last position only."""
-
-    def __init__(self, path: str, n_ctx: int, n_batch: int, threads: int):
-        from edgekit.bench.llamacpp import _import_llama_cpp, _load_llama
-
-        self.llama_cpp = _import_llama_cpp()
-        self.llm = _load_llama(path, n_ctx=n_ctx, n_batch=n_batch, logits_all=False, threads=threads)
-        self.n_vocab = self.llm.n_vocab()
-        self.model_mb = os.path.getsize(path) / MIB
-
-    def _logits(self) -> np.ndarray:
-        # the last decoded position always has its logits, even with logits_all=False
-        return np.ctypeslib.as_array(self.llama_cpp.llama_get_logits_ith(self.llm.ctx, -1), shape=(self.n_vocab,))
-
-    def prefill(self, ids: np.ndarray) -> np.ndarray:
-        from edgekit.bench.llamacpp import _fresh_context
-
-        _fresh_context(self.llm)
-        self.llm.eval(ids.tolist())
-        return self._logits()
-
-    def step(self, token: int) -> np.ndarray:
-        self.llm.eval([token])
-        return self._logits()
-
-
-class _OrtEngine:
-    """ONNX Runtime (CPU provider) on an ONNX export directory (``edgekit export A --format onnx``): the prompt in
-    one run, then one token per run, the KV cache passed back as numpy arrays (:class:`edgekit.engines.OrtSession`)."""
-
-    def __init__(self, path: str, threads: int):
-        from edgekit.engines import OrtSession
-
-        self.sess = OrtSession(path, threads=threads)
-        self.model_mb = sum(f.stat().st_size for f in os.scandir(path) if f.name.startswith("model.onnx")) / MIB
-
-    def prefill(self, ids: np.ndarray) -> np.ndarray:
-        self.sess.reset()
-        return self.sess.eval(ids)
-
-    def step(self, token: int) -> np.ndarray:
-        return self.sess.eval([token])
-
-
-class _TorchEngine:
-    """The float32 transformers model of the source: prefill with ``use_cache=True``, then one token per call
-    against ``past_key_values``; only the last position's logits are computed (``logits_to_keep=1``)."""
-
-    def __init__(self, spec: str, threads: int):
-        import torch
-
-        from edgekit.models import load_model
-
-        torch.set_num_threads(threads)
-        self.torch = torch
-        self.model = load_model(spec).model
-        params = {p.data_ptr(): p.numel() for p in self.model.parameters()}  # tied weights count once
-        self.model_mb = 4 * sum(params.values()) / MIB
-        self.past = None
-
-    def _run(self, ids) -> np.ndarray:
-        with self.torch.inference_mode():
-            out = self.model(input_ids=ids, past_key_values=self.past, use_cache=True, logits_to_keep=1)
-        self.past = out.past_key_values
-        return out.logits[0, -1].numpy()
-
-    def prefill(self, ids: np.ndarray) -> np.ndarray:
-        self.past = None  # a new cache: nothing of the previous repetition is reused
-        return self._run(self.torch.from_numpy(ids.astype(np.int64))[None])
-
-    def step(self, token: int) -> np.ndarray:
-        return self._run(self.torch.tensor([[token]]))
+def _model_mb(sess, path: str) -> float:
+    """What the engine loaded, in MiB: the float model's parameters (tied weights once) for PyTorch, the ONNX
+    files of an export directory, else the file."""
+    model = getattr(sess, "model", None)
+    if model is not None:
+        params = {p.data_ptr(): p.numel() for p in model.parameters()}
+        return 4 * sum(params.values()) / MIB
+    if os.path.isdir(path):
+        return sum(f.stat().st_size for f in os.scandir(path) if f.name.startswith("model.onnx")) / MIB
+    return os.path.getsize(path) / MIB
 
 
 def load_engine(engine: str, model: str, n_ctx: int, n_batch: int, threads: int):
-    """Load one engine. ``model`` is the artifact (edgekit), the GGUF file (llama.cpp), the model spec (torch) or the
-    ONNX export directory (onnxruntime)."""
-    if engine == "edgekit":
-        return _EdgekitEngine(model, n_ctx, threads)
-    if engine == "llama.cpp":
-        return _LlamaCppEngine(model, n_ctx, n_batch, threads)
-    if engine == "torch":
-        return _TorchEngine(model, threads)
-    if engine == "onnxruntime":
-        return _OrtEngine(model, threads)
-    raise EdgekitError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    """Open one engine's session (:func:`edgekit.engines.open_session`). ``model`` is the artifact (edgekit), the
+    GGUF file (llama.cpp), the model spec (torch) or the ONNX export directory (onnxruntime).
+
+    Returns:
+        ``(session, model_mb)``.
+    """
+    from edgekit.engines import open_session
+
+    if engine not in ENGINES:
+        raise EdgekitError(f"unknown engine {engine!r}; choose from {', '.join(ENGINES)}")
+    sess = open_session(model, engine, max_ctx=n_ctx, threads=threads, n_batch=n_batch)
+    return sess, _model_mb(sess, model)
 
 
-def _one_pass(eng, ids: np.ndarray, decode: int) -> tuple[float, float, list[int]]:
+def _one_pass(sess, ids: np.ndarray, decode: int) -> tuple[float, float, list[int]]:
     """Prefill ``ids`` from an empty cache, then ``decode`` greedy steps; (prefill s, decode s, generated ids)."""
     t0 = time.perf_counter()
-    token = int(np.argmax(eng.prefill(ids)))
+    sess.reset()
+    token = int(np.argmax(sess.eval(ids)))
     t1 = time.perf_counter()
     out = [token]
     for _ in range(decode):
-        token = int(np.argmax(eng.step(token)))
+        token = int(np.argmax(sess.eval([token])))
         out.append(token)
     return t1 - t0, time.perf_counter() - t1, out
 
@@ -176,16 +98,17 @@ def measure(engine: str, model: str, ids: np.ndarray, decode: int, threads: int,
     """Load ``engine``, warm it up, time ``reps`` prefill+decode passes; the two phase rows (medians)."""
     prefill = len(ids)
     t0 = time.perf_counter()
-    eng = load_engine(engine, model, n_ctx=prefill + decode + CTX_MARGIN, n_batch=max(prefill, 32), threads=threads)
+    sess, model_mb = load_engine(engine, model, n_ctx=prefill + decode + CTX_MARGIN, n_batch=max(prefill, 32),
+                                 threads=threads)
     load_s = time.perf_counter() - t0
-    _one_pass(eng, ids, min(decode, WARMUP_DECODE))
+    _one_pass(sess, ids, min(decode, WARMUP_DECODE))
     pre, dec = [], []
     for _ in range(reps):
-        p, d, generated = _one_pass(eng, ids, decode)
+        p, d, generated = _one_pass(sess, ids, decode)
         pre.append(p)
         dec.append(d)
     t_pre, t_dec = statistics.median(pre), statistics.median(dec)
-    common = {"engine": engine, "peak_rss_mb": _peak_rss_mb(), "model_mb": eng.model_mb, "threads": threads,
+    common = {"engine": engine, "peak_rss_mb": _peak_rss_mb(), "model_mb": model_mb, "threads": threads,
               "load_s": load_s, "reps": reps, "timing": "median"}
     rows = [{**common, "phase": f"prefill_{prefill}", "tokens": prefill, "tokens_per_s": prefill / t_pre,
              "ttft_s": t_pre, "samples_s": pre}]

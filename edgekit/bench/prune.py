@@ -9,15 +9,12 @@ beta = 0 within the run.
 from __future__ import annotations
 
 import dataclasses
-import json
-import os
-import tempfile
-from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from edgekit.bench.report import markdown_table, plot_file
 from edgekit.errors import EdgekitError
-from edgekit.prune.evaluate import open_engine, resolve_for, score_window, summarize
+from edgekit.eval.continuation import open_engine, resolve_for, score_window, summarize
 
 
 def run_prune_bench(artifact: str, prefix_lens: list[int], ratios: list[float], score_len: int = 128,
@@ -54,49 +51,25 @@ def run_prune_bench(artifact: str, prefix_lens: list[int], ratios: list[float], 
 
 def to_markdown(res: dict) -> str:
     """The rows as a Markdown table."""
-    out = ["| prefix L | β | TTFT s | speedup | continuation ppl | Δ ppl | kept at last layer |",
-           "|---:|---:|---:|---:|---:|---:|---:|"]
-    for r in res["rows"]:
-        out.append(f"| {r['prefix_len']} | {r['prune_ratio']:g} | {r['ttft_s']:.3f} | {r['speedup']:.2f}× | "
-                   f"{r['continuation_ppl']:.3f} | {r['ppl_change_pct']:+.2f} % | {r['kept_fraction']:.2f} |")
-    return "\n".join(out)
-
-
-def save_json(res: dict, path: str) -> None:
-    """Write ``res`` atomically."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-    with os.fdopen(fd, "w") as f:
-        json.dump(res, f, indent=2)
-    os.replace(tmp, path)
+    lines = [[str(r["prefix_len"]), f"{r['prune_ratio']:g}", f"{r['ttft_s']:.3f}", f"{r['speedup']:.2f}×",
+              f"{r['continuation_ppl']:.3f}", f"{r['ppl_change_pct']:+.2f} %", f"{r['kept_fraction']:.2f}"]
+             for r in res["rows"]]
+    return markdown_table(["prefix L", "β", "TTFT s", "speedup", "continuation ppl", "Δ ppl", "kept at last layer"],
+                          lines, "rrrrrrr")
 
 
 def plot(res: dict, path: str) -> None:
     """Speedup of TTFT against continuation-perplexity change, one curve per prefix length."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(6.4, 4.2))
-    for L in sorted({r["prefix_len"] for r in res["rows"]}):
-        rs = [r for r in res["rows"] if r["prefix_len"] == L]
-        ax.plot([r["ppl_change_pct"] for r in rs], [r["speedup"] for r in rs], marker="o", label=f"L = {L}")
-        for r in rs:
-            ax.annotate(f"β={r['prune_ratio']:g}", (r["ppl_change_pct"], r["speedup"]), fontsize=7,
-                        textcoords="offset points", xytext=(4, -8))
-    ax.axhline(1.3, color="grey", lw=0.8, ls="--")
-    ax.axvline(2.0, color="grey", lw=0.8, ls="--")
-    ax.set_xlabel("continuation perplexity change vs β = 0 (%)")
-    ax.set_ylabel("prefill (TTFT) speedup vs β = 0")
-    ax.set_title("edgekit runtime, token pruning: speed vs quality")
-    ax.legend()
-    fig.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".png")
-    os.close(fd)
-    fig.savefig(tmp, dpi=120, format="png")
-    plt.close(fig)
-    os.replace(tmp, path)
+    with plot_file(path, figsize=(6.4, 4.2)) as (fig, ax):
+        for L in sorted({r["prefix_len"] for r in res["rows"]}):
+            rs = [r for r in res["rows"] if r["prefix_len"] == L]
+            ax.plot([r["ppl_change_pct"] for r in rs], [r["speedup"] for r in rs], marker="o", label=f"L = {L}")
+            for r in rs:
+                ax.annotate(f"β={r['prune_ratio']:g}", (r["ppl_change_pct"], r["speedup"]), fontsize=7,
+                            textcoords="offset points", xytext=(4, -8))
+        ax.axhline(1.3, color="grey", lw=0.8, ls="--")
+        ax.axvline(2.0, color="grey", lw=0.8, ls="--")
+        ax.set_xlabel("continuation perplexity change vs β = 0 (%)")
+        ax.set_ylabel("prefill (TTFT) speedup vs β = 0")
+        ax.set_title("edgekit runtime, token pruning: speed vs quality")
+        ax.legend()

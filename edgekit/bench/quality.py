@@ -15,7 +15,9 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-DEFAULT_RECIPES = ("rtn-w4a8", "agile-w4a8", "agile-w4a8-gptq", "agile-w4a8-trip", "agile-w4a4", "w8a8")
+from edgekit.bench.report import MISSING, markdown_table
+
+DEFAULT_RECIPES = ("rtn-w4a8", "w4a8", "agile-quant", "agile-quant-trip", "agile-quant-w4a4", "w8a8")
 
 
 def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None) -> dict:
@@ -40,9 +42,10 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
     import torch
 
     from edgekit import data
-    from edgekit.evaluate import bits_per_weight, perplexity
+    from edgekit.eval.evaluate import bits_per_weight
+    from edgekit.eval.perplexity import perplexity
     from edgekit.models import load_model, resolve_spec
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.quant.serialize import load_artifact_model
 
     if threads:
         torch.set_num_threads(threads)
@@ -55,7 +58,7 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
     tmp.mkdir(parents=True, exist_ok=True)
     src = resolve_spec(model)
     if llamacpp and src.gguf_file:
-        from edgekit.bench.llamacpp import perplexity_llamacpp, requantize_gguf
+        from edgekit.bench.llamacpp_baseline import perplexity_llamacpp, requantize_gguf
 
         gguf = str(Path(src.path) / src.gguf_file)
         q4 = tmp / "llamacpp-q4_0.gguf"
@@ -83,22 +86,9 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
 
 def rows_to_markdown(rows: list[dict]) -> str:
     """The rows as a Markdown table (what BENCHMARKS.md shows)."""
-    head = "| configuration | engine | perplexity | Δ vs float | bits/weight | quantize time | peak RSS |\n" \
-           "|---|---|---:|---:|---:|---:|---:|\n"
-    body = ""
-    for r in rows:
-        bpw = f"{r['bits_per_weight']:.2f}" if r.get("bits_per_weight") else "—"
-        qt = f"{r['total_seconds']:.0f} s" if r.get("total_seconds") else "—"
-        rss = f"{r['peak_rss_mb']:.0f} MiB" if r.get("peak_rss_mb") else "—"
-        body += f"| {r['name']} | {r['engine']} | {r['perplexity']:.3f} | {r['delta_pct']:+.1f} % | {bpw} | " \
-                f"{qt} | {rss} |\n"
-    return head + body
-
-
-def save_json(rows: list[dict], path: str) -> None:
-    """Write the rows as a JSON list (temp file, then rename)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    tmp = p.with_suffix(p.suffix + ".tmp")
-    tmp.write_text(json.dumps(rows, indent=2))
-    os.replace(tmp, p)
+    lines = [[r["name"], r["engine"], f"{r['perplexity']:.3f}", f"{r['delta_pct']:+.1f} %",
+              f"{r['bits_per_weight']:.2f}" if r.get("bits_per_weight") else MISSING,
+              f"{r['total_seconds']:.0f} s" if r.get("total_seconds") else MISSING,
+              f"{r['peak_rss_mb']:.0f} MiB" if r.get("peak_rss_mb") else MISSING] for r in rows]
+    header = ["configuration", "engine", "perplexity", "Δ vs float", "bits/weight", "quantize time", "peak RSS"]
+    return markdown_table(header, lines, "llrrrrr") + "\n"

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from edgekit.bench.kernels import _time_calls, _weights
+from edgekit.bench.kernels import random_weights
+from edgekit.bench.report import MISSING, markdown_table
+from edgekit.bench.timing import time_calls
 
 
 def run_w4a4_bench(shapes, ms=(1, 16, 128), threads_list=(1,), min_time: float = 0.2, min_reps: int = 5,
@@ -27,7 +29,7 @@ def run_w4a4_bench(shapes, ms=(1, 16, 128), threads_list=(1,), min_time: float =
     rows: list[dict] = []
     try:
         for n, k in shapes:
-            w = _weights(n, k, rng)[0]
+            w = random_weights(n, k, rng)[0]
             for m in ms:
                 xq = rng.integers(-7, 8, (m, k)).astype(np.int8)
                 xs = np.ones(m, np.float32)
@@ -42,7 +44,7 @@ def run_w4a4_bench(shapes, ms=(1, 16, 128), threads_list=(1,), min_time: float =
                     samples = {key: [] for key in calls}
                     for _ in range(rounds):  # interleaved, so machine noise hits every kernel alike
                         for key, fn in calls.items():
-                            samples[key] += _time_calls(fn, min_time / rounds, -(-min_reps // rounds))
+                            samples[key] += time_calls(fn, min_time / rounds, -(-min_reps // rounds))
                     block = [{"op": op, "kernel": kern, "m": m, "n": n, "k": k, "threads": t,
                               "median_s": float(np.median(s)), "gops": 2.0 * m * n * k / float(np.median(s)) / 1e9}
                              for (op, kern), s in samples.items()]
@@ -58,14 +60,14 @@ def run_w4a4_bench(shapes, ms=(1, 16, 128), threads_list=(1,), min_time: float =
 def w4a4_markdown(rows: list[dict]) -> str:
     """Markdown table: one line per shape, M and threads; µs per kernel of each op."""
     keys = sorted({(r["op"], r["kernel"]) for r in rows}, key=lambda x: (x[0] != "int8", x[1]))
-    head = "| shape (N×K) | M | threads | " + " | ".join(f"{op} {kern} µs" for op, kern in keys) + " |"
-    lines = [head, "|" + "---|" * (3 + len(keys))]
+    header = ["shape (N×K)", "M", "threads"] + [f"{op} {kern} µs" for op, kern in keys]
     configs = sorted({(r["n"], r["k"], r["m"], r["threads"]) for r in rows}, key=lambda c: (c[0] * c[1], c[2], c[3]))
+    lines = []
     for n, k, m, t in configs:
         cells = []
         for op, kern in keys:
             r = next((r for r in rows if (r["op"], r["kernel"], r["n"], r["k"], r["m"], r["threads"])
                       == (op, kern, n, k, m, t)), None)
-            cells.append(f"{r['median_s'] * 1e6:.1f}" if r else "—")
-        lines.append(f"| {n}×{k} | {m} | {t} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+            cells.append(f"{r['median_s'] * 1e6:.1f}" if r else MISSING)
+        lines.append([f"{n}×{k}", str(m), str(t)] + cells)
+    return markdown_table(header, lines, "l" * len(header))

@@ -41,13 +41,13 @@ import numpy as np
 
 from edgekit.errors import EdgekitError
 from edgekit.export.refusal import refuse
+from edgekit.models.families import LLAMA
 
 EMBED_TYPES = ("q8_0", "f16")
 QK = 32  # values per Q4_0 / Q8_0 block
-_RECIPES = "agile-w4a8 (or rtn-w4a8)"
-_LINEARS = {"self_attn.q_proj": "attn_q", "self_attn.k_proj": "attn_k", "self_attn.v_proj": "attn_v",
-            "self_attn.o_proj": "attn_output", "mlp.gate_proj": "ffn_gate", "mlp.up_proj": "ffn_up",
-            "mlp.down_proj": "ffn_down"}
+_RECIPES = "w4a8 (or rtn-w4a8)"
+# GGUF's name of each Llama block linear, in the order of edgekit.models.families.LLAMA.linears()
+_LINEARS = dict(zip(LLAMA.linears(), ("attn_q", "attn_k", "attn_v", "attn_output", "ffn_gate", "ffn_up", "ffn_down")))
 _NORMS = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"}
 # keys of the source GGUF that describe the written file, not the model: set here instead of copied
 _OWN_KEYS = ("general.architecture", "general.file_type", "general.quantization_version", "general.quantized_by")
@@ -276,8 +276,8 @@ def export_artifact_gguf(artifact, output, embed_type: str = "q8_0") -> dict:
                                        "artifacts are exported")
                 codes, scales = get(f"{lin}.qweight"), get(f"{lin}.scales")
                 n = codes.shape[0]
-                if hf in ("self_attn.q_proj", "self_attn.k_proj"):
-                    order = llama_permute_rows(n, n_head if hf == "self_attn.q_proj" else n_kv)
+                if name in ("attn_q", "attn_k"):  # llama.cpp's rotary layout of the query and key rows
+                    order = llama_permute_rows(n, n_head if name == "attn_q" else n_kv)
                     codes, scales = codes[order], scales[order]
                 if spec["bits"] == 4:
                     tensors.append((f"blk.{i}.{name}.weight", q4_0_rows(codes, scales), T.Q4_0))

@@ -29,7 +29,6 @@ softmax), static per-tensor activation scales, group sizes ``MatMulNBits`` has n
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import json
 import os
@@ -108,17 +107,17 @@ def check_exportable(art) -> None:
         else:
             why = None
         reasons[name] = why
-    refuse(art.path, "ONNX", problems, reasons, "Re-quantize with the agile-w4a8 (or rtn-w4a8, w8a8) recipe")
+    refuse(art.path, "ONNX", problems, reasons, "Re-quantize with the w4a8 (or rtn-w4a8, w8a8) recipe")
 
 
 def _float_model(art, weights: dict[str, np.ndarray]):
     """The artifact's model in float32 with every quantized linear replaced by its dequantized weight."""
     from safetensors import safe_open
 
-    from edgekit.quant.restore import _empty_model, load_float_tensors
+    from edgekit.quant.serialize import empty_model, load_float_tensors
     from edgekit.quant.weights import QuantizedWeight
 
-    model = _empty_model(art)
+    model = empty_model(art)
     model.config._attn_implementation = "sdpa"  # optimum traces transformers' own attention, never edgekit's
     state = {}
     with safe_open(str(art.path), framework="numpy") as f:
@@ -283,14 +282,6 @@ def _save(model, path: Path) -> None:
     onnx.checker.check_model(str(path))  # path-based: works past protobuf's 2 GB
 
 
-def _write_tokenizer(art, out: Path) -> None:
-    files = json.loads(art.meta.get("edgekit.tokenizer", "{}"))
-    if not files:
-        raise EdgekitError(f"{art.path} carries no tokenizer; re-quantize the model")
-    for name, text in files.items():
-        (out / Path(name).name).write_bytes(base64.b64decode(text))
-
-
 def _place(tmp: Path, out: Path) -> None:
     """Move the finished directory ``tmp`` to ``out``, replacing an earlier export (never other content)."""
     if out.exists():
@@ -325,7 +316,7 @@ def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
         EdgekitError: the artifact is missing or holds something the export cannot express, optimum cannot export
             the architecture, or the output directory is unusable. Nothing is written then.
     """
-    from edgekit.artifact import is_artifact, read_artifact
+    from edgekit.artifact import is_artifact, read_artifact, write_tokenizer
 
     t0 = time.perf_counter()
     if accuracy_level not in ACCURACY_LEVELS:
@@ -361,7 +352,7 @@ def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
         for name in ("config.json", "generation_config.json"):
             if (tmp / "raw" / name).is_file():
                 shutil.copy(tmp / "raw" / name, final / name)
-        _write_tokenizer(art, final)
+        write_tokenizer(art, final)
         info = {"format": FORMAT, "version": 1, "task": art.task, "family": art.family, "source": art.source,
                 "artifact": str(art.path), "recipe": art.report.get("recipe"), "accuracy_level": accuracy_level,
                 **summary}

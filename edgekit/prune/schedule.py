@@ -1,7 +1,9 @@
 """The token-pruning schedule and selection rule, shared by the PyTorch path and the C++ runtime.
 
-These functions mirror ``csrc/include/edgekit/prune.h`` rule for rule, so that both paths keep the same tokens when
-they see the same scores:
+The keep count and the selection are the C++ runtime's own (``csrc/runtime/prune.cpp`` through ``edgekit._C``), so
+both paths keep the same tokens when they see the same scores; Python adds only what the C++ does not have: the
+choice of the pruning layers (:func:`auto_start_layer`, :func:`resolve`) and the survivor plan for reports. The rule
+(``csrc/include/edgekit/prune.h``):
 
 * importance of a token at a layer: its softmax probability on position 0, summed over heads in head order;
 * the ``j``-th of ``m`` pruning layers keeps ``max(protected, ceil(n0 * (1 - ratio)^(j/m) - 1e-9))`` of the ``n0``
@@ -13,7 +15,6 @@ they see the same scores:
 from __future__ import annotations
 
 import dataclasses
-import math
 
 import numpy as np
 
@@ -27,14 +28,15 @@ SINK_FRACTION = 0.5
 
 
 def keep_count(n0: int, ratio: float, j: int, m: int, keep_last: int) -> int:
-    """Tokens that survive the ``j``-th (1-based) of ``m`` pruning layers of a prompt of ``n0`` tokens."""
-    protect = min(n0, 1 + keep_last)
-    left = float(n0) * math.pow(1.0 - float(np.float32(ratio)), float(j) / float(m))
-    return max(protect, min(n0, math.ceil(left - 1e-9)))
+    """Tokens that survive the ``j``-th (1-based) of ``m`` pruning layers of a prompt of ``n0`` tokens
+    (``_C.prune_keep_count``)."""
+    from edgekit import _C
+
+    return _C.prune_keep_count(int(n0), float(ratio), int(j), int(m), int(keep_last))
 
 
 def select(score: np.ndarray, orig: np.ndarray, n0: int, keep_last: int, n_keep: int) -> np.ndarray:
-    """Rows (increasing) of the active tokens that survive.
+    """Rows (increasing) of the active tokens that survive (``_C.prune_select``).
 
     Args:
         score: float32 importance of each active row.
@@ -43,15 +45,11 @@ def select(score: np.ndarray, orig: np.ndarray, n0: int, keep_last: int, n_keep:
         keep_last: protected tail length.
         n_keep: how many rows survive (protected rows always do).
     """
-    score = np.asarray(score, dtype=np.float32)
-    orig = np.asarray(orig)
-    n = len(score)
-    cand = np.flatnonzero((orig != 0) & (orig < n0 - keep_last))
-    n_drop = max(0, min(len(cand), n - n_keep))
-    order = cand[np.argsort(score[cand], kind="stable")]
-    keep = np.ones(n, dtype=bool)
-    keep[order[:n_drop]] = False
-    return np.flatnonzero(keep)
+    from edgekit import _C
+
+    keep = _C.prune_select(np.asarray(score, dtype=np.float32), np.asarray(orig, dtype=np.int32), int(n0),
+                           int(keep_last), int(n_keep))
+    return np.asarray(keep, dtype=np.int64)
 
 
 def auto_start_layer(mass, fraction: float = SINK_FRACTION) -> int:
@@ -66,6 +64,20 @@ def auto_start_layer(mass, fraction: float = SINK_FRACTION) -> int:
         return len(mass) // 2
     bar = fraction * max(mass[1:])
     return next(i for i, v in enumerate(mass) if i > 0 and v >= bar)
+
+
+def with_overrides(cfg: PruneConfig, ratio: float | None = None, start_layer: int | None = None,
+                   layers=None) -> PruneConfig:
+    """``cfg`` with the command line's overrides (``--prune-ratio``, ``--prune-start-layer``, ``--prune-layers``):
+    explicit layers replace the start layer and the other way round; None / empty leaves a field as it is."""
+    changes = {}
+    if ratio is not None:
+        changes["ratio"] = float(ratio)
+    if layers:
+        changes.update(layers=tuple(layers), start_layer=None)
+    elif start_layer is not None:
+        changes.update(start_layer=int(start_layer), layers=None)
+    return dataclasses.replace(cfg, **changes)
 
 
 def resolve(cfg: PruneConfig, n_layers: int, mass=None) -> PruneConfig:

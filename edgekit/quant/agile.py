@@ -15,7 +15,7 @@ from edgekit.errors import EdgekitError
 from edgekit.quant import attention as attn
 from edgekit.quant.awq import fold_scales, search_scales
 from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_block
-from edgekit.quant.families import Family
+from edgekit.models.families import Family
 from edgekit.quant.gptq import ChannelMeanSquares, HessianAccumulator, gptq_quantize
 from edgekit.quant.modules import QLinear, TokenMix
 from edgekit.quant.trip import TokenReservoir, fold_trip, mse_tensor_scale, trip_factors

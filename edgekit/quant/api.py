@@ -1,11 +1,22 @@
-"""``quantize_(model, config, ...)``: apply a registered quantization scheme to a model in place (torchao's shape)."""
+"""The quantization API: :func:`quantize_` applies a registered scheme to a torch model in place (torchao's shape);
+:func:`quantize_model` is the whole quantize stage: load → calibration windows → ``quantize_`` → one ``.ekq``
+artifact.
+
+Everything is validated before the (minutes-long) calibration starts, so a bad input fails fast and nothing is
+written.
+"""
 
 from __future__ import annotations
+
+import resource
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from torch import nn
 
 import edgekit.quant.agile  # noqa: F401  (registers the Agile-Quant handler)
-from edgekit.config import HANDLERS
+from edgekit.config import HANDLERS, AgileQuantConfig
 from edgekit.errors import EdgekitError
 
 
@@ -28,3 +39,104 @@ def quantize_(model: nn.Module, config, **context) -> dict:
         known = ", ".join(sorted(t.__name__ for t in HANDLERS))
         raise EdgekitError(f"no quantization handler for {type(config).__name__}; known configs: {known}")
     return handler(model, config, **context)
+
+
+@dataclass
+class QuantizeResult:
+    """What :func:`quantize_model` produced."""
+
+    path: Path
+    config: AgileQuantConfig
+    report: dict
+
+
+def default_output(spec: str, recipe_name: str) -> Path:
+    """``out/<model>-<recipe>.ekq`` for a model spec."""
+    stem = Path(spec.rstrip("/")).name.removesuffix(".gguf") or "model"
+    return Path("out") / f"{stem}-{recipe_name}.ekq"
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far, in MiB."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def resolve_prune(config: AgileQuantConfig, lm, ids) -> AgileQuantConfig:
+    """Spell out the pruning layers (the start layer from the float model's attention on one calibration window)."""
+    p = config.prune
+    if p.ratio == 0 and p.layers is None and p.start_layer is None:
+        return config
+    if lm.family != "llama" or lm.task != "causal-lm":
+        raise EdgekitError(f"token pruning runs llama-family causal LMs; {lm.family} {lm.task} has no pruning")
+    import dataclasses
+
+    from edgekit.prune import schedule
+
+    n_layers = int(lm.config.num_hidden_layers)
+    mass = None
+    if p.layers is None and p.start_layer is None:
+        from edgekit.engines.fake import PrunedLlama
+
+        fwd = PrunedLlama(lm.model)
+        fwd.eval(ids[0], all_logits=False)
+        mass = fwd.mass
+    return dataclasses.replace(config, prune=schedule.resolve(p, n_layers, mass))
+
+
+def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, calib: list[str] | None = None,
+                   calib_samples: int | None = None, calib_seqlen: int | None = None, seed: int = 0,
+                   batch_size: int = 8, threads: int | None = None, progress: bool = True) -> QuantizeResult:
+    """Quantize the model ``spec`` with ``config`` and write the artifact to ``out``.
+
+    Args:
+        spec: a model spec (alias, HF directory, .gguf, hub id).
+        config: the scheme.
+        out: artifact path (``.ekq``); written atomically.
+        calib: calibration files (text or JSONL), default CPython's pydoc topics.
+        calib_samples, calib_seqlen, seed: the calibration windows. Defaults: 128 × 512 tokens for decoders;
+            512 × 32 for encoders, which serve sentences (short windows measured best on MiniLM).
+        batch_size: sequences per calibration forward pass.
+        threads: torch intra-op threads (default: torch's choice).
+        progress: show progress bars.
+
+    Returns:
+        The :class:`QuantizeResult` (artifact path, config, report with timings and peak RSS).
+    """
+    import torch
+
+    from edgekit import data
+    from edgekit.models import load_model
+    from edgekit.quant.serialize import save_artifact
+    from edgekit.models.families import get_family
+
+    out = Path(out)
+    if out.exists() and out.is_dir():
+        raise EdgekitError(f"output {out} is a directory; give a file path such as {out / 'model.ekq'}")
+    for f in calib or ():
+        data.read_text_file(f)  # fail on a bad calibration file before loading anything heavy
+    if threads:
+        torch.set_num_threads(threads)
+    t0 = time.perf_counter()
+    lm = load_model(spec)
+    family = get_family(lm.family)
+    encoder = lm.task == "encoder"
+    calib_samples = calib_samples or (512 if encoder else 128)
+    seqlen = calib_seqlen or (32 if encoder else 512)
+    max_pos = getattr(lm.config, "max_position_embeddings", None)
+    if max_pos and seqlen > max_pos:
+        raise EdgekitError(f"--calib-seqlen {seqlen} exceeds the model's {max_pos} positions")
+    ids = data.calibration_windows(lm.tokenizer, calib, calib_samples, seqlen, seed,
+                                   special_tokens=encoder)
+    t_load = time.perf_counter() - t0
+    config = resolve_prune(config, lm, ids)
+    report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress)
+    report.update({"load_seconds": round(t_load, 2), "quantize_seconds": round(report.pop("seconds"), 2),
+                   "calib_samples": calib_samples, "calib_seqlen": seqlen, "seed": seed,
+                   "calib_source": [str(c) for c in calib] if calib else ["pydoc_data.topics"],
+                   "recipe": config.describe(), "peak_rss_mb": round(peak_rss_mb(), 1),
+                   "torch_threads": torch.get_num_threads()})
+    path = save_artifact(out, lm.model, lm.tokenizer, family=family, task=lm.task,
+                         source=str(Path(spec).resolve()) if Path(spec).exists() else spec, quant_cfg=config,
+                         report=report)
+    report["total_seconds"] = round(time.perf_counter() - t0, 2)
+    return QuantizeResult(path, config, report)

@@ -68,7 +68,8 @@ def first_token_importance(probs: torch.Tensor) -> torch.Tensor:
     return s
 
 
-def _repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+def repeat_kv(x: torch.Tensor, n_rep: int) -> torch.Tensor:
+    """Grouped-query attention: each of the ``h`` KV heads of ``x`` ``[b, h, t, d]`` repeated ``n_rep`` times."""
     if n_rep == 1:
         return x
     b, h, t, d = x.shape
@@ -86,7 +87,7 @@ def edgekit_attention(module: nn.Module, query, key, value, attention_mask, scal
     if spec.qkv_bits:
         query, key, value = (fake_quant_per_head(t, spec.qkv_bits) for t in (query, key, value))
     n_rep = query.shape[1] // key.shape[1]
-    key, value = _repeat_kv(key, n_rep), _repeat_kv(value, n_rep)
+    key, value = repeat_kv(key, n_rep), repeat_kv(value, n_rep)
     scores = torch.matmul(query, key.transpose(2, 3)) * (scaling if scaling is not None else query.shape[-1] ** -0.5)
     allowed = None
     if attention_mask is not None:

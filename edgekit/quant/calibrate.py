@@ -12,7 +12,7 @@ import contextlib
 import torch
 from torch import nn
 
-from edgekit.quant.families import Family
+from edgekit.models.families import Family
 
 
 @contextlib.contextmanager

@@ -1,0 +1,191 @@
+"""``edgekit bench``: side-by-side runs that print tables and write JSON rows (kernels, model, quality, prune).
+
+Importing this module costs only click; numpy, torch, onnxruntime and the engines load when a command runs (the
+model benchmark's engines only in their worker processes).
+"""
+
+from __future__ import annotations
+
+import shlex
+import sys
+
+import click
+
+from edgekit.cli.common import EdgekitError, friendly, int_list, parse_layers, print_rows, set_threads
+
+
+@click.group()
+def bench():
+    """Benchmarks: side-by-side runs that print tables and write JSON rows."""
+
+
+@bench.command(name="quality")
+@click.argument("model", default="smollm2-135m")
+@click.option("--recipes", default="rtn-w4a8,w4a8,agile-quant,agile-quant-trip,agile-quant-w4a4,w8a8",
+              show_default=True,
+              help="Comma-separated recipes to quantize and evaluate.")
+@click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Held-out text (default: Debian's license texts).")
+@click.option("--ctx", type=int, default=512, show_default=True)
+@click.option("--max-tokens", type=int, default=4096, show_default=True)
+@click.option("--threads", type=int, default=None)
+@click.option("--no-llamacpp", is_flag=True, help="Skip the llama.cpp rows.")
+@click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep artifacts here.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
+@friendly
+def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, json_out):
+    """Perplexity of the float model, llama.cpp Q4_0 and each edgekit recipe on the same held-out windows."""
+    from edgekit.bench.quality import rows_to_markdown, run_quality
+    from edgekit.bench.report import save_json
+
+    rows = run_quality(model, [r.strip() for r in recipes.split(",") if r.strip()], list(data_paths), ctx,
+                       max_tokens, threads, not no_llamacpp, workdir)
+    print_rows(rows, [("name", "model", "{}"), ("engine", "engine", "{}"), ("perplexity", "perplexity", "{:.3f}"),
+                      ("delta_pct", "Δ vs float", "{:+.1f} %"), ("bits_per_weight", "bits/weight", "{:.2f}"),
+                      ("total_seconds", "quantize s", "{:.0f}"), ("peak_rss_mb", "peak RSS MiB", "{:.0f}")],
+               f"{model}: {rows[0]['windows']} windows × {rows[0]['ctx']} held-out tokens")
+    click.echo(rows_to_markdown(rows))
+    if json_out:
+        save_json(rows, json_out)
+
+
+@bench.command(name="kernels")
+@click.option("--threads", default="1,2", show_default=True, help="Comma-separated thread counts.")
+@click.option("--m", "ms", default="1,16,128", show_default=True, help="Comma-separated batch sizes M (tokens).")
+@click.option("--shapes", default="smollm2,llama7b", show_default=True,
+              help="Presets (smollm2, llama7b) and/or explicit NxK weight shapes, comma-separated.")
+@click.option("--min-time", type=float, default=0.2, show_default=True,
+              help="Seconds of timed calls per implementation and configuration.")
+@click.option("--min-reps", type=int, default=5, show_default=True, help="Timed calls at least, likewise.")
+@click.option("--all-impls", is_flag=True, help="Also time every edgekit kernel this CPU supports (scalar, avx2, ...).")
+@click.option("--no-ort", is_flag=True, help="Skip ONNX Runtime.")
+@click.option("--no-torch", is_flag=True, help="Skip torch fp32.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the random weights and inputs.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG of the speedups vs ORT here (needs matplotlib).")
+@click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
+@click.option("--w4a4", is_flag=True,
+              help="Instead: Agile-Quant's packed-multiplier W4A4 kernels vs the int8 kernels on int4 activations.")
+@friendly
+def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch, seed, json_out, plot_out,
+            markdown, w4a4):
+    """W4A8 linear: edgekit's kernels vs torch fp32 and ONNX Runtime MatMulNBits (int4, group 32), same weights."""
+    from edgekit.bench.kernels import parse_shapes, plot_rows, print_table, rows_to_markdown, run_kernel_bench
+    from edgekit.bench.report import save_json
+
+    if min_time < 0 or min_reps < 1:
+        raise EdgekitError("--min-time must be >= 0 and --min-reps >= 1")
+    if w4a4:
+        from edgekit.bench.w4a4 import run_w4a4_bench, w4a4_markdown
+
+        rows = run_w4a4_bench(parse_shapes(shapes), int_list(ms, "m"), int_list(threads, "threads"),
+                              min_time=min_time, min_reps=min_reps, seed=seed)
+        if json_out:
+            save_json(rows, json_out)
+        click.echo(w4a4_markdown(rows))
+        return
+    impls = [i for i, skip in (("torch", no_torch), ("ort", no_ort), ("edgekit", False)) if not skip]
+    thread_list = int_list(threads, "threads")
+    rows = run_kernel_bench(parse_shapes(shapes), int_list(ms, "m"), thread_list, impls, all_impls=all_impls,
+                            min_time=min_time, min_reps=min_reps, seed=seed, progress=True)
+    if json_out:  # first, so a plotting problem cannot lose the measurements
+        save_json(rows, json_out)
+    print_table(rows, f"W4A8 linear, int4 group 32: median per call, threads {','.join(map(str, thread_list))}")
+    if markdown:
+        click.echo(rows_to_markdown(rows))
+    if plot_out:
+        plot_rows(rows, plot_out)
+        click.echo(f"wrote {plot_out}")
+
+
+@bench.command(name="model")
+@click.argument("model_or_artifact")
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for every engine.")
+@click.option("--prefill", type=int, default=512, show_default=True, help="Prompt tokens (held-out text).")
+@click.option("--decode", type=int, default=128, show_default=True, help="Greedy tokens generated after the prompt.")
+@click.option("--reps", type=int, default=3, show_default=True,
+              help="Timed repetitions per engine after one warm-up; the median is reported.")
+@click.option("--engines", default=None,
+              help="Comma-separated subset of edgekit,llama.cpp,torch,onnxruntime (default: all that can run on "
+                   "the model; onnxruntime with --onnx).")
+@click.option("--gguf", type=click.Path(dir_okay=False), default=None,
+              help="GGUF for llama.cpp (default: llama.cpp's own Q4_0 requantization of the source, cached under "
+                   "~/.cache/edgekit).")
+@click.option("--onnx", "onnx_dir", type=click.Path(file_okay=False), default=None,
+              help="ONNX export directory (edgekit export ARTIFACT --format onnx) for the onnxruntime engine, which "
+                   "runs only when this is given.")
+@click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Held-out text for the prompt (default: Debian's license texts, as edgekit eval).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write {rows, machine, command} here.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
+              help="Write a PNG bar chart of tokens/s per engine and phase (needs matplotlib).")
+@click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
+@friendly
+def model(model_or_artifact, threads, prefill, decode, reps, engines, gguf, onnx_dir, data_paths, json_out,
+          plot_out, markdown):
+    """Prefill and decode speed of one model: edgekit's C++ runtime vs llama.cpp Q4_0 vs torch fp32.
+
+    MODEL_OR_ARTIFACT is a .ekq artifact (the edgekit engine runs it; llama.cpp and torch use the model it was
+    quantized from) or a model spec (then only llama.cpp and torch run). Each engine runs in its own process, so its
+    peak RSS is its own.
+    """
+    from edgekit.bench.model import parse_engines, run_model_bench
+    from edgekit.bench.model_report import document, plot_rows, print_table, rows_to_markdown
+    from edgekit.bench.report import save_json
+
+    result = run_model_bench(model_or_artifact, parse_engines(engines), threads=threads, prefill=prefill,
+                             decode=decode, reps=reps, gguf=gguf, data_paths=list(data_paths), onnx=onnx_dir)
+    if json_out:  # first, so a plotting problem cannot lose the measurements
+        save_json(document(result, command=shlex.join(["edgekit", *sys.argv[1:]])), json_out)
+    print_table(result)
+    if markdown:
+        click.echo(rows_to_markdown(result))
+    if plot_out:
+        plot_rows(result, plot_out)
+        click.echo(f"wrote {plot_out}")
+
+
+@bench.command(name="prune")
+@click.argument("artifact", default="out/smollm2-w4a8.ekq")
+@click.option("--prefix-lens", default="512,1024,2048", show_default=True, help="Prefix lengths L.")
+@click.option("--ratios", default="0,0.1,0.25,0.5", show_default=True, help="Prune ratios β.")
+@click.option("--score-len", type=int, default=128, show_default=True, help="Continuation tokens scored (T).")
+@click.option("--max-windows", type=int, default=8, show_default=True, help="Windows per prefix length.")
+@click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
+              help="Held-out text (default: Debian's license texts).")
+@click.option("--prune-start-layer", type=int, default=None, help="First pruning layer (default: the artifact's, "
+                                                                  "else the first attention-sink layer).")
+@click.option("--prune-layers", default=None, help="Explicit pruning layers, comma-separated.")
+@click.option("--keep-last", type=int, default=None,
+              help="Last prompt positions never dropped (default: the artifact's, else 4).")
+@click.option("--threads", type=int, default=None, help="Runtime threads (default: all cores).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write a PNG curve here.")
+@friendly
+def prune(artifact, prefix_lens, ratios, score_len, max_windows, data_paths, prune_start_layer, prune_layers, keep_last,
+          threads, json_out, plot_out):
+    """Time-to-first-token and continuation perplexity with token pruning, per prefix length and ratio."""
+    from edgekit.bench.prune import plot, run_prune_bench, to_markdown
+    from edgekit.bench.report import save_json
+
+    try:
+        lens = [int(x) for x in prefix_lens.split(",") if x.strip()]
+        rs = [float(x) for x in ratios.split(",") if x.strip()]
+    except ValueError:
+        raise EdgekitError("--prefix-lens and --ratios must be comma-separated numbers") from None
+    set_threads(threads)
+    res = run_prune_bench(artifact, lens, rs, score_len, max_windows, list(data_paths), prune_start_layer,
+                          parse_layers(prune_layers), keep_last)
+    print_rows(res["rows"], [("prefix_len", "prefix L", "{}"), ("prune_ratio", "β", "{:g}"),
+                             ("ttft_s", "TTFT s", "{:.3f}"), ("speedup", "speedup", "{:.2f}×"),
+                             ("continuation_ppl", "continuation ppl", "{:.3f}"),
+                             ("ppl_change_pct", "Δ ppl", "{:+.2f} %"), ("kept_fraction", "kept", "{:.2f}")],
+               f"token pruning, layers {res['schedule']['layers'][0]}..{res['schedule']['layers'][-1]}, "
+               f"keep_last {res['schedule']['keep_last']}")
+    click.echo(to_markdown(res))
+    if json_out:
+        save_json(res, json_out)
+    if plot_out:
+        plot(res, plot_out)

@@ -1,0 +1,154 @@
+"""Where edgekit's C API lives (``libedgekit.so`` + ``edgekit.h``), and a ctypes binding of it.
+
+A wheel carries both next to the package: ``edgekit/lib/libedgekit.so`` and ``edgekit/include/edgekit.h``. To build
+a C program against them::
+
+    LIB=$(python -m edgekit.native.capi --lib-dir)
+    cc prog.c -I"$(python -m edgekit.native.capi --include-dir)" -L"$LIB" -ledgekit -Wl,-rpath,"$LIB"
+
+Search order for the library: ``$EDGEKIT_LIB_DIR`` (a directory, e.g. a CMake build tree); ``lib/`` next to this
+package; ``edgekit/lib`` under the other ``sys.path`` entries (an editable install puts the built files in
+site-packages while the package itself is imported from the source tree); the newest ``libedgekit.so`` built for
+this CPU in the source tree's build directories (``build*/`` and ``build/*/``). The header: ``$EDGEKIT_INCLUDE_DIR``,
+then ``include/`` next to the package or under ``sys.path``, then the source tree's ``csrc/include``.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import platform
+import sys
+from pathlib import Path
+
+from edgekit.errors import EdgekitError
+
+_PKG = Path(__file__).resolve().parent.parent   # .../edgekit
+_SOURCE = _PKG.parent                            # the checkout, when running from one
+LIB_NAME = "libedgekit.dylib" if sys.platform == "darwin" else "libedgekit.so"
+HEADER = "edgekit.h"
+
+# ek_status values (edgekit.h)
+EK_OK, EK_ERR_INVALID_ARGUMENT, EK_ERR_IO, EK_ERR_FORMAT = 0, 1, 2, 3
+EK_ERR_UNSUPPORTED, EK_ERR_CONTEXT_FULL, EK_ERR_OOM, EK_ERR_INTERNAL = 4, 5, 6, 7
+EK_LOAD_PARAMS_VERSION = 1
+
+
+def _package_dirs(sub: str) -> list[Path]:
+    dirs = [_PKG / sub]
+    for entry in sys.path:
+        d = Path(entry or ".").resolve() / "edgekit" / sub
+        if d not in dirs:
+            dirs.append(d)
+    return dirs
+
+
+_ELF_MACHINE = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}
+
+
+def _host_loadable(path: Path) -> bool:
+    """False for an ELF library built for another CPU (a cross build lying in build/), True otherwise."""
+    want = _ELF_MACHINE.get(platform.machine().lower())
+    try:
+        with path.open("rb") as f:
+            head = f.read(20)
+    except OSError:
+        return False
+    if want is None or head[:4] != b"\x7fELF":
+        return True
+    return int.from_bytes(head[18:20], "little") == want
+
+
+def library_path() -> Path:
+    """Path of ``libedgekit.so`` (see the module docstring for where it is looked for).
+
+    Raises:
+        EdgekitError: if no library is found.
+    """
+    env = os.environ.get("EDGEKIT_LIB_DIR")
+    if env:
+        p = Path(env) / LIB_NAME
+        if not p.is_file():
+            raise EdgekitError(f"EDGEKIT_LIB_DIR is {env} but it holds no {LIB_NAME}")
+        return p
+    for d in _package_dirs("lib"):
+        if (d / LIB_NAME).is_file():
+            return d / LIB_NAME
+    built = [p for pattern in (f"build*/{LIB_NAME}", f"build/*/{LIB_NAME}") for p in _SOURCE.glob(pattern)
+             if _host_loadable(p)]
+    if built:
+        return max(built, key=lambda p: p.stat().st_mtime)
+    raise EdgekitError(f"{LIB_NAME} not found next to the edgekit package ({_PKG / 'lib'}) nor in a build directory "
+                       f"of {_SOURCE}; reinstall edgekit, or build it (cmake --build <dir> --target edgekit) and set "
+                       "EDGEKIT_LIB_DIR to that directory")
+
+
+def include_dir() -> Path:
+    """Directory holding ``edgekit.h``.
+
+    Raises:
+        EdgekitError: if the header is not found.
+    """
+    env = os.environ.get("EDGEKIT_INCLUDE_DIR")
+    candidates = [Path(env)] if env else [*_package_dirs("include"), _SOURCE / "csrc" / "include"]
+    for d in candidates:
+        if (d / HEADER).is_file():
+            return d
+    raise EdgekitError(f"{HEADER} not found (looked in {', '.join(map(str, candidates))}); reinstall edgekit")
+
+
+class LoadParams(ctypes.Structure):
+    """``ek_load_params`` (edgekit.h)."""
+
+    _fields_ = [("struct_size", ctypes.c_uint32), ("version", ctypes.c_uint32), ("max_ctx", ctypes.c_int32),
+                ("n_threads", ctypes.c_int32)]
+
+
+def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
+    """Open ``libedgekit.so`` (``path`` or :func:`library_path`) with every function's ctypes prototype declared."""
+    lib = ctypes.CDLL(str(path or library_path()))
+    vp, i32, st = ctypes.c_void_p, ctypes.c_int32, ctypes.c_int
+    protos = {
+        "ek_load_params_default": (LoadParams, []),
+        "ek_model_load": (st, [ctypes.c_char_p, ctypes.POINTER(LoadParams), ctypes.POINTER(vp)]),
+        "ek_model_free": (None, [vp]),
+        "ek_eval": (st, [vp, ctypes.POINTER(i32), i32, ctypes.c_int]),
+        "ek_decode": (st, [vp, i32]),
+        "ek_get_logits": (ctypes.POINTER(ctypes.c_float), [vp, ctypes.POINTER(i32)]),
+        "ek_n_vocab": (i32, [vp]),
+        "ek_n_ctx": (i32, [vp]),
+        "ek_n_past": (i32, [vp]),
+        "ek_reset": (st, [vp]),
+        "ek_truncate": (st, [vp, i32]),
+        "ek_set_pruning": (st, [vp, ctypes.c_float, ctypes.POINTER(i32), i32, i32]),
+        "ek_set_num_threads": (st, [i32]),
+        "ek_last_error": (ctypes.c_char_p, []),
+        "ek_status_name": (ctypes.c_char_p, [st]),
+    }
+    for name, (res, args) in protos.items():
+        fn = getattr(lib, name)
+        fn.restype, fn.argtypes = res, args
+    return lib
+
+
+def _main(argv: list[str]) -> int:
+    if argv == ["--lib-dir"]:
+        print(library_path().parent)
+    elif argv == ["--include-dir"]:
+        print(include_dir())
+    elif not argv:
+        lib, inc = library_path(), include_dir()
+        print(f"library: {lib}\nheader:  {inc / HEADER}\nbuild:   cc prog.c -I{inc} -L{lib.parent} -ledgekit "
+              f"-Wl,-rpath,{lib.parent}")
+    else:
+        print("usage: python -m edgekit.native.capi [--lib-dir | --include-dir]", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(_main(sys.argv[1:]))
+    except EdgekitError as e:
+        print(f"error: {e}", file=sys.stderr)
+        sys.exit(2)

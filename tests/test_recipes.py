@@ -1,0 +1,47 @@
+"""Recipe names: the shipped names, the old names as aliases with a one-line notice, and errors for unknown names."""
+
+from __future__ import annotations
+
+import pytest
+
+from edgekit import recipes
+from edgekit.errors import EdgekitError
+from edgekit.recipes import RECIPE_ALIASES, default_recipe, list_recipes, load_recipe
+
+SHIPPED = ["agile-quant", "agile-quant-trip", "agile-quant-w4a4", "rtn-w4a8", "w4a8", "w8a8"]
+
+
+def test_shipped_names_and_defaults():
+    assert list_recipes() == SHIPPED
+    for name in SHIPPED:
+        assert load_recipe(name).name == name  # each file says its own name
+    assert load_recipe(None).name == "w4a8" == default_recipe(None)
+    assert load_recipe("w4a8").config.weight.method == "rtn" and load_recipe("w4a8").config.weight.weighted_search
+    assert load_recipe("agile-quant").config.weight.method == "gptq"
+    assert load_recipe("agile-quant").config.activation.granularity == "per_token"
+
+
+@pytest.mark.parametrize("old", sorted(RECIPE_ALIASES))
+def test_old_names_load_the_new_recipe_with_a_notice_once(old, capsys, monkeypatch):
+    monkeypatch.setattr(recipes, "_noticed", set())
+    new = RECIPE_ALIASES[old]
+    assert new in SHIPPED
+    got = load_recipe(old)
+    assert got == load_recipe(new) and got.name == new
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and f"'{old}' is now called '{new}'" in err
+    load_recipe(old)
+    assert capsys.readouterr().err == ""  # once per process
+
+
+def test_a_yaml_path_is_not_an_alias(tmp_path, capsys):
+    path = tmp_path / "agile-w4a8"
+    path.write_text((recipes.RECIPES_DIR / "rtn-w4a8.yaml").read_text())
+    assert load_recipe(str(path)).name == "rtn-w4a8"
+    assert capsys.readouterr().err == ""
+
+
+def test_unknown_names_list_the_valid_ones():
+    with pytest.raises(EdgekitError, match="recipe not found: agile-w4a9") as e:
+        load_recipe("agile-w4a9")
+    assert all(name in str(e.value) for name in SHIPPED)
