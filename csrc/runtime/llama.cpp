@@ -287,7 +287,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     const bool prune = prune_.enabled() && n_past_ == 0 && n > 1;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data();
     float *att = att_.data(), *tmp = tmp_.data(), *g = g_.data(), *u = u_.data();
-    static const ek_silu_mul_f32_fn silu = silu_mul_f32_impl("");  // SiLU(g) * u in place
+    static const ek_silu_mul_f32_fn silu = kernel<Op::silu_mul_f32>();  // SiLU(g) * u in place
     for (int i = 0; i < n; ++i) {
         const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
         for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
@@ -341,7 +341,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     const int first = all_logits ? 0 : na - 1, rows = all_logits ? n : 1;
     rms_norm(hidden + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
     // fp16 LM head: one fixed summation order per logit (kernels.h), so decode and prefill give the same bits
-    static const ek_gemm_f16_f32_fn head_fn = gemm_f16_f32_impl("");
+    static const ek_gemm_f16_f32_fn head_fn = kernel<Op::gemm_f16_f32>();
     const uint16_t* head = head_.empty() ? embed_.data() : head_.data();
     const int vocab = cfg_.vocab;
     parallel_for(vocab, kHeadGrain, [&](int64_t b, int64_t e) { head_fn(head, h, xn, h, rows, h, logits, vocab, b, e); });
