@@ -37,6 +37,9 @@ unsigned cpu_feature_bits();
 // (name, present) for every Feature, e.g. ("avx512vnni", true).
 std::vector<std::pair<std::string, bool>> cpu_features();
 
+// Names of the features of `need` (Feature bits) that this CPU lacks, comma-separated ("" when it has them all).
+std::string missing_features(unsigned need);
+
 // Names of the ops that have a dispatch table.
 std::vector<std::string> ops();
 
