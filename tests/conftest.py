@@ -85,3 +85,20 @@ def artifact(smollm2_artifacts):
     from pathlib import Path
 
     return Path(smollm2_artifacts["agile-w4a8"].path)
+
+
+@pytest.fixture(scope="session")
+def rpi5_build(tmp_path_factory):
+    """(target, build dir): the ``rpi5`` profile built by edgekit.build.build_target with its own flags (kernels, their
+    C++ tests, libedgekit.so, the C example) into this session's tmp dir, once for tests/test_kernels_arm.py and
+    tests/test_capi_arm.py. Skipped when the aarch64 cross compiler or qemu-aarch64 is missing."""
+    import shutil
+
+    import capi_util as cu
+
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
+    build = cu.source_module("edgekit.build")
+    target = cu.source_module("edgekit.targets").load_target("rpi5")
+    return target, build.build_target(target, tmp_path_factory.mktemp("rpi5"), jobs=2)
