@@ -9,7 +9,6 @@
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -181,89 +180,6 @@ py::tuple quant_block_q8(const py::array& x, int qmax, const std::string& impl) 
         edgekit::quant_blocks_q8(src, m, k, qmax, q, s, fn);
     }
     return py::make_tuple(codes, scales);
-}
-
-template <typename T>
-std::vector<T> to_vector(const py::handle& obj, const char* what) {
-    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
-    if (!a) throw py::value_error(std::string(what) + ": expected an array");
-    return std::vector<T>(a.data(), a.data() + a.size());
-}
-
-edgekit::Q4Weight to_q4(const py::handle& obj, const std::string& what) {
-    auto t = obj.cast<py::tuple>();
-    if (t.size() < 4 || t.size() > 6) {
-        throw py::value_error(what + ": expected (qs, d, n, k[, per_block[, static act_scale]])");
-    }
-    edgekit::Q4Weight w;
-    w.qs = to_vector<uint8_t>(t[0], "qs");
-    w.d = to_vector<uint16_t>(t[1], "d");
-    w.n = t[2].cast<int64_t>();
-    w.k = t[3].cast<int64_t>();
-    if (t.size() == 6 && !t[5].is_none()) {
-        w.act = edgekit::ActQuant::kPerTensor;
-        w.act_scale = t[5].cast<float>();
-        if (!(w.act_scale > 0.0f) || !std::isfinite(w.act_scale)) {
-            throw py::value_error(what + ": act_scale must be > 0");
-        }
-    } else if (t.size() >= 5 && t[4].cast<bool>()) {
-        w.act = edgekit::ActQuant::kPerBlock;
-    }
-    return w;
-}
-
-// The runtime engine built from arrays: config dict, embedding [vocab, hidden], final norm, one dict per layer
-// (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k[, per_block activations[, static act_scale]]) q4x4
-// tuples), and the LM head (None = tied).
-std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::handle& embed,
-                                                const py::handle& final_norm, const py::list& layers,
-                                                const py::object& head) {
-    edgekit::LlamaConfig c;
-    c.n_layers = cfg["n_layers"].cast<int>();
-    c.hidden = cfg["hidden"].cast<int>();
-    c.n_heads = cfg["n_heads"].cast<int>();
-    c.n_kv_heads = cfg["n_kv_heads"].cast<int>();
-    c.head_dim = cfg["head_dim"].cast<int>();
-    c.ffn = cfg["ffn"].cast<int>();
-    c.vocab = cfg["vocab"].cast<int>();
-    c.rms_eps = cfg["rms_eps"].cast<float>();
-    c.rope_theta = cfg["rope_theta"].cast<float>();
-    c.max_ctx = cfg["max_ctx"].cast<int>();
-    std::vector<edgekit::LlamaLayer> ls;
-    for (const auto& item : layers) {
-        auto d = item.cast<py::dict>();
-        edgekit::LlamaLayer l;
-        l.attn_norm = to_vector<float>(d["attn_norm"], "attn_norm");
-        l.ffn_norm = to_vector<float>(d["ffn_norm"], "ffn_norm");
-        l.q = to_q4(d["q"], "q");
-        l.k = to_q4(d["k"], "k");
-        l.v = to_q4(d["v"], "v");
-        l.o = to_q4(d["o"], "o");
-        l.gate = to_q4(d["gate"], "gate");
-        l.up = to_q4(d["up"], "up");
-        l.down = to_q4(d["down"], "down");
-        ls.push_back(std::move(l));
-    }
-    // the float tables are only read by the constructor (it keeps fp16 / fp32 copies): check them, pass pointers
-    auto table = [&](const py::handle& obj, const char* what, int64_t rows) -> const float* {
-        const py::array a = py::array::ensure(obj);
-        if (!a) throw py::value_error(std::string(what) + " must be a float32 array");
-        const float* p = checked<float>(a, what, rows ? 2 : 1, "float32");
-        const int64_t want = rows ? rows * (int64_t)c.hidden : (int64_t)c.hidden;
-        if (a.size() != want || (rows && a.shape(0) != rows)) {
-            throw py::value_error(std::string(what) + (rows ? " must be [vocab, hidden]" : " must be [hidden]"));
-        }
-        return p;
-    };
-    try {
-        const float* e = table(embed, "embed", c.vocab);
-        const float* fn = table(final_norm, "final_norm", 0);
-        const float* hd = head.is_none() ? nullptr : table(head, "head", c.vocab);
-        py::gil_scoped_release nogil;  // fp16 conversion of the tables takes a moment
-        return std::make_unique<edgekit::LlamaModel>(c, e, fn, std::move(ls), hd);
-    } catch (const std::invalid_argument& e) {
-        throw py::value_error(e.what());
-    }
 }
 
 // The engine straight from an .ekq file (csrc/runtime/load_llama.cpp): no torch, the file memory-mapped.
@@ -469,8 +385,6 @@ PYBIND11_MODULE(_C, m) {
           "Per-block (32 values) symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 "
           "[M, K/32]); bit-identical to edgekit.quant.formats.quantize_blocks_q8. `impl` as for quant_row_q8.");
     py::class_<edgekit::LlamaModel>(m, "LlamaRuntime", "The C++ Llama decoder on the W4A8 kernels, with a KV cache.")
-        .def(py::init(&make_llama), py::arg("config"), py::arg("embed"), py::arg("final_norm"), py::arg("layers"),
-             py::arg("head") = py::none())
         .def_static("load", &load_llama, py::arg("path"), py::arg("max_ctx") = 0,
                     "Load a W4A8 llama artifact (.ekq) in C++ (max_ctx <= 0: the default cache length); "
                     "ValueError with the reason when the file is damaged or not runnable.")

@@ -84,22 +84,10 @@ void regroup_q4x16(Q4Weight& w) {
 
 int64_t table_size(const LlamaConfig& c) { return c.vocab > 0 && c.hidden > 0 ? (int64_t)c.vocab * c.hidden : 0; }
 
-std::vector<uint16_t> to_fp16(const float* x, int64_t n, const char* what) {
-    check(x != nullptr, std::string(what) + " is required");
-    std::vector<uint16_t> out((size_t)n);
-    for (int64_t i = 0; i < n; ++i) out[i] = ek_fp32_to_fp16(x[i]);
-    return out;
-}
-
 // Rows of the LM head per parallel task: ~150 KB of fp16 weights, enough to amortize the pool's wake-up.
 constexpr int64_t kHeadGrain = 128;
 
 }  // namespace
-
-LlamaModel::LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm,
-                       std::vector<LlamaLayer> layers, const float* head)
-    : LlamaModel(cfg, to_fp16(embed, table_size(cfg), "the embedding"), final_norm, std::move(layers),
-                 head ? to_fp16(head, table_size(cfg), "the LM head") : std::vector<uint16_t>()) {}
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
                        std::vector<LlamaLayer> layers, std::vector<uint16_t> head16)
