@@ -126,23 +126,6 @@ def test_requantize_q4_0(q4_0_path, windows, ppl_q4_1):
     assert q4_0["perplexity"] > ppl_q4_1["perplexity"]
 
 
-def test_requantize_missing_source(tmp_path):
-    dst = tmp_path / "out.gguf"
-    with pytest.raises(EdgekitError, match="not found"):
-        requantize_gguf(str(tmp_path / "missing.gguf"), str(dst))
-    assert not dst.exists()
-    assert list(tmp_path.iterdir()) == []
-
-
-def test_requantize_llama_cpp_failure_leaves_nothing(tmp_path):
-    src = tmp_path / "junk.gguf"
-    src.write_bytes(b"not a gguf file at all" * 10)
-    dst = tmp_path / "out.gguf"
-    with pytest.raises(EdgekitError, match="could not requantize"):
-        requantize_gguf(str(src), str(dst))
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["junk.gguf"]
-
-
 def test_requantize_unknown_ftype(gguf_path, tmp_path):
     with pytest.raises(EdgekitError, match="unknown GGUF ftype"):
         requantize_gguf(str(gguf_path), str(tmp_path / "x.gguf"), ftype="q3_k")
