@@ -15,7 +15,6 @@ from edgekit.bench.model_report import RATIO_KEY, rows_to_markdown
 HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
 
 
-@pytest.mark.slow
 def test_tiny_real_run(smollm2_artifacts, tmp_path):
     """Every worker in its own process on 16 prompt tokens and 4 decode steps; llama.cpp runs the shipped GGUF
     (no requantization) when llama-cpp-python is installed."""

@@ -17,7 +17,6 @@ def lib():
     return native.load_library()
 
 
-@pytest.mark.slow
 def test_real_smollm2_logits_equal_the_python_built_engine(smollm2_artifacts, lib):
     """Needs the main build: the session's quantized SmolLM2 (conftest) loaded by the C loader and by the Python
     loader (edgekit.runtime.engine → edgekit._C.LlamaRuntime) runs the same C++ engine on the same bytes."""

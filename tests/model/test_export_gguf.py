@@ -24,7 +24,6 @@ import gguf  # noqa: E402
 from edgekit.errors import EdgekitError  # noqa: E402
 
 gg = cu.source_module("edgekit.export.gguf")
-pytestmark = pytest.mark.slow
 
 THREADS = 1  # numbers, not speed; one thread avoids OpenMP spin barriers on shared CPUs
 CTX, MAX_TOKENS = 256, 512

@@ -73,7 +73,6 @@ def ort_lm(exported):
     return OrtSession(exported, threads=THREADS, spin=False)  # other engines run in between
 
 
-@pytest.mark.slow
 def test_export_layout_and_codes(artifact, exported):
     from safetensors import safe_open
 
@@ -111,7 +110,6 @@ def test_export_layout_and_codes(artifact, exported):
                                   scales.view(np.uint16))  # and back to the artifact's exact fp16 bits
 
 
-@pytest.mark.slow
 def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, capsys):
     """The runtime rounds activations as the recipe says, MatMulNBits (accuracy_level 4) per 32-block, so the two
     differ by activation rounding only (test_fp32_accuracy_level_is_the_weight_only_model shows the weights are
@@ -140,7 +138,6 @@ def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, caps
     assert abs(gap) < 0.01
 
 
-@pytest.mark.slow
 def test_decode_through_the_cache_equals_prefill(ort_lm, runtime):
     ids = runtime.tokenizer("The GNU General Public License is a free license", add_special_tokens=False)["input_ids"]
     ort_lm.reset()
@@ -172,7 +169,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-@pytest.mark.slow
 def test_greedy_agreement_with_the_runtime(runtime, ort_lm, gguf_file, capsys):
     """32 greedy tokens from llama.cpp (GGUF export) and ONNX Runtime (ONNX export) against the edgekit runtime, on
     the runtime tests' prompts. The engines round activations in other orders or groupings, so near-ties
@@ -198,7 +194,6 @@ def test_greedy_agreement_with_the_runtime(runtime, ort_lm, gguf_file, capsys):
     assert sum(x >= 8 for x in ox_) >= 1, ox_
 
 
-@pytest.mark.slow
 def test_cli_eval_and_run_on_the_exports(exported, gguf_file, artifact, tmp_path, monkeypatch):
     runner = CliRunner()
     ppl = {}
@@ -229,7 +224,6 @@ def test_cli_eval_and_run_on_the_exports(exported, gguf_file, artifact, tmp_path
 # ---------------------------------------------------------------------------------------------- MiniLM encoder
 
 
-@pytest.mark.slow
 def test_minilm_exports_as_an_encoder(tmp_path_factory):
     """An RTN W4A8 MiniLM (the quantizer does not matter here, the export does): ORT's sentence embeddings of the
     export against edgekit's fake-quant torch path of the same artifact."""

@@ -24,8 +24,6 @@ from edgekit.bench.llamacpp import (  # noqa: E402
 from edgekit.data import eval_windows  # noqa: E402
 from edgekit.errors import EdgekitError  # noqa: E402
 
-pytestmark = pytest.mark.slow
-
 # 2 windows of 256 tokens: enough text for a stable comparison, small enough for a quick test
 CTX, MAX_TOKENS = 256, 512
 # one llama.cpp thread: the tests check numbers, not speed, and a single thread does not suffer from OpenMP spin

@@ -1,5 +1,5 @@
 """``edgekit bench model``: the command line, the row schema and its renderings from fake rows, the clear errors, the
-llama.cpp Q4_0 cache (the tiny real run on the session's SmolLM2 artifact is tests/model/test_bench_model_smollm2.py)."""
+llama.cpp Q4_0 cache (the tiny real run on the session's SmolLM2 artifact: tests/model/test_bench_model_smollm2.py)."""
 
 from __future__ import annotations
 
