@@ -3,7 +3,6 @@ command line, the row schema and its renderings from fake rows are tests/unit/te
 
 from __future__ import annotations
 
-import importlib.util
 import os
 
 import pytest
@@ -12,16 +11,16 @@ from bench_rows import ROW_KEYS
 from edgekit.bench import model as bm
 from edgekit.bench.model_report import RATIO_KEY, rows_to_markdown
 
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
+pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install edgekit[bench])")
 
 
 def test_tiny_real_run(smollm2_artifacts, tmp_path):
     """Every worker in its own process on 16 prompt tokens and 4 decode steps; llama.cpp runs the shipped GGUF
-    (no requantization) when llama-cpp-python is installed."""
+    (no requantization)."""
     from edgekit.models import resolve_spec
 
     art = str(smollm2_artifacts["agile-w4a8"].path)
-    engines = ["edgekit", "llama.cpp", "torch"] if HAS_LLAMA else ["edgekit", "torch"]
+    engines = ["edgekit", "llama.cpp", "torch"]
     res = bm.run_model_bench(art, engines, threads=2, prefill=16, decode=4, reps=1,
                              gguf=resolve_spec("smollm2-135m").file, progress=False)
     rows = res["rows"]
@@ -35,9 +34,8 @@ def test_tiny_real_run(smollm2_artifacts, tmp_path):
     assert by[("edgekit", "decode_4")]["ttft_s"] == by[("edgekit", "prefill_16")]["ttft_s"]
     assert by[("edgekit", "prefill_16")]["model_mb"] == pytest.approx(os.path.getsize(art) / 2 ** 20)
     assert 450 < by[("torch", "prefill_16")]["model_mb"] < 560  # 134.5 M float32 parameters
-    if HAS_LLAMA:
-        assert by[("edgekit", "decode_4")][RATIO_KEY] == pytest.approx(
-            by[("edgekit", "decode_4")]["tokens_per_s"] / by[("llama.cpp", "decode_4")]["tokens_per_s"])
+    assert by[("edgekit", "decode_4")][RATIO_KEY] == pytest.approx(
+        by[("edgekit", "decode_4")]["tokens_per_s"] / by[("llama.cpp", "decode_4")]["tokens_per_s"])
     assert res["machine"]["logical_cores"] == os.cpu_count()
     md = rows_to_markdown(res)
     assert md.count("\n") == 2 + len(rows)
