@@ -1,7 +1,7 @@
 """The C API on a Raspberry Pi 5 CPU: examples/generate.c cross-built by ``edgekit build --target rpi5`` (with
 libedgekit.so) runs under qemu-aarch64 -cpu cortex-a76 and decodes the same greedy ids as this host's library.
 
-The build is the one tests/test_kernels_arm.py::test_rpi5_target_build_and_run makes (build/targets/rpi5, reused
+The build is the one tests/cross/test_kernels_arm.py::test_rpi5_target_build_and_run makes (build/targets/rpi5, reused
 across runs and shared within a session), so this adds one qemu run of a tiny model, a few seconds. Skipped when the
 cross compiler or qemu-aarch64 is missing.
 """

@@ -6,7 +6,7 @@ respectively and every implementation must match the scalar one. A native build 
 kernels. Builds live in build/aarch64 and build/host-tests and are reused across runs (an up-to-date build is a
 no-op), so only the first run compiles; each build happens at most once per session (these two build the kernel
 tests alone). The ``rpi5`` profile's own build (edgekit.build.build_target, -march=armv8.2-a+dotprod for
-everything, with libedgekit.so and the C example that tests/test_capi_arm.py runs) is checked end to end as well.
+everything, with libedgekit.so and the C example that tests/cross/test_capi_arm.py runs) is checked end to end as well.
 Skipped only when the cross compiler or qemu-aarch64 is missing.
 """
 
