@@ -32,7 +32,7 @@ DEMO_ARTIFACT := out/smollm2-w4a8.ekq
 
 help:
 	@echo "make test       build .venv and the native module, run pytest"
-	@echo "make test-fast  the same without the real-model and C++ build tiers (tests/model, tests/cross): minutes"
+	@echo "make test-fast  pytest without the real-model and C++ build tiers (tests/model, tests/cross): ~1 minute"
 	@echo "make demo       edgekit info, quantize $(DEMO_MODEL) to W4A8, eval against fp32, generate"
 	@echo "make venv       only (re)build .venv and the editable install"
 	@echo "make sysdeps    apt-get the compilers/tools that are missing (root only)"
