@@ -1,7 +1,7 @@
 // edgekit_test_kernels: every kernel implementation this build has (and this CPU supports) against the scalar one.
 //
 // Standalone C++17, no framework, so it runs wherever the kernels run: natively, or under qemu-user for the
-// aarch64 targets (tests/test_kernels_arm.py, edgekit.build.run_target_tests). It checks what kernels.h promises:
+// aarch64 targets (tests/cross/test_kernels_arm.py, edgekit.build.run_target_tests). It checks what kernels.h promises:
 //   gemm_q4x4_q8  (a) exact integers: scales 1.0 and xs 1.0 make the output the integer sum itself, which must equal
 //                     the scalar bit for bit and an int64 reference computed here from the unpacked codes;
 //                 (b) random fp16 scales and xs: |y - y_scalar| <= 1e-5 * sum_j |term_j| (+1e-30);

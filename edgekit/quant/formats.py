@@ -1,7 +1,7 @@
 """Byte layouts of edgekit's quantized tensors: the one Python source of truth.
 
 ``csrc/include/edgekit/formats.h`` mirrors this module (block structs with ``static_assert``); when one changes the
-other must too, and ``tests/test_formats.py::test_constants_match_formats_h`` checks both against each other through
+other must too, and ``tests/unit/test_formats.py::test_constants_match_formats_h`` checks both against each other through
 the native module (``edgekit._C.format_constants()``: the header's constants and block struct sizes).
 
 Int4 weights, group-wise along K (the input dimension), ``group_size`` G (even; 32 by default, or K for

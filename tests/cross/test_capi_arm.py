@@ -2,7 +2,7 @@
 libedgekit.so) runs under qemu-aarch64 -cpu cortex-a76 and decodes the same greedy ids as this host's library.
 
 The build is conftest's ``rpi5_build`` (in the session's tmp dir, shared with
-tests/test_kernels_arm.py::test_rpi5_target_build_and_run), so this adds one qemu run of a tiny model, a few seconds.
+tests/cross/test_kernels_arm.py::test_rpi5_target_build_and_run), so this adds one qemu run of a tiny model, a few seconds.
 Skipped when the cross compiler or qemu-aarch64 is missing.
 """
 

@@ -1,8 +1,8 @@
 """The C API (csrc/include/edgekit.h, libedgekit.so) through ctypes and through examples/generate.c.
 
 Synthetic artifacts (tests/capi_util.py) make every test here fast and torch-free; the library and the header are
-found by edgekit.runtime.native (EDGEKIT_LIB_DIR may point at a CMake build dir). Only the last test needs the
-session's real quantized SmolLM2 and the PyTorch kernel path (on edgekit._C of the same build).
+found by edgekit.runtime.native (EDGEKIT_LIB_DIR may point at a CMake build dir). The real quantized SmolLM2
+against the kernel path is tests/model/test_capi_smollm2.py.
 """
 
 from __future__ import annotations
@@ -366,30 +366,3 @@ def test_fuzz_damaged_artifacts_never_crash(tmp_path, lib_path, tiny):
     counts = {s: statuses.count(s) for s in set(statuses)}
     print(counts)
     assert counts.get("EK_OK", 0) >= 30 and counts.get("EK_ERR_FORMAT", 0) >= 100, counts
-
-
-@pytest.mark.slow
-def test_real_smollm2_logits_equal_the_kernel_path(smollm2_artifacts, lib):
-    """Needs the main build: the session's quantized SmolLM2 (conftest) loaded by the C loader through the C API, and
-    by the PyTorch loader running the kernel path (the runtime's numerics), gives the same bits for a prompt and for
-    the decode step after it."""
-    import torch
-
-    from edgekit.quant.kernel_linear import use_kernels
-    from edgekit.quant.restore import load_artifact_model
-
-    path = smollm2_artifacts["agile-w4a8"].path
-    lm, _ = load_artifact_model(path)
-    use_kernels(lm.model)
-
-    def kernel_path(ids: list[int]) -> np.ndarray:
-        with torch.no_grad():
-            return lm.model(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float().numpy()
-
-    ids = lm.tokenizer.encode("The capital of France is")
-    want = kernel_path(ids)
-    nxt = int(want[-1].argmax())
-    with cu.Model(lib, path, max_ctx=64) as m:
-        assert lib.ek_n_vocab(m.h) == want.shape[1]
-        np.testing.assert_array_equal(m.eval(ids, all_logits=True), want)
-        np.testing.assert_array_equal(m.decode(nxt), kernel_path(ids + [nxt])[-1])

@@ -5,7 +5,7 @@ One cross build (cmake/aarch64-linux-gnu.cmake, no device flags: what a generic 
 respectively and every implementation must match the scalar one. A native build runs the same program for the x86
 kernels. Each build happens once per session, in pytest's tmp dir (never in the source tree); these two build the
 kernel tests alone. The ``rpi5`` profile's own build (conftest's ``rpi5_build``: edgekit.build.build_target,
--march=armv8.2-a+dotprod for everything, with libedgekit.so and the C example that tests/test_capi_arm.py runs) is
+-march=armv8.2-a+dotprod for everything, with libedgekit.so and the C example that tests/cross/test_capi_arm.py runs) is
 checked end to end as well. Skipped only when the cross compiler or qemu-aarch64 is missing.
 """
 
