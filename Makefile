@@ -1,6 +1,7 @@
 # edgekit set-up. A fresh Debian machine with python3, gcc and cmake needs only two commands:
 #   make test    build the virtual env + native module, run the test suite
 #   make demo    quantize SmolLM2-135M to W4A8, evaluate it against the fp32 model, and generate text
+# (make test-fast runs all but the real-model and C++ build tiers of the tests: the edit-run loop)
 #
 # Everything lands in .venv; stamps inside it make reruns cheap, and touching pyproject.toml, CMakeLists.txt or
 # anything under csrc/ reinstalls (rebuilds) the editable package.
@@ -27,10 +28,11 @@ EDGEKIT_STAMP := $(VENV)/.stamp-edgekit
 DEMO_MODEL := smollm2-135m
 DEMO_ARTIFACT := out/smollm2-w4a8.ekq
 
-.PHONY: help test demo venv .venv sysdeps clean distclean
+.PHONY: help test test-fast demo venv .venv sysdeps clean distclean
 
 help:
 	@echo "make test       build .venv and the native module, run pytest"
+	@echo "make test-fast  pytest without the real-model and C++ build tiers (tests/model, tests/cross): ~1 minute"
 	@echo "make demo       edgekit info, quantize $(DEMO_MODEL) to W4A8, eval against fp32, generate"
 	@echo "make venv       only (re)build .venv and the editable install"
 	@echo "make sysdeps    apt-get the compilers/tools that are missing (root only)"
@@ -38,6 +40,9 @@ help:
 
 test: sysdeps $(EDGEKIT_STAMP)
 	$(VPY) -m pytest -q --durations=15
+
+test-fast: $(EDGEKIT_STAMP)
+	$(VPY) -m pytest -q --durations=15 -m "not model and not cross"
 
 demo: $(EDGEKIT_STAMP)
 	$(VENV)/bin/edgekit info

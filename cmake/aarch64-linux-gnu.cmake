@@ -1,6 +1,6 @@
 # CMake toolchain for cross-compiling edgekit to 64-bit Arm Linux (Raspberry Pi 4/5, arm64 boards) with Debian's
 # g++-aarch64-linux-gnu. The result runs on the device, or here under qemu-user (CMAKE_CROSSCOMPILING_EMULATOR lets
-# ctest do that). Used by edgekit.build.build_target and tests/test_kernels_arm.py:
+# ctest do that). Used by edgekit.build.build_target and tests/cross/test_kernels_arm.py:
 #   cmake -B build/aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/aarch64-linux-gnu.cmake -DEDGEKIT_BUILD_PYTHON=OFF
 # No -march/-mcpu here: a device profile (targets/*.yaml) adds its own flags, and dispatch picks kernels at run time.
 set(CMAKE_SYSTEM_NAME Linux)

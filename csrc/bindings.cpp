@@ -1,26 +1,28 @@
-// Python bindings of the native module `edgekit._C`: the only file that includes pybind11.
+// Python bindings of the native module `edgekit._C`: the only file that includes pybind11, and nothing but bindings.
 //
 // Each kernel is exposed twice over one function: `impl=""` takes the dispatched implementation, and a named
 // `impl` runs exactly that one, so the tests can compare every ISA compiled on the machine with the numpy
-// reference. Inputs are validated here (dtype, rank, layout) and the GIL is released around the kernel.
+// reference. Inputs are validated here (dtype, rank, layout) and the GIL is released around the kernel; the code
+// they run lives in csrc/kernels and csrc/runtime.
 #include <pybind11/numpy.h>
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
 #include <algorithm>
-#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "edgekit/artifact.h"
+#include "edgekit/attention.h"
 #include "edgekit/dispatch.h"
 #include "edgekit/formats.h"
 #include "edgekit/linear.h"
-#include "edgekit/artifact.h"
-#include "edgekit/attention.h"
 #include "edgekit/llama.h"
 #include "edgekit/load_llama.h"
+#include "edgekit/packed_q4.h"
 #include "edgekit/threadpool.h"
 
 namespace py = pybind11;
@@ -47,7 +49,7 @@ py::tuple quant_row_q8(const py::array& x, int qmax, const std::string& impl) {
         throw py::value_error("qmax must lie in 1..127, got " + std::to_string(qmax));
     }
     // resolve before allocating: unknown / unsupported impl → ValueError, EDGEKIT_KERNELS problems → RuntimeError
-    const ek_quant_row_q8_fn fn = edgekit::quant_row_q8_impl(impl);
+    const ek_quant_row_q8_fn fn = edgekit::kernel<edgekit::Op::quant_row_q8>(impl);
 
     py::array_t<int8_t> codes({m, k});
     py::array_t<float> scales(m);
@@ -76,125 +78,77 @@ const T* checked(const py::array& a, const char* what, int ndim, const char* dty
     return static_cast<const T*>(a.data());
 }
 
-// A weight matrix in the q4x4 kernel layout, or regrouped to q4x16 (formats.h); keeps its two arrays alive.
-class PackedQ4x4 {
-public:
-    PackedQ4x4(py::array qs, py::array d, int64_t n, int64_t k, int rows)
-        : qs_(std::move(qs)), d_(std::move(d)), rows_(rows) {
-        if (n <= 0 || k <= 0 || k % EK_Q4_BLOCK) {
-            throw py::value_error("q4x4 needs n > 0 and k a positive multiple of 32, got n=" + std::to_string(n) +
-                                  " k=" + std::to_string(k));
-        }
-        if (rows != EK_Q4X4_ROWS && rows != EK_Q4X16_ROWS) throw py::value_error("rows must be 4 (q4x4) or 16 (q4x16)");
-        const int64_t tiles = (n + rows - 1) / rows, nb = k / EK_Q4_BLOCK;
-        const int64_t qs_bytes = tiles * nb * rows * (EK_Q4_BLOCK / 2), scales = tiles * nb * rows;
-        view_ = {checked<uint8_t>(qs_, "qs", 1, "uint8"), checked<uint16_t>(d_, "d", 1, "uint16"), n, k};
-        if (qs_.shape(0) != qs_bytes || d_.shape(0) != scales) {
-            throw py::value_error(std::string(rows == EK_Q4X4_ROWS ? "q4x4" : "q4x16") + " arrays do not match n=" +
-                                  std::to_string(n) + " k=" + std::to_string(k) + ": expected qs of " +
-                                  std::to_string(qs_bytes) + " bytes and d of " + std::to_string(scales) + " scales");
-        }
+// Keeps the numpy arrays a PackedQ4 views alive; dropped with the GIL held (whichever copy goes last).
+std::shared_ptr<const void> keep_alive(py::array qs, py::array d) {
+    using Held = std::pair<py::array, py::array>;
+    return std::shared_ptr<const void>(new Held(std::move(qs), std::move(d)), [](Held* held) {
+        py::gil_scoped_acquire gil;
+        delete held;
+    });
+}
+
+// PackedQ4 over the caller's arrays, without a copy: n, k and rows are checked first, then the arrays.
+edgekit::PackedQ4 make_packed_q4(py::array qs, py::array d, int64_t n, int64_t k, int rows) {
+    edgekit::PackedQ4::layout_sizes(n, k, rows);
+    const uint8_t* q = checked<uint8_t>(qs, "qs", 1, "uint8");
+    const uint16_t* s = checked<uint16_t>(d, "d", 1, "uint16");
+    const int64_t qs_bytes = qs.shape(0), scales = d.shape(0);
+    return edgekit::PackedQ4(q, qs_bytes, s, scales, n, k, rows, keep_alive(std::move(qs), std::move(d)));
+}
+
+std::string k_mismatch(const char* what, int64_t got, int64_t k) {
+    return std::string(what) + " has K=" + std::to_string(got) + " columns, the weight has K=" + std::to_string(k);
+}
+
+py::array_t<float> packed_gemm(const edgekit::PackedQ4& w, const py::array& xq, const py::array& xs,
+                               const std::string& impl, bool int4) {
+    const int8_t* q = checked<int8_t>(xq, "xq", 2, "int8");
+    const bool per_block = xs.ndim() == 2;  // [m, k/32]: per-block activation scales (op gemm_q4x4_q8b)
+    const float* s = checked<float>(xs, "xs", per_block ? 2 : 1, "float32");
+    const int64_t m = xq.shape(0);
+    if (xq.shape(1) != w.k()) throw py::value_error(k_mismatch("xq", xq.shape(1), w.k()));
+    if (xs.shape(0) != m) throw py::value_error("xs must have one scale (or one row of block scales) per row of xq");
+    if (per_block && xs.shape(1) != w.k() / EK_Q4_BLOCK) {
+        throw py::value_error("2-D xs must hold k/32 = " + std::to_string(w.k() / EK_Q4_BLOCK) +
+                              " block scales per row");
     }
-
-    // The same matrix regrouped by 16 rows for the AVX-512 VNNI kernels (ek_pack_q4x16).
-    PackedQ4x4 to_q4x16() const {
-        if (rows_ != EK_Q4X4_ROWS) throw py::value_error("already q4x16");
-        const int64_t groups = (view_.n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS, nb = view_.k / EK_Q4_BLOCK;
-        py::array_t<uint8_t> qs(groups * nb * EK_Q4X16_GROUP_QS_BYTES);
-        py::array_t<uint16_t> d(groups * nb * EK_Q4X16_ROWS);
-        ek_pack_q4x16(&view_, qs.mutable_data(), d.mutable_data());
-        return PackedQ4x4(qs, d, view_.n, view_.k, EK_Q4X16_ROWS);
+    py::array_t<float> y({m, w.n()});
+    float* out = y.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        w.gemm(q, s, m, per_block, int4, impl, out);
     }
+    return y;
+}
 
-    int rows() const { return rows_; }
-    int64_t n() const { return view_.n; }
-    int64_t k() const { return view_.k; }
-    int64_t nbytes() const { return qs_.nbytes() + d_.nbytes(); }
-
-    py::array_t<float> gemm(const py::array& xq, const py::array& xs, const std::string& impl, bool int4) const {
-        const int8_t* q = checked<int8_t>(xq, "xq", 2, "int8");
-        const bool per_block = xs.ndim() == 2;  // [m, k/32]: per-block activation scales (op gemm_q4x4_q8b)
-        const float* s = checked<float>(xs, "xs", per_block ? 2 : 1, "float32");
-        const int64_t m = xq.shape(0);
-        if (xq.shape(1) != view_.k) throw py::value_error(shape_msg("xq", xq.shape(1)));
-        if (xs.shape(0) != m) {
-            throw py::value_error("xs must have one scale (or one row of block scales) per row of xq");
-        }
-        if (per_block && xs.shape(1) != view_.k / EK_Q4_BLOCK) {
-            throw py::value_error("2-D xs must hold k/32 = " + std::to_string(view_.k / EK_Q4_BLOCK) +
-                                  " block scales per row");
-        }
-        if (per_block && int4) throw py::value_error("int4=True takes per-row scales (1-D xs)");
-        if (int4) {
-            for (int64_t i = 0; i < m * view_.k; ++i) {
-                if (q[i] < -EK_Q4_ACT_QMAX || q[i] > EK_Q4_ACT_QMAX) {
-                    throw py::value_error("int4=True needs activation codes in -7..7");
-                }
-            }
-        }
-        if (int4 && rows_ != EK_Q4X4_ROWS) throw py::value_error("int4=True runs on the q4x4 layout only");
-        const ek_gemm_q4x4_q8_fn fn = int4 ? edgekit::gemm_q4x4_q4_impl(impl) : gemm_fn(per_block, impl);
-        py::array_t<float> y({m, view_.n});
-        float* out = y.mutable_data();
-        {
-            py::gil_scoped_release nogil;
-            edgekit::gemm_q4x4(view_, q, s, m, out, fn, rows_);
-        }
-        return y;
+py::array_t<float> packed_linear(const edgekit::PackedQ4& w, const py::array& x, const py::object& qmax,
+                                 const std::string& impl, bool per_block) {
+    const float* src = checked<float>(x, "x", 2, "float32");
+    const int64_t m = x.shape(0);
+    if (x.shape(1) != w.k()) throw py::value_error(k_mismatch("x", x.shape(1), w.k()));
+    if (per_block && !qmax.is_none()) {
+        throw py::value_error("per_block=True quantizes every block to int8: qmax must be None");
     }
-
-    py::array_t<float> linear(const py::array& x, const py::object& qmax, const std::string& impl,
-                              bool per_block) const {
-        const float* src = checked<float>(x, "x", 2, "float32");
-        const int64_t m = x.shape(0);
-        if (x.shape(1) != view_.k) throw py::value_error(shape_msg("x", x.shape(1)));
-        if (per_block && !qmax.is_none()) {
-            throw py::value_error("per_block=True quantizes every block to int8: qmax must be None");
+    py::array_t<int32_t> rows;
+    const int32_t* qrows = nullptr;
+    if (!qmax.is_none()) {
+        rows = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(qmax);
+        if (!rows || rows.ndim() != 1 || rows.shape(0) != m) {
+            throw py::value_error("qmax must be None or an int array with one entry per row of x");
         }
-        py::array_t<int32_t> rows;
-        const int32_t* qrows = nullptr;
-        if (!qmax.is_none()) {
-            rows = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(qmax);
-            if (!rows || rows.ndim() != 1 || rows.shape(0) != m) {
-                throw py::value_error("qmax must be None or an int array with one entry per row of x");
-            }
-            for (int64_t i = 0; i < m; ++i) {
-                if (rows.at(i) < 1 || rows.at(i) > 127) throw py::value_error("qmax entries must lie in 1..127");
-            }
-            qrows = rows.data();
+        for (int64_t i = 0; i < m; ++i) {
+            if (rows.at(i) < 1 || rows.at(i) > 127) throw py::value_error("qmax entries must lie in 1..127");
         }
-        const ek_gemm_q4x4_q8_fn fn = gemm_fn(per_block, impl);
-        const ek_quant_row_q8_fn quant = edgekit::quant_row_q8_impl("");
-        py::array_t<float> y({m, view_.n});
-        float* out = y.mutable_data();
-        {
-            py::gil_scoped_release nogil;
-            if (per_block) {
-                edgekit::linear_q4x4_blocks(view_, src, m, out, fn, quant, rows_);
-            } else {
-                edgekit::linear_q4x4(view_, src, m, qrows, out, fn, quant, rows_);
-            }
-        }
-        return y;
+        qrows = rows.data();
     }
-
-private:
-    ek_gemm_q4x4_q8_fn gemm_fn(bool per_block, const std::string& impl) const {
-        if (rows_ == EK_Q4X16_ROWS) {
-            return per_block ? edgekit::gemm_q4x16_q8b_impl(impl) : edgekit::gemm_q4x16_q8_impl(impl);
-        }
-        return per_block ? edgekit::gemm_q4x4_q8b_impl(impl) : edgekit::gemm_q4x4_q8_impl(impl);
+    py::array_t<float> y({m, w.n()});
+    float* out = y.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        w.linear(src, m, qrows, per_block, impl, out);
     }
-
-    std::string shape_msg(const char* what, int64_t got) const {
-        return std::string(what) + " has K=" + std::to_string(got) + " columns, the weight has K=" +
-               std::to_string(view_.k);
-    }
-
-    py::array qs_, d_;
-    int rows_ = EK_Q4X4_ROWS;
-    ek_q4x4 view_{};
-};
+    return y;
+}
 
 py::tuple pack_q4x4(const py::array& rows, int64_t n, int64_t k) {
     const uint8_t* src = checked<uint8_t>(rows, "rows", 1, "uint8");
@@ -215,7 +169,7 @@ py::tuple quant_block_q8(const py::array& x, int qmax, const std::string& impl) 
     const auto [m, k] = check_matrix_f32(x, "x");
     if (k % EK_Q4_BLOCK) throw py::value_error("quant_block_q8 needs K a multiple of 32, got " + std::to_string(k));
     if (qmax < 1 || qmax > 127) throw py::value_error("qmax must lie in 1..127, got " + std::to_string(qmax));
-    const ek_quant_row_q8_fn fn = edgekit::quant_row_q8_impl(impl);
+    const ek_quant_row_q8_fn fn = edgekit::kernel<edgekit::Op::quant_row_q8>(impl);
     py::array_t<int8_t> codes({m, k});
     py::array_t<float> scales({m, k / EK_Q4_BLOCK});
     const float* src = static_cast<const float*>(x.data());
@@ -223,92 +177,9 @@ py::tuple quant_block_q8(const py::array& x, int qmax, const std::string& impl) 
     float* s = scales.mutable_data();
     {
         py::gil_scoped_release nogil;
-        fn(src, m * (k / EK_Q4_BLOCK), EK_Q4_BLOCK, qmax, q, s);
+        edgekit::quant_blocks_q8(src, m, k, qmax, q, s, fn);
     }
     return py::make_tuple(codes, scales);
-}
-
-template <typename T>
-std::vector<T> to_vector(const py::handle& obj, const char* what) {
-    auto a = py::array_t<T, py::array::c_style | py::array::forcecast>::ensure(obj);
-    if (!a) throw py::value_error(std::string(what) + ": expected an array");
-    return std::vector<T>(a.data(), a.data() + a.size());
-}
-
-edgekit::Q4Weight to_q4(const py::handle& obj, const std::string& what) {
-    auto t = obj.cast<py::tuple>();
-    if (t.size() < 4 || t.size() > 6) {
-        throw py::value_error(what + ": expected (qs, d, n, k[, per_block[, static act_scale]])");
-    }
-    edgekit::Q4Weight w;
-    w.qs = to_vector<uint8_t>(t[0], "qs");
-    w.d = to_vector<uint16_t>(t[1], "d");
-    w.n = t[2].cast<int64_t>();
-    w.k = t[3].cast<int64_t>();
-    if (t.size() == 6 && !t[5].is_none()) {
-        w.act = edgekit::ActQuant::kPerTensor;
-        w.act_scale = t[5].cast<float>();
-        if (!(w.act_scale > 0.0f) || !std::isfinite(w.act_scale)) {
-            throw py::value_error(what + ": act_scale must be > 0");
-        }
-    } else if (t.size() >= 5 && t[4].cast<bool>()) {
-        w.act = edgekit::ActQuant::kPerBlock;
-    }
-    return w;
-}
-
-// The runtime engine built from arrays: config dict, embedding [vocab, hidden], final norm, one dict per layer
-// (attn_norm, ffn_norm and q/k/v/o/gate/up/down as (qs, d, n, k[, per_block activations[, static act_scale]]) q4x4
-// tuples), and the LM head (None = tied).
-std::unique_ptr<edgekit::LlamaModel> make_llama(const py::dict& cfg, const py::handle& embed,
-                                                const py::handle& final_norm, const py::list& layers,
-                                                const py::object& head) {
-    edgekit::LlamaConfig c;
-    c.n_layers = cfg["n_layers"].cast<int>();
-    c.hidden = cfg["hidden"].cast<int>();
-    c.n_heads = cfg["n_heads"].cast<int>();
-    c.n_kv_heads = cfg["n_kv_heads"].cast<int>();
-    c.head_dim = cfg["head_dim"].cast<int>();
-    c.ffn = cfg["ffn"].cast<int>();
-    c.vocab = cfg["vocab"].cast<int>();
-    c.rms_eps = cfg["rms_eps"].cast<float>();
-    c.rope_theta = cfg["rope_theta"].cast<float>();
-    c.max_ctx = cfg["max_ctx"].cast<int>();
-    std::vector<edgekit::LlamaLayer> ls;
-    for (const auto& item : layers) {
-        auto d = item.cast<py::dict>();
-        edgekit::LlamaLayer l;
-        l.attn_norm = to_vector<float>(d["attn_norm"], "attn_norm");
-        l.ffn_norm = to_vector<float>(d["ffn_norm"], "ffn_norm");
-        l.q = to_q4(d["q"], "q");
-        l.k = to_q4(d["k"], "k");
-        l.v = to_q4(d["v"], "v");
-        l.o = to_q4(d["o"], "o");
-        l.gate = to_q4(d["gate"], "gate");
-        l.up = to_q4(d["up"], "up");
-        l.down = to_q4(d["down"], "down");
-        ls.push_back(std::move(l));
-    }
-    // the float tables are only read by the constructor (it keeps fp16 / fp32 copies): check them, pass pointers
-    auto table = [&](const py::handle& obj, const char* what, int64_t rows) -> const float* {
-        const py::array a = py::array::ensure(obj);
-        if (!a) throw py::value_error(std::string(what) + " must be a float32 array");
-        const float* p = checked<float>(a, what, rows ? 2 : 1, "float32");
-        const int64_t want = rows ? rows * (int64_t)c.hidden : (int64_t)c.hidden;
-        if (a.size() != want || (rows && a.shape(0) != rows)) {
-            throw py::value_error(std::string(what) + (rows ? " must be [vocab, hidden]" : " must be [hidden]"));
-        }
-        return p;
-    };
-    try {
-        const float* e = table(embed, "embed", c.vocab);
-        const float* fn = table(final_norm, "final_norm", 0);
-        const float* hd = head.is_none() ? nullptr : table(head, "head", c.vocab);
-        py::gil_scoped_release nogil;  // fp16 conversion of the tables takes a moment
-        return std::make_unique<edgekit::LlamaModel>(c, e, fn, std::move(ls), hd);
-    } catch (const std::invalid_argument& e) {
-        throw py::value_error(e.what());
-    }
 }
 
 // The engine straight from an .ekq file (csrc/runtime/load_llama.cpp): no torch, the file memory-mapped.
@@ -375,15 +246,32 @@ py::dict cpu_features_dict() {
     return d;
 }
 
+// The constants and block struct sizes of formats.h (tests/test_formats.py holds edgekit.quant.formats to them).
+py::dict format_constants() {
+    py::dict d;
+    d["q4_block"] = EK_Q4_BLOCK;
+    d["q4_sym_zero"] = EK_Q4_SYM_ZERO;
+    d["q8_row_qmax"] = EK_Q8_ROW_QMAX;
+    d["q4_act_qmax"] = EK_Q4_ACT_QMAX;
+    d["q4x4_rows"] = EK_Q4X4_ROWS;
+    d["q4x4_tile_qs_bytes"] = EK_Q4X4_TILE_QS_BYTES;
+    d["q4x16_rows"] = EK_Q4X16_ROWS;
+    d["q4x16_group_qs_bytes"] = EK_Q4X16_GROUP_QS_BYTES;
+    d["sizeof_block_q4_0"] = sizeof(ek_block_q4_0);
+    d["sizeof_block_q4_1"] = sizeof(ek_block_q4_1);
+    d["offsetof_block_q4_0_qs"] = offsetof(ek_block_q4_0, qs);
+    d["offsetof_block_q4_1_qs"] = offsetof(ek_block_q4_1, qs);
+    return d;
+}
+
 py::dict build_info() {
+    const py::dict formats = format_constants();
     py::dict d;
     d["compiler"] = edgekit::compiler();
     d["isas"] = edgekit::compiled_isas();
-    d["q8_row_qmax"] = EK_Q8_ROW_QMAX;
-    d["q4_act_qmax"] = EK_Q4_ACT_QMAX;
-    d["q4_block"] = EK_Q4_BLOCK;
-    d["sizeof_block_q4_0"] = sizeof(ek_block_q4_0);
-    d["sizeof_block_q4_1"] = sizeof(ek_block_q4_1);
+    for (const char* key : {"q8_row_qmax", "q4_act_qmax", "q4_block", "sizeof_block_q4_0", "sizeof_block_q4_1"}) {
+        d[key] = formats[key];
+    }
 #ifdef NDEBUG
     d["debug"] = false;
 #else
@@ -398,7 +286,7 @@ py::array_t<float> gemm_f16_f32(const py::array& w, const py::array& x, const st
     const auto [m, k] = check_matrix_f32(x, "x");
     const int64_t n = w.shape(0);
     if (w.shape(1) != k) throw py::value_error("w must be [n, " + std::to_string(k) + "] to match x");
-    const ek_gemm_f16_f32_fn fn = edgekit::gemm_f16_f32_impl(impl);
+    const ek_gemm_f16_f32_fn fn = edgekit::kernel<edgekit::Op::gemm_f16_f32>(impl);
     py::array_t<float> y({m, n});
     const float* xp = static_cast<const float*>(x.data());
     float* yp = y.mutable_data();
@@ -419,7 +307,7 @@ py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array&
     if (g < 1 || hd < 1 || n < 1) throw py::value_error("q [g, hd] and v [n, hd] must not be empty");
     if (kt.shape(0) != hd || ldk < n) throw py::value_error("kt must be [hd, >= n] (the keys transposed)");
     if (v.shape(1) != hd) throw py::value_error("v must be [n, hd]");
-    const ek_attn_f16_f32_fn fn = edgekit::attn_f16_f32_impl(impl);
+    const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(impl);
     py::array_t<float> out({g, hd}), p({g, n}), first(g);
     float *op = out.mutable_data(), *pp = p.mutable_data(), *fp = first.mutable_data();
     {
@@ -442,16 +330,11 @@ py::array_t<float> attention_causal(const py::array& q, const py::array& k, cons
     if (n < 1 || n > len || nkv < 1 || nh % nkv) {
         throw py::value_error("need 1 <= n <= L new tokens and n_heads a multiple of n_kv");
     }
-    const int64_t kv_dim = nkv * hd, ldk = len;
-    std::vector<uint16_t> kt((size_t)(kv_dim * ldk)), vc((size_t)(len * kv_dim));
     py::array_t<float> out({n, nh, hd});
-    std::vector<float> first((size_t)(n * nh));
     float* op = out.mutable_data();
     {
         py::gil_scoped_release nogil;
-        edgekit::store_kv_fp16(kp, vp, (int)len, kv_dim, 0, kt.data(), ldk, vc.data());  // the runtime's cache writes
-        const edgekit::KvView kv{kt.data(), ldk, vc.data(), (int)nh, (int)nkv, (int)hd};
-        edgekit::attention_causal(kv, qp, (int)n, (int)(len - n), op, first.data());
+        edgekit::attention_causal_f32(qp, kp, vp, (int)n, (int)len, (int)nh, (int)nkv, (int)hd, op);
     }
     return out;
 }
@@ -460,7 +343,7 @@ py::array_t<float> silu_mul_f32(const py::array& g, const py::array& u, const st
     const float* gp = checked<float>(g, "g", 1, "float32");
     const float* up = checked<float>(u, "u", 1, "float32");
     if (u.shape(0) != g.shape(0)) throw py::value_error("g and u must have the same length");
-    const ek_silu_mul_f32_fn fn = edgekit::silu_mul_f32_impl(impl);
+    const ek_silu_mul_f32_fn fn = edgekit::kernel<edgekit::Op::silu_mul_f32>(impl);
     py::array_t<float> y(g.shape(0));
     float* yp = y.mutable_data();
     std::copy(gp, gp + g.shape(0), yp);
@@ -474,7 +357,7 @@ py::array_t<float> silu_mul_f32(const py::array& g, const py::array& u, const st
 // float32 → fp16 bits with the runtime's converter (tested against numpy's astype(float16)).
 py::array_t<uint16_t> fp32_to_fp16(const py::array& x, const std::string& impl) {
     const float* xp = checked<float>(x, "x", 1, "float32");
-    const ek_cvt_f32_f16_fn fn = edgekit::cvt_f32_f16_impl(impl);
+    const ek_cvt_f32_f16_fn fn = edgekit::kernel<edgekit::Op::cvt_f32_f16>(impl);
     py::array_t<uint16_t> out(x.shape(0));
     fn(xp, out.mutable_data(), x.shape(0));
     return out;
@@ -495,13 +378,13 @@ PYBIND11_MODULE(_C, m) {
           "The implementation the dispatched entry of `op` uses; honours EDGEKIT_KERNELS (RuntimeError when it "
           "names something unknown, not compiled or unsupported).");
     m.def("build_info", &build_info, "Compiler, compiled ISA families and the layout constants of formats.h.");
+    m.def("format_constants", &format_constants,
+          "The block sizes, layout constants and block struct sizes (sizeof, offsetof) of formats.h, as a dict.");
 
     m.def("quant_block_q8", &quant_block_q8, py::arg("x"), py::arg("qmax") = EK_Q8_ROW_QMAX, py::arg("impl") = "",
           "Per-block (32 values) symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 "
           "[M, K/32]); bit-identical to edgekit.quant.formats.quantize_blocks_q8. `impl` as for quant_row_q8.");
     py::class_<edgekit::LlamaModel>(m, "LlamaRuntime", "The C++ Llama decoder on the W4A8 kernels, with a KV cache.")
-        .def(py::init(&make_llama), py::arg("config"), py::arg("embed"), py::arg("final_norm"), py::arg("layers"),
-             py::arg("head") = py::none())
         .def_static("load", &load_llama, py::arg("path"), py::arg("max_ctx") = 0,
                     "Load a W4A8 llama artifact (.ekq) in C++ (max_ctx <= 0: the default cache length); "
                     "ValueError with the reason when the file is damaged or not runnable.")
@@ -531,23 +414,25 @@ PYBIND11_MODULE(_C, m) {
     m.def("get_num_threads", &edgekit::get_num_threads, "Threads of the kernels' pool.");
     m.def("pack_q4x4", &pack_q4x4, py::arg("rows"), py::arg("n"), py::arg("k"),
           "Repack GGUF Q4_0 rows (uint8 bytes of n * k/32 blocks) into the q4x4 layout → (qs uint8, d uint16).");
-    py::class_<PackedQ4x4>(m, "PackedQ4x4", "A [n, k] int4 weight in the q4x4 kernel layout, or q4x16 (formats.h).")
-        .def(py::init<py::array, py::array, int64_t, int64_t, int>(), py::arg("qs"), py::arg("d"), py::arg("n"),
-             py::arg("k"), py::arg("rows") = EK_Q4X4_ROWS)
-        .def("to_q4x16", &PackedQ4x4::to_q4x16,
+    py::class_<edgekit::PackedQ4>(m, "PackedQ4",
+                                  "A [n, k] int4 weight in the q4x4 kernel layout, or q4x16 (formats.h).")
+        .def(py::init(&make_packed_q4), py::arg("qs"), py::arg("d"), py::arg("n"), py::arg("k"),
+             py::arg("rows") = EK_Q4X4_ROWS)
+        .def("to_q4x16", &edgekit::PackedQ4::to_q4x16,
              "The same weights regrouped by 16 rows (layout q4x16; ops gemm_q4x16_q8 / _q8b, AVX-512 VNNI).")
-        .def_property_readonly("rows", &PackedQ4x4::rows)
-        .def_property_readonly("n", &PackedQ4x4::n)
-        .def_property_readonly("k", &PackedQ4x4::k)
-        .def_property_readonly("nbytes", &PackedQ4x4::nbytes)
-        .def("gemm", &PackedQ4x4::gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "", py::arg("int4") = false,
+        .def_property_readonly("rows", &edgekit::PackedQ4::rows)
+        .def_property_readonly("n", &edgekit::PackedQ4::n)
+        .def_property_readonly("k", &edgekit::PackedQ4::k)
+        .def_property_readonly("nbytes", &edgekit::PackedQ4::nbytes)
+        .def("gemm", &packed_gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "", py::arg("int4") = false,
              "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m], or per-block scales xs "
              "[m, k/32] (op gemm_q4x4_q8b; gemm_q4x16_* on q4x16). int4=True runs the W4A4 packed-multiplier "
              "kernels (op gemm_q4x4_q4, q4x4 only; codes must lie in -7..7).")
-        .def("linear", &PackedQ4x4::linear, py::arg("x"), py::arg("qmax") = py::none(), py::arg("impl") = "",
+        .def("linear", &packed_linear, py::arg("x"), py::arg("qmax") = py::none(), py::arg("impl") = "",
              py::arg("per_block") = false,
              "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127), or "
              "per_block=True: one int8 scale per 32 values (op gemm_q4x4_q8b), then the W4A8 matmul.");
+    m.attr("PackedQ4x4") = m.attr("PackedQ4");  // the former name, until every caller says PackedQ4
 
     m.def("gemm_f16_f32", &gemm_f16_f32, py::arg("w"), py::arg("x"), py::arg("impl") = "",
           "y [m, n] float32 = x [m, k] @ w.T for fp16 weights w (uint16 bits [n, k]); the runtime's LM head kernel.");

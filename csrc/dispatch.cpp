@@ -1,265 +1,233 @@
-// CPU feature detection and the per-op tables of kernel implementations.
-//
-// Detection asks the CPU and the OS: on x86 cpuid says what the core implements and xgetbv says whether the OS saves
-// the wider registers (AVX state, AVX-512 opmask/ZMM state); without both a feature is reported absent. On aarch64
-// the kernel's HWCAP bits say the same in one go. Other targets report no features and get the scalar kernels.
+// The per-op tables of kernel implementations and the choice among them (dispatch.h); the CPU's features come from
+// cpu_features.cpp.
 #include "edgekit/dispatch.h"
 
 #include <algorithm>
 #include <cctype>
+#include <cstddef>
 #include <cstdlib>
 #include <mutex>
 #include <stdexcept>
-#include <unordered_map>
-
-#if defined(__x86_64__) || defined(_M_X64) || defined(__i386__)
-#define EK_X86 1
-#include <cpuid.h>
-#endif
-
-#if defined(__aarch64__) && defined(__linux__)
-#define EK_AARCH64_LINUX 1
-#include <sys/auxv.h>
-#ifndef HWCAP_ASIMD
-#define HWCAP_ASIMD (1 << 1)
-#endif
-#ifndef HWCAP_ASIMDDP
-#define HWCAP_ASIMDDP (1 << 20)
-#endif
-#ifndef HWCAP2_I8MM
-#define HWCAP2_I8MM (1 << 13)
-#endif
-#endif
+#include <utility>
 
 namespace edgekit {
 namespace {
 
-// ------------------------------------------------------------------------------------------------ detection ----
-
-struct FeatureName {
-    Feature bit;
-    const char* name;
-};
-
-constexpr FeatureName kFeatureNames[] = {
-    {kAVX2, "avx2"},         {kFMA, "fma"},           {kF16C, "f16c"},         {kAVX512F, "avx512f"},
-    {kAVX512BW, "avx512bw"}, {kAVX512VL, "avx512vl"}, {kAVX512VNNI, "avx512vnni"}, {kAVXVNNI, "avxvnni"},
-    {kNEON, "neon"},         {kDOTPROD, "dotprod"},   {kI8MM, "i8mm"},
-};
-
-#if defined(EK_X86)
-unsigned long long xgetbv0() {
-    unsigned eax = 0, edx = 0;
-    // xgetbv with ecx = 0 reads XCR0, the set of register states the OS saves on context switch
-    __asm__ volatile("xgetbv" : "=a"(eax), "=d"(edx) : "c"(0));
-    return ((unsigned long long)edx << 32) | eax;
-}
-
-unsigned detect() {
-    unsigned a, b, c, d;
-    if (!__get_cpuid(1, &a, &b, &c, &d)) return 0;
-    const bool osxsave = c & (1u << 27);
-    const bool avx = c & (1u << 28);
-    const bool fma = c & (1u << 12);
-    const bool f16c = c & (1u << 29);
-    if (!(osxsave && avx)) return 0;
-
-    const unsigned long long xcr0 = xgetbv0();
-    const bool os_avx = (xcr0 & 0x6) == 0x6;        // XMM and YMM state
-    const bool os_avx512 = (xcr0 & 0xE6) == 0xE6;   // plus opmask, ZMM_Hi256, Hi16_ZMM
-    if (!os_avx) return 0;
-
-    unsigned bits = 0;
-    if (fma) bits |= kFMA;
-    if (f16c) bits |= kF16C;
-
-    unsigned max_leaf = __get_cpuid_max(0, nullptr);
-    if (max_leaf >= 7) {
-        __cpuid_count(7, 0, a, b, c, d);
-        if (b & (1u << 5)) bits |= kAVX2;
-        if (os_avx512) {
-            if (b & (1u << 16)) bits |= kAVX512F;
-            if (b & (1u << 30)) bits |= kAVX512BW;
-            if (b & (1u << 31)) bits |= kAVX512VL;
-            if (c & (1u << 11)) bits |= kAVX512VNNI;
-        }
-        const unsigned max_sub = a;
-        if (max_sub >= 1) {
-            __cpuid_count(7, 1, a, b, c, d);
-            if (a & (1u << 4)) bits |= kAVXVNNI;
-        }
-    }
-    return bits;
-}
-#elif defined(EK_AARCH64_LINUX)
-unsigned detect() {
-    const unsigned long hw = getauxval(AT_HWCAP);
-    const unsigned long hw2 = getauxval(AT_HWCAP2);
-    unsigned bits = 0;
-    if (hw & HWCAP_ASIMD) bits |= kNEON;
-    if (hw & HWCAP_ASIMDDP) bits |= kDOTPROD;
-    if (hw2 & HWCAP2_I8MM) bits |= kI8MM;
-    return bits;
-}
-#else
-unsigned detect() { return 0; }
-#endif
-
-std::string missing_names(unsigned need) {
-    std::string out;
-    const unsigned have = cpu_feature_bits();
-    for (const auto& f : kFeatureNames) {
-        if ((need & f.bit) && !(have & f.bit)) out += (out.empty() ? "" : ", ") + std::string(f.name);
-    }
-    return out;
-}
-
 // ------------------------------------------------------------------------------------------------ tables -------
 
-using AnyFn = void (*)();
+// What each kernel folder is compiled for (CMakeLists.txt gives every file of a folder the same flags): a kernel runs
+// only on a CPU that has all of its folder's features, whichever of them its own code happens to use.
+constexpr unsigned kNeedsAVX2 = kAVX2 | kFMA | kF16C;                             // kernels/avx2
+constexpr unsigned kNeedsAVX512 = kNeedsAVX2 | kAVX512F | kAVX512BW | kAVX512VL;  // kernels/avx512
+constexpr unsigned kNeedsAVX512VNNI = kNeedsAVX512 | kAVX512VNNI;                 // kernels/avx512vnni
+constexpr unsigned kNeedsNEON = kNEON;                                            // kernels/neon
+constexpr unsigned kNeedsNEONDOT = kNEON | kDOTPROD;                              // kernels/neondot
 
+// One implementation of an op whose kernels have type Fn.
+template <typename Fn>
 struct Impl {
-    const char* name;  // implementation string; its prefix is the ISA family
-    AnyFn fn;
+    const char* name;  // implementation string: the folder (ISA) of its file; its prefix is the ISA family
+    Fn fn;
     unsigned needs;    // Feature bits the CPU must have
 };
 
-struct Op {
-    const char* name;
-    std::vector<Impl> impls;  // ascending preference: the last supported one wins
-};
+// Implementations of `op` in ascending preference (the last supported one wins); scalar first.
+template <Op op>
+using Table = std::vector<Impl<OpFn<op>>>;
 
-template <typename F>
-AnyFn erase(F f) {
-    return reinterpret_cast<AnyFn>(f);
+template <Op op>
+const Table<op>& table() {
+    static_assert(op != op, "every op needs a table (the specializations below)");
 }
 
-const std::vector<Op>& tables() {
-    static const std::vector<Op> t = {
-        {"quant_row_q8",
-         {
-             {"scalar", erase(&ek_quant_row_q8__scalar), 0},
+template <>
+const Table<Op::quant_row_q8>& table<Op::quant_row_q8>() {
+    static const Table<Op::quant_row_q8> t = {
+        {"scalar", &ek_quant_row_q8__scalar, 0},
 #if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_quant_row_q8__avx2), kAVX2 | kFMA | kF16C},
+        {"avx2", &ek_quant_row_q8__avx2, kNeedsAVX2},
 #endif
 #if defined(EDGEKIT_HAVE_AVX512)
-             {"avx512", erase(&ek_quant_row_q8__avx512), kAVX512F | kAVX512BW | kAVX512VL},
+        {"avx512", &ek_quant_row_q8__avx512, kNeedsAVX512},
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_quant_row_q8__neon), kNEON},
+        {"neon", &ek_quant_row_q8__neon, kNeedsNEON},
 #endif
-         }},
-        {"gemm_q4x4_q8",
-         {
-             {"scalar", erase(&ek_gemm_q4x4_q8__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_gemm_q4x4_q8__avx2), kAVX2 | kFMA | kF16C},
-#endif
-#if defined(EDGEKIT_HAVE_AVX512)
-             {"avx512vnni", erase(&ek_gemm_q4x4_q8__avx512vnni),
-              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
-#endif
-#if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_gemm_q4x4_q8__neon), kNEON},
-#endif
-#if defined(EDGEKIT_HAVE_NEONDOT)
-             {"neondot", erase(&ek_gemm_q4x4_q8__neondot), kNEON | kDOTPROD},
-#endif
-         }},
-        {"gemm_q4x4_q8b",
-         {
-             {"scalar", erase(&ek_gemm_q4x4_q8b__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_gemm_q4x4_q8b__avx2), kAVX2 | kFMA | kF16C},
-#endif
-#if defined(EDGEKIT_HAVE_AVX512)
-             {"avx512vnni", erase(&ek_gemm_q4x4_q8b__avx512vnni),
-              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
-#endif
-#if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_gemm_q4x4_q8b__neon), kNEON},
-#endif
-#if defined(EDGEKIT_HAVE_NEONDOT)
-             {"neondot", erase(&ek_gemm_q4x4_q8b__neondot), kNEON | kDOTPROD},
-#endif
-         }},
-        {"gemm_q4x16_q8",
-         {
-             {"scalar", erase(&ek_gemm_q4x16_q8__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX512)
-             {"avx512vnni", erase(&ek_gemm_q4x16_q8__avx512vnni),
-              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
-#endif
-         }},
-        {"gemm_q4x16_q8b",
-         {
-             {"scalar", erase(&ek_gemm_q4x16_q8b__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX512)
-             {"avx512vnni", erase(&ek_gemm_q4x16_q8b__avx512vnni),
-              kAVX2 | kFMA | kF16C | kAVX512F | kAVX512BW | kAVX512VL | kAVX512VNNI},
-#endif
-         }},
-        {"gemm_q4x4_q4",
-         {
-             {"scalar", erase(&ek_gemm_q4x4_q4__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_gemm_q4x4_q4__avx2), kAVX2 | kFMA | kF16C},
-#endif
-         }},
-        {"gemm_f16_f32",
-         {
-             {"scalar", erase(&ek_gemm_f16_f32__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_gemm_f16_f32__avx2), kAVX2 | kFMA | kF16C},
-#endif
-#if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_gemm_f16_f32__neon), kNEON},
-#endif
-         }},
-        {"attn_f16_f32",
-         {
-             {"scalar", erase(&ek_attn_f16_f32__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_attn_f16_f32__avx2), kAVX2 | kFMA | kF16C},
-#endif
-#if defined(EDGEKIT_HAVE_AVX512)
-             {"avx512", erase(&ek_attn_f16_f32__avx512), kAVX2 | kFMA | kF16C | kAVX512F},
-#endif
-#if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_attn_f16_f32__neon), kNEON},
-#endif
-         }},
-        {"silu_mul_f32",
-         {
-             {"scalar", erase(&ek_silu_mul_f32__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_silu_mul_f32__avx2), kAVX2 | kFMA},
-#endif
-#if defined(EDGEKIT_HAVE_AVX512)
-             {"avx512", erase(&ek_silu_mul_f32__avx512), kAVX2 | kFMA | kAVX512F},
-#endif
-#if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_silu_mul_f32__neon), kNEON},
-#endif
-         }},
-        {"cvt_f32_f16",
-         {
-             {"scalar", erase(&ek_cvt_f32_f16__scalar), 0},
-#if defined(EDGEKIT_HAVE_AVX2)
-             {"avx2", erase(&ek_cvt_f32_f16__avx2), kAVX2 | kF16C},
-#endif
-#if defined(EDGEKIT_HAVE_NEON)
-             {"neon", erase(&ek_cvt_f32_f16__neon), kNEON},
-#endif
-         }},
     };
+    return t;
+}
+
+template <>
+const Table<Op::gemm_q4x4_q8>& table<Op::gemm_q4x4_q8>() {
+    static const Table<Op::gemm_q4x4_q8> t = {
+        {"scalar", &ek_gemm_q4x4_q8__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_gemm_q4x4_q8__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
+        {"avx512vnni", &ek_gemm_q4x4_q8__avx512vnni, kNeedsAVX512VNNI},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+        {"neon", &ek_gemm_q4x4_q8__neon, kNeedsNEON},
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+        {"neondot", &ek_gemm_q4x4_q8__neondot, kNeedsNEONDOT},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::gemm_q4x4_q8b>& table<Op::gemm_q4x4_q8b>() {
+    static const Table<Op::gemm_q4x4_q8b> t = {
+        {"scalar", &ek_gemm_q4x4_q8b__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_gemm_q4x4_q8b__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
+        {"avx512vnni", &ek_gemm_q4x4_q8b__avx512vnni, kNeedsAVX512VNNI},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+        {"neon", &ek_gemm_q4x4_q8b__neon, kNeedsNEON},
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+        {"neondot", &ek_gemm_q4x4_q8b__neondot, kNeedsNEONDOT},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::gemm_q4x16_q8>& table<Op::gemm_q4x16_q8>() {
+    static const Table<Op::gemm_q4x16_q8> t = {
+        {"scalar", &ek_gemm_q4x16_q8__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
+        {"avx512vnni", &ek_gemm_q4x16_q8__avx512vnni, kNeedsAVX512VNNI},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::gemm_q4x16_q8b>& table<Op::gemm_q4x16_q8b>() {
+    static const Table<Op::gemm_q4x16_q8b> t = {
+        {"scalar", &ek_gemm_q4x16_q8b__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
+        {"avx512vnni", &ek_gemm_q4x16_q8b__avx512vnni, kNeedsAVX512VNNI},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::gemm_q4x4_q4>& table<Op::gemm_q4x4_q4>() {
+    static const Table<Op::gemm_q4x4_q4> t = {
+        {"scalar", &ek_gemm_q4x4_q4__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_gemm_q4x4_q4__avx2, kNeedsAVX2},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::gemm_f16_f32>& table<Op::gemm_f16_f32>() {
+    static const Table<Op::gemm_f16_f32> t = {
+        {"scalar", &ek_gemm_f16_f32__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_gemm_f16_f32__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+        {"neon", &ek_gemm_f16_f32__neon, kNeedsNEON},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::attn_f16_f32>& table<Op::attn_f16_f32>() {
+    static const Table<Op::attn_f16_f32> t = {
+        {"scalar", &ek_attn_f16_f32__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_attn_f16_f32__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+        {"avx512", &ek_attn_f16_f32__avx512, kNeedsAVX512},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+        {"neon", &ek_attn_f16_f32__neon, kNeedsNEON},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::silu_mul_f32>& table<Op::silu_mul_f32>() {
+    static const Table<Op::silu_mul_f32> t = {
+        {"scalar", &ek_silu_mul_f32__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_silu_mul_f32__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+        {"avx512", &ek_silu_mul_f32__avx512, kNeedsAVX512},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+        {"neon", &ek_silu_mul_f32__neon, kNeedsNEON},
+#endif
+    };
+    return t;
+}
+
+template <>
+const Table<Op::cvt_f32_f16>& table<Op::cvt_f32_f16>() {
+    static const Table<Op::cvt_f32_f16> t = {
+        {"scalar", &ek_cvt_f32_f16__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_cvt_f32_f16__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+        {"neon", &ek_cvt_f32_f16__neon, kNeedsNEON},
+#endif
+    };
+    return t;
+}
+
+// What selection reads of an op, whatever its function type: its name and, per implementation, name and needs (in
+// table order, so an index here is an index into table<op>()).
+struct ImplInfo {
+    const char* name;
+    unsigned needs;
+};
+
+struct OpInfo {
+    const char* name;
+    std::vector<ImplInfo> impls;
+};
+
+constexpr std::size_t kOps = static_cast<std::size_t>(Op::kCount);
+
+template <Op op>
+OpInfo describe() {
+    OpInfo info{OpTraits<op>::name, {}};
+    for (const auto& impl : table<op>()) info.impls.push_back({impl.name, impl.needs});
+    return info;
+}
+
+template <std::size_t... I>
+std::vector<OpInfo> describe_all(std::index_sequence<I...>) {
+    return {describe<static_cast<Op>(I)>()...};
+}
+
+// Every op, in the order of the Op enum.
+const std::vector<OpInfo>& tables() {
+    static const std::vector<OpInfo> t = describe_all(std::make_index_sequence<kOps>());
     return t;
 }
 
 // ISA families EDGEKIT_KERNELS may name, whether or not this build has them.
 constexpr const char* kFamilies[] = {"scalar", "avx2", "avx512", "neon"};
 
-const Op& find_op(const std::string& op) {
+const OpInfo& find_op(const std::string& op) {
     for (const auto& o : tables())
         if (op == o.name) return o;
     std::string known;
@@ -267,7 +235,7 @@ const Op& find_op(const std::string& op) {
     throw std::invalid_argument("unknown kernel op '" + op + "'; known ops: " + known);
 }
 
-bool supported(const Impl& impl) { return (impl.needs & ~cpu_feature_bits()) == 0; }
+bool supported(const ImplInfo& impl) { return (impl.needs & ~cpu_feature_bits()) == 0; }
 
 std::string join(const std::vector<std::string>& v) {
     std::string out;
@@ -300,14 +268,16 @@ bool build_has_family(const std::string& family) {
     return false;
 }
 
-// Picks the implementation for the dispatched entry; throws std::runtime_error with the reason when it cannot.
-const Impl& choose(const Op& op) {
+// Picks the implementation for the dispatched entry (its index in the op's table); throws std::runtime_error with
+// the reason when it cannot.
+std::size_t choose(const OpInfo& op) {
     const std::string forced = forced_value();
-    const Impl* best = nullptr;
+    const std::size_t none = op.impls.size();
+    std::size_t best = none;
     if (forced.empty()) {
-        for (const auto& impl : op.impls)
-            if (supported(impl)) best = &impl;
-        return *best;  // scalar needs nothing, so there is always one
+        for (std::size_t i = 0; i < op.impls.size(); ++i)
+            if (supported(op.impls[i])) best = i;
+        return best;  // scalar needs nothing, so there is always one
     }
 
     bool exact = false, family = false;
@@ -317,74 +287,65 @@ const Impl& choose(const Op& op) {
         throw std::runtime_error("EDGEKIT_KERNELS='" + forced + "' is not a kernel implementation; use one of " +
                                  "scalar, avx2, avx512, neon (or unset it to choose automatically)");
     }
-    const Impl* last_unsupported = nullptr;
-    for (const auto& impl : op.impls) {
+    std::size_t last_unsupported = none;
+    for (std::size_t i = 0; i < op.impls.size(); ++i) {
+        const ImplInfo& impl = op.impls[i];
         if (!(exact ? forced == impl.name : in_family(impl.name, forced))) continue;
         if (supported(impl)) {
-            best = &impl;
+            best = i;
         } else {
-            last_unsupported = &impl;
+            last_unsupported = i;
         }
     }
-    if (best) return *best;
-    if (last_unsupported) {
-        throw std::runtime_error("EDGEKIT_KERNELS=" + forced + ": implementation '" + last_unsupported->name +
-                                 "' of " + op.name + " is compiled but this CPU lacks " +
-                                 missing_names(last_unsupported->needs) + "; supported here: " +
-                                 join(implementations(op.name)));
+    if (best != none) return best;
+    if (last_unsupported != none) {
+        const ImplInfo& impl = op.impls[last_unsupported];
+        throw std::runtime_error("EDGEKIT_KERNELS=" + forced + ": implementation '" + impl.name + "' of " +
+                                 op.name + " is compiled but this CPU lacks " + missing_features(impl.needs) +
+                                 "; supported here: " + join(implementations(op.name)));
     }
     // A family this build has for other ops but not for this one (gemm_f16_f32 has no AVX-512 kernel): the best
     // supported implementation no wider than it, so that forcing avx512 still runs a whole model.
     if (!exact && build_has_family(forced)) {
-        for (const auto& impl : op.impls)
-            if (supported(impl) && family_rank(impl.name) <= family_rank(forced)) best = &impl;
-        if (best) return *best;
+        for (std::size_t i = 0; i < op.impls.size(); ++i)
+            if (supported(op.impls[i]) && family_rank(op.impls[i].name) <= family_rank(forced)) best = i;
+        if (best != none) return best;
     }
     throw std::runtime_error("EDGEKIT_KERNELS=" + forced + ": this build has no '" + forced + "' implementation of " +
                              op.name + " (compiled: " + join(compiled(op.name)) + ")");
 }
 
 std::mutex g_mu;
-std::unordered_map<std::string, const Impl*> g_selected;  // op → chosen impl, filled on first use
+std::size_t g_selected[kOps] = {};  // per op: 1 + the index of the chosen implementation, 0 until first use
 
-const Impl& selected_impl(const std::string& op) {
+std::size_t selected_index(std::size_t op) {
     std::lock_guard<std::mutex> lock(g_mu);
-    auto it = g_selected.find(op);
-    if (it != g_selected.end()) return *it->second;
-    const Impl& impl = choose(find_op(op));  // errors are not cached: each call reports them again
-    g_selected.emplace(op, &impl);
-    return impl;
+    if (g_selected[op]) return g_selected[op] - 1;
+    const std::size_t i = choose(tables()[op]);  // errors are not cached: each call reports them again
+    g_selected[op] = i + 1;
+    return i;
 }
 
-const Impl& named_impl(const std::string& op_name, const std::string& name) {
-    const Op& op = find_op(op_name);
-    for (const auto& impl : op.impls) {
+std::size_t named_index(std::size_t op, const std::string& name) {
+    const OpInfo& info = tables()[op];
+    for (std::size_t i = 0; i < info.impls.size(); ++i) {
+        const ImplInfo& impl = info.impls[i];
         if (name != impl.name) continue;
         if (!supported(impl)) {
-            throw std::invalid_argument("implementation '" + name + "' of " + op_name +
-                                        " is compiled but this CPU lacks " + missing_names(impl.needs));
+            throw std::invalid_argument("implementation '" + name + "' of " + info.name +
+                                        " is compiled but this CPU lacks " + missing_features(impl.needs));
         }
-        return impl;
+        return i;
     }
-    throw std::invalid_argument("no implementation '" + name + "' of " + op_name +
-                                " in this build (compiled: " + join(compiled(op_name)) + ")");
+    throw std::invalid_argument("no implementation '" + name + "' of " + info.name +
+                                " in this build (compiled: " + join(compiled(info.name)) + ")");
 }
+
+std::size_t index_of(const OpInfo& op) { return static_cast<std::size_t>(&op - tables().data()); }
 
 }  // namespace
 
 // ---------------------------------------------------------------------------------------------- public API -----
-
-unsigned cpu_feature_bits() {
-    static const unsigned bits = detect();
-    return bits;
-}
-
-std::vector<std::pair<std::string, bool>> cpu_features() {
-    std::vector<std::pair<std::string, bool>> out;
-    const unsigned have = cpu_feature_bits();
-    for (const auto& f : kFeatureNames) out.emplace_back(f.name, (have & f.bit) != 0);
-    return out;
-}
 
 std::vector<std::string> ops() {
     std::vector<std::string> out;
@@ -405,7 +366,10 @@ std::vector<std::string> implementations(const std::string& op) {
     return out;
 }
 
-std::string selected(const std::string& op) { return selected_impl(op).name; }
+std::string selected(const std::string& op) {
+    const OpInfo& info = find_op(op);
+    return info.impls[selected_index(index_of(info))].name;
+}
 
 std::vector<std::string> compiled_isas() {
     std::vector<std::string> out = {"scalar"};
@@ -414,6 +378,9 @@ std::vector<std::string> compiled_isas() {
 #endif
 #if defined(EDGEKIT_HAVE_AVX512)
     out.emplace_back("avx512");
+#endif
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
+    out.emplace_back("avx512vnni");
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
     out.emplace_back("neon");
@@ -434,71 +401,21 @@ std::string compiler() {
 #endif
 }
 
-namespace {
-
-// The typed entry of `op`: the selected implementation, or the one named by `impl`.
-template <typename Fn>
-Fn typed(const char* op, const std::string& impl) {
-    const Impl& chosen = impl.empty() ? selected_impl(op) : named_impl(op, impl);
-    return reinterpret_cast<Fn>(chosen.fn);
+template <Op op>
+OpFn<op> kernel(const std::string& impl) {
+    constexpr std::size_t i = static_cast<std::size_t>(op);
+    return table<op>()[impl.empty() ? selected_index(i) : named_index(i, impl)].fn;
 }
 
-}  // namespace
-
-ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl) {
-    return typed<ek_quant_row_q8_fn>("quant_row_q8", impl);
-}
-
-ek_gemm_q4x4_q8_fn gemm_q4x16_q8_impl(const std::string& impl) {
-    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x16_q8", impl);
-}
-
-ek_gemm_q4x4_q8_fn gemm_q4x16_q8b_impl(const std::string& impl) {
-    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x16_q8b", impl);
-}
-
-ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl) {
-    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x4_q4", impl);
-}
-
-ek_gemm_f16_f32_fn gemm_f16_f32_impl(const std::string& impl) {
-    return typed<ek_gemm_f16_f32_fn>("gemm_f16_f32", impl);
-}
-
-ek_attn_f16_f32_fn attn_f16_f32_impl(const std::string& impl) {
-    return typed<ek_attn_f16_f32_fn>("attn_f16_f32", impl);
-}
-
-ek_cvt_f32_f16_fn cvt_f32_f16_impl(const std::string& impl) {
-    return typed<ek_cvt_f32_f16_fn>("cvt_f32_f16", impl);
-}
-
-ek_silu_mul_f32_fn silu_mul_f32_impl(const std::string& impl) {
-    return typed<ek_silu_mul_f32_fn>("silu_mul_f32", impl);
-}
-
-ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl) {
-    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x4_q8", impl);
-}
-
-ek_gemm_q4x4_q8_fn gemm_q4x4_q8b_impl(const std::string& impl) {
-    return typed<ek_gemm_q4x4_q8_fn>("gemm_q4x4_q8b", impl);
-}
+template ek_quant_row_q8_fn kernel<Op::quant_row_q8>(const std::string&);
+template ek_gemm_q4x4_q8_fn kernel<Op::gemm_q4x4_q8>(const std::string&);
+template ek_gemm_q4x4_q8_fn kernel<Op::gemm_q4x4_q8b>(const std::string&);
+template ek_gemm_q4x4_q8_fn kernel<Op::gemm_q4x16_q8>(const std::string&);
+template ek_gemm_q4x4_q8_fn kernel<Op::gemm_q4x16_q8b>(const std::string&);
+template ek_gemm_q4x4_q8_fn kernel<Op::gemm_q4x4_q4>(const std::string&);
+template ek_gemm_f16_f32_fn kernel<Op::gemm_f16_f32>(const std::string&);
+template ek_attn_f16_f32_fn kernel<Op::attn_f16_f32>(const std::string&);
+template ek_silu_mul_f32_fn kernel<Op::silu_mul_f32>(const std::string&);
+template ek_cvt_f32_f16_fn kernel<Op::cvt_f32_f16>(const std::string&);
 
 }  // namespace edgekit
-
-extern "C" ek_quant_row_q8_fn ek_dispatch_quant_row_q8(void) {
-    try {
-        return edgekit::quant_row_q8_impl("");
-    } catch (...) {
-        return nullptr;
-    }
-}
-
-extern "C" ek_gemm_q4x4_q8_fn ek_dispatch_gemm_q4x4_q8(void) {
-    try {
-        return edgekit::gemm_q4x4_q8_impl("");
-    } catch (...) {
-        return nullptr;
-    }
-}

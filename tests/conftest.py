@@ -1,8 +1,13 @@
-"""Shared, session-scoped fixtures: the expensive things (real models, one quantized SmolLM2) are built once."""
+"""Shared, session-scoped fixtures: the expensive things (real models, one quantized SmolLM2) are built once.
+
+The tests live in tiers, one folder each; every test gets its folder's marker (registered in pyproject.toml), so that
+``pytest -m "not model and not cross"`` (``make test-fast``) runs all but the real-model and C++ build tiers.
+"""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import pytest
 import torch
@@ -14,6 +19,32 @@ torch.set_num_threads(max(1, min(2, os.cpu_count() or 1)))
 # Small but real calibration for the session's quantized SmolLM2 (the benchmark uses 128 × 512).
 CALIB_SAMPLES = 32
 CALIB_SEQLEN = 256
+
+TESTS_DIR = Path(__file__).resolve().parent
+# the tier folders under tests/, each also a marker (described in pyproject.toml's [tool.pytest.ini_options])
+TIERS = ("unit", "kernels", "engines", "export", "model", "cross")
+# the fixtures below that load a real model: only tests of the model tier may use them
+REAL_MODEL_FIXTURES = {"smollm2", "eval_ids", "smollm2_artifacts", "artifact"}
+
+
+@pytest.hookimpl(tryfirst=True)  # before -m deselects by these markers
+def pytest_collection_modifyitems(config, items):
+    """Mark every test with its tier (its folder under tests/); refuse a test outside a tier, or a real-model fixture
+    used outside tests/model, so that ``-m "not model and not cross"`` stays fast."""
+    misplaced = []
+    for item in items:
+        parts = Path(item.path).resolve().relative_to(TESTS_DIR).parts
+        tier = parts[0] if len(parts) > 1 else None
+        if tier not in TIERS:
+            misplaced.append(f"{item.nodeid}: not in a tier folder ({', '.join(TIERS)})")
+            continue
+        item.add_marker(getattr(pytest.mark, tier))
+        real = REAL_MODEL_FIXTURES.intersection(getattr(item, "fixturenames", ()))
+        if real and tier != "model":
+            misplaced.append(f"{item.nodeid}: uses the real-model fixture(s) {', '.join(sorted(real))} outside "
+                             "tests/model")
+    if misplaced:
+        raise pytest.UsageError("tests in the wrong tier:\n  " + "\n  ".join(misplaced))
 
 
 @pytest.fixture(scope="session")
@@ -85,3 +116,20 @@ def artifact(smollm2_artifacts):
     from pathlib import Path
 
     return Path(smollm2_artifacts["w4a8"].path)
+
+
+@pytest.fixture(scope="session")
+def rpi5_build(tmp_path_factory):
+    """(target, build dir): the ``rpi5`` profile built by edgekit.build.build_target with its own flags (kernels, their
+    C++ tests, libedgekit.so, the C example) into this session's tmp dir, once for tests/test_kernels_arm.py and
+    tests/test_capi_arm.py. Skipped when the aarch64 cross compiler or qemu-aarch64 is missing."""
+    import shutil
+
+    import capi_util as cu
+
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
+    build = cu.source_module("edgekit.build")
+    target = cu.source_module("edgekit.targets").load_target("rpi5")
+    return target, build.build_target(target, tmp_path_factory.mktemp("rpi5"), jobs=2)

@@ -1,5 +1,5 @@
-// Pieces of the fused attention and SwiGLU kernels that every ISA shares (kernels.h gives the contracts): the
-// scalar tails, which are the reference's own loops, and the walk over the query heads in blocks of up to four.
+// Pieces of the fused attention kernels that every ISA shares (kernels.h gives the contract): the scalar tails,
+// which are the reference's own loops, and the walk over the query heads in blocks of up to four.
 // Internal to csrc/kernels; not installed.
 #ifndef EDGEKIT_KERNELS_ATTENTION_COMMON_H
 #define EDGEKIT_KERNELS_ATTENTION_COMMON_H
@@ -26,15 +26,6 @@ static inline void ek_attn_values_tail(const float* p, int64_t n, const uint16_t
             for (int64_t t = 0; t < n; ++t) a = fmaf(p[h * n + t], ek_fp16_to_fp32(v[t * ldv + c]), a);
             out[h * hd + c] = a;
         }
-    }
-}
-
-// g[i] = g[i] / (1 + ek_exp(-g[i])) * u[i] for i in [from, n): the SwiGLU contract, one element at a time.
-static inline void ek_silu_mul_tail(float* g, const float* u, int64_t from, int64_t n) {
-    for (int64_t i = from; i < n; ++i) {
-        const float d = 1.0f + ek_exp_scalar(-g[i]);
-        const float s = g[i] / d;
-        g[i] = s * u[i];
     }
 }
 

@@ -1,5 +1,5 @@
 // store_kv_fp16 and attention_causal (attention.h): the fp16 cache writes and the fused per-(token, KV head) kernel
-// over the pool.
+// over the pool; attention_causal_f32 runs both on a cache of its own.
 #include "edgekit/attention.h"
 
 #include <cmath>
@@ -13,7 +13,7 @@ namespace edgekit {
 
 void store_kv_fp16(const float* k, const float* v, int n, int64_t kv_dim, int base, uint16_t* kt, int64_t ldk,
                    uint16_t* vc) {
-    static const ek_cvt_f32_f16_fn cvt = cvt_f32_f16_impl("");
+    static const ek_cvt_f32_f16_fn cvt = kernel<Op::cvt_f32_f16>();
     constexpr int64_t kRowGrain = 16;  // rows per task: enough to amortize a wake-up
     parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
         thread_local std::vector<uint16_t> k16;
@@ -30,7 +30,7 @@ void attention_causal(const KvView& kv, const float* q, int n, int base, float* 
     const int hd = kv.head_dim, n_kv = kv.n_kv_heads, n_heads = kv.n_heads, group = n_heads / n_kv;
     const int64_t kv_dim = (int64_t)n_kv * hd, max_len = (int64_t)base + n;
     const float scale = 1.0f / std::sqrt((float)hd);
-    static const ek_attn_f16_f32_fn attn = attn_f16_f32_impl("");
+    static const ek_attn_f16_f32_fn attn = kernel<Op::attn_f16_f32>();
     // causal rows grow with the token: the tasks go short, long, short, long (tokens 0, n-1, 1, n-2, ...) so that
     // the pool's equal contiguous ranges hold equal work
     parallel_for((int64_t)n * n_kv, 1, [&](int64_t b, int64_t e) {
@@ -44,6 +44,16 @@ void attention_causal(const KvView& kv, const float* q, int n, int base, float* 
                  kv_dim, base + i + 1, scale, p.data(), out + head0 * hd, first + head0);
         }
     });
+}
+
+void attention_causal_f32(const float* q, const float* k, const float* v, int n, int len, int n_heads,
+                          int n_kv_heads, int head_dim, float* out) {
+    const int64_t kv_dim = (int64_t)n_kv_heads * head_dim, ldk = len;
+    std::vector<uint16_t> kt((size_t)(kv_dim * ldk)), vc((size_t)(len * kv_dim));
+    std::vector<float> first((size_t)n * n_heads);
+    store_kv_fp16(k, v, len, kv_dim, 0, kt.data(), ldk, vc.data());  // the runtime's cache writes
+    const KvView kv{kt.data(), ldk, vc.data(), n_heads, n_kv_heads, head_dim};
+    attention_causal(kv, q, n, len - n, out, first.data());
 }
 
 }  // namespace edgekit

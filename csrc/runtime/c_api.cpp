@@ -89,8 +89,8 @@ ek_status ek_model_load(const char* path, const ek_load_params* params, ek_model
     return guard([&] {
         // an unusable EDGEKIT_KERNELS setting is reported now rather than at the first token
         try {
-            edgekit::quant_row_q8_impl("");
-            edgekit::gemm_q4x4_q8_impl("");
+            edgekit::kernel<edgekit::Op::quant_row_q8>();
+            edgekit::kernel<edgekit::Op::gemm_q4x4_q8>();
         } catch (const std::runtime_error& e) {
             return fail(EK_ERR_UNSUPPORTED, (std::string("kernel selection failed: ") + e.what()).c_str());
         }

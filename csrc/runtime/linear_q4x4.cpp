@@ -51,7 +51,7 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
     if (rows != EK_Q4X4_ROWS && rows != EK_Q4X16_ROWS) {
         throw std::invalid_argument("q4x4: rows per tile must be 4 or 16");
     }
-    if (!gemm) gemm = rows == EK_Q4X16_ROWS ? gemm_q4x16_q8_impl("") : gemm_q4x4_q8_impl("");
+    if (!gemm) gemm = rows == EK_Q4X16_ROWS ? kernel<Op::gemm_q4x16_q8>() : kernel<Op::gemm_q4x4_q8>();
     if (m <= 0 || w.n <= 0) return;
     thread_local std::vector<int32_t> bsums;  // scratch reused across calls: no allocation per linear
     bsums.resize((size_t)(m * (w.k / EK_Q4_BLOCK) * 4));
@@ -70,7 +70,7 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
 
 void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
                  ek_gemm_q4x4_q8_fn gemm, ek_quant_row_q8_fn quant, int rows) {
-    if (!quant) quant = quant_row_q8_impl("");
+    if (!quant) quant = kernel<Op::quant_row_q8>();
     Scratch& s = scratch(m * w.k, m);
     if (!qmax_rows) {
         quant(x, m, w.k, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data());
@@ -83,12 +83,18 @@ void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qma
 void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
                         ek_quant_row_q8_fn quant, int rows) {
     if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
-    if (!quant) quant = quant_row_q8_impl("");
-    if (!gemm) gemm = rows == EK_Q4X16_ROWS ? gemm_q4x16_q8b_impl("") : gemm_q4x4_q8b_impl("");
-    const int64_t nb = w.k / EK_Q4_BLOCK;
-    Scratch& s = scratch(m * w.k, m * nb);
-    quant(x, m * nb, EK_Q4_BLOCK, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data());  // the row rule on every block
+    if (!quant) quant = kernel<Op::quant_row_q8>();
+    if (!gemm) gemm = rows == EK_Q4X16_ROWS ? kernel<Op::gemm_q4x16_q8b>() : kernel<Op::gemm_q4x4_q8b>();
+    Scratch& s = scratch(m * w.k, m * (w.k / EK_Q4_BLOCK));
+    quant_blocks_q8(x, m, w.k, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data(), quant);
     gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm, rows);
+}
+
+void quant_blocks_q8(const float* x, int64_t m, int64_t k, int qmax, int8_t* q, float* scales,
+                     ek_quant_row_q8_fn quant) {
+    if (k % EK_Q4_BLOCK) throw std::invalid_argument("quant_blocks_q8: K must be a multiple of 32");
+    if (!quant) quant = kernel<Op::quant_row_q8>();
+    quant(x, m * (k / EK_Q4_BLOCK), EK_Q4_BLOCK, qmax, q, scales);  // the row rule on every block
 }
 
 void linear_q4x4_static(const ek_q4x4& w, const float* x, int64_t m, float scale, float* y, int rows) {

@@ -84,22 +84,10 @@ void regroup_q4x16(Q4Weight& w) {
 
 int64_t table_size(const LlamaConfig& c) { return c.vocab > 0 && c.hidden > 0 ? (int64_t)c.vocab * c.hidden : 0; }
 
-std::vector<uint16_t> to_fp16(const float* x, int64_t n, const char* what) {
-    check(x != nullptr, std::string(what) + " is required");
-    std::vector<uint16_t> out((size_t)n);
-    for (int64_t i = 0; i < n; ++i) out[i] = ek_fp32_to_fp16(x[i]);
-    return out;
-}
-
 // Rows of the LM head per parallel task: ~150 KB of fp16 weights, enough to amortize the pool's wake-up.
 constexpr int64_t kHeadGrain = 128;
 
 }  // namespace
-
-LlamaModel::LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm,
-                       std::vector<LlamaLayer> layers, const float* head)
-    : LlamaModel(cfg, to_fp16(embed, table_size(cfg), "the embedding"), final_norm, std::move(layers),
-                 head ? to_fp16(head, table_size(cfg), "the LM head") : std::vector<uint16_t>()) {}
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
                        std::vector<LlamaLayer> layers, std::vector<uint16_t> head16)
@@ -287,7 +275,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     const bool prune = prune_.enabled() && n_past_ == 0 && n > 1;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data();
     float *att = att_.data(), *tmp = tmp_.data(), *g = g_.data(), *u = u_.data();
-    static const ek_silu_mul_f32_fn silu = silu_mul_f32_impl("");  // SiLU(g) * u in place
+    static const ek_silu_mul_f32_fn silu = kernel<Op::silu_mul_f32>();  // SiLU(g) * u in place
     for (int i = 0; i < n; ++i) {
         const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
         for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
@@ -341,7 +329,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     const int first = all_logits ? 0 : na - 1, rows = all_logits ? n : 1;
     rms_norm(hidden + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
     // fp16 LM head: one fixed summation order per logit (kernels.h), so decode and prefill give the same bits
-    static const ek_gemm_f16_f32_fn head_fn = gemm_f16_f32_impl("");
+    static const ek_gemm_f16_f32_fn head_fn = kernel<Op::gemm_f16_f32>();
     const uint16_t* head = head_.empty() ? embed_.data() : head_.data();
     const int vocab = cfg_.vocab;
     parallel_for(vocab, kHeadGrain, [&](int64_t b, int64_t e) { head_fn(head, h, xn, h, rows, h, logits, vocab, b, e); });

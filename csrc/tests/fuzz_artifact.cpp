@@ -2,11 +2,11 @@
 // evaluates a few tokens. Prints `<STATUS> <file>: <message>` per file and a summary line; exits 1 when a failed
 // call leaves no message or returns a status outside the enum (a crash fails the caller's test by itself).
 //
-// tests/test_capi.py writes a corpus of mutated artifacts and runs the same loop in Python over ctypes; this driver
-// exists for the sanitizer build, where the whole library is compiled with -fsanitize=address,undefined:
+// tests/engines/test_capi.py writes a corpus of mutated artifacts and runs the same loop in Python over ctypes; this
+// driver exists for the sanitizer build, where the whole library is compiled with -fsanitize=address,undefined:
 //   cmake -S . -B build-asan -G Ninja -DEDGEKIT_BUILD_PYTHON=OFF -DEDGEKIT_BUILD_TESTS=ON \
 //         -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_FLAGS="-fsanitize=address,undefined -fno-sanitize-recover=all"
-//   EDGEKIT_FUZZ_DRIVER=build-asan/edgekit_fuzz_artifact pytest tests/test_capi.py -k fuzz
+//   EDGEKIT_FUZZ_DRIVER=build-asan/edgekit_fuzz_artifact pytest tests/engines/test_capi.py -k fuzz
 #include <cstdio>
 #include <cstring>
 

@@ -49,7 +49,7 @@ void gemm_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad, bool ext
     std::vector<float> ref((size_t)(m * ldy), -7.0f);
     ek_gemm_f16_f32__scalar(w.data(), ldw, x.data(), ldx, m, k, ref.data(), ldy, 0, n);
     for (const auto& name : edgekit::implementations("gemm_f16_f32")) {
-        const ek_gemm_f16_f32_fn fn = edgekit::gemm_f16_f32_impl(name);
+        const ek_gemm_f16_f32_fn fn = edgekit::kernel<edgekit::Op::gemm_f16_f32>(name);
         std::vector<float> y((size_t)(m * ldy), -7.0f);
         const int64_t split = n / 3;  // two row ranges, as two threads would run them
         fn(w.data(), ldw, x.data(), ldx, m, k, y.data(), ldy, 0, split);
@@ -114,8 +114,8 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
     expect(c, worst < 1e-4, shape("attn_f16_f32", "scalar", g, n, hd) + " far from float64: " + std::to_string(worst));
     for (const auto& name : edgekit::implementations("attn_f16_f32")) {
         std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
-        edgekit::attn_f16_f32_impl(name)(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, p.data(),
-                                         out.data(), first.data());
+        const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
+        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, p.data(), out.data(), first.data());
         size_t at = 0;
         expect(c, same_bits(out.data(), out_ref.data(), out.size(), &at) &&
                       same_bits(p.data(), p_ref.data(), p.size(), &at) &&
@@ -140,7 +140,7 @@ void silu_case(Counts& c, int64_t n) {
     expect(c, worst < 1e-5, "silu_mul_f32 scalar n=" + std::to_string(n) + " relative error " + std::to_string(worst));
     for (const auto& name : edgekit::implementations("silu_mul_f32")) {
         std::vector<float> y = g;
-        edgekit::silu_mul_f32_impl(name)(y.data(), u.data(), n);
+        edgekit::kernel<edgekit::Op::silu_mul_f32>(name)(y.data(), u.data(), n);
         size_t at = 0;
         expect(c, same_bits(y.data(), ref.data(), y.size(), &at),
                "silu_mul_f32 " + name + " n=" + std::to_string(n) + " differs from scalar at " + std::to_string(at));
@@ -158,7 +158,7 @@ void cvt_rows(Counts& c) {
     for (size_t i = 0; i < x.size(); ++i) ref[i] = ek_fp32_to_fp16(x[i]);
     for (const auto& name : edgekit::implementations("cvt_f32_f16")) {
         std::vector<uint16_t> y(x.size(), 0x1234);
-        edgekit::cvt_f32_f16_impl(name)(x.data(), y.data(), (int64_t)x.size());
+        edgekit::kernel<edgekit::Op::cvt_f32_f16>(name)(x.data(), y.data(), (int64_t)x.size());
         expect(c, y == ref, "cvt_f32_f16 " + name + " differs from ek_fp32_to_fp16");
     }
 }

@@ -1,7 +1,7 @@
 // edgekit_test_kernels: every kernel implementation this build has (and this CPU supports) against the scalar one.
 //
 // Standalone C++17, no framework, so it runs wherever the kernels run: natively, or under qemu-user for the
-// aarch64 targets (tests/test_kernels_arm.py, edgekit.build.run_target_tests). It checks what kernels.h promises:
+// aarch64 targets (tests/cross/test_kernels_arm.py, edgekit.build.run_target_tests). It checks what kernels.h promises:
 //   gemm_q4x4_q8  (a) exact integers: scales 1.0 and xs 1.0 make the output the integer sum itself, which must equal
 //                     the scalar bit for bit and an int64 reference computed here from the unpacked codes;
 //                 (b) random fp16 scales and xs: |y - y_scalar| <= 1e-5 * sum_j |term_j| (+1e-30);
@@ -384,11 +384,11 @@ int main() {
         }
 
         // quant_row_q8 (e)
-        for (const auto& name : quant_names) quant_suite(name, edgekit::quant_row_q8_impl(name));
+        for (const auto& name : quant_names) quant_suite(name, edgekit::kernel<edgekit::Op::quant_row_q8>(name));
 
         // gemm_q4x4_q8 (a)-(d) over the shape sweep; the cost cap keeps the scalar passes affordable under qemu
         std::vector<Impl> impls;
-        for (const auto& name : gemm_names) impls.push_back({name, edgekit::gemm_q4x4_q8_impl(name)});
+        for (const auto& name : gemm_names) impls.push_back({name, edgekit::kernel<edgekit::Op::gemm_q4x4_q8>(name)});
         const int64_t Ks[] = {32, 64, 96, 576, 1536, 4096};
         const int64_t Ns[] = {1, 7, 8, 9, 1071};
         const int64_t Ms[] = {1, 3, 33, 128};
@@ -421,7 +421,7 @@ int main() {
                         joined(bnames).c_str(), joined(gemm_names).c_str());
             return 1;
         }
-        for (const auto& name : bnames) bimpls.push_back({name, edgekit::gemm_q4x4_q8b_impl(name)});
+        for (const auto& name : bnames) bimpls.push_back({name, edgekit::kernel<edgekit::Op::gemm_q4x4_q8b>(name)});
         for (int64_t k : Ks)
             for (int64_t n : Ns)
                 for (int64_t m : Ms) {

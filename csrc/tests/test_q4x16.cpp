@@ -85,7 +85,8 @@ void q4x16_case(Counts& c, int64_t m, int64_t n, int64_t k, int kind, bool block
     expect(c, exact, what + ": scalar with unit scales is not the integer dot product");
     expect(c, close, what + ": scalar far from the q4x4 reference");
     for (const auto& name : edgekit::implementations(op)) {
-        const ek_gemm_q4x4_q8_fn fn = blocks ? edgekit::gemm_q4x16_q8b_impl(name) : edgekit::gemm_q4x16_q8_impl(name);
+        const ek_gemm_q4x4_q8_fn fn = blocks ? edgekit::kernel<edgekit::Op::gemm_q4x16_q8b>(name)
+                                             : edgekit::kernel<edgekit::Op::gemm_q4x16_q8>(name);
         expect(c, run(fn, d16_one.data(), ones.data(), 0, groups, sentinel) == ref_unit, what + " " + name + " unit");
         expect(c, run(fn, d16.data(), xs.data(), 0, groups, sentinel) == ref,
                what + " " + name + " differs from scalar");

@@ -1,7 +1,8 @@
 """Byte layouts of edgekit's quantized tensors: the one Python source of truth.
 
 ``csrc/include/edgekit/formats.h`` mirrors this module (block structs with ``static_assert``); when one changes the
-other must too, and ``tests/test_formats.py`` checks both against each other through the native module.
+other must too, and ``tests/unit/test_formats.py::test_constants_match_formats_h`` checks both against each other through
+the native module (``edgekit._C.format_constants()``: the header's constants and block struct sizes).
 
 Int4 weights, group-wise along K (the input dimension), ``group_size`` G (even; 32 by default, or K for
 per-channel):
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 import numpy as np
 
 Q4_0_BLOCK = 32  # GGUF Q4_0 / Q4_1 block size
+Q4_0_BLOCK_BYTES = 2 + Q4_0_BLOCK // 2  # one GGUF Q4_0 block: the fp16 scale, then the codes (ek_block_q4_0)
 Q8_ROW_QMAX = 127
 Q4_ACT_QMAX = 7
 
@@ -138,6 +140,9 @@ def quantize_blocks_q8(x: np.ndarray, qmax: int = Q8_ROW_QMAX) -> tuple[np.ndarr
 # rows; tile t, block j holds the four rows' 16 qs bytes (64 bytes) and their four fp16 scales.
 # ----------------------------------------------------------------------------------------------------------------
 Q4X4_ROWS = 4
+# Kernel layout "q4x16": the same codes and scales regrouped by 16 rows for the AVX-512 VNNI kernels; the native module
+# builds it from q4x4 at load time (``PackedQ4.to_q4x16``), it is never stored.
+Q4X16_ROWS = 16
 
 
 def q4_0_rows(packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
@@ -146,7 +151,7 @@ def q4_0_rows(packed: np.ndarray, scales: np.ndarray) -> np.ndarray:
     n, kh = packed.shape
     nb = kh * 2 // Q4_0_BLOCK
     d = np.ascontiguousarray(np.asarray(scales, dtype=np.float16).reshape(n, nb)).view(np.uint8).reshape(n, nb, 2)
-    return np.concatenate([d, packed.reshape(n, nb, Q4_0_BLOCK // 2)], axis=2).reshape(n, nb * 18)
+    return np.concatenate([d, packed.reshape(n, nb, Q4_0_BLOCK // 2)], axis=2).reshape(n, nb * Q4_0_BLOCK_BYTES)
 
 
 def pack_q4x4(packed: np.ndarray, scales: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -27,6 +27,12 @@ void store_kv_fp16(const float* k, const float* v, int n, int64_t kv_dim, int ba
 // thread count, so decode and prefill give the same bits.
 void attention_causal(const KvView& kv, const float* q, int n, int base, float* out, float* first);
 
+// The same step from fp32 keys and values [len, n_kv_heads, head_dim] of len positions: they are written to an fp16
+// cache of their own (store_kv_fp16), then q [n, n_heads, head_dim], the last n positions, attends over it → out
+// [n, n_heads * head_dim]. What the PyTorch kernel path calls (edgekit._C.attention_causal): the runtime's bits.
+void attention_causal_f32(const float* q, const float* k, const float* v, int n, int len, int n_heads,
+                          int n_kv_heads, int head_dim, float* out);
+
 }  // namespace edgekit
 
 #endif  // EDGEKIT_ATTENTION_H

@@ -37,6 +37,9 @@ unsigned cpu_feature_bits();
 // (name, present) for every Feature, e.g. ("avx512vnni", true).
 std::vector<std::pair<std::string, bool>> cpu_features();
 
+// Names of the features of `need` (Feature bits) that this CPU lacks, comma-separated ("" when it has them all).
+std::string missing_features(unsigned need);
+
 // Names of the ops that have a dispatch table.
 std::vector<std::string> ops();
 
@@ -54,36 +57,87 @@ std::string selected(const std::string& op);
 std::vector<std::string> compiled_isas();
 std::string compiler();
 
-// Typed entry: `impl` empty → the selected implementation; otherwise that named one.
-// Throws std::invalid_argument when a named impl is not compiled or not supported by this CPU.
-ek_quant_row_q8_fn quant_row_q8_impl(const std::string& impl = "");
-ek_gemm_q4x4_q8_fn gemm_q4x4_q8_impl(const std::string& impl = "");
-// The same matmul with per-block activation scales (kernels.h: ek_gemm_q4x4_q8b; same function type).
-ek_gemm_q4x4_q8_fn gemm_q4x4_q8b_impl(const std::string& impl = "");
-// The same matmuls on the q4x16 layout (formats.h), per-token and per-block activation scales.
-ek_gemm_q4x4_q8_fn gemm_q4x16_q8_impl(const std::string& impl = "");
-ek_gemm_q4x4_q8_fn gemm_q4x16_q8b_impl(const std::string& impl = "");
-// The packed-multiplier W4A4 kernels (same function type; activations in -7..7).
-ek_gemm_q4x4_q8_fn gemm_q4x4_q4_impl(const std::string& impl = "");
-// Float kernels over fp16 rows (LM head, attention over the fp16 KV cache).
-ek_gemm_f16_f32_fn gemm_f16_f32_impl(const std::string& impl = "");
-ek_attn_f16_f32_fn attn_f16_f32_impl(const std::string& impl = "");
-ek_silu_mul_f32_fn silu_mul_f32_impl(const std::string& impl = "");
-ek_cvt_f32_f16_fn cvt_f32_f16_impl(const std::string& impl = "");
+// ------------------------------------------------------------------------------------------------ typed entry ----
+// Every op has an id and one function type (kernels.h); its table holds pointers of exactly that type, so a kernel
+// of the wrong signature does not compile, and kernel<op>() returns that type without a cast.
+enum class Op : unsigned {
+    quant_row_q8,
+    gemm_q4x4_q8,
+    gemm_q4x4_q8b,   // the same matmul with per-block activation scales (kernels.h: ek_gemm_q4x4_q8b)
+    gemm_q4x16_q8,   // the same matmuls on the q4x16 layout (formats.h), per-token and per-block scales
+    gemm_q4x16_q8b,
+    gemm_q4x4_q4,    // the packed-multiplier W4A4 kernels (activations in -7..7)
+    gemm_f16_f32,    // float kernels: the fp16 LM head, attention over the fp16 KV cache, SwiGLU, fp16 stores
+    attn_f16_f32,
+    silu_mul_f32,
+    cvt_f32_f16,
+    kCount,          // not an op: the number of ops
+};
+
+// The name (the string of ops(), compiled(op), ...) and the function type of each op.
+template <Op>
+struct OpTraits;
+template <>
+struct OpTraits<Op::quant_row_q8> {
+    using Fn = ek_quant_row_q8_fn;
+    static constexpr const char* name = "quant_row_q8";
+};
+template <>
+struct OpTraits<Op::gemm_q4x4_q8> {
+    using Fn = ek_gemm_q4x4_q8_fn;
+    static constexpr const char* name = "gemm_q4x4_q8";
+};
+template <>
+struct OpTraits<Op::gemm_q4x4_q8b> {
+    using Fn = ek_gemm_q4x4_q8_fn;
+    static constexpr const char* name = "gemm_q4x4_q8b";
+};
+template <>
+struct OpTraits<Op::gemm_q4x16_q8> {
+    using Fn = ek_gemm_q4x4_q8_fn;
+    static constexpr const char* name = "gemm_q4x16_q8";
+};
+template <>
+struct OpTraits<Op::gemm_q4x16_q8b> {
+    using Fn = ek_gemm_q4x4_q8_fn;
+    static constexpr const char* name = "gemm_q4x16_q8b";
+};
+template <>
+struct OpTraits<Op::gemm_q4x4_q4> {
+    using Fn = ek_gemm_q4x4_q8_fn;
+    static constexpr const char* name = "gemm_q4x4_q4";
+};
+template <>
+struct OpTraits<Op::gemm_f16_f32> {
+    using Fn = ek_gemm_f16_f32_fn;
+    static constexpr const char* name = "gemm_f16_f32";
+};
+template <>
+struct OpTraits<Op::attn_f16_f32> {
+    using Fn = ek_attn_f16_f32_fn;
+    static constexpr const char* name = "attn_f16_f32";
+};
+template <>
+struct OpTraits<Op::silu_mul_f32> {
+    using Fn = ek_silu_mul_f32_fn;
+    static constexpr const char* name = "silu_mul_f32";
+};
+template <>
+struct OpTraits<Op::cvt_f32_f16> {
+    using Fn = ek_cvt_f32_f16_fn;
+    static constexpr const char* name = "cvt_f32_f16";
+};
+
+template <Op op>
+using OpFn = typename OpTraits<op>::Fn;
+
+// The kernel of `op`: `impl` empty → the selected implementation (as selected(op); std::runtime_error when
+// EDGEKIT_KERNELS makes selection fail); otherwise that named one (std::invalid_argument when it is not compiled or
+// not supported by this CPU). Instantiated in dispatch.cpp for every op.
+template <Op op>
+OpFn<op> kernel(const std::string& impl = "");
 
 }  // namespace edgekit
 #endif  // __cplusplus
-
-#ifdef __cplusplus
-extern "C" {
-#endif
-
-// C entry for the runtime: the dispatched quantizer, or NULL when EDGEKIT_KERNELS makes selection fail.
-ek_quant_row_q8_fn ek_dispatch_quant_row_q8(void);
-ek_gemm_q4x4_q8_fn ek_dispatch_gemm_q4x4_q8(void);
-
-#ifdef __cplusplus
-}
-#endif
 
 #endif  // EDGEKIT_DISPATCH_H

@@ -1,8 +1,9 @@
 // Byte layouts of edgekit's quantized tensors, mirrored from edgekit/quant/formats.py.
 //
 // edgekit/quant/formats.py is the one source of truth: when a layout changes there it must change here too, and the
-// static_asserts below pin the sizes so that a silent padding change cannot slip through. Everything here is plain
-// C (usable from the C runtime) as well as C++.
+// static_asserts below pin the sizes so that a silent padding change cannot slip through;
+// tests/test_formats.py::test_constants_match_formats_h compares both (edgekit._C.format_constants()). Everything
+// here is plain C (usable from the C runtime) as well as C++.
 #ifndef EDGEKIT_FORMATS_H
 #define EDGEKIT_FORMATS_H
 

@@ -59,7 +59,7 @@ void ek_gemm_q4x4_q8__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs
 void ek_gemm_q4x4_q8__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
                            float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
-#if defined(EDGEKIT_HAVE_AVX512)
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
 void ek_gemm_q4x4_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                  int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
@@ -84,7 +84,7 @@ void ek_gemm_q4x4_q8b__scalar(const ek_q4x4* w, const int8_t* xq, const float* x
 void ek_gemm_q4x4_q8b__avx2(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
                             float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
-#if defined(EDGEKIT_HAVE_AVX512)
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
 void ek_gemm_q4x4_q8b__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                   int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
@@ -109,7 +109,7 @@ void ek_gemm_q4x16_q8__scalar(const ek_q4x4* w, const int8_t* xq, const float* x
                               float* y, int64_t ldy, int64_t t0, int64_t t1);
 void ek_gemm_q4x16_q8b__scalar(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
-#if defined(EDGEKIT_HAVE_AVX512)
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
 void ek_gemm_q4x16_q8__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                   int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
 void ek_gemm_q4x16_q8b__avx512vnni(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,

@@ -20,6 +20,11 @@ void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, f
 void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
                  ek_gemm_q4x4_q8_fn gemm = nullptr, ek_quant_row_q8_fn quant = nullptr, int rows = EK_Q4X4_ROWS);
 
+// Per-block activation quantization: codes q [m, k] and one scale per 32 consecutive values, scales [m, k / 32]
+// (GGUF Q8_0's blocking), by the row quantizer's rule applied to every block (quant null → the dispatched one).
+void quant_blocks_q8(const float* x, int64_t m, int64_t k, int qmax, int8_t* q, float* scales,
+                     ek_quant_row_q8_fn quant = nullptr);
+
 // y[m, n] = W x with x quantized per block of 32 values (GGUF Q8_0's blocking; one scale per token and block),
 // then the per-block-scale matmul (gemm null → the dispatched ek_gemm_q4x4_q8b).
 void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm = nullptr,

@@ -43,12 +43,9 @@ struct LlamaLayer {
 class LlamaModel {
 public:
     // Validates every shape against the config; throws std::invalid_argument naming the first mismatch.
-    // embed [vocab, hidden] and final_norm [hidden] are float32; head [vocab, hidden] float32, or nullptr when the
-    // head is tied to the embedding. They are converted / copied here, so they need only outlive the constructor.
-    LlamaModel(const LlamaConfig& cfg, const float* embed, const float* final_norm, std::vector<LlamaLayer> layers,
-               const float* head);
-    // The same from tables already in fp16 (IEEE half bits, [vocab * hidden]; head16 empty when tied), which a
-    // loader converts chunk by chunk so that the float32 file pages never all sit in memory at once.
+    // embed16 and head16 are fp16 tables (IEEE half bits, [vocab * hidden]; head16 empty when the head is tied to
+    // the embedding), which a loader converts chunk by chunk so that the float32 file pages never all sit in memory
+    // at once; final_norm [hidden] is float32, copied here, so it need only outlive the constructor.
     LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
                std::vector<LlamaLayer> layers, std::vector<uint16_t> head16);
 

@@ -1,4 +1,4 @@
-// AVX2 + F16C + FMA fused attention and SwiGLU kernels, bit-identical to the scalar reference (kernels.h).
+// AVX2 + F16C + FMA fused attention kernel, bit-identical to the scalar reference (kernels.h).
 //
 // Scores: keys are lanes (the cache holds them transposed), so each score is one lane's fma chain over the head
 // dimension; up to four heads of the group share every converted key vector, 16 keys (two registers) at a time:
@@ -142,15 +142,4 @@ extern "C" void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, con
                                       float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
     ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, p, out, first);
-}
-
-extern "C" void ek_silu_mul_f32__avx2(float* g, const float* u, int64_t n) {
-    const __m256 one = _mm256_set1_ps(1.0f);
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        const __m256 x = _mm256_loadu_ps(g + i);
-        const __m256 d = _mm256_add_ps(one, ek_exp_avx2(_mm256_sub_ps(_mm256_setzero_ps(), x)));
-        _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_div_ps(x, d), _mm256_loadu_ps(u + i)));
-    }
-    ek_silu_mul_tail(g, u, i, n);
 }

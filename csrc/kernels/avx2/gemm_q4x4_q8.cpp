@@ -40,7 +40,8 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
     for (int i = 0; i < MR; ++i) acc01[i] = acc23[i] = _mm256_setzero_ps();
     for (int64_t j = 0; j < nb; ++j) {
         const uint8_t* b = qs + j * EK_Q4X4_TILE_QS_BYTES;
-        // decode streams the weights from DRAM: ask for lines well ahead (avx512/gemm_q4x4_q8.cpp has the numbers)
+        // decode streams the weights from DRAM: ask for lines well ahead (avx512vnni/gemm_q4x4_q8.cpp has the
+        // numbers)
         if (MR == 1) _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchBytes, _MM_HINT_T0);
         const __m256i v01 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
         const __m256i v23 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));

@@ -1,4 +1,4 @@
-// AVX-512 fused attention and SwiGLU kernels, bit-identical to the scalar reference (kernels.h).
+// AVX-512 fused attention kernel, bit-identical to the scalar reference (kernels.h).
 //
 // The AVX2 file's plan on 16-lane registers: scores take 32 keys (two registers) of up to four heads per pass over
 // the head dimension, values 32 output dimensions of up to four heads per pass over the probabilities, and one
@@ -9,32 +9,11 @@
 #include <algorithm>
 #include <vector>
 
-#include "../exp_common.h"
 #include "../attention_common.h"
 #include "edgekit/kernels.h"
+#include "exp_avx512.h"
 
 namespace {
-
-// ek_exp on 16 lanes: exp_common.h's operations in its order
-inline __m512 exp16(__m512 x) {
-    x = _mm512_max_ps(x, _mm512_set1_ps(EK_EXP_LO));  // maxps returns its second operand for NaN
-    x = _mm512_min_ps(x, _mm512_set1_ps(EK_EXP_HI));
-    const __m512 n = _mm512_roundscale_ps(_mm512_mul_ps(x, _mm512_set1_ps(EK_EXP_LOG2E)),
-                                          _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    const __m512 nn = _mm512_sub_ps(_mm512_setzero_ps(), n);
-    __m512 r = _mm512_fmadd_ps(nn, _mm512_set1_ps(EK_EXP_LN2_HI), x);
-    r = _mm512_fmadd_ps(nn, _mm512_set1_ps(EK_EXP_LN2_LO), r);
-    __m512 p = _mm512_set1_ps(EK_EXP_C7);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C6));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C5));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C4));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C3));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(EK_EXP_C2));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.0f));
-    const __m512i bits = _mm512_slli_epi32(_mm512_add_epi32(_mm512_cvtps_epi32(n), _mm512_set1_epi32(127)), 23);
-    return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
-}
 
 inline __m512 load_f16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
@@ -95,7 +74,7 @@ void softmax(float* p, int64_t n) {
     __m512 s = _mm512_setzero_ps();
     int64_t t = 0;
     for (; t < n16; t += 16) {
-        const __m512 e = exp16(_mm512_sub_ps(_mm512_loadu_ps(p + t), m));
+        const __m512 e = ek_exp_avx512(_mm512_sub_ps(_mm512_loadu_ps(p + t), m));
         _mm512_storeu_ps(p + t, e);
         s = _mm512_add_ps(s, e);
     }
@@ -151,15 +130,4 @@ extern "C" void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, c
                                         float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
     ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, p, out, first);
-}
-
-extern "C" void ek_silu_mul_f32__avx512(float* g, const float* u, int64_t n) {
-    const __m512 one = _mm512_set1_ps(1.0f);
-    int64_t i = 0;
-    for (; i + 16 <= n; i += 16) {
-        const __m512 x = _mm512_loadu_ps(g + i);
-        const __m512 d = _mm512_add_ps(one, exp16(_mm512_sub_ps(_mm512_setzero_ps(), x)));
-        _mm512_storeu_ps(g + i, _mm512_mul_ps(_mm512_div_ps(x, d), _mm512_loadu_ps(u + i)));
-    }
-    ek_silu_mul_tail(g, u, i, n);
 }

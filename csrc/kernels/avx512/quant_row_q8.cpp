@@ -1,6 +1,6 @@
 // AVX-512 per-row activation quantizer, bit-identical to ek_quant_row_q8__scalar.
 //
-// Compiled with -mavx512f -mavx512bw -mavx512vl -mavx512vnni for this file only (CMakeLists.txt). Tails use masked
+// Compiled with -mavx512f -mavx512bw -mavx512vl for the files of this folder only (CMakeLists.txt). Tails use masked
 // loads and stores, so there is no scalar remainder loop. Exactness as in the AVX2 kernel: order-free max, one IEEE
 // multiply, round half to even, NaN → 0, clamp.
 #include <assert.h>

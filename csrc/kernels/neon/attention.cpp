@@ -1,4 +1,4 @@
-// Advanced SIMD (armv8.0) fused attention and SwiGLU kernels, bit-identical to the scalar reference (kernels.h).
+// Advanced SIMD (armv8.0) fused attention kernel, bit-identical to the scalar reference (kernels.h).
 //
 // The AVX2 file's plan on four-lane registers: scores take 8 keys (two registers) of up to four heads per pass over
 // the head dimension, values 8 output dimensions of up to four heads per pass over the probabilities; the 16 running
@@ -133,14 +133,4 @@ extern "C" void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, con
                                       float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
     ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, p, out, first);
-}
-
-extern "C" void ek_silu_mul_f32__neon(float* g, const float* u, int64_t n) {
-    int64_t i = 0;
-    for (; i + 4 <= n; i += 4) {
-        const float32x4_t x = vld1q_f32(g + i);
-        const float32x4_t d = vaddq_f32(vdupq_n_f32(1.0f), ek_exp_neon(vnegq_f32(x)));
-        vst1q_f32(g + i, vmulq_f32(vdivq_f32(x, d), vld1q_f32(u + i)));
-    }
-    ek_silu_mul_tail(g, u, i, n);
 }

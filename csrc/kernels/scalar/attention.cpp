@@ -1,4 +1,4 @@
-// Scalar reference of the fused attention and SwiGLU kernels (kernels.h gives the contracts).
+// Scalar reference of the fused attention kernel (kernels.h gives the contract).
 //
 // Compiled with -ffp-contract=off like every scalar kernel; the contract's fused multiply-adds are explicit fmaf
 // calls and ek_exp is exp_common.h's, so this file gives exactly the bits the SIMD kernels give.
@@ -42,5 +42,3 @@ extern "C" void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, c
         ek_attn_values_tail(ph, n, v, ldv, hd, 0, 1, out + h * hd);
     }
 }
-
-extern "C" void ek_silu_mul_f32__scalar(float* g, const float* u, int64_t n) { ek_silu_mul_tail(g, u, 0, n); }

@@ -19,6 +19,9 @@ HAS_ORT = importlib.util.find_spec("onnxruntime") is not None
 IMPLS = ("torch", "ort", "edgekit") if HAS_ORT else ("torch", "edgekit")
 SHAPES = [(64, 64), (96, 64)]
 MS = (1, 3)
+# the ORT rows are checked only where onnxruntime is installed (`make test` installs it); elsewhere those tests skip
+needs_ort = pytest.mark.skipif(not HAS_ORT, reason="onnxruntime is not installed (pip install edgekit[export]): "
+                                                   "no ORT rows to check")
 KEYS = {"impl": str, "kernel": str, "m": int, "n": int, "k": int, "threads": int, "median_s": float, "gops": float,
         "weight_gbps": float, "weight_bytes": int, "rel_err": float, "reps": int}
 
@@ -28,19 +31,20 @@ def rows():
     return run_kernel_bench(SHAPES, MS, (1,), IMPLS, all_impls=True, min_time=0.0, min_reps=1, rounds=1, warmup=1)
 
 
+@needs_ort
 def test_rows_cover_every_impl_and_config(rows):
     from edgekit import _C
 
     impls = {r["impl"] for r in rows}
     expected = {"torch-fp32", "edgekit"} | {f"edgekit-{i}" for i in _C.implementations("gemm_q4x4_q8")}
-    if HAS_ORT:
-        expected.add("ort-matmulnbits")
+    expected.add("ort-matmulnbits")
     assert impls == expected
     for n, k in SHAPES:
         for m in MS:
             assert {r["impl"] for r in rows if (r["n"], r["k"], r["m"]) == (n, k, m)} == expected
 
 
+@needs_ort
 def test_rows_keys_types_and_derived_numbers(rows):
     for r in rows:
         for key, typ in KEYS.items():
@@ -53,8 +57,7 @@ def test_rows_keys_types_and_derived_numbers(rows):
         if r["impl"].startswith("edgekit"):
             base = {x["impl"]: x["median_s"] for x in rows if (x["n"], x["k"], x["m"]) == (r["n"], r["k"], r["m"])}
             assert r["speedup_vs_torch"] == pytest.approx(base["torch-fp32"] / r["median_s"])
-            if HAS_ORT:
-                assert r["speedup_vs_ort"] == pytest.approx(base["ort-matmulnbits"] / r["median_s"])
+            assert r["speedup_vs_ort"] == pytest.approx(base["ort-matmulnbits"] / r["median_s"])
 
 
 def test_all_impls_agree_with_float_reference(rows):

@@ -1,17 +1,14 @@
 """The C API on a Raspberry Pi 5 CPU: examples/generate.c cross-built by ``edgekit build --target rpi5`` (with
 libedgekit.so) runs under qemu-aarch64 -cpu cortex-a76 and decodes the same greedy ids as this host's library.
 
-The build is the one tests/test_kernels_arm.py::test_rpi5_target_build_and_run makes (build/targets/rpi5, reused
-across runs and shared within a session), so this adds one qemu run of a tiny model, a few seconds. Skipped when the
-cross compiler or qemu-aarch64 is missing.
+The build is conftest's ``rpi5_build`` (in the session's tmp dir, shared with
+tests/cross/test_kernels_arm.py::test_rpi5_target_build_and_run), so this adds one qemu run of a tiny model, a few seconds.
+Skipped when the cross compiler or qemu-aarch64 is missing.
 """
 
 from __future__ import annotations
 
-import shutil
 import subprocess
-
-import pytest
 
 import capi_util as cu
 
@@ -19,14 +16,8 @@ build = cu.source_module("edgekit.build")
 native = cu.source_module("edgekit.native.capi")
 
 
-def test_rpi5_example_under_qemu_matches_host(tmp_path):
-    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
-    from edgekit.targets import load_target
-
-    target = load_target("rpi5")
-    build_dir = build.build_target(target, build.SOURCE_DIR / "build" / "targets" / target.name, jobs=2)
+def test_rpi5_example_under_qemu_matches_host(tmp_path, rpi5_build):
+    target, build_dir = rpi5_build
     assert (build_dir / build.C_LIBRARY).is_file()
     tiny = cu.write_tiny(tmp_path / "tiny.ekq")
     cmd, env = build.target_command(target, build_dir / build.EXAMPLE_PROGRAM)

@@ -1,6 +1,6 @@
 """Device profiles (targets/*.yaml, edgekit.targets): every shipped one loads, and bad ones fail with a clear message.
 
-Pure Python and fast: nothing is compiled here (tests/test_kernels_arm.py builds and runs the kernels).
+Pure Python and fast: nothing is compiled here (tests/cross/test_kernels_arm.py builds and runs the kernels).
 """
 
 from __future__ import annotations

@@ -3,11 +3,10 @@
 One cross build (cmake/aarch64-linux-gnu.cmake, no device flags: what a generic arm64 binary gets) runs as a Pi 4
 (Cortex-A72: NEON, no dotprod) and as a Pi 5 (Cortex-A76: dotprod); dispatch must pick ``neon`` and ``neondot``
 respectively and every implementation must match the scalar one. A native build runs the same program for the x86
-kernels. Builds live in build/aarch64 and build/host-tests and are reused across runs (an up-to-date build is a
-no-op), so only the first run compiles; each build happens at most once per session (these two build the kernel
-tests alone). The ``rpi5`` profile's own build (edgekit.build.build_target, -march=armv8.2-a+dotprod for
-everything, with libedgekit.so and the C example that tests/test_capi_arm.py runs) is checked end to end as well.
-Skipped only when the cross compiler or qemu-aarch64 is missing.
+kernels. Each build happens once per session, in pytest's tmp dir (never in the source tree); these two build the
+kernel tests alone. The ``rpi5`` profile's own build (conftest's ``rpi5_build``: edgekit.build.build_target,
+-march=armv8.2-a+dotprod for everything, with libedgekit.so and the C example that tests/cross/test_capi_arm.py runs) is
+checked end to end as well. Skipped only when the cross compiler or qemu-aarch64 is missing.
 """
 
 from __future__ import annotations
@@ -19,11 +18,8 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.build import (AARCH64_SYSROOT, SOURCE_DIR, TEST_PROGRAM, build_target, configure_and_build,
-                           host_arch, run_target_tests)
-from edgekit.targets import load_target
+from edgekit.build import AARCH64_SYSROOT, TEST_PROGRAM, configure_and_build, host_arch, run_target_tests
 
-BUILD_ROOT = SOURCE_DIR / "build"
 JOBS = 2            # the test machines have two cores
 RUN_TIMEOUT = 300   # one run of the test program under qemu takes ~5-15 s
 
@@ -54,17 +50,17 @@ def _assert_passed(p: subprocess.CompletedProcess, what: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def arm_build() -> Path:
+def arm_build(tmp_path_factory) -> Path:
     _need_cross_tools()
-    return configure_and_build(BUILD_ROOT / "aarch64", toolchain="cmake/aarch64-linux-gnu.cmake", jobs=JOBS,
-                               targets=(TEST_PROGRAM,))
+    return configure_and_build(tmp_path_factory.mktemp("aarch64"), toolchain="cmake/aarch64-linux-gnu.cmake",
+                               jobs=JOBS, targets=(TEST_PROGRAM,))
 
 
 @pytest.fixture(scope="session")
-def host_build() -> Path:
+def host_build(tmp_path_factory) -> Path:
     if shutil.which("cmake") is None:
         pytest.fail("cmake is not on PATH")
-    return configure_and_build(BUILD_ROOT / "host-tests", jobs=JOBS, targets=(TEST_PROGRAM,))
+    return configure_and_build(tmp_path_factory.mktemp("host-tests"), jobs=JOBS, targets=(TEST_PROGRAM,))
 
 
 @pytest.mark.parametrize("cpu, expected", [("cortex-a72", "neon"), ("cortex-a76", "neondot")])
@@ -83,10 +79,9 @@ def test_native_kernels(host_build):
     print(_summary(p.stdout))
 
 
-def test_rpi5_target_build_and_run():
+def test_rpi5_target_build_and_run(rpi5_build):
     """edgekit.build end to end for one profile: its own flags, its qemu CPU, its expected kernel."""
     _need_cross_tools()
-    target = load_target("rpi5")
-    build_dir = build_target(target, BUILD_ROOT / "targets" / target.name, jobs=JOBS)
+    target, build_dir = rpi5_build
     run = run_target_tests(target, build_dir, timeout=RUN_TIMEOUT)
     assert run.ok and run.selected_gemm == "neondot", run.output[-2000:]

@@ -1,11 +1,12 @@
-"""ONNX export (edgekit/export/onnx.py) and the export engines of ``edgekit eval/run`` (edgekit/engines/).
+"""ONNX export (edgekit/export/onnx.py) and the export engines of ``edgekit eval/run`` (edgekit/engines.py) on the
+real models.
 
-The SmolLM2 artifact is the session's ``w4a8`` (conftest ``smollm2_artifacts``), exported once to ONNX through
-the CLI and once to GGUF. Checked: the MatMulNBits operator reproduces the dequantized matmul (one-node models);
-the export passes ``onnx.checker``, every quantized linear became a ``MatMulNBits`` whose B/scales are the
-artifact's codes and scales; ONNX Runtime's perplexity is within 1 % of the edgekit runtime's; the CLI evaluates
-and generates with ``--engine onnxruntime`` and ``--engine llama.cpp``; greedy generations of the three engines
-are compared; MiniLM exports as an encoder; bad input writes nothing.
+The SmolLM2 artifact is the session's ``agile-w4a8`` (conftest ``smollm2_artifacts``), exported once to ONNX through
+the CLI and once to GGUF. Checked: the export passes ``onnx.checker``, every quantized linear became a
+``MatMulNBits`` whose B/scales are the artifact's codes and scales; ONNX Runtime's perplexity is within 1 % of the
+edgekit runtime's; the CLI evaluates and generates with ``--engine onnxruntime`` and ``--engine llama.cpp``; greedy
+generations of the three engines are compared; MiniLM exports as an encoder. The operator, the tiny llama's exports
+and the refusals are tests/export/test_export_onnx.py.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip ins
 pytest.importorskip("optimum.exporters.onnx", reason="optimum-onnx is not installed (pip install edgekit[export])")
 
 import onnx  # noqa: E402
-import onnxruntime as ort  # noqa: E402
 from click.testing import CliRunner  # noqa: E402
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
@@ -39,76 +39,6 @@ N_GEN = 32
 def _json(output: str) -> dict:
     """The JSON object in a command's output (library warnings may surround it)."""
     return json.JSONDecoder().raw_decode(output[output.index("{"):])[0]
-
-
-# ---------------------------------------------------------------------------------------------- the operator
-
-
-def _one_node(b, s, zp, n, k, bits, block, level):
-    ins = ["A", "B", "scales"] + (["zp"] if zp is not None else [])
-    node = helper.make_node("MatMulNBits", ins, ["Y"], domain="com.microsoft", K=k, N=n, bits=bits,
-                            block_size=block, accuracy_level=level)
-    inits = [numpy_helper.from_array(b, "B"), numpy_helper.from_array(s, "scales")]
-    inits += [numpy_helper.from_array(zp, "zp")] if zp is not None else []
-    g = helper.make_graph([node], "g", [helper.make_tensor_value_info("A", TensorProto.FLOAT, [1, "M", k])],
-                          [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [1, "M", n])], inits)
-    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 18), helper.make_opsetid("com.microsoft", 1)])
-    m.ir_version = 10
-    onnx.checker.check_model(m)
-    return ort.InferenceSession(m.SerializeToString(), providers=["CPUExecutionProvider"])
-
-
-@pytest.mark.parametrize("bits, block, symmetric", [(4, 32, True), (4, 64, True), (8, 32, True), (4, 32, False)])
-def test_matmulnbits_equals_the_dequantized_matmul(bits, block, symmetric):
-    """accuracy_level 1 (fp32 compute) reproduces edgekit's dequantized weights exactly up to fp32 rounding, so the
-    nibble pairing, the implicit zero point and the scale order are right; level 4 (int8 activations per block,
-    what the export uses) stays within int8 rounding of it."""
-    rng = np.random.default_rng(bits + block)
-    n, k = 48, 256
-    scales = rng.uniform(0.002, 0.02, (n, k // block)).astype(np.float16)
-    mins = None if symmetric else rng.uniform(-0.1, 0.0, (n, k // block)).astype(np.float16)
-    if bits == 4:
-        stored = F.pack_int4(rng.integers(0, 16, (n, k)), block)
-        w = F.dequantize_int4(stored, scales, block, mins)
-    else:
-        stored = rng.integers(-127, 128, (n, k)).astype(np.int8)
-        w = (stored.reshape(n, -1, block) * scales.astype(np.float32)[..., None]).reshape(n, k)
-    b, s, zp = ox.matmulnbits_weights(stored, scales, mins, bits, block)
-    assert b.dtype == np.uint8 and b.shape == (n, k // block, block * bits // 8)
-    assert s.dtype == np.float32 and np.array_equal(s, scales.astype(np.float32).reshape(-1))
-    assert (zp is None) == symmetric
-    x = rng.standard_normal((1, 5, k)).astype(np.float32)
-    ref = x.astype(np.float64) @ w.T.astype(np.float64)
-    y1 = _one_node(b, s, zp, n, k, bits, block, 1).run(None, {"A": x})[0]
-    y4 = _one_node(b, s, zp, n, k, bits, block, 4).run(None, {"A": x})[0]
-    scale = np.abs(ref).max()
-    assert np.abs(y1 - ref).max() / scale < 1e-5
-    assert np.abs(y4 - ref).max() / scale < 0.02
-
-
-# ---------------------------------------------------------------------------------------------- engine choice
-
-
-def test_engine_choice(tmp_path):
-    from edgekit.engines import pick_engine
-
-    onnx_dir = tmp_path / "m-onnx"
-    onnx_dir.mkdir()
-    (onnx_dir / "model.onnx").write_bytes(b"")
-    art, gg = str(tmp_path / "a.ekq"), str(tmp_path / "m.gguf")
-    assert pick_engine(str(onnx_dir), None) == "onnxruntime"
-    assert pick_engine(art, None) == "fake" and pick_engine(gg, None) == "fake"
-    assert pick_engine(art, "edgekit") == "runtime" and pick_engine(gg, "llama.cpp") == "llama.cpp"
-    # an artifact runs on llama.cpp / ORT through its cached export (open_session, cache.cached_export)
-    assert pick_engine(art, "llama.cpp") == "llama.cpp" and pick_engine(art, "onnxruntime") == "onnxruntime"
-    for spec, engine, pattern in ((gg, "runtime", "runs a quantized artifact"), (gg, "onnxruntime", "ONNX export"),
-                                  (str(onnx_dir), "fake", "--engine onnxruntime"),
-                                  ("smollm2-135m", "llama.cpp", "runs a .gguf file")):
-        with pytest.raises(EdgekitError, match=pattern):
-            pick_engine(spec, engine)
-
-
-# ---------------------------------------------------------------------------------------------- SmolLM2
 
 
 @pytest.fixture(scope="module")
@@ -143,7 +73,6 @@ def ort_lm(exported):
     return OrtSession(exported, threads=THREADS, spin=False)  # other engines run in between
 
 
-@pytest.mark.slow
 def test_export_layout_and_codes(artifact, exported):
     from safetensors import safe_open
 
@@ -181,7 +110,6 @@ def test_export_layout_and_codes(artifact, exported):
                                   scales.view(np.uint16))  # and back to the artifact's exact fp16 bits
 
 
-@pytest.mark.slow
 def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, capsys):
     """The runtime rounds activations as the recipe says, MatMulNBits (accuracy_level 4) per 32-block, so the two
     differ by activation rounding only (test_fp32_accuracy_level_is_the_weight_only_model shows the weights are
@@ -210,7 +138,6 @@ def test_onnxruntime_perplexity_within_1pct_of_the_runtime(runtime, ort_lm, caps
     assert abs(gap) < 0.01
 
 
-@pytest.mark.slow
 def test_decode_through_the_cache_equals_prefill(ort_lm, runtime):
     ids = runtime.tokenizer("The GNU General Public License is a free license", add_special_tokens=False)["input_ids"]
     ort_lm.reset()
@@ -242,7 +169,6 @@ def _common_prefix(a: list[int], b: list[int]) -> int:
     return next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
 
 
-@pytest.mark.slow
 def test_greedy_agreement_with_the_runtime(runtime, ort_lm, gguf_file, capsys):
     """32 greedy tokens from llama.cpp (GGUF export) and ONNX Runtime (ONNX export) against the edgekit runtime, on
     the runtime tests' prompts. The engines round activations in other orders or groupings, so near-ties
@@ -268,7 +194,6 @@ def test_greedy_agreement_with_the_runtime(runtime, ort_lm, gguf_file, capsys):
     assert sum(x >= 8 for x in ox_) >= 1, ox_
 
 
-@pytest.mark.slow
 def test_cli_eval_and_run_on_the_exports(exported, gguf_file, artifact, tmp_path, monkeypatch):
     runner = CliRunner()
     ppl = {}
@@ -299,7 +224,6 @@ def test_cli_eval_and_run_on_the_exports(exported, gguf_file, artifact, tmp_path
 # ---------------------------------------------------------------------------------------------- MiniLM encoder
 
 
-@pytest.mark.slow
 def test_minilm_exports_as_an_encoder(tmp_path_factory):
     """An RTN W4A8 MiniLM (the quantizer does not matter here, the export does): ORT's sentence embeddings of the
     export against edgekit's fake-quant torch path of the same artifact."""
@@ -321,150 +245,3 @@ def test_minilm_exports_as_an_encoder(tmp_path_factory):
     cos = (OrtEncoder(d / "minilm-onnx", threads=THREADS).embed(texts) * embed(lm.model, lm.tokenizer, texts)).sum(-1)
     print(f"MiniLM ORT vs edgekit torch: mean cosine {float(cos.mean()):.5f}, min {float(cos.min()):.5f}")
     assert float(cos.min()) > 0.99
-
-
-# ---------------------------------------------------------------------------------------------- zero points, errors
-
-
-def test_asymmetric_artifact_exports_with_zero_points(tiny_llama_dir, tmp_path):
-    """Asymmetric weights (q * d + m) become float zero points -m/d; ORT matches the fake-quant torch model."""
-    import dataclasses
-
-    from edgekit.quant.api import quantize_model
-    from edgekit.recipes import load_recipe
-
-    cfg = load_recipe("rtn-w4a8").config
-    cfg = dataclasses.replace(cfg, weight=dataclasses.replace(cfg.weight, symmetric=False))
-    art = quantize_model(str(tiny_llama_dir), cfg, tmp_path / "asym.ekq", calib_samples=4, calib_seqlen=32,
-                         progress=False).path
-    res = ox.export_onnx(art, tmp_path / "asym-onnx")
-    assert res["zero_points"] and res["matmulnbits"] == 14
-    from edgekit.engines.onnxruntime import OrtSession
-
-    ids = [5, 17, 300, 42, 7, 1000, 3, 12]
-    got = OrtSession(tmp_path / "asym-onnx", threads=1).eval(ids, all_logits=True)
-    # ORT runs these MatMuls in fp32 (its int8 path needs integer zero points): the weight-only model
-    ref = _torch_logits(art, ids, act_bits=16)
-    assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()
-
-
-@pytest.fixture(scope="module")
-def tiny_rtn(tiny_llama_dir, tmp_path_factory) -> Path:
-    """The tiny random llama quantized with RTN W4A8 (seconds)."""
-    from edgekit.quant.api import quantize_model
-    from edgekit.recipes import load_recipe
-
-    return quantize_model(str(tiny_llama_dir), load_recipe("rtn-w4a8").config,
-                          tmp_path_factory.mktemp("tiny") / "t.ekq", calib_samples=2, calib_seqlen=16,
-                          progress=False).path
-
-
-def _torch_logits(art, ids, act_bits=None):
-    import torch
-
-    from edgekit.quant.modules import QLinear
-    from edgekit.quant.serialize import load_artifact_model
-
-    lm, _ = load_artifact_model(art)
-    for m in lm.model.modules():
-        if act_bits and isinstance(m, QLinear):
-            m.act_bits = act_bits
-    with torch.no_grad():
-        return lm.model(input_ids=torch.tensor([ids])).logits[0].numpy()
-
-
-def test_fp32_accuracy_level_is_the_weight_only_model(tiny_rtn, tmp_path):
-    """With accuracy_level 1 ORT computes in fp32 on the exported 4-bit weights: its logits are the artifact's
-    weight-only model's (torch, activations unquantized) up to float summation order, so the whole graph
-    (codes, scales, the MatMuls matched to their linears, tied head) is exact; level 4 adds int8 activations."""
-    from edgekit.engines.onnxruntime import OrtSession
-
-    ids = [5, 17, 300, 42, 7, 1000, 3, 12, 99, 2048]
-    ref = _torch_logits(tiny_rtn, ids, act_bits=16)
-    r = CliRunner().invoke(main, ["export", str(tiny_rtn), "--format", "onnx", "--accuracy-level", "1", "-o",
-                                  str(tmp_path / "l1")])
-    assert r.exit_code == 0, r.output
-    got = OrtSession(tmp_path / "l1", threads=1).eval(ids, all_logits=True)
-    assert np.abs(got - ref).max() < 1e-4 * np.abs(ref).max()
-    ox.export_onnx(tiny_rtn, tmp_path / "l4")
-    got4 = OrtSession(tmp_path / "l4", threads=1).eval(ids, all_logits=True)
-    assert 1e-4 * np.abs(ref).max() < np.abs(got4 - ref).max() < 0.05 * np.abs(ref).max()
-    with pytest.raises(EdgekitError, match="accuracy level 2"):
-        ox.export_onnx(tiny_rtn, tmp_path / "l2", accuracy_level=2)
-
-
-def _artifact_obj(path, **changes):
-    from edgekit.artifact import read_artifact
-
-    art = read_artifact(path)
-    for k, v in changes.items():
-        setattr(art, k, v)
-    return art
-
-
-@pytest.mark.parametrize("change, pattern", [
-    (lambda a: a.quant.update(w4a4_ratio=0.5), "W4A4"),
-    (lambda a: [s.update(act_mode="per_tensor") for s in a.linears.values()], "static per-tensor"),
-    (lambda a: a.quant.update(attention={"qkv_bits": 8}), "quantized attention"),
-    (lambda a: a.linears["model.layers.0.mlp.up_proj"].update(group_size=24), "group size 24"),
-    (lambda a: a.linears["model.layers.1.mlp.up_proj"].update(bits=3), "3-bit"),
-    (lambda a: setattr(a, "task", "seq2seq"), "task 'seq2seq'"),
-    (lambda a: a.linears.update(lm_head=dict(a.linears["model.layers.0.mlp.up_proj"])), "quantized LM head"),
-])
-def test_unsupported_artifacts_are_named(tiny_rtn, change, pattern):
-    ox.check_exportable(_artifact_obj(tiny_rtn))  # the real one passes
-    art = _artifact_obj(tiny_rtn)
-    change(art)
-    with pytest.raises(EdgekitError, match=pattern) as e:
-        ox.check_exportable(art)
-    assert "w4a8 (or rtn-w4a8" in str(e.value)
-
-
-def test_bad_input_writes_nothing(tiny_llama_dir, tiny_rtn, tmp_path, monkeypatch):
-    from edgekit.quant.api import quantize_model
-    from edgekit.recipes import load_recipe
-
-    runner = CliRunner()
-    out = tmp_path / "out"
-    out.mkdir()
-
-    def export(*args):
-        return runner.invoke(main, ["export", *map(str, args), "--format", "onnx"])
-
-    r = export(tmp_path / "missing.ekq", "-o", out / "m")
-    assert r.exit_code == 2 and "not found" in r.output and "Traceback" not in r.output
-    (tmp_path / "x.txt").write_text("hello")
-    r = export(tmp_path / "x.txt", "-o", out / "m")
-    assert r.exit_code == 2 and "not an edgekit artifact" in r.output
-    w4a4 = quantize_model(str(tiny_llama_dir), load_recipe("agile-quant-w4a4").config, tmp_path / "w4a4.ekq",
-                          calib_samples=2, calib_seqlen=16, progress=False).path
-    r = export(w4a4, "-o", out / "m")
-    assert r.exit_code == 2 and "W4A4" in r.output and r.output.count("\n") == 1
-    r = export(w4a4, "-o", out / "m", "--bits", "16")
-    assert r.exit_code == 2 and "--format gguf only" in r.output
-    (out / "keep.txt").write_text("not an export")
-    good = tiny_rtn
-    r = export(good, "-o", out)
-    assert r.exit_code == 2 and "not an earlier ONNX export" in r.output
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt"]
-
-    # optimum's failure on an architecture it does not know: one line, no traceback
-    from transformers import XLNetConfig, XLNetModel
-
-    xl = XLNetModel(XLNetConfig(vocab_size=50, d_model=32, n_layer=1, n_head=2, d_inner=64)).eval()
-    with pytest.raises(EdgekitError, match="optimum could not export this xlnet model") as e:
-        ox._optimum_export(xl, tmp_path / "xl", "feature-extraction")
-    assert "\n" not in str(e.value)
-
-    # a failure while writing leaves neither a temporary directory nor a half export, and an earlier export intact
-    first = ox.export_onnx(good, out / "m")
-    before = sorted(p.name for p in (out / "m").iterdir())
-
-    def boom(model, path):
-        raise OSError("disk full")
-
-    monkeypatch.setattr(ox, "_save", boom)
-    with pytest.raises(OSError, match="disk full"):
-        ox.export_onnx(good, out / "m")
-    assert sorted(p.name for p in out.iterdir()) == ["keep.txt", "m"]
-    assert sorted(p.name for p in (out / "m").iterdir()) == before and first["matmulnbits"] == 14

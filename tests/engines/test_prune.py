@@ -1,6 +1,6 @@
 """Token pruning: the schedule rules (Python vs C++), the runtime on synthetic artifacts, the PyTorch path.
 
-Real-model tests (runtime vs PyTorch path on the session's SmolLM2 W4A8) live in test_prune_model.py.
+Real-model tests (runtime vs PyTorch path on the session's SmolLM2 W4A8) live in tests/model/test_prune_model.py.
 """
 
 from __future__ import annotations

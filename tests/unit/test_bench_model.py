@@ -1,9 +1,8 @@
 """``edgekit bench model``: the command line, the row schema and its renderings from fake rows, the clear errors, the
-llama.cpp Q4_0 cache, and one tiny real run of the engine workers on the session's SmolLM2 artifact."""
+llama.cpp Q4_0 cache (the tiny real run on the session's SmolLM2 artifact: tests/model/test_bench_model_smollm2.py)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 
@@ -11,15 +10,13 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
+from bench_rows import ROW_KEYS
 from edgekit.bench import model as bm
 from edgekit.bench.model_report import RATIO_KEY, document, plot_rows, print_table, rows_to_markdown
 from edgekit.bench.report import save_json
 from edgekit.cli import main
 from edgekit.errors import EdgekitError
 
-HAS_LLAMA = importlib.util.find_spec("llama_cpp") is not None
-ROW_KEYS = {"engine": str, "phase": str, "tokens_per_s": float, "ttft_s": float, "peak_rss_mb": float,
-            "model_mb": float, "threads": int, "reps": int, "tokens": int, "load_s": float}
 
 
 def _fake_result() -> dict:
@@ -150,32 +147,3 @@ def test_q4_0_cache_is_keyed_by_source(tmp_path, monkeypatch):
     os.utime(src, ns=(0, 10 ** 9))  # a replaced source (new mtime) is requantized again
     p3, hit3 = bm.cached_q4_0(str(src))
     assert not hit3 and p3 != p1 and len(calls) == 2
-
-
-@pytest.mark.slow
-def test_tiny_real_run(smollm2_artifacts, tmp_path):
-    """Every worker in its own process on 16 prompt tokens and 4 decode steps; llama.cpp runs the shipped GGUF
-    (no requantization) when llama-cpp-python is installed."""
-    from edgekit.models import resolve_spec
-
-    art = str(smollm2_artifacts["w4a8"].path)
-    engines = ["edgekit", "llama.cpp", "torch"] if HAS_LLAMA else ["edgekit", "torch"]
-    res = bm.run_model_bench(art, engines, threads=2, prefill=16, decode=4, reps=1,
-                             gguf=resolve_spec("smollm2-135m").file, progress=False)
-    rows = res["rows"]
-    assert [(r["engine"], r["phase"]) for r in rows] == [(e, p) for e in engines for p in ("prefill_16", "decode_4")]
-    for r in rows:
-        for key, typ in ROW_KEYS.items():
-            assert isinstance(r[key], typ), (key, r)
-        assert r["tokens_per_s"] > 0 and r["ttft_s"] > 0 and r["threads"] == 2
-        assert r["peak_rss_mb"] > 0.5 * r["model_mb"]  # each process holds (most of) its own model
-    by = {(r["engine"], r["phase"]): r for r in rows}
-    assert by[("edgekit", "decode_4")]["ttft_s"] == by[("edgekit", "prefill_16")]["ttft_s"]
-    assert by[("edgekit", "prefill_16")]["model_mb"] == pytest.approx(os.path.getsize(art) / 2 ** 20)
-    assert 450 < by[("torch", "prefill_16")]["model_mb"] < 560  # 134.5 M float32 parameters
-    if HAS_LLAMA:
-        assert by[("edgekit", "decode_4")][RATIO_KEY] == pytest.approx(
-            by[("edgekit", "decode_4")]["tokens_per_s"] / by[("llama.cpp", "decode_4")]["tokens_per_s"])
-    assert res["machine"]["logical_cores"] == os.cpu_count()
-    md = rows_to_markdown(res)
-    assert md.count("\n") == 2 + len(rows)

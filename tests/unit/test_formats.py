@@ -80,3 +80,43 @@ def test_per_row_activation_rule():
     q, s = formats.quantize_rows_q8(x)
     np.testing.assert_array_equal(q[0], np.rint(x[0] * np.float32(127 / 2.0)).astype(np.int8))
     assert s[0] == np.float32(2.0) / np.float32(127) and s[1] == 0 and not q[1].any()
+
+
+def test_constants_match_formats_h():
+    """edgekit/quant/formats.py and csrc/include/edgekit/formats.h describe the same bytes: the constants the native
+    module was compiled with, the size and field offsets of a GGUF Q4_0 block against the bytes q4_0_rows writes, the
+    q4x4 arrays pack_q4x4 builds (tile size, padding codes) and the symmetric zero code."""
+    from edgekit import _C
+
+    c = _C.format_constants()
+    assert c["q4_block"] == formats.Q4_0_BLOCK
+    assert c["q8_row_qmax"] == formats.Q8_ROW_QMAX and c["q4_act_qmax"] == formats.Q4_ACT_QMAX
+    assert c["q4x4_rows"] == formats.Q4X4_ROWS and c["q4x16_rows"] == formats.Q4X16_ROWS
+    assert c["q4x4_tile_qs_bytes"] == formats.Q4X4_ROWS * formats.Q4_0_BLOCK // 2
+    assert c["q4x16_group_qs_bytes"] == formats.Q4X16_ROWS * formats.Q4_0_BLOCK // 2
+
+    # ek_block_q4_0 {uint16 d; uint8 qs[16]} against q4_0_rows: the fp16 scale bits, then the packed codes verbatim
+    rng = np.random.default_rng(5)
+    n, k = 3, 64
+    packed = formats.pack_int4(rng.integers(0, 16, size=(n, k), dtype=np.uint8), formats.Q4_0_BLOCK)
+    scales = rng.normal(size=(n, k // formats.Q4_0_BLOCK)).astype(np.float16)
+    rows = formats.q4_0_rows(packed, scales)
+    assert c["sizeof_block_q4_0"] == formats.Q4_0_BLOCK_BYTES
+    assert rows.shape == (n, k // formats.Q4_0_BLOCK * c["sizeof_block_q4_0"])
+    blocks = rows.reshape(n, -1, c["sizeof_block_q4_0"])
+    off = c["offsetof_block_q4_0_qs"]
+    np.testing.assert_array_equal(blocks[:, :, :off].copy().view(np.uint16)[..., 0], scales.view(np.uint16))
+    np.testing.assert_array_equal(blocks[:, :, off:].reshape(n, -1), packed)
+
+    # q4x4: one tile block is q4x4_tile_qs_bytes code bytes and q4x4_rows scales; padding rows hold the zero code
+    qs, d = formats.pack_q4x4(packed, scales)
+    tiles, nb = -(-n // c["q4x4_rows"]), k // c["q4_block"]
+    assert qs.size == tiles * nb * c["q4x4_tile_qs_bytes"] and d.size == tiles * nb * c["q4x4_rows"]
+    pad = qs.reshape(tiles, nb, c["q4x4_rows"], -1)[:, :, n:]
+    assert pad.size and (pad == c["q4_sym_zero"] * 0x11).all()
+    zero = formats.pack_int4(np.full((1, 32), c["q4_sym_zero"], np.uint8), 32)
+    assert not formats.dequantize_int4(zero, np.ones((1, 1), np.float16), 32).any()
+    # the native packer reads the same Q4_0 bytes into the same arrays
+    qs_c, d_c = _C.pack_q4x4(rows.reshape(-1), n, k)
+    np.testing.assert_array_equal(qs_c, qs)
+    np.testing.assert_array_equal(d_c, d)

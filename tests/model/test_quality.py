@@ -28,14 +28,13 @@ def test_edgekit_w4a8_beats_rtn_w4a8_on_smollm2(ppl):
 
 def test_artifact_is_self_describing(smollm2_artifacts):
     from edgekit.artifact import read_artifact
+    from edgekit.config import to_dict
+    from edgekit.recipes import load_recipe
 
     art = read_artifact(smollm2_artifacts["w4a8"].path)
     assert art.family == "llama" and art.task == "causal-lm" and art.source == "smollm2-135m"
     assert len(art.linears) == 30 * 7
-    assert art.quant["weight"] == {"bits": 4, "group_size": 32, "symmetric": True, "method": "rtn",
-                                   "act_order": True, "damp": 0.01, "block_size": 128, "scale_search": True,
-                                   "weighted_search": True, "awq": False, "sequential": True,
-                                   "stats_precision": "bf16"}
+    assert art.quant["weight"] == to_dict(load_recipe("agile-w4a8").config)["weight"]  # the recipe's, with defaults
     assert art.quant["activation"]["granularity"] == "per_block"
     assert {s["act_mode"] for s in art.linears.values()} == {"per_block"}
     assert art.report["calib_source"] == ["pydoc_data.topics"]

@@ -1,8 +1,8 @@
 """The C API (csrc/include/edgekit.h, libedgekit.so) through ctypes and through examples/generate.c.
 
 Synthetic artifacts (tests/capi_util.py) make every test here fast and torch-free; the library and the header are
-found by edgekit.native.capi (EDGEKIT_LIB_DIR may point at a CMake build dir). Only the last test needs the
-session's real quantized SmolLM2 and the Python-built engine (edgekit._C) of the same build.
+found by edgekit.runtime.native (EDGEKIT_LIB_DIR may point at a CMake build dir). The real quantized SmolLM2
+against the kernel path is tests/model/test_capi_smollm2.py.
 """
 
 from __future__ import annotations
@@ -366,19 +366,3 @@ def test_fuzz_damaged_artifacts_never_crash(tmp_path, lib_path, tiny):
     counts = {s: statuses.count(s) for s in set(statuses)}
     print(counts)
     assert counts.get("EK_OK", 0) >= 30 and counts.get("EK_ERR_FORMAT", 0) >= 100, counts
-
-
-@pytest.mark.slow
-def test_real_smollm2_logits_equal_the_python_built_engine(smollm2_artifacts, lib):
-    """Needs the main build: the session's quantized SmolLM2 (conftest) loaded by the C loader and by the Python
-    loader (edgekit.engines.runtime → edgekit._C.LlamaRuntime) runs the same C++ engine on the same bytes."""
-    from edgekit.engines.runtime import Runtime
-
-    path = smollm2_artifacts["w4a8"].path
-    rt = Runtime.from_torch(path, max_ctx=64)
-    ids = rt.tokenizer.encode("The capital of France is")
-    want = rt.eval(ids, all_logits=True)
-    with cu.Model(lib, path, max_ctx=64) as m:
-        assert lib.ek_n_vocab(m.h) == want.shape[1]
-        np.testing.assert_array_equal(m.eval(ids, all_logits=True), want)
-        np.testing.assert_array_equal(m.decode(int(want[-1].argmax())), rt.eval([int(want[-1].argmax())]))

@@ -13,8 +13,6 @@ from click.testing import CliRunner
 from edgekit.config import PruneConfig
 from edgekit.prune import schedule
 
-pytestmark = pytest.mark.slow
-
 
 @pytest.fixture(scope="module")
 def kernel_forward(artifact):
