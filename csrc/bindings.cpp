@@ -432,7 +432,6 @@ PYBIND11_MODULE(_C, m) {
              py::arg("per_block") = false,
              "y [m, n] float32 from float32 x [m, k]: per-row int8 quantization (qmax per row, default 127), or "
              "per_block=True: one int8 scale per 32 values (op gemm_q4x4_q8b), then the W4A8 matmul.");
-    m.attr("PackedQ4x4") = m.attr("PackedQ4");  // the former name, until every caller says PackedQ4
 
     m.def("gemm_f16_f32", &gemm_f16_f32, py::arg("w"), py::arg("x"), py::arg("impl") = "",
           "y [m, n] float32 = x [m, k] @ w.T for fp16 weights w (uint16 bits [n, k]); the runtime's LM head kernel.");

@@ -7,7 +7,7 @@
  * stderr; exits 1 with ek_last_error() on any failure. Token ids only: tokenization stays with the caller (in
  * Python, `edgekit run` or the tokenizer files inside the artifact).
  *
- * Build against an installed edgekit (paths from `python -m edgekit.runtime.native`):
+ * Build against an installed edgekit (paths from `python -m edgekit.native.capi`):
  *   cc -std=c99 -O2 generate.c -I"$INCLUDE_DIR" -L"$LIB_DIR" -ledgekit -Wl,-rpath,"$LIB_DIR" -o generate
  * or with CMake: -DEDGEKIT_BUILD_EXAMPLES=ON builds it as edgekit_generate next to libedgekit.so.
  */

@@ -1,6 +1,6 @@
 /* edgekit C API: run a quantized edgekit artifact (.ekq, a W4A8 llama-family causal LM) from C, C++ or any
  * language with a C FFI. Link with -ledgekit (libedgekit.so; the Python package ships it as edgekit/lib/ and this
- * header as edgekit/include/edgekit.h, see `edgekit.runtime.native`).
+ * header as edgekit/include/edgekit.h, see `edgekit.native.capi`).
  *
  *   ek_model* m = NULL;
  *   if (ek_model_load("model.ekq", NULL, &m) != EK_OK) { fprintf(stderr, "%s\n", ek_last_error()); return 1; }

@@ -58,7 +58,7 @@ def parse_shapes(spec: str) -> list[tuple[int, int]]:
 
 
 def random_weights(n: int, k: int, rng: np.random.Generator):
-    """Random codes and scales in every format: (edgekit PackedQ4x4, ORT B, ORT scales, fp32 weights)."""
+    """Random codes and scales in every format: (edgekit PackedQ4, ORT B, ORT scales, fp32 weights)."""
     from edgekit import _C
     from edgekit.quant import formats as F
 
@@ -66,7 +66,7 @@ def random_weights(n: int, k: int, rng: np.random.Generator):
     scales = rng.uniform(0.002, 0.02, size=(n, k // GROUP)).astype(np.float16)
     packed = F.pack_int4(codes, GROUP)
     qs, d = F.pack_q4x4(packed, scales)
-    w_ek = _C.PackedQ4x4(qs, d, n, k)
+    w_ek = _C.PackedQ4(qs, d, n, k)
     # ORT blobs: byte i of a 32-block holds element 2i (low nibble) and 2i+1 (high nibble), unlike our split order.
     pairs = codes.reshape(n, k // GROUP, GROUP // 2, 2)
     b_ort = np.ascontiguousarray(pairs[..., 0] | (pairs[..., 1] << 4))

@@ -74,7 +74,7 @@ class KernelLinear(nn.Module):
             raise EdgekitError(f"this linear cannot run on the kernels: {why}")
         _C = _native()
         qs, d = formats.pack_q4x4(q.qweight.storage(), q.qweight.scales)
-        self.packed = _C.PackedQ4x4(qs, d, q.out_features, q.in_features)
+        self.packed = _C.PackedQ4(qs, d, q.out_features, q.in_features)
         if not impl and _C.preferred_q4_rows() == 16:  # what the runtime runs, so that both round alike
             self.packed = self.packed.to_q4x16()
         self.in_features, self.out_features = q.in_features, q.out_features

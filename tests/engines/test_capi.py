@@ -1,7 +1,7 @@
 """The C API (csrc/include/edgekit.h, libedgekit.so) through ctypes and through examples/generate.c.
 
 Synthetic artifacts (tests/capi_util.py) make every test here fast and torch-free; the library and the header are
-found by edgekit.runtime.native (EDGEKIT_LIB_DIR may point at a CMake build dir). The real quantized SmolLM2
+found by edgekit.native.capi (EDGEKIT_LIB_DIR may point at a CMake build dir). The real quantized SmolLM2
 against the kernel path is tests/model/test_capi_smollm2.py.
 """
 

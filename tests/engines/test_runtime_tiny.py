@@ -11,14 +11,14 @@ import torch
 def test_static_per_tensor_artifact_runs_bit_exact(tiny_llama_dir, tmp_path):
     """A TRIP recipe (static per-tensor int8 activations, the power-of-two factors folded into the weights) in the
     runtime: the C++ loader's engine and the kernel path (the PyTorch loader's arrays) give the same bits."""
-    from edgekit.quant.kernel_linear import use_kernels
-    from edgekit.quant.restore import load_artifact_model
-    from edgekit.quantize import quantize_model
+    from edgekit.engines.kernels import use_kernels
+    from edgekit.quant.serialize import load_artifact_model
+    from edgekit.quant.api import quantize_model
     from edgekit.recipes import load_recipe
-    from edgekit.runtime.engine import Runtime
+    from edgekit.engines.runtime import Runtime
 
     out = tmp_path / "trip.ekq"
-    quantize_model(str(tiny_llama_dir), load_recipe("agile-w4a8-trip").config, out, calib_samples=4,
+    quantize_model(str(tiny_llama_dir), load_recipe("agile-quant-trip").config, out, calib_samples=4,
                    calib_seqlen=64, progress=False)
     lm, art = load_artifact_model(out)
     assert {spec["act_mode"] for spec in art.linears.values()} == {"per_tensor"}

@@ -1,4 +1,4 @@
-"""ONNX export (edgekit/export/onnx.py) and the engine choice of ``edgekit eval/run`` (edgekit/engines.py), on
+"""ONNX export (edgekit/export/onnx.py) and the engine choice of ``edgekit eval/run`` (edgekit/engines/), on
 one-node models and the tiny random llama.
 
 Checked: the MatMulNBits operator reproduces the dequantized matmul (one-node models); an asymmetric artifact exports
@@ -86,7 +86,7 @@ def test_engine_choice(tmp_path):
     assert pick_engine(str(onnx_dir), None) == "onnxruntime"
     assert pick_engine(art, None) == "fake" and pick_engine(gg, None) == "fake"
     assert pick_engine(art, "edgekit") == "runtime" and pick_engine(gg, "llama.cpp") == "llama.cpp"
-    # an artifact runs on llama.cpp / ORT through its cached export (open_session, engines.cached_export)
+    # an artifact runs on llama.cpp / ORT through its cached export (open_session, cache.cached_export)
     assert pick_engine(art, "llama.cpp") == "llama.cpp" and pick_engine(art, "onnxruntime") == "onnxruntime"
     for spec, engine, pattern in ((gg, "runtime", "runs a quantized artifact"), (gg, "onnxruntime", "ONNX export"),
                                   (str(onnx_dir), "fake", "--engine onnxruntime"),
@@ -102,7 +102,7 @@ def test_asymmetric_artifact_exports_with_zero_points(tiny_llama_dir, tmp_path):
     """Asymmetric weights (q * d + m) become float zero points -m/d; ORT matches the fake-quant torch model."""
     import dataclasses
 
-    from edgekit.quantize import quantize_model
+    from edgekit.quant.api import quantize_model
     from edgekit.recipes import load_recipe
 
     cfg = load_recipe("rtn-w4a8").config
@@ -111,7 +111,7 @@ def test_asymmetric_artifact_exports_with_zero_points(tiny_llama_dir, tmp_path):
                          progress=False).path
     res = ox.export_onnx(art, tmp_path / "asym-onnx")
     assert res["zero_points"] and res["matmulnbits"] == 14
-    from edgekit.engines import OrtSession
+    from edgekit.engines.onnxruntime import OrtSession
 
     ids = [5, 17, 300, 42, 7, 1000, 3, 12]
     got = OrtSession(tmp_path / "asym-onnx", threads=1).eval(ids, all_logits=True)
@@ -123,7 +123,7 @@ def test_asymmetric_artifact_exports_with_zero_points(tiny_llama_dir, tmp_path):
 @pytest.fixture(scope="module")
 def tiny_rtn(tiny_llama_dir, tmp_path_factory) -> Path:
     """The tiny random llama quantized with RTN W4A8 (seconds)."""
-    from edgekit.quantize import quantize_model
+    from edgekit.quant.api import quantize_model
     from edgekit.recipes import load_recipe
 
     return quantize_model(str(tiny_llama_dir), load_recipe("rtn-w4a8").config,
@@ -135,7 +135,7 @@ def _torch_logits(art, ids, act_bits=None):
     import torch
 
     from edgekit.quant.modules import QLinear
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.quant.serialize import load_artifact_model
 
     lm, _ = load_artifact_model(art)
     for m in lm.model.modules():
@@ -149,7 +149,7 @@ def test_fp32_accuracy_level_is_the_weight_only_model(tiny_rtn, tmp_path):
     """With accuracy_level 1 ORT computes in fp32 on the exported 4-bit weights: its logits are the artifact's
     weight-only model's (torch, activations unquantized) up to float summation order, so the whole graph
     (codes, scales, the MatMuls matched to their linears, tied head) is exact; level 4 adds int8 activations."""
-    from edgekit.engines import OrtSession
+    from edgekit.engines.onnxruntime import OrtSession
 
     ids = [5, 17, 300, 42, 7, 1000, 3, 12, 99, 2048]
     ref = _torch_logits(tiny_rtn, ids, act_bits=16)
@@ -189,11 +189,11 @@ def test_unsupported_artifacts_are_named(tiny_rtn, change, pattern):
     change(art)
     with pytest.raises(EdgekitError, match=pattern) as e:
         ox.check_exportable(art)
-    assert "agile-w4a8" in str(e.value)
+    assert "w4a8 (or rtn-w4a8" in str(e.value)
 
 
 def test_bad_input_writes_nothing(tiny_llama_dir, tiny_rtn, tmp_path, monkeypatch):
-    from edgekit.quantize import quantize_model
+    from edgekit.quant.api import quantize_model
     from edgekit.recipes import load_recipe
 
     runner = CliRunner()
@@ -208,7 +208,7 @@ def test_bad_input_writes_nothing(tiny_llama_dir, tiny_rtn, tmp_path, monkeypatc
     (tmp_path / "x.txt").write_text("hello")
     r = export(tmp_path / "x.txt", "-o", out / "m")
     assert r.exit_code == 2 and "not an edgekit artifact" in r.output
-    w4a4 = quantize_model(str(tiny_llama_dir), load_recipe("agile-w4a4").config, tmp_path / "w4a4.ekq",
+    w4a4 = quantize_model(str(tiny_llama_dir), load_recipe("agile-quant-w4a4").config, tmp_path / "w4a4.ekq",
                           calib_samples=2, calib_seqlen=16, progress=False).path
     r = export(w4a4, "-o", out / "m")
     assert r.exit_code == 2 and "W4A4" in r.output and r.output.count("\n") == 1

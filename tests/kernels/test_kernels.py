@@ -48,7 +48,7 @@ def _block_scales(rng, xq):
 
 def _packed(packed, scales, rows=4):
     n, k = packed.shape[0], packed.shape[1] * 2
-    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k)
+    w = _C.PackedQ4(*F.pack_q4x4(packed, scales), n, k)
     return w.to_q4x16() if rows == 16 else w
 
 
@@ -155,7 +155,7 @@ def test_q4x16_linear_and_errors():
     with pytest.raises(ValueError, match="q4x4 layout only"):
         w16.gemm(np.zeros((1, 576), np.int8), np.ones(1, np.float32), int4=True)
     with pytest.raises(ValueError, match="q4x16 arrays do not match"):
-        _C.PackedQ4x4(np.zeros(10, np.uint8), np.zeros(10, np.uint16), 37, 576, rows=16)
+        _C.PackedQ4(np.zeros(10, np.uint8), np.zeros(10, np.uint16), 37, 576, rows=16)
 
 
 def test_threads_do_not_change_results():
@@ -164,7 +164,7 @@ def test_threads_do_not_change_results():
     for n, k in [(1071, 576), (1071, 4096)]:
         packed, scales = _weights(rng, n, k)
         x = rng.standard_normal((33, k)).astype(np.float32)
-        w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k)
+        w = _C.PackedQ4(*F.pack_q4x4(packed, scales), n, k)
         w16 = w.to_q4x16()
         before = _C.get_num_threads()
         try:
@@ -192,7 +192,7 @@ def test_linear_equals_quantize_then_gemm():
     rng = np.random.default_rng(6)
     packed, scales = _weights(rng, 9, 96)
     x = rng.standard_normal((5, 96)).astype(np.float32)
-    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), 9, 96)
+    w = _C.PackedQ4(*F.pack_q4x4(packed, scales), 9, 96)
     xq, xs = F.quantize_rows_q8(x)
     np.testing.assert_array_equal(w.linear(x), w.gemm(xq, xs))
     q4, s4 = F.quantize_rows_q8(x, 7)  # per-row qmax: W4A4 tokens
@@ -213,10 +213,10 @@ def test_bad_inputs_get_clear_errors():
     packed, scales = _weights(rng, 8, 64)
     qs, d = F.pack_q4x4(packed, scales)
     with pytest.raises(ValueError, match="multiple of 32"):
-        _C.PackedQ4x4(qs, d, 8, 48)
+        _C.PackedQ4(qs, d, 8, 48)
     with pytest.raises(ValueError, match="do not match"):
-        _C.PackedQ4x4(qs[:-1], d, 8, 64)
-    w = _C.PackedQ4x4(qs, d, 8, 64)
+        _C.PackedQ4(qs[:-1], d, 8, 64)
+    w = _C.PackedQ4(qs, d, 8, 64)
     with pytest.raises(ValueError, match="float32"):
         w.linear(np.zeros((2, 64), np.float64))
     with pytest.raises(ValueError, match="K=32"):
@@ -241,17 +241,17 @@ def test_w4a4_packed_multiplier(impl):
                 xq = rng.choice(np.array([-7, 7], np.int8), (m, k))
             xs = (rng.random(m) + 0.01).astype(np.float32)
             ref, blocks = F.gemm_q4_q8_reference(packed, scales, xq, xs)
-            unit = _C.PackedQ4x4(*F.pack_q4x4(packed, np.ones_like(scales)), n, k)
+            unit = _C.PackedQ4(*F.pack_q4x4(packed, np.ones_like(scales)), n, k)
             got = unit.gemm(xq, np.ones(m, np.float32), impl, int4=True)
             np.testing.assert_array_equal(got.astype(np.int64), blocks.sum(-1), err_msg=f"{impl} {m}x{n}x{k}")
-            y = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), n, k).gemm(xq, xs, impl, int4=True)
+            y = _C.PackedQ4(*F.pack_q4x4(packed, scales), n, k).gemm(xq, xs, impl, int4=True)
             np.testing.assert_allclose(y, ref, rtol=1e-4, atol=1e-5 * np.abs(ref).max())
 
 
 def test_w4a4_rejects_int8_codes():
     rng = np.random.default_rng(9)
     packed, scales = _weights(rng, 4, 32)
-    w = _C.PackedQ4x4(*F.pack_q4x4(packed, scales), 4, 32)
+    w = _C.PackedQ4(*F.pack_q4x4(packed, scales), 4, 32)
     with pytest.raises(ValueError, match="-7..7"):
         w.gemm(np.full((1, 32), 8, np.int8), np.ones(1, np.float32), int4=True)
 

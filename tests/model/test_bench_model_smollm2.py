@@ -19,7 +19,7 @@ def test_tiny_real_run(smollm2_artifacts, tmp_path):
     (no requantization)."""
     from edgekit.models import resolve_spec
 
-    art = str(smollm2_artifacts["agile-w4a8"].path)
+    art = str(smollm2_artifacts["w4a8"].path)
     engines = ["edgekit", "llama.cpp", "torch"]
     res = bm.run_model_bench(art, engines, threads=2, prefill=16, decode=4, reps=1,
                              gguf=resolve_spec("smollm2-135m").file, progress=False)

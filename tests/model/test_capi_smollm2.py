@@ -9,7 +9,7 @@ import pytest
 
 import capi_util as cu
 
-native = cu.source_module("edgekit.runtime.native")
+native = cu.source_module("edgekit.native.capi")
 
 
 @pytest.fixture(scope="module")
@@ -23,10 +23,10 @@ def test_real_smollm2_logits_equal_the_kernel_path(smollm2_artifacts, lib):
     the decode step after it."""
     import torch
 
-    from edgekit.quant.kernel_linear import use_kernels
-    from edgekit.quant.restore import load_artifact_model
+    from edgekit.engines.kernels import use_kernels
+    from edgekit.quant.serialize import load_artifact_model
 
-    path = smollm2_artifacts["agile-w4a8"].path
+    path = smollm2_artifacts["w4a8"].path
     lm, _ = load_artifact_model(path)
     use_kernels(lm.model)
 

@@ -1,7 +1,7 @@
-"""ONNX export (edgekit/export/onnx.py) and the export engines of ``edgekit eval/run`` (edgekit/engines.py) on the
+"""ONNX export (edgekit/export/onnx.py) and the export engines of ``edgekit eval/run`` (edgekit/engines/) on the
 real models.
 
-The SmolLM2 artifact is the session's ``agile-w4a8`` (conftest ``smollm2_artifacts``), exported once to ONNX through
+The SmolLM2 artifact is the session's ``w4a8`` (conftest ``smollm2_artifacts``), exported once to ONNX through
 the CLI and once to GGUF. Checked: the export passes ``onnx.checker``, every quantized linear became a
 ``MatMulNBits`` whose B/scales are the artifact's codes and scales; ONNX Runtime's perplexity is within 1 % of the
 edgekit runtime's; the CLI evaluates and generates with ``--engine onnxruntime`` and ``--engine llama.cpp``; greedy

@@ -34,7 +34,7 @@ def test_artifact_is_self_describing(smollm2_artifacts):
     art = read_artifact(smollm2_artifacts["w4a8"].path)
     assert art.family == "llama" and art.task == "causal-lm" and art.source == "smollm2-135m"
     assert len(art.linears) == 30 * 7
-    assert art.quant["weight"] == to_dict(load_recipe("agile-w4a8").config)["weight"]  # the recipe's, with defaults
+    assert art.quant["weight"] == to_dict(load_recipe("w4a8").config)["weight"]  # the recipe's, with defaults
     assert art.quant["activation"]["granularity"] == "per_block"
     assert {s["act_mode"] for s in art.linears.values()} == {"per_block"}
     assert art.report["calib_source"] == ["pydoc_data.topics"]

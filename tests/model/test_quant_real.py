@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from edgekit.quant.families import LLAMA
+from edgekit.models.families import LLAMA
 from edgekit.quant.gptq import HessianAccumulator, gptq_quantize
 from edgekit.quant.weights import channel_importance, rtn_quantize
 
@@ -122,7 +122,7 @@ def test_bert_folds_leave_minilm_unchanged():
     """Every fold the BERT family declares is exact (a fold into a LayerNorm that also feeds the residual is not)."""
     from edgekit.models import load_model
     from edgekit.quant.awq import fold_scales
-    from edgekit.quant.families import BERT
+    from edgekit.models.families import BERT
 
     lm = load_model("minilm-l6")
     enc = lm.tokenizer(["A short sentence to embed.", "Another one, a little longer than the first."],

@@ -7,7 +7,7 @@ import pytest
 
 pytest.importorskip("llama_cpp", reason="llama-cpp-python is not installed (pip install edgekit[bench])")
 
-from edgekit.bench.llamacpp import requantize_gguf  # noqa: E402
+from edgekit.bench.llamacpp_baseline import requantize_gguf  # noqa: E402
 from edgekit.errors import EdgekitError  # noqa: E402
 
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-PKG = Path(__file__).resolve().parent.parent / "edgekit"
+PKG = Path(__file__).resolve().parents[2] / "edgekit"
 UPPER = ("edgekit.bench", "edgekit.cli")  # the floors above the library
 HEAVY = ("numpy", "torch", "transformers", "rich", "yaml", "edgekit._C")
 

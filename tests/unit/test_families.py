@@ -9,7 +9,7 @@ from pathlib import Path
 
 from edgekit.models.families import BERT, LLAMA, short_name
 
-CSRC = Path(__file__).resolve().parent.parent / "csrc"
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
 
 
 def _cpp_llama_linears() -> tuple[str, ...]:
