@@ -26,7 +26,8 @@ def quantize_(model: nn.Module, config, **context) -> dict:
     Args:
         model: the float model.
         config: a registered config object, e.g. :class:`edgekit.config.AgileQuantConfig`.
-        **context: what the handler needs (``family``, ``calib_ids``, ``batch_size``, ``progress``).
+        **context: what the handler needs (``family`` (a Family or its name), ``calib_ids``, ``batch_size``,
+            ``progress``).
 
     Returns:
         The handler's report dict.
@@ -34,6 +35,10 @@ def quantize_(model: nn.Module, config, **context) -> dict:
     Raises:
         EdgekitError: if no handler is registered for the config's type.
     """
+    if isinstance(context.get("family"), str):  # a LoadedModel's .family is the family's name
+        from edgekit.models.families import get_family
+
+        context["family"] = get_family(context["family"])
     handler = HANDLERS.get(type(config))
     if handler is None:
         known = ", ".join(sorted(t.__name__ for t in HANDLERS))

@@ -109,3 +109,31 @@ def test_kernel_engine_rejects_what_it_cannot_run(tmp_path, tiny_llama_dir):
     lm, _ = load_artifact_model(out)
     with pytest.raises(EdgekitError, match="--engine fake"):
         use_kernels(lm.model)
+
+
+def test_public_api_as_the_readme_uses_it(tiny_llama_dir, tmp_path):
+    """README's Python API on the tiny model: load, quantize_ in place (family by name), write the artifact with the
+    CLI, then open_session on the runtime and edgekit.Runtime give the same logits."""
+    import numpy as np
+
+    import edgekit
+    from edgekit import data
+    from edgekit.quant.modules import QLinear
+
+    lm = edgekit.load_model(str(tiny_llama_dir))
+    recipe = edgekit.load_recipe("w4a8")
+    ids = data.calibration_windows(lm.tokenizer, n_samples=2, seqlen=32)
+    edgekit.quantize_(lm.model, recipe.config, family=lm.family, calib_ids=ids, progress=False)
+    assert any(isinstance(m, QLinear) for m in lm.model.modules())
+
+    out = tmp_path / "t.ekq"
+    r = CliRunner().invoke(main, ["quantize", str(tiny_llama_dir), "--recipe", "w4a8", "--calib-samples", "2",
+                                  "--calib-seqlen", "32", "-o", str(out)])
+    assert r.exit_code == 0, r.output
+    s = edgekit.open_session(str(out), engine="runtime")
+    s.reset()
+    prompt = s.tokenizer("The capital of France is", add_special_tokens=False)["input_ids"]
+    got = s.eval(prompt, all_logits=True)
+    rt = edgekit.Runtime.from_artifact(str(out), max_ctx=64)
+    np.testing.assert_array_equal(rt.eval(prompt, all_logits=True), got)
+    assert got.shape == (len(prompt), lm.model.config.vocab_size) and np.isfinite(got).all()
