@@ -34,6 +34,7 @@ from torch import nn
 
 from edgekit.errors import EdgekitError
 from edgekit.quant import formats
+from edgekit.quant.attention import register_attention
 from edgekit.quant.modules import QLinear
 
 ATTN_NAME = "edgekit-runtime"
@@ -188,21 +189,6 @@ def _no_mask(*args, **kwargs) -> None:
     return None
 
 
-_registered = False
-
-
-def _register() -> None:
-    global _registered
-    if _registered:
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface
-
-    AttentionInterface.register(ATTN_NAME, runtime_attention)
-    AttentionMaskInterface.register(ATTN_NAME, _no_mask)
-    _registered = True
-
-
 def runtime_mismatch(model: nn.Module) -> str | None:
     """Why the runtime's numerics cannot be matched on ``model`` (not what the runtime runs), or None."""
     cfg = getattr(model, "config", None)
@@ -242,7 +228,7 @@ def match_runtime(model: nn.Module) -> None:
             m.forward = types.MethodType(_rms_norm, m)
         elif type(m).__name__ == "LlamaMLP":
             m.forward = types.MethodType(_mlp, m)
-    _register()
+    register_attention(ATTN_NAME, runtime_attention, _no_mask)
     model.set_attn_implementation(ATTN_NAME)
 
 

@@ -107,20 +107,26 @@ def edgekit_attention(module: nn.Module, query, key, value, attention_mask, scal
     return out.transpose(1, 2).contiguous(), probs
 
 
-_registered = False
+_registered: set[str] = set()
+
+
+def register_attention(name: str, attention_fn, mask_fn) -> None:
+    """Register ``name`` with transformers' attention and mask registries, once per process."""
+    if name in _registered:
+        return
+    from transformers import AttentionInterface
+    from transformers.masking_utils import AttentionMaskInterface
+
+    AttentionInterface.register(name, attention_fn)
+    AttentionMaskInterface.register(name, mask_fn)
+    _registered.add(name)
 
 
 def register() -> None:
-    """Register ``"edgekit"`` with transformers' attention and mask registries (idempotent)."""
-    global _registered
-    if _registered:
-        return
-    from transformers import AttentionInterface
-    from transformers.masking_utils import AttentionMaskInterface, eager_mask
+    """Register ``"edgekit"`` (fake-quant attention, transformers' eager mask) with transformers."""
+    from transformers.masking_utils import eager_mask
 
-    AttentionInterface.register(ATTN_NAME, edgekit_attention)
-    AttentionMaskInterface.register(ATTN_NAME, eager_mask)
-    _registered = True
+    register_attention(ATTN_NAME, edgekit_attention, eager_mask)
 
 
 def enable(model: nn.Module) -> None:
