@@ -71,6 +71,10 @@ void ek_gemm_q4x4_q8__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, 
 void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
                               float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+void ek_gemm_q4x4_q8__neoni8mm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                               float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
 
 // The same matmul with per-block activation scales (activations quantized per 32 values, as GGUF Q8_0 and ONNX
 // Runtime's accuracy level 4 do; codes from ek_quant_row_q8 over [m * k / 32, 32]):
@@ -95,6 +99,10 @@ void ek_gemm_q4x4_q8b__neon(const ek_q4x4* w, const int8_t* xq, const float* xs,
 #if defined(EDGEKIT_HAVE_NEONDOT)
 void ek_gemm_q4x4_q8b__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
                                float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+void ek_gemm_q4x4_q8b__neoni8mm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                                float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
 
 // The W4A8 matmul on the q4x16 layout (formats.h), t0..t1 counting groups of 16 rows; otherwise the arguments of

@@ -44,11 +44,11 @@ struct NeonSums {
 extern "C" void ek_gemm_q4x4_q8__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                       int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     (void)xbsum;  // signed codes carry the -8 offset themselves: no lane sums to take off
-    gemm_q4x4_tiles<NeonSums>(w, xq, xs, m, y, ldy, t0, t1);
+    gemm_q4x4_tiles<PerToken<NeonSums>>(w, xq, xs, m, y, ldy, t0, t1);
 }
 
 extern "C" void ek_gemm_q4x4_q8b__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                        int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     (void)xbsum;  // signed codes carry the -8 offset themselves: no lane sums to take off
-    gemm_q4x4_tiles<NeonSums, true>(w, xq, xs, m, y, ldy, t0, t1);
+    gemm_q4x4_tiles<PerToken<NeonSums>, true>(w, xq, xs, m, y, ldy, t0, t1);
 }
