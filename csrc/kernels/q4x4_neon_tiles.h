@@ -5,8 +5,10 @@
 // The including file supplies Kernel: Kernel::Block, the unpacked tile-block in whatever register layout its
 // instructions want, Kernel::unpack(qs) and Kernel::sums<MT>(block, x, k, s), the four rows' exact int32 block sums
 // against MT consecutive tokens (s[u] lane r = row r of token u; x = token 0's block, token u at x + u * k).
-// ISAs that go one token at a time wrap a per-token functor in PerToken. The float steps are all here, so every
-// Arm kernel gives the same bits. Everything has internal linkage, so each file compiles it with its own -march
+// ISAs that go one token at a time wrap a per-token functor in PerToken. The float steps are all here, and they
+// are the scalar reference's, lane by lane (lane r = row r): acc += (d * xs_block) * float(dot) for blocks j
+// ascending, a multiply then an add (no fusing: -ffp-contract=off and no vfma), then y = acc * xs. So every Arm
+// kernel gives the scalar's output bits, not only its integer sums. Everything has internal linkage, so each file compiles it with its own -march
 // flags. Internal to csrc/kernels.
 #ifndef EDGEKIT_KERNELS_Q4X4_NEON_TILES_H
 #define EDGEKIT_KERNELS_Q4X4_NEON_TILES_H
@@ -89,7 +91,8 @@ void tile_tokens(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t i0
 #pragma GCC unroll 4
         for (int u = 0; u < MT; ++u) {
             const float32x4_t dx = kBlockScales ? vmulq_n_f32(scale, xs[(i0 + u) * nb + j]) : scale;
-            acc[u] = vfmaq_f32(acc[u], dx, vcvtq_f32_s32(s[u]));
+            // the scalar's acc += d * (float)dot, rounded twice: a fused multiply-add would change the bits
+            acc[u] = vaddq_f32(acc[u], vmulq_f32(dx, vcvtq_f32_s32(s[u])));
         }
     }
 

@@ -48,7 +48,8 @@ void ek_quant_row_q8__neon(const float* x, int64_t m, int64_t k, int qmax, int8_
 //          (q - 8) * x products: a zero-weight block is exactly 0 and float rounding stays relative to the products.
 //   y      float32, row i starts at y + i * ldy
 // The integer part of every block (the parenthesis) is exact in every implementation; only the order in which the
-// float block terms are added differs between ISAs. k must be a multiple of 32.
+// float block terms are added differs between ISAs (the Arm ones, neon*, keep the scalar's order and rounding, so
+// their output is the scalar's bit for bit). k must be a multiple of 32.
 // ---------------------------------------------------------------------------------------------------------------
 typedef void (*ek_gemm_q4x4_q8_fn)(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                    int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);

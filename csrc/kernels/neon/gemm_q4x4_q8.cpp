@@ -6,7 +6,7 @@
 // Signed codes give sum((q - 8) * x) directly, so the lane sums xbsum (for kernels that multiply unsigned codes) are
 // not needed, and the per-block integer sums are exact and bit-identical to the scalar's. Products are at most 8 * 128 = 1024 in magnitude, so
 // four of them per int16 lane (vmull + 3 × vmlal) cannot overflow before the widening pairwise add.
-// Only the order of the float block terms differs from the scalar (a fused multiply-add per block).
+// The float steps (q4x4_neon_tiles.h) are the scalar's, so the output is the scalar's bit for bit.
 // No flags beyond the aarch64 baseline: dispatch.cpp uses it on any CPU with ASIMD.
 #include <arm_neon.h>
 #include <stdint.h>

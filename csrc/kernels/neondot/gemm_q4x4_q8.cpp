@@ -5,7 +5,7 @@
 // HWCAP reports ASIMDDP. Same plan as the plain NEON kernel: a tile-block is unpacked once to signed codes -8..7
 // (the products are (q - 8) * x directly, so the lane sums xbsum are unused) and shared by up to four tokens; sdot
 // replaces the vmull/vmlal/vpaddl chain: two sdot per row and block, then two rounds of pairwise adds give the four
-// rows' exact int32 block sums in one vector. Only the order of the float block terms differs from the scalar.
+// rows' exact int32 block sums in one vector. The float steps are the scalar's: the output is its bits.
 #include <arm_neon.h>
 #include <stdint.h>
 

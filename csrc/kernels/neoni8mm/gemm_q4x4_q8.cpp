@@ -19,7 +19,7 @@
 // dispatching gemv to neondot) keeps one kernel per op and CPU, and one unpack per tile-block for any M.
 //
 // Every block sum is the exact int32 sum of its 32 products (|sum| <= 32 * 8 * 127), so the integer parts are the
-// scalar's bit for bit; the float steps are q4x4_neon_tiles.h's, so the output equals neondot's and neon's bits.
+// scalar's bit for bit; the float steps are q4x4_neon_tiles.h's (the scalar's, unfused), so the whole output is.
 #include <arm_neon.h>
 #include <stdint.h>
 
