@@ -22,6 +22,7 @@ constexpr unsigned kNeedsAVX512 = kNeedsAVX2 | kAVX512F | kAVX512BW | kAVX512VL;
 constexpr unsigned kNeedsAVX512VNNI = kNeedsAVX512 | kAVX512VNNI;                 // kernels/avx512vnni
 constexpr unsigned kNeedsNEON = kNEON;                                            // kernels/neon
 constexpr unsigned kNeedsNEONDOT = kNEON | kDOTPROD;                              // kernels/neondot
+constexpr unsigned kNeedsNEONI8MM = kNeedsNEONDOT | kI8MM;                        // kernels/neoni8mm
 
 // One implementation of an op whose kernels have type Fn.
 template <typename Fn>
@@ -73,6 +74,9 @@ const Table<Op::gemm_q4x4_q8>& table<Op::gemm_q4x4_q8>() {
 #if defined(EDGEKIT_HAVE_NEONDOT)
         {"neondot", &ek_gemm_q4x4_q8__neondot, kNeedsNEONDOT},
 #endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+        {"neoni8mm", &ek_gemm_q4x4_q8__neoni8mm, kNeedsNEONI8MM},
+#endif
     };
     return t;
 }
@@ -92,6 +96,9 @@ const Table<Op::gemm_q4x4_q8b>& table<Op::gemm_q4x4_q8b>() {
 #endif
 #if defined(EDGEKIT_HAVE_NEONDOT)
         {"neondot", &ek_gemm_q4x4_q8b__neondot, kNeedsNEONDOT},
+#endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+        {"neoni8mm", &ek_gemm_q4x4_q8b__neoni8mm, kNeedsNEONI8MM},
 #endif
     };
     return t;
@@ -253,7 +260,7 @@ std::string forced_value() {
 
 bool in_family(const std::string& impl, const std::string& family) { return impl.rfind(family, 0) == 0; }
 
-// Width order of the families: scalar, then avx2 / neon (neondot is of the neon family), then avx512.
+// Width order of the families: scalar, then avx2 / neon (neondot and neoni8mm are of the neon family), then avx512.
 int family_rank(const std::string& name) {
     if (in_family(name, "avx512")) return 2;
     if (in_family(name, "avx2") || in_family(name, "neon")) return 1;
@@ -387,6 +394,9 @@ std::vector<std::string> compiled_isas() {
 #endif
 #if defined(EDGEKIT_HAVE_NEONDOT)
     out.emplace_back("neondot");
+#endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+    out.emplace_back("neoni8mm");
 #endif
     return out;
 }

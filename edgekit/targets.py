@@ -1,10 +1,10 @@
 """Device profiles: YAML files under ``targets/`` that say how to build and test edgekit's kernels for one device.
 
-A profile names the CPU architecture, the compiler flags for that device, the CMake toolchain file for a cross
-build (null: native), the qemu-user CPU model that emulates it (null: run natively), the board's cores and memory,
-and ``kernels``, the W4A8 matmul implementation that dispatch must pick there (``neon`` on a Pi 4, ``neondot`` on a
-Pi 5). :mod:`edgekit.build` turns a profile into a build and a test run. Validation is strict, as for recipes:
-an unknown key is an error that names it and lists the allowed ones.
+A profile names the CPU architecture, the compiler flags for that device, the CMake toolchain file for a cross build
+(null: native), the qemu-user CPU model that emulates it (null: run natively), the board's cores and memory, and
+``kernels``, the W4A8 matmul implementation that dispatch must pick there (``neon`` on a Pi 4, ``neondot`` on a Pi 5,
+``neoni8mm`` on a phone with i8mm). :mod:`edgekit.build` turns a profile into a build and a test run. Validation is
+strict, as for recipes: an unknown key is an error that names it and lists the allowed ones.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ TARGETS_DIR = _HERE.parent / "targets" if (_HERE.parent / "targets").is_dir() el
 
 ARCHES = ("aarch64", "x86_64")
 # gemm_q4x4_q8 implementations per architecture (csrc/dispatch.cpp's table); scalar is valid everywhere
-KERNELS = {"aarch64": ("scalar", "neon", "neondot"), "x86_64": ("scalar", "avx2", "avx512vnni")}
+KERNELS = {"aarch64": ("scalar", "neon", "neondot", "neoni8mm"), "x86_64": ("scalar", "avx2", "avx512vnni")}
 
 _REQUIRED = ("name", "arch", "cores", "memory_gib", "kernels")
 _OPTIONAL = ("description", "cflags", "toolchain", "qemu_cpu")

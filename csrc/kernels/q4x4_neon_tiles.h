@@ -1,10 +1,15 @@
-// The tile/token driver shared by the NEON and NEON-dotprod W4A8 kernels (csrc/kernels/neon, csrc/kernels/neondot).
+// The tile/token driver shared by the Arm W4A8 kernels (csrc/kernels/neon, neondot, neoni8mm).
 //
 // A q4x4 tile-block (one 64-byte line: a block of four rows) is unpacked once to signed codes -8..7 and reused by up
 // to four tokens; tiles are the outer loop, so a tile's weights stay in L1 while every token streams past them.
-// The including file supplies Sums, a functor returning the four rows' exact int32 block sums of a TileBlock
-// against one token's 32 codes (lane r = row r); it is the only part that differs between the ISAs. Everything
-// here has internal linkage, so each file compiles it with its own -march flags. Internal to csrc/kernels.
+// The including file supplies Kernel: Kernel::Block, the unpacked tile-block in whatever register layout its
+// instructions want, Kernel::unpack(qs) and Kernel::sums<MT>(block, x, k, s), the four rows' exact int32 block sums
+// against MT consecutive tokens (s[u] lane r = row r of token u; x = token 0's block, token u at x + u * k).
+// ISAs that go one token at a time wrap a per-token functor in PerToken. The float steps are all here, and they
+// are the scalar reference's, lane by lane (lane r = row r): acc += (d * xs_block) * float(dot) for blocks j
+// ascending, a multiply then an add (no fusing: -ffp-contract=off and no vfma), then y = acc * xs. So every Arm
+// kernel gives the scalar's output bits, not only its integer sums. Everything has internal linkage, so each file compiles it with its own -march
+// flags. Internal to csrc/kernels.
 #ifndef EDGEKIT_KERNELS_Q4X4_NEON_TILES_H
 #define EDGEKIT_KERNELS_Q4X4_NEON_TILES_H
 
@@ -50,9 +55,21 @@ inline void store_tile(float* yrow, int64_t n0, int64_t n, float32x4_t acc, floa
     for (int r = 0; n0 + r < n; ++r) yrow[n0 + r] = lanes[r];
 }
 
+// Kernel for ISAs whose sums go one token at a time over a TileBlock: RowSums()(tb, xb) gives one token's four rows.
+template <class RowSums>
+struct PerToken {
+    using Block = TileBlock;
+    static Block unpack(const uint8_t* qs) { return unpack_tile_block(qs); }
+    template <int MT>
+    static void sums(const Block& tb, const int8_t* x, int64_t k, int32x4_t* s) {
+#pragma GCC unroll 4
+        for (int u = 0; u < MT; ++u) s[u] = RowSums()(tb, x + u * k);
+    }
+};
+
 // One tile against MT tokens (1..kTokens) starting at token i0. kBlockScales: xs holds one scale per (token, block)
 // (ek_gemm_q4x4_q8b), folded into the weight scales per block; otherwise one per token, applied at the end.
-template <int MT, class Sums, bool kBlockScales>
+template <int MT, class Kernel, bool kBlockScales>
 void tile_tokens(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t i0, float* y, int64_t ldy,
                  int64_t t) {
     const int64_t k = w->k;
@@ -66,14 +83,16 @@ void tile_tokens(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t i0
     for (int u = 0; u < MT; ++u) acc[u] = vdupq_n_f32(0.0f);
 
     for (int64_t j = 0; j < nb; ++j) {
-        const TileBlock tb = unpack_tile_block(qs + j * EK_Q4X4_TILE_QS_BYTES);
+        const typename Kernel::Block tb = Kernel::unpack(qs + j * EK_Q4X4_TILE_QS_BYTES);
+        int32x4_t s[MT];
+        Kernel::template sums<MT>(tb, x + j * EK_Q4_BLOCK, k, s);
         // four fp16 scales of this tile-block → fp32 (fcvtl is baseline on aarch64)
         const float32x4_t scale = vcvt_f32_f16(vreinterpret_f16_u16(vld1_u16(d + j * EK_Q4X4_ROWS)));
 #pragma GCC unroll 4
         for (int u = 0; u < MT; ++u) {
-            const int32x4_t s = Sums()(tb, x + u * k + j * EK_Q4_BLOCK);
             const float32x4_t dx = kBlockScales ? vmulq_n_f32(scale, xs[(i0 + u) * nb + j]) : scale;
-            acc[u] = vfmaq_f32(acc[u], dx, vcvtq_f32_s32(s));
+            // the scalar's acc += d * (float)dot, rounded twice: a fused multiply-add would change the bits
+            acc[u] = vaddq_f32(acc[u], vmulq_f32(dx, vcvtq_f32_s32(s[u])));
         }
     }
 
@@ -82,19 +101,19 @@ void tile_tokens(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t i0
     for (int u = 0; u < MT; ++u) store_tile(y + (i0 + u) * ldy, n0, w->n, acc[u], kBlockScales ? 1.0f : xs[i0 + u]);
 }
 
-// The whole kernel (kernels.h's contract) over tiles [t0, t1) for a given Sums.
-template <class Sums, bool kBlockScales = false>
+// The whole kernel (kernels.h's contract) over tiles [t0, t1) for a given Kernel.
+template <class Kernel, bool kBlockScales = false>
 void gemm_q4x4_tiles(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t m, float* y, int64_t ldy,
                      int64_t t0, int64_t t1) {
     assert(w && w->k % EK_Q4_BLOCK == 0);
     assert(0 <= t0 && t0 <= t1 && t1 <= (w->n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS);
     for (int64_t t = t0; t < t1; ++t) {
         int64_t i = 0;
-        for (; i + kTokens <= m; i += kTokens) tile_tokens<kTokens, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t);
+        for (; i + kTokens <= m; i += kTokens) tile_tokens<kTokens, Kernel, kBlockScales>(w, xq, xs, i, y, ldy, t);
         switch (m - i) {
-            case 3: tile_tokens<3, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
-            case 2: tile_tokens<2, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
-            case 1: tile_tokens<1, Sums, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
+            case 3: tile_tokens<3, Kernel, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
+            case 2: tile_tokens<2, Kernel, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
+            case 1: tile_tokens<1, Kernel, kBlockScales>(w, xq, xs, i, y, ldy, t); break;
             default: break;
         }
     }

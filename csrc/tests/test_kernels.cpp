@@ -7,14 +7,17 @@
 //                 (b) random fp16 scales and xs: |y - y_scalar| <= 1e-5 * sum_j |term_j| (+1e-30);
 //                 (c) splitting the tiles [0, T) into [0, a) + [a, T) (threads) changes no bit;
 //                 (d) rows >= n and columns outside [t0, t1) keep their sentinel (ldy > n);
-//                 (f) ~200 random shapes from a fixed seed.
+//                 (f) ~200 random shapes from a fixed seed;
+//                 (g) the Arm kernels (neon, neondot, neoni8mm) do the scalar's float steps (q4x4_neon_tiles.h),
+//                     so with random scales too their output is the scalar's bit for bit.
 //   gemm_q4x4_q8b (a)-(d) and 60 random shapes with per-block activation scales xs [m, k/32].
 //   gemm_f16_f32, attn_f16_f32, silu_mul_f32, fp16 conversion: bit-identical to the scalar for any m, row split and stride
 //                 (test_f16.cpp).
 //   quant_row_q8  (e) codes and scale bits identical to the scalar: random rows, zeros, huge values, inf/NaN,
 //                     subnormals and exact .5 ties.
 // Prints one line per failure (op, impl, shape, worst element) and exits 1; on success prints
-// `test_kernels: <N> checks passed (<impls>)`. It also prints which implementation dispatch selects.
+// `test_kernels: <N> checks passed (<impls>)`. It also prints which implementation dispatch selects; with
+// --selected it prints only that and exits (tests/cross: what EDGEKIT_KERNELS forces on each qemu CPU).
 #include <algorithm>
 #include <cinttypes>
 #include <cmath>
@@ -297,6 +300,19 @@ void check_gemm(const std::vector<Impl>& impls, int64_t m, int64_t n, int64_t k,
     const std::vector<float> ys_unit = run_gemm(scalar, g, true, 0, g.tiles);
     const std::vector<float> ys_rand = run_gemm(scalar, g, false, 0, g.tiles);
     for (const Impl& impl : impls) check_gemm_impl(impl.name, impl.fn, g, ys_unit, ys_rand, r);
+    // (g) the neon family: the scalar's bits with random scales
+    for (const Impl& impl : impls) {
+        if (impl.name.rfind("neon", 0) != 0) continue;
+        ++g_checks;
+        const std::vector<float> y = run_gemm(impl.fn, g, false, 0, g.tiles);
+        for (size_t e = 0; e < y.size(); ++e)
+            if (bits_of(y[e]) != bits_of(ys_rand[e])) {
+                fail(g.op, impl.name, "scalar bits", g.m, g.n, g.k,
+                     fmt("y[%zu, %zu] = %.9g vs scalar %.9g", e / (size_t)(g.n + kPad), e % (size_t)(g.n + kPad),
+                         (double)y[e], (double)ys_rand[e]));
+                break;
+            }
+    }
 }
 
 // ------------------------------------------------------------------------------------------- quant_row_q8 -----
@@ -365,7 +381,8 @@ std::string joined(const std::vector<std::string>& v) {
 
 }  // namespace
 
-int main() {
+int main(int argc, char** argv) {
+    const bool only_selected = argc > 1 && std::strcmp(argv[1], "--selected") == 0;
     try {
         const std::vector<std::string> gemm_names = edgekit::implementations("gemm_q4x4_q8");
         std::vector<std::string> quant_names = edgekit::implementations("quant_row_q8");
@@ -378,6 +395,7 @@ int main() {
         }
         std::printf("implementations: gemm_q4x4_q8 [%s], quant_row_q8 [%s]\n", joined(gemm_names).c_str(),
                     joined(quant_names).c_str());
+        if (only_selected) return 0;
         if (gemm_names.empty() || gemm_names[0] != "scalar" || quant_names.empty() || quant_names[0] != "scalar") {
             std::printf("FAIL dispatch: the scalar implementation must come first\n");
             return 1;

@@ -14,7 +14,7 @@ from edgekit.errors import EdgekitError
 from edgekit.targets import KERNELS, TARGETS_DIR, Target, list_targets, load_target, parse_target
 
 SHIPPED = ("android-arm64", "rpi4", "rpi5", "x86-avx2", "x86-avx512-vnni")
-EXPECTED_KERNELS = {"rpi4": "neon", "rpi5": "neondot", "android-arm64": "neondot", "x86-avx2": "avx2",
+EXPECTED_KERNELS = {"rpi4": "neon", "rpi5": "neondot", "android-arm64": "neoni8mm", "x86-avx2": "avx2",
                     "x86-avx512-vnni": "avx512vnni"}
 
 
@@ -42,7 +42,7 @@ def test_shipped_targets_load(name):
     if t.arch == "aarch64":
         # cross-compiled and emulated here: the toolchain file must exist in the source tree
         assert t.toolchain and (TARGETS_DIR.parent / t.toolchain).is_file()
-        assert t.qemu_cpu in ("cortex-a72", "cortex-a76")
+        assert t.qemu_cpu in ("cortex-a72", "cortex-a76", "max")
     else:
         assert t.toolchain is None and t.qemu_cpu is None
     with pytest.raises(dataclasses.FrozenInstanceError):
@@ -54,6 +54,10 @@ def test_pi_profiles_match_their_cpus():
     assert rpi4.qemu_cpu == "cortex-a72" and "-march=armv8-a" in rpi4.cflags
     assert rpi5.qemu_cpu == "cortex-a76" and "-march=armv8.2-a+dotprod" in rpi5.cflags
     assert rpi4.cores == rpi5.cores == 4 and rpi5.memory_gib == 8
+    # the Pi 5's Cortex-A76 has no i8mm; phones since 2022 (Armv8.6 / Armv9 cores) do
+    assert not any("i8mm" in f for f in rpi4.cflags + rpi5.cflags)
+    phone = load_target("android-arm64")
+    assert phone.qemu_cpu == "max" and "-march=armv8.2-a+dotprod+i8mm" in phone.cflags
 
 
 def test_load_by_path(tmp_path):
@@ -82,7 +86,7 @@ def test_unknown_target_lists_the_shipped_ones():
 
 @pytest.mark.parametrize("change, words", [
     ({"arch": "riscv64"}, "arch must be one of"),
-    ({"kernels": "avx2"}, "kernels must be one of scalar, neon, neondot"),
+    ({"kernels": "avx2"}, "kernels must be one of scalar, neon, neondot, neoni8mm"),
     ({"cores": 0}, "cores must be a positive integer"),
     ({"cores": True}, "cores must be a positive integer"),
     ({"memory_gib": "8G"}, "memory_gib must be a positive number"),

@@ -48,7 +48,8 @@ void ek_quant_row_q8__neon(const float* x, int64_t m, int64_t k, int qmax, int8_
 //          (q - 8) * x products: a zero-weight block is exactly 0 and float rounding stays relative to the products.
 //   y      float32, row i starts at y + i * ldy
 // The integer part of every block (the parenthesis) is exact in every implementation; only the order in which the
-// float block terms are added differs between ISAs. k must be a multiple of 32.
+// float block terms are added differs between ISAs (the Arm ones, neon*, keep the scalar's order and rounding, so
+// their output is the scalar's bit for bit). k must be a multiple of 32.
 // ---------------------------------------------------------------------------------------------------------------
 typedef void (*ek_gemm_q4x4_q8_fn)(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                    int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1);
@@ -70,6 +71,10 @@ void ek_gemm_q4x4_q8__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, 
 #if defined(EDGEKIT_HAVE_NEONDOT)
 void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
                               float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+void ek_gemm_q4x4_q8__neoni8mm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                               float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
 
 // The same matmul with per-block activation scales (activations quantized per 32 values, as GGUF Q8_0 and ONNX
@@ -95,6 +100,10 @@ void ek_gemm_q4x4_q8b__neon(const ek_q4x4* w, const int8_t* xq, const float* xs,
 #if defined(EDGEKIT_HAVE_NEONDOT)
 void ek_gemm_q4x4_q8b__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
                                float* y, int64_t ldy, int64_t t0, int64_t t1);
+#endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+void ek_gemm_q4x4_q8b__neoni8mm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum, int64_t m,
+                                float* y, int64_t ldy, int64_t t0, int64_t t1);
 #endif
 
 // The W4A8 matmul on the q4x16 layout (formats.h), t0..t1 counting groups of 16 rows; otherwise the arguments of

@@ -6,7 +6,7 @@
 // Signed codes give sum((q - 8) * x) directly, so the lane sums xbsum (for kernels that multiply unsigned codes) are
 // not needed, and the per-block integer sums are exact and bit-identical to the scalar's. Products are at most 8 * 128 = 1024 in magnitude, so
 // four of them per int16 lane (vmull + 3 × vmlal) cannot overflow before the widening pairwise add.
-// Only the order of the float block terms differs from the scalar (a fused multiply-add per block).
+// The float steps (q4x4_neon_tiles.h) are the scalar's, so the output is the scalar's bit for bit.
 // No flags beyond the aarch64 baseline: dispatch.cpp uses it on any CPU with ASIMD.
 #include <arm_neon.h>
 #include <stdint.h>
@@ -44,11 +44,11 @@ struct NeonSums {
 extern "C" void ek_gemm_q4x4_q8__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                       int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     (void)xbsum;  // signed codes carry the -8 offset themselves: no lane sums to take off
-    gemm_q4x4_tiles<NeonSums>(w, xq, xs, m, y, ldy, t0, t1);
+    gemm_q4x4_tiles<PerToken<NeonSums>>(w, xq, xs, m, y, ldy, t0, t1);
 }
 
 extern "C" void ek_gemm_q4x4_q8b__neon(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                        int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     (void)xbsum;  // signed codes carry the -8 offset themselves: no lane sums to take off
-    gemm_q4x4_tiles<NeonSums, true>(w, xq, xs, m, y, ldy, t0, t1);
+    gemm_q4x4_tiles<PerToken<NeonSums>, true>(w, xq, xs, m, y, ldy, t0, t1);
 }

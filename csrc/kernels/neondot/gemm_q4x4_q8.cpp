@@ -5,7 +5,7 @@
 // HWCAP reports ASIMDDP. Same plan as the plain NEON kernel: a tile-block is unpacked once to signed codes -8..7
 // (the products are (q - 8) * x directly, so the lane sums xbsum are unused) and shared by up to four tokens; sdot
 // replaces the vmull/vmlal/vpaddl chain: two sdot per row and block, then two rounds of pairwise adds give the four
-// rows' exact int32 block sums in one vector. Only the order of the float block terms differs from the scalar.
+// rows' exact int32 block sums in one vector. The float steps are the scalar's: the output is its bits.
 #include <arm_neon.h>
 #include <stdint.h>
 
@@ -37,11 +37,11 @@ struct DotSums {
 extern "C" void ek_gemm_q4x4_q8__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                          int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     (void)xbsum;  // signed codes carry the -8 offset themselves: no lane sums to take off
-    gemm_q4x4_tiles<DotSums>(w, xq, xs, m, y, ldy, t0, t1);
+    gemm_q4x4_tiles<PerToken<DotSums>>(w, xq, xs, m, y, ldy, t0, t1);
 }
 
 extern "C" void ek_gemm_q4x4_q8b__neondot(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xbsum,
                                           int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     (void)xbsum;  // signed codes carry the -8 offset themselves: no lane sums to take off
-    gemm_q4x4_tiles<DotSums, true>(w, xq, xs, m, y, ldy, t0, t1);
+    gemm_q4x4_tiles<PerToken<DotSums>, true>(w, xq, xs, m, y, ldy, t0, t1);
 }
