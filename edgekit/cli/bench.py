@@ -67,9 +67,12 @@ def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, w
 @click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
 @click.option("--w4a4", is_flag=True,
               help="Instead: Agile-Quant's packed-multiplier W4A4 kernels vs the int8 kernels on int4 activations.")
+@click.option("--layouts", is_flag=True,
+              help="Also time the runtime's kernel on both int4 layouts (q4x4, q4x16) and say which is faster here "
+                   "and whether the runtime picks it.")
 @friendly
 def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch, seed, json_out, plot_out,
-            markdown, w4a4):
+            markdown, w4a4, layouts):
     """W4A8 linear: edgekit's kernels vs torch fp32 and ONNX Runtime MatMulNBits (int4, group 32), same weights."""
     from edgekit.bench.kernels import parse_shapes, plot_rows, print_table, rows_to_markdown, run_kernel_bench
     from edgekit.bench.report import save_json
@@ -88,12 +91,17 @@ def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch
     impls = [i for i, skip in (("torch", no_torch), ("ort", no_ort), ("edgekit", False)) if not skip]
     thread_list = int_list(threads, "threads")
     rows = run_kernel_bench(parse_shapes(shapes), int_list(ms, "m"), thread_list, impls, all_impls=all_impls,
-                            min_time=min_time, min_reps=min_reps, seed=seed, progress=True)
+                            min_time=min_time, min_reps=min_reps, seed=seed, progress=True, layouts=layouts)
     if json_out:  # first, so a plotting problem cannot lose the measurements
         save_json(rows, json_out)
     print_table(rows, f"W4A8 linear, int4 group 32: median per call, threads {','.join(map(str, thread_list))}")
     if markdown:
         click.echo(rows_to_markdown(rows))
+    if layouts:
+        from edgekit.bench.kernels import layout_verdicts
+
+        lines = layout_verdicts(rows)
+        click.echo("\n".join(lines) if lines else "only the q4x4 layout runs on this CPU (q4x16 needs AVX-512 VNNI)")
     if plot_out:
         plot_rows(rows, plot_out)
         click.echo(f"wrote {plot_out}")
