@@ -78,7 +78,9 @@ const Probe& pick(const std::vector<Probe>& table, const std::string& impl, cons
         names += (names.empty() ? "" : ", ") + std::string(p.name);
         if (impl.empty() || impl == p.name) best = &p;
     }
-    if (!best) throw std::invalid_argument(std::string("no ") + what + " probe '" + impl + "' here; choose from " + names);
+    if (!best) {
+        throw std::invalid_argument(std::string("no ") + what + " probe '" + impl + "' here; choose from " + names);
+    }
     return *best;
 }
 

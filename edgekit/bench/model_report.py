@@ -17,7 +17,8 @@ COLUMNS = [("engine", "engine", "{}"), ("phase", "phase", "{}"), ("tokens_per_s"
            ("peak_rss_mb", "peak RSS MiB", "{:.0f}"), ("model_mb", "model MiB", "{:.0f}"),
            ("threads", "threads", "{}")]
 #: columns shown only when some row has the key: thread scaling (several thread counts) and the roofline fractions
-OPTIONAL_COLUMNS = [(SCALING_KEY, "vs fewest threads", "{:.2f}×"), ("bandwidth_fraction", "of read bandwidth", "{:.1%}"),
+OPTIONAL_COLUMNS = [(SCALING_KEY, "vs fewest threads", "{:.2f}×"),
+                    ("bandwidth_fraction", "of read bandwidth", "{:.1%}"),
                     ("int8_peak_fraction", "of int8 peak", "{:.1%}")]
 
 

@@ -171,7 +171,7 @@ def gguf_decode_bytes_per_token(path: str, kv_bytes_per_pos: int, kv_positions: 
     if "token_embd.weight" not in sizes:
         raise EdgekitError(f"{path} has no token_embd.weight: not a llama-family GGUF")
     embd_bytes, embd_shape = sizes.pop("token_embd.weight")
-    rows = max(embd_shape)  # the vocabulary (ggml lists the fastest dimension first)
+    rows = embd_shape[-1]  # the vocabulary: ggml lists dimensions fastest first, [hidden, vocab]
     total = embd_bytes / rows + sum(b for b, _ in sizes.values())
     if "output.weight" not in sizes:
         total += embd_bytes  # tied head: the whole embedding matrix per token

@@ -150,9 +150,10 @@ def model(model_or_artifact, threads, prefill, decode, reps, engines, gguf, onnx
     from edgekit.bench.roofline import summary_markdown as roofline_markdown
 
     counts = int_list(threads, "threads")
-    result = run_model_bench(model_or_artifact, parse_engines(engines), threads=counts[0] if len(counts) == 1 else counts,
-                             prefill=prefill, decode=decode, reps=reps, gguf=gguf, data_paths=list(data_paths),
-                             onnx=onnx_dir, roofline=not no_roofline)
+    result = run_model_bench(model_or_artifact, parse_engines(engines),
+                             threads=counts[0] if len(counts) == 1 else counts, prefill=prefill, decode=decode,
+                             reps=reps, gguf=gguf, data_paths=list(data_paths), onnx=onnx_dir,
+                             roofline=not no_roofline)
     if json_out:  # first, so a plotting problem cannot lose the measurements
         save_json(document(result, command=shlex.join(["edgekit", *sys.argv[1:]])), json_out)
     print_table(result)
