@@ -23,6 +23,7 @@
 #include "edgekit/llama.h"
 #include "edgekit/load_llama.h"
 #include "edgekit/packed_q4.h"
+#include "edgekit/roofline.h"
 #include "edgekit/threadpool.h"
 
 namespace py = pybind11;
@@ -363,6 +364,40 @@ py::array_t<uint16_t> fp32_to_fp16(const py::array& x, const std::string& impl) 
     return out;
 }
 
+// A roofline measurement as a dict (GIL released while it runs); bad arguments raise ValueError.
+py::dict roof_dict(const edgekit::RoofMeasure& r) {
+    py::dict d;
+    d["per_s"] = r.per_s;
+    d["best_s"] = r.best_s;
+    d["work"] = r.work;
+    d["threads"] = r.threads;
+    d["impl"] = r.impl;
+    d["checksum"] = r.checksum;
+    return d;
+}
+
+py::dict roofline_read(size_t bytes, int passes, const std::string& impl) {
+    edgekit::RoofMeasure r;
+    try {
+        py::gil_scoped_release release;
+        r = edgekit::measure_read_bandwidth(bytes, passes, impl);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return roof_dict(r);
+}
+
+py::dict roofline_dot(double seconds, int passes, const std::string& impl) {
+    edgekit::RoofMeasure r;
+    try {
+        py::gil_scoped_release release;
+        r = edgekit::measure_int8_peak(seconds, passes, impl);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return roof_dict(r);
+}
+
 }  // namespace
 
 PYBIND11_MODULE(_C, m) {
@@ -452,4 +487,14 @@ PYBIND11_MODULE(_C, m) {
           "Per-row symmetric quantization of float32 [M, K] → (codes int8 [M, K], scales float32 [M]).\n\n"
           "Bit-identical to edgekit.quant.formats.quantize_rows_q8. `impl` empty uses the dispatched "
           "implementation, otherwise the named one (ValueError if it is not compiled or not supported).");
+    m.def("roofline_read_bandwidth", &roofline_read, py::arg("bytes"), py::arg("passes") = 5, py::arg("impl") = "",
+          "Streaming read of a `bytes` buffer on the pool's threads, best of `passes`: {per_s (bytes/s), best_s, "
+          "work (bytes), threads, impl, checksum} (roofline.h).");
+    m.def("roofline_int8_peak", &roofline_dot, py::arg("seconds") = 0.2, py::arg("passes") = 5, py::arg("impl") = "",
+          "Register-only int8 dot-product chains on the pool's threads (the ISA of the GEMM kernel in use unless "
+          "`impl` names one), best of `passes`: {per_s (int8 ops/s, 2 per multiply-add), ...} (roofline.h).");
+    m.def("roofline_impls", [] {
+        return py::make_tuple(edgekit::roofline_read_impls(), edgekit::roofline_dot_impls(),
+                              edgekit::roofline_dot_default());
+    }, "(read probes, dot probes this CPU runs, the dot probe of the GEMM kernel in use).");
 }

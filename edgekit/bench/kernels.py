@@ -125,7 +125,8 @@ def _runtime_layout(w_ek, selected: str):
     return w, f"{selected} q4x{w.rows}, A8 per block"
 
 
-def _calls(impls, ek_impls: list[str], selected: str, x: np.ndarray, w_t, w_ek, session, n: int):
+def _calls(impls, ek_impls: list[str], selected: str, x: np.ndarray, w_t, w_ek, session, n: int,
+           layouts: tuple = ()):
     """The zero-argument calls to time, keyed ``(impl, kernel)`` in interleaving order, and for calls whose timed
     form returns nothing (ORT with IOBinding) the call that returns their output for the correctness check."""
     import torch
@@ -142,6 +143,9 @@ def _calls(impls, ek_impls: list[str], selected: str, x: np.ndarray, w_t, w_ek, 
         calls[("edgekit", label)] = lambda: w_run.linear(x, per_block=True)
         for ki in ek_impls:
             calls[(f"edgekit-{ki}", ki)] = lambda ki=ki: w_ek.linear(x, impl=ki)
+        for rows, w_lay in layouts:  # the same dispatched per-block kernels on each int4 layout
+            calls[(f"edgekit-q4x{rows}", f"{selected} q4x{rows}, A8 per block")] = (
+                lambda w_lay=w_lay: w_lay.linear(x, per_block=True))
     return calls, checks
 
 
@@ -196,7 +200,7 @@ def _make_rows(samples: dict, errs: dict, nbytes: dict, m: int, n: int, k: int, 
 
 def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("torch", "ort", "edgekit"),
                      all_impls: bool = False, min_time: float = 0.2, min_reps: int = 5, rounds: int = 3,
-                     warmup: int = 2, seed: int = 0, progress: bool = False) -> list[dict]:
+                     warmup: int = 2, seed: int = 0, progress: bool = False, layouts: bool = False) -> list[dict]:
     """Time torch fp32, ORT ``MatMulNBits`` and edgekit's W4A8 linear on the same weights and inputs.
 
     Args:
@@ -211,6 +215,9 @@ def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("
         warmup: Untimed calls per implementation before each of its timing blocks (after the checked call).
         seed: Seed of the random weights and inputs.
         progress: Print one line per configuration to stderr.
+        layouts: Also time the runtime's per-block kernel on both int4 layouts, q4x4 and q4x16 (rows
+            ``edgekit-q4x4`` / ``edgekit-q4x16``; q4x16 only where its AVX-512 VNNI kernel runs), to check the
+            layout rule ``_C.preferred_q4_rows`` on this CPU (:func:`layout_verdicts`).
 
     Returns:
         One dict per (implementation, shape, M, threads): ``impl``, ``kernel``, ``m``, ``n``, ``k``, ``threads``,
@@ -243,6 +250,10 @@ def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("
     try:
         for n, k in shapes:
             w_ek, b_ort, s_ort, w_f32 = random_weights(n, k, rng)
+            lay = ()
+            if layouts:
+                q4x16 = "avx512vnni" in _C.implementations("gemm_q4x16_q8b")
+                lay = ((4, w_ek),) + (((16, w_ek.to_q4x16()),) if q4x16 else ())
             w_t = torch.from_numpy(w_f32)
             w64 = w_f32.astype(np.float64)
             sessions = {t: _ort_session(b_ort, s_ort, n, k, t) for t in threads_list} if "ort" in impls else {}
@@ -254,7 +265,7 @@ def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("
                 for t in threads_list:
                     torch.set_num_threads(t)
                     _C.set_num_threads(t)
-                    calls, checks = _calls(impls, ek_impls, selected, x, w_t, w_ek, sessions.get(t), n)
+                    calls, checks = _calls(impls, ek_impls, selected, x, w_t, w_ek, sessions.get(t), n, lay)
                     errs, samples = _measure(calls, checks, ref, f"{n}x{k}, M={m}", warmup, rounds, min_time,
                                              min_reps)
                     new_rows = _make_rows(samples, errs, nbytes, m, n, k, t)
@@ -267,6 +278,26 @@ def run_kernel_bench(shapes=None, ms=(1, 16, 128), threads_list=(1, 2), impls=("
         torch.set_num_threads(old_torch)
         _C.set_num_threads(old_ek)
     return rows
+
+
+def layout_verdicts(rows: list[dict]) -> list[str]:
+    """One line per (shape, M, threads) timed with ``layouts``: q4x4 vs q4x16 median, the faster one, and whether
+    it is the layout the runtime picks here (``_C.preferred_q4_rows``)."""
+    from edgekit import _C
+
+    picked = _C.preferred_q4_rows()
+    by = {(r["impl"], r["n"], r["k"], r["m"], r["threads"]): r for r in rows}
+    out = []
+    for (impl, n, k, m, t), r4 in by.items():
+        r16 = by.get(("edgekit-q4x16", n, k, m, t))
+        if impl != "edgekit-q4x4" or r16 is None:
+            continue
+        t4, t16 = r4["median_s"], r16["median_s"]
+        faster = 16 if t16 < t4 else 4
+        out.append(f"{n}x{k} M={m} t={t}: q4x4 {t4 * 1e6:.1f} µs, q4x16 {t16 * 1e6:.1f} µs"
+                   f" → q4x{faster} faster by {max(t4, t16) / min(t4, t16):.2f}×"
+                   f"; runtime picks q4x{picked}" + ("" if faster == picked else " (NOT the faster one)"))
+    return out
 
 
 def _us(row: dict | None) -> str:

@@ -29,8 +29,10 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.bench.kernels import SETTLE_S
-from edgekit.bench.model_report import RATIO_KEY
+from edgekit.bench.model_report import RATIO_KEY, SCALING_KEY
 from edgekit.bench.model_worker import ENGINES
+from edgekit.bench.roofline import add_fractions
+from edgekit.bench.roofline import measure as measure_roofline
 from edgekit.cache import cache_dir, file_key
 from edgekit.errors import EdgekitError
 
@@ -164,7 +166,7 @@ def prompt_ids(plan: Plan, prefill: int, data_paths=None) -> np.ndarray:
     return np.ascontiguousarray(stream[:prefill], dtype=np.int64)
 
 
-def machine_info(threads: int) -> dict:
+def machine_info(threads) -> dict:
     """CPU model, cores and the versions that matter for the numbers (the JSON's ``machine`` header)."""
     from edgekit.native.info import cpu_model, native_info, package_version
 
@@ -197,23 +199,50 @@ def run_worker(engine: str, model: str, ids_path: str, decode: int, threads: int
 
 
 def add_ratios(rows: list[dict]) -> list[dict]:
-    """Give each edgekit row ``ratio_vs_llama.cpp`` = its tokens/s over llama.cpp's in that phase (None without)."""
-    base = {r["phase"]: r["tokens_per_s"] for r in rows if r["engine"] == "llama.cpp"}
+    """Give each edgekit row ``ratio_vs_llama.cpp`` = its tokens/s over llama.cpp's in that phase at the same thread
+    count (None without)."""
+    base = {(r["phase"], r["threads"]): r["tokens_per_s"] for r in rows if r["engine"] == "llama.cpp"}
     for r in rows:
         if r["engine"] == "edgekit":
-            r[RATIO_KEY] = r["tokens_per_s"] / base[r["phase"]] if r["phase"] in base else None
+            key = (r["phase"], r["threads"])
+            r[RATIO_KEY] = r["tokens_per_s"] / base[key] if key in base else None
     return rows
 
 
-def run_model_bench(model: str, engines: list[str] | None = None, threads: int = 2, prefill: int = 512,
+def add_scaling(rows: list[dict]) -> list[dict]:
+    """With more than one thread count, give every row ``thread_scaling`` = its tokens/s over the same engine's and
+    phase's at the smallest thread count of the run (1.0 on those rows); a single thread count adds nothing."""
+    counts = sorted({r["threads"] for r in rows})
+    if len(counts) < 2:
+        return rows
+    base = {(r["engine"], r["phase"]): r["tokens_per_s"] for r in rows if r["threads"] == counts[0]}
+    for r in rows:
+        b = base.get((r["engine"], r["phase"]))
+        r[SCALING_KEY] = r["tokens_per_s"] / b if b else None
+    return rows
+
+
+def thread_counts(threads) -> list[int]:
+    """``threads`` as a list of distinct positive counts (an int, or a list from ``--threads 1,2``).
+
+    Raises:
+        EdgekitError: for an empty list or a count below 1.
+    """
+    counts = [threads] if isinstance(threads, int) else list(dict.fromkeys(threads))
+    if not counts or any(not isinstance(t, int) or t < 1 for t in counts):
+        raise EdgekitError(f"--threads must be one or more integers >= 1, got {threads!r}")
+    return counts
+
+
+def run_model_bench(model: str, engines: list[str] | None = None, threads: int | list[int] = 2, prefill: int = 512,
                     decode: int = 128, reps: int = 3, gguf: str | None = None, data_paths=None,
-                    progress: bool = True, onnx: str | None = None) -> dict:
+                    progress: bool = True, onnx: str | None = None, roofline: bool = True) -> dict:
     """Measure prefill and decode speed of each engine on one model.
 
     Args:
         model: A ``.ekq`` artifact (all engines) or a model spec (llama.cpp and torch only).
         engines: Subset of :data:`ENGINES`; ``None`` = all that can run.
-        threads: Threads for every engine.
+        threads: Threads for every engine, or a list of thread counts: every engine runs at each.
         prefill: Prompt length in tokens (held-out text).
         decode: Greedy tokens generated after the prompt.
         reps: Timed repetitions per engine after one warm-up; rows report the median.
@@ -221,17 +250,22 @@ def run_model_bench(model: str, engines: list[str] | None = None, threads: int =
         onnx: The ONNX export directory ONNX Runtime runs (the onnxruntime engine runs only with one).
         data_paths: Held-out text files for the prompt (default: the evaluation corpus).
         progress: Show a status line per engine on stderr.
+        roofline: Measure the read bandwidth and int8 peak at each thread count first (:mod:`edgekit.bench.roofline`)
+            and give the edgekit rows (and llama.cpp's decode row) their fractions of them.
 
     Returns:
         ``{"rows": [...], "machine": {...}, "notes": [...], "model": ..., "source": ...}``; each row has ``engine``,
         ``phase``, ``tokens_per_s``, ``ttft_s``, ``peak_rss_mb``, ``model_mb``, ``threads`` (edgekit rows also
-        ``ratio_vs_llama.cpp``).
+        ``ratio_vs_llama.cpp``; with the roofline, edgekit's and llama.cpp's decode rows ``bytes_per_token`` and
+        ``bandwidth_fraction``, edgekit's prefill rows ``ops_per_token`` and ``int8_peak_fraction``; with several
+        thread counts every row ``thread_scaling``); with the roofline also ``"roofline": {threads: limits}``.
 
     Raises:
         EdgekitError: on bad arguments or input an engine cannot run.
     """
-    if prefill < 1 or decode < 0 or threads < 1 or reps < 1:
-        raise EdgekitError("--prefill and --threads must be >= 1, --decode >= 0, --reps >= 1")
+    counts = thread_counts(threads)
+    if prefill < 1 or decode < 0 or reps < 1:
+        raise EdgekitError("--prefill must be >= 1, --decode >= 0, --reps >= 1")
     plan = make_plan(model, engines)
     targets = {"edgekit": plan.artifact, "torch": plan.spec}
     if onnx and engines is None:
@@ -254,27 +288,44 @@ def run_model_bench(model: str, engines: list[str] | None = None, threads: int =
         else:
             src = source_gguf(plan.spec)
             with _status(progress, f"llama.cpp: requantizing {Path(src).name} to Q4_0 (cached)"):
-                q4, hit = cached_q4_0(src, threads)
+                q4, hit = cached_q4_0(src, max(counts))
             targets["llama.cpp"] = str(q4)
             plan.notes.append(f"llama.cpp runs {q4}" + (" (cached)" if hit else " (requantized now)"))
     ids = prompt_ids(plan, prefill, data_paths)
     rows: list[dict] = []
+    limits: dict[int, dict] = {}
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-model-") as td:
         ids_path = os.path.join(td, "prompt.npy")
         np.save(ids_path, ids)
-        for i, engine in enumerate(plan.engines):
-            if i:
-                time.sleep(SETTLE_S)  # let the previous process's threads and page cache settle
-            with _status(progress, f"{engine}: prefill {prefill}, decode {decode}, {reps} reps, {threads} threads"):
-                new = run_worker(engine, targets[engine], ids_path, decode, threads, reps)
-            for r in new:
-                r["model"] = plan.spec
-            rows += new
-            if progress:
-                print(f"{engine}: " + ", ".join(f"{r['phase']} {r['tokens_per_s']:.1f} tok/s" for r in new)
-                      + f", peak RSS {new[0]['peak_rss_mb']:.0f} MiB", file=sys.stderr, flush=True)
-    return {"model": model, "source": plan.spec, "rows": add_ratios(rows), "machine": machine_info(threads),
-            "notes": plan.notes, "targets": {e: targets[e] for e in plan.engines}}
+        for t in counts:
+            if roofline:
+                with _status(progress, f"roofline: read bandwidth and int8 peak, {t} threads"):
+                    limits[t] = measure_roofline(t)
+                if progress:
+                    print(f"roofline, {t} threads: read {limits[t]['read_gbps']:.1f} GB/s, int8 peak "
+                          f"{limits[t]['int8_tops']:.3f} TOPS ({limits[t]['dot_impl']})", file=sys.stderr, flush=True)
+            for engine in plan.engines:
+                if rows or limits:
+                    time.sleep(SETTLE_S)  # let the previous process's (or probe's) threads and page cache settle
+                with _status(progress, f"{engine}: prefill {prefill}, decode {decode}, {reps} reps, {t} threads"):
+                    new = run_worker(engine, targets[engine], ids_path, decode, t, reps)
+                for r in new:
+                    r["model"] = plan.spec
+                rows += new
+                if progress:
+                    print(f"{engine}, {t} threads: " + ", ".join(f"{r['phase']} {r['tokens_per_s']:.1f} tok/s"
+                                                               for r in new)
+                          + f", peak RSS {new[0]['peak_rss_mb']:.0f} MiB", file=sys.stderr, flush=True)
+    if roofline and plan.artifact:
+        from edgekit.artifact import read_artifact
+
+        add_fractions(rows, limits, read_artifact(plan.artifact), targets.get("llama.cpp"), prefill, decode)
+    out = {"model": model, "source": plan.spec, "rows": add_scaling(add_ratios(rows)),
+           "machine": machine_info(counts[0] if len(counts) == 1 else counts), "notes": plan.notes,
+           "targets": {e: targets[e] for e in plan.engines}}
+    if roofline:
+        out["roofline"] = {str(t): lim for t, lim in limits.items()}
+    return out
 
 
 def _status(progress: bool, text: str):

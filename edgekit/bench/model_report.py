@@ -10,11 +10,22 @@ from edgekit.bench import report
 from edgekit.errors import EdgekitError
 
 RATIO_KEY = "ratio_vs_llama.cpp"
+SCALING_KEY = "thread_scaling"  # tokens/s over the same engine's and phase's at the run's smallest thread count
 #: (row key, header, format) of the terminal table and the Markdown table
 COLUMNS = [("engine", "engine", "{}"), ("phase", "phase", "{}"), ("tokens_per_s", "tokens/s", "{:.1f}"),
            ("ttft_s", "TTFT s", "{:.3f}"), (RATIO_KEY, "vs llama.cpp", "{:.2f}×"),
            ("peak_rss_mb", "peak RSS MiB", "{:.0f}"), ("model_mb", "model MiB", "{:.0f}"),
            ("threads", "threads", "{}")]
+#: columns shown only when some row has the key: thread scaling (several thread counts) and the roofline fractions
+OPTIONAL_COLUMNS = [(SCALING_KEY, "vs fewest threads", "{:.2f}×"),
+                    ("bandwidth_fraction", "of read bandwidth", "{:.1%}"),
+                    ("int8_peak_fraction", "of int8 peak", "{:.1%}")]
+
+
+def columns(result: dict) -> list[tuple[str, str, str]]:
+    """:data:`COLUMNS` plus the optional ones some row has."""
+    rows = result["rows"]
+    return COLUMNS + [c for c in OPTIONAL_COLUMNS if any(r.get(c[0]) is not None for r in rows)]
 ENGINE_LABELS = {"edgekit": "edgekit W4A8 (C++ runtime)", "llama.cpp": "llama.cpp Q4_0", "torch": "torch fp32",
                  "onnxruntime": "ONNX Runtime MatMulNBits"}
 
@@ -22,7 +33,7 @@ ENGINE_LABELS = {"edgekit": "edgekit W4A8 (C++ runtime)", "llama.cpp": "llama.cp
 def _lines(result: dict) -> list[list[str]]:
     """The table cells, one list per row, with each engine's label."""
     return [[ENGINE_LABELS.get(r["engine"], r["engine"]) if k == "engine" else report.cell(r, k, f)
-             for k, _, f in COLUMNS] for r in result["rows"]]
+             for k, _, f in columns(result)] for r in result["rows"]]
 
 
 def title(result: dict) -> str:
@@ -30,14 +41,16 @@ def title(result: dict) -> str:
     rows = result["rows"]
     phases = ", ".join(dict.fromkeys(r["phase"] for r in rows))
     r0 = rows[0] if rows else {}
-    return (f"{result.get('model', '?')}: {phases}; {r0.get('threads', '?')} threads; "
+    threads = ",".join(str(t) for t in dict.fromkeys(r["threads"] for r in rows)) or "?"
+    return (f"{result.get('model', '?')}: {phases}; {threads} threads; "
             f"median of {r0.get('reps', '?')} rep(s) after one warm-up")
 
 
 def rows_to_markdown(result: dict) -> str:
     """The rows as a Markdown table (what BENCHMARKS.md shows), one line per engine and phase."""
-    align = "".join("l" if k in ("engine", "phase") else "r" for k, _, _ in COLUMNS)
-    return report.markdown_table([h for _, h, _ in COLUMNS], _lines(result), align) + "\n"
+    cols = columns(result)
+    align = "".join("l" if k in ("engine", "phase") else "r" for k, _, _ in cols)
+    return report.markdown_table([h for _, h, _ in cols], _lines(result), align) + "\n"
 
 
 def print_table(result: dict, console=None) -> None:
@@ -46,12 +59,13 @@ def print_table(result: dict, console=None) -> None:
     caption = f"{m.get('cpu', '?')}, {m.get('logical_cores', '?')} logical cores"
     if m.get("edgekit_gemm_kernel"):
         caption += f"; edgekit kernel {m['edgekit_gemm_kernel']}"
-    report.print_table([h for _, h, _ in COLUMNS], _lines(result), title(result), left=("engine", "phase"),
-                       caption=caption, width=140, notes=result.get("notes", []), console=console)
+    report.print_table([h for _, h, _ in columns(result)], _lines(result), title(result), left=("engine", "phase"),
+                       caption=caption, width=200, notes=result.get("notes", []), console=console)
 
 
 def plot_rows(result: dict, path: str) -> None:
-    """Bar chart of tokens/s: one panel per phase, one bar per engine.
+    """Bar chart of tokens/s: one panel per phase, one bar per engine (per engine and thread count when the run has
+    several).
 
     Raises:
         EdgekitError: when matplotlib is not installed or there are no rows.
@@ -62,14 +76,16 @@ def plot_rows(result: dict, path: str) -> None:
     phases = list(dict.fromkeys(r["phase"] for r in rows))
     engines = list(dict.fromkeys(r["engine"] for r in rows))
     colors = {e: c for e, c in zip(engines, ("tab:blue", "tab:orange", "tab:gray", "tab:green"))}
+    multi = len({r["threads"] for r in rows}) > 1
     with report.plot_file(path, ncols=len(phases), figsize=(4.2 * len(phases), 4.2), squeeze=False) as (fig, axes):
         for ax, phase in zip(axes[0], phases):
-            by = {r["engine"]: r["tokens_per_s"] for r in rows if r["phase"] == phase}
-            names = [e for e in engines if e in by]
-            bars = ax.bar(range(len(names)), [by[e] for e in names], color=[colors[e] for e in names])
+            bars_of = [r for r in rows if r["phase"] == phase]
+            bars = ax.bar(range(len(bars_of)), [r["tokens_per_s"] for r in bars_of],
+                          color=[colors[r["engine"]] for r in bars_of])
             ax.bar_label(bars, fmt="%.1f", fontsize=8)
-            ax.set_xticks(range(len(names)))
-            ax.set_xticklabels([ENGINE_LABELS.get(e, e).replace(" (", "\n(") for e in names], fontsize=8)
+            ax.set_xticks(range(len(bars_of)))
+            ax.set_xticklabels([ENGINE_LABELS.get(r["engine"], r["engine"]).replace(" (", "\n(")
+                                + (f"\n{r['threads']} thr" if multi else "") for r in bars_of], fontsize=8)
             ax.set_title(phase.replace("_", " ") + " tokens", fontsize=10)
             ax.set_ylabel("tokens/s")
             ax.margins(y=0.15)

@@ -67,9 +67,12 @@ def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, w
 @click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
 @click.option("--w4a4", is_flag=True,
               help="Instead: Agile-Quant's packed-multiplier W4A4 kernels vs the int8 kernels on int4 activations.")
+@click.option("--layouts", is_flag=True,
+              help="Also time the runtime's kernel on both int4 layouts (q4x4, q4x16) and say which is faster here "
+                   "and whether the runtime picks it.")
 @friendly
 def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch, seed, json_out, plot_out,
-            markdown, w4a4):
+            markdown, w4a4, layouts):
     """W4A8 linear: edgekit's kernels vs torch fp32 and ONNX Runtime MatMulNBits (int4, group 32), same weights."""
     from edgekit.bench.kernels import parse_shapes, plot_rows, print_table, rows_to_markdown, run_kernel_bench
     from edgekit.bench.report import save_json
@@ -88,12 +91,17 @@ def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch
     impls = [i for i, skip in (("torch", no_torch), ("ort", no_ort), ("edgekit", False)) if not skip]
     thread_list = int_list(threads, "threads")
     rows = run_kernel_bench(parse_shapes(shapes), int_list(ms, "m"), thread_list, impls, all_impls=all_impls,
-                            min_time=min_time, min_reps=min_reps, seed=seed, progress=True)
+                            min_time=min_time, min_reps=min_reps, seed=seed, progress=True, layouts=layouts)
     if json_out:  # first, so a plotting problem cannot lose the measurements
         save_json(rows, json_out)
     print_table(rows, f"W4A8 linear, int4 group 32: median per call, threads {','.join(map(str, thread_list))}")
     if markdown:
         click.echo(rows_to_markdown(rows))
+    if layouts:
+        from edgekit.bench.kernels import layout_verdicts
+
+        lines = layout_verdicts(rows)
+        click.echo("\n".join(lines) if lines else "only the q4x4 layout runs on this CPU (q4x16 needs AVX-512 VNNI)")
     if plot_out:
         plot_rows(rows, plot_out)
         click.echo(f"wrote {plot_out}")
@@ -101,7 +109,9 @@ def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch
 
 @bench.command(name="model")
 @click.argument("model_or_artifact")
-@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads for every engine.")
+@click.option("--threads", default="2", show_default=True,
+              help="CPU threads for every engine, or a comma list (1,2): every engine runs at each count and the "
+                   "table shows each engine's scaling from the smallest count.")
 @click.option("--prefill", type=int, default=512, show_default=True, help="Prompt tokens (held-out text).")
 @click.option("--decode", type=int, default=128, show_default=True, help="Greedy tokens generated after the prompt.")
 @click.option("--reps", type=int, default=3, show_default=True,
@@ -122,9 +132,12 @@ def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
               help="Write a PNG bar chart of tokens/s per engine and phase (needs matplotlib).")
 @click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
+@click.option("--no-roofline", is_flag=True,
+              help="Skip measuring read bandwidth and int8 peak (a few seconds per thread count) and the rows' "
+                   "bandwidth_fraction / int8_peak_fraction.")
 @friendly
 def model(model_or_artifact, threads, prefill, decode, reps, engines, gguf, onnx_dir, data_paths, json_out,
-          plot_out, markdown):
+          plot_out, markdown, no_roofline):
     """Prefill and decode speed of one model: edgekit's C++ runtime vs llama.cpp Q4_0 vs torch fp32.
 
     MODEL_OR_ARTIFACT is a .ekq artifact (the edgekit engine runs it; llama.cpp and torch use the model it was
@@ -134,17 +147,73 @@ def model(model_or_artifact, threads, prefill, decode, reps, engines, gguf, onnx
     from edgekit.bench.model import parse_engines, run_model_bench
     from edgekit.bench.model_report import document, plot_rows, print_table, rows_to_markdown
     from edgekit.bench.report import save_json
+    from edgekit.bench.roofline import summary_markdown as roofline_markdown
 
-    result = run_model_bench(model_or_artifact, parse_engines(engines), threads=threads, prefill=prefill,
-                             decode=decode, reps=reps, gguf=gguf, data_paths=list(data_paths), onnx=onnx_dir)
+    counts = int_list(threads, "threads")
+    result = run_model_bench(model_or_artifact, parse_engines(engines),
+                             threads=counts[0] if len(counts) == 1 else counts, prefill=prefill, decode=decode,
+                             reps=reps, gguf=gguf, data_paths=list(data_paths), onnx=onnx_dir,
+                             roofline=not no_roofline)
     if json_out:  # first, so a plotting problem cannot lose the measurements
         save_json(document(result, command=shlex.join(["edgekit", *sys.argv[1:]])), json_out)
     print_table(result)
+    if result.get("roofline"):
+        _print_roofline(result)
     if markdown:
         click.echo(rows_to_markdown(result))
+        if result.get("roofline"):
+            click.echo(roofline_markdown(result))
     if plot_out:
         plot_rows(result, plot_out)
         click.echo(f"wrote {plot_out}")
+
+
+def _print_roofline(result: dict) -> None:
+    """The roofline table of a result (limits per thread count, edgekit's decode and prefill against them)."""
+    from edgekit.bench.report import print_rows
+    from edgekit.bench.roofline import SUMMARY_COLUMNS, cpu_caption, summary_rows
+
+    print_rows(summary_rows(result), SUMMARY_COLUMNS, "roofline: measured limits and the edgekit runtime against them",
+               left=(), caption=cpu_caption(result), width=200)
+
+
+@bench.command(name="roofline")
+@click.argument("artifact", required=False)
+@click.option("--threads", default="2", show_default=True, help="Pool threads, or a comma list (1,2).")
+@click.option("--prefill", type=int, default=512, show_default=True, help="Prompt tokens (with an artifact).")
+@click.option("--decode", type=int, default=128, show_default=True, help="Decode tokens (with an artifact).")
+@click.option("--reps", type=int, default=3, show_default=True, help="Timed repetitions (with an artifact).")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write {rows, roofline, machine, command} here.")
+@click.option("--markdown", is_flag=True, help="Also print the Markdown table (as BENCHMARKS.md shows it).")
+@friendly
+def roofline(artifact, threads, prefill, decode, reps, json_out, markdown):
+    """This machine's read bandwidth and int8 dot-product peak on the runtime's thread pool; with an ARTIFACT, the
+    edgekit runtime's decode (bytes/token x tok/s) and prefill (int8 ops/token x tok/s) as fractions of them.
+
+    The model numbers are `edgekit bench model ARTIFACT --engines edgekit`'s own run (same worker, same timing).
+    """
+    from edgekit.bench.model import machine_info, run_model_bench
+    from edgekit.bench.model_report import document
+    from edgekit.bench.report import save_json
+    from edgekit.bench.roofline import measure, summary_markdown
+
+    counts = int_list(threads, "threads")
+    if artifact:
+        from edgekit.artifact import is_artifact, read_artifact
+
+        if not is_artifact(artifact):
+            read_artifact(artifact)  # raises the clear "not found" / "not an edgekit artifact" error
+        result = run_model_bench(artifact, ["edgekit"], threads=counts[0] if len(counts) == 1 else counts,
+                                 prefill=prefill, decode=decode, reps=reps)
+    else:
+        result = {"rows": [], "roofline": {str(t): measure(t) for t in counts},
+                  "machine": machine_info(counts[0] if len(counts) == 1 else counts)}
+    if json_out:
+        save_json(document(result, command=shlex.join(["edgekit", *sys.argv[1:]])), json_out)
+    _print_roofline(result)
+    if markdown:
+        click.echo(summary_markdown(result))
 
 
 @bench.command(name="prune")

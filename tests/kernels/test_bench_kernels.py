@@ -107,3 +107,21 @@ def test_cli_writes_json_and_reports_errors(tmp_path):
     assert "| 64×64 | 2 | 1 |" in res.output
     res = CliRunner().invoke(kernels, ["--shapes", "64x50"])
     assert res.exit_code == 2 and "error:" in res.output
+
+
+def test_layouts_time_both_int4_layouts_and_name_the_faster():
+    from edgekit import _C
+    from edgekit.bench.kernels import layout_verdicts
+
+    rows = run_kernel_bench([(64, 64)], (1,), (1,), ("edgekit",), min_time=0.0, min_reps=1, rounds=1, warmup=1,
+                            layouts=True)
+    impls = {r["impl"] for r in rows}
+    q4x16 = "avx512vnni" in _C.implementations("gemm_q4x16_q8b")
+    assert impls == {"edgekit", "edgekit-q4x4"} | ({"edgekit-q4x16"} if q4x16 else set())
+    assert all(r["rel_err"] < 0.05 for r in rows)  # both layouts compute the same matrix
+    lines = layout_verdicts(rows)
+    assert len(lines) == (1 if q4x16 else 0)
+    if q4x16:
+        by = {r["impl"]: r["median_s"] for r in rows}
+        faster = 16 if by["edgekit-q4x16"] < by["edgekit-q4x4"] else 4
+        assert f"q4x{faster} faster" in lines[0] and f"runtime picks q4x{_C.preferred_q4_rows()}" in lines[0]

@@ -37,5 +37,13 @@ def test_tiny_real_run(smollm2_artifacts, tmp_path):
     assert by[("edgekit", "decode_4")][RATIO_KEY] == pytest.approx(
         by[("edgekit", "decode_4")]["tokens_per_s"] / by[("llama.cpp", "decode_4")]["tokens_per_s"])
     assert res["machine"]["logical_cores"] == os.cpu_count()
+    # the roofline ran once (2 threads): fractions computed from the measured limits and the counted bytes / ops
+    lim = res["roofline"]["2"]
+    dec, pre = by[("edgekit", "decode_4")], by[("edgekit", "prefill_16")]
+    assert dec["bandwidth_fraction"] == dec["bytes_per_token"] * dec["tokens_per_s"] / lim["read_bytes_per_s"]
+    assert pre["int8_peak_fraction"] == pre["ops_per_token"] * pre["tokens_per_s"] / lim["int8_ops_per_s"]
+    assert 0 < dec["bandwidth_fraction"] < 1.5 and 0 < pre["int8_peak_fraction"] < 1.5
+    lcd = by[("llama.cpp", "decode_4")]  # its bytes from the GGUF's tensor sizes
+    assert 0 < lcd["bandwidth_fraction"] < 1.5 and 40e6 < lcd["bytes_per_token"] < dec["bytes_per_token"]
     md = rows_to_markdown(res)
     assert md.count("\n") == 2 + len(rows)
