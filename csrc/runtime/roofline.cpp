@@ -62,6 +62,9 @@ const std::vector<DotProbe>& dot_table() {
 #if defined(EDGEKIT_HAVE_NEONDOT)
         {"neondot", &ek_roof_dot_i8__neondot, &ek_roof_dot_macs__neondot, kNEON | kDOTPROD},
 #endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+        {"neoni8mm", &ek_roof_dot_i8__neoni8mm, &ek_roof_dot_macs__neoni8mm, kNEON | kDOTPROD | kI8MM},
+#endif
     };
     return t;
 }

@@ -5,7 +5,7 @@
 //   ek_roof_read_u64__<isa>(p, bytes): sums `bytes` bytes (a multiple of EK_ROOF_READ_ALIGN) as 64-bit lanes with
 //     the ISA's widest loads; the sum is returned so the compiler cannot drop the loads.
 //   ek_roof_dot_i8__<isa>(iters, seed): `iters` rounds of independent int8 dot-product chains that stay in
-//     registers (vpdpbusd zmm, vpmaddubsw+vpmaddwd ymm, sdot), returning a checksum; *macs_per_iter (set by
+//     registers (vpdpbusd zmm, vpmaddubsw+vpmaddwd ymm, sdot, smmla), returning a checksum; *macs_per_iter (set by
 //     ek_roof_dot_macs__<isa>) is how many int8 multiply-adds one round does.
 #ifndef EDGEKIT_ROOFLINE_H
 #define EDGEKIT_ROOFLINE_H
@@ -43,6 +43,10 @@ uint64_t ek_roof_read_u64__neon(const uint8_t* p, size_t bytes);
 #if defined(EDGEKIT_HAVE_NEONDOT)
 uint64_t ek_roof_dot_i8__neondot(int64_t iters, uint32_t seed);
 extern const int64_t ek_roof_dot_macs__neondot;
+#endif
+#if defined(EDGEKIT_HAVE_NEONI8MM)
+uint64_t ek_roof_dot_i8__neoni8mm(int64_t iters, uint32_t seed);
+extern const int64_t ek_roof_dot_macs__neoni8mm;
 #endif
 
 #ifdef __cplusplus

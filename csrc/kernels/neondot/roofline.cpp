@@ -15,6 +15,7 @@ uint64_t ek_roof_dot_i8__neondot(int64_t iters, uint32_t seed) {
     for (int k = 0; k < 12; ++k) c[k] = vdupq_n_s32(k);
     for (int64_t i = 0; i < iters; ++i) {
         __asm__ __volatile__("" : "+w"(a), "+w"(b));  // operands opaque to the compiler: nothing is hoisted
+#pragma GCC unroll 12  // the chains must stay in registers at any -O level
         for (int k = 0; k < 12; ++k) c[k] = vdotq_s32(c[k], a, b);
     }
     int32x4_t s = c[0];
