@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -16,12 +17,15 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from edgekit.bench.report import MISSING, markdown_table
+from edgekit.errors import EdgekitError
 
 DEFAULT_RECIPES = ("rtn-w4a8", "w4a8", "agile-quant", "agile-quant-trip", "agile-quant-w4a4", "w8a8")
 
 
-def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None) -> dict:
+def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None, seed: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "edgekit.cli", "quantize", model, "--recipe", recipe, "-o", str(out), "--json"]
+    if seed is not None:
+        cmd += ["--seed", str(seed)]
     if threads:
         cmd += ["--threads", str(threads)]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "TQDM_DISABLE": "1"})
@@ -32,8 +36,14 @@ def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None
 
 def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths=None, ctx: int = 512,
                 max_tokens: int = 4096, threads: int | None = None, llamacpp: bool = True,
-                workdir: str | None = None) -> list[dict]:
+                workdir: str | None = None, sets: list[str] | None = None,
+                seeds: list[int] | None = None) -> list[dict]:
     """Evaluate the float model, each recipe's artifact and (for GGUF models) llama.cpp's Q4_0 on one set of windows.
+
+    With ``sets`` (names from :data:`edgekit.data.EVAL_SETS`) and/or ``seeds`` (calibration seeds; default
+    ``[0]``), every recipe is quantized once per seed and every row is evaluated on every set (default ``["dev"]``);
+    the rows then also carry ``set``, ``set_role`` and (edgekit rows) ``seed``, and ``delta_pct`` is against the
+    float reference on the same set. :func:`aggregate_seeds` turns them into the per-recipe, per-set summary.
 
     Returns:
         JSON rows: ``name``, ``engine``, ``perplexity``, ``delta_pct`` (vs the float reference), ``bits_per_weight``,
@@ -47,12 +57,29 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
     from edgekit.models import load_model, resolve_spec
     from edgekit.quant.serialize import load_artifact_model
 
+    protocol = sets is not None or seeds is not None
+    if protocol:
+        if data_paths:
+            raise EdgekitError("--data and --sets are exclusive: a named set is its own text")
+        sets = data.parse_sets(sets or ["dev"])
+        seeds = list(seeds) if seeds is not None else [0]
+        if not seeds or len(set(seeds)) != len(seeds):
+            raise EdgekitError(f"--seeds needs distinct seeds, got {seeds}")
     if threads:
         torch.set_num_threads(threads)
     ref = load_model(model)
-    windows = data.eval_windows(ref.tokenizer, data_paths, ctx, max_tokens)
-    rows = [{"name": "reference (float32, transformers)", "engine": "torch",
-             **perplexity(ref.model, windows), **bits_per_weight(ref.model)}]
+    if protocol:
+        by_set = [(name, data.eval_windows(ref.tokenizer, None, ctx, max_tokens, name)) for name in sets]
+    else:
+        by_set = [(None, data.eval_windows(ref.tokenizer, data_paths, ctx, max_tokens))]
+
+    def tag(name, seed=None) -> dict:
+        if name is None:
+            return {}
+        return {"set": name, "set_role": data.get_eval_set(name).role, **({} if seed is None else {"seed": seed})}
+
+    rows = [{**tag(name), "name": "reference (float32, transformers)", "engine": "torch",
+             **perplexity(ref.model, windows), **bits_per_weight(ref.model)} for name, windows in by_set]
     del ref
     tmp = Path(workdir or tempfile.mkdtemp(prefix="edgekit-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
@@ -65,23 +92,84 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
         requantize_gguf(gguf, str(q4), "q4_0", threads=threads or 2)
         for name, path, bpw in [("llama.cpp on the source GGUF (evaluator check)", gguf, None),
                                 ("llama.cpp Q4_0 (its own requantization)", str(q4), 4.5)]:
-            r = perplexity_llamacpp(path, windows, threads=threads or 2)
-            rows.append({"name": name, "engine": "llama.cpp", "perplexity": r["perplexity"], "tokens": r["tokens"],
-                         "bits_per_weight": bpw})
-    for recipe in tqdm(list(recipes), desc="recipes", unit="recipe"):
-        out = tmp / f"{recipe}.ekq"
-        rep = _quantize_subprocess(model, recipe, out, threads)
+            for set_name, windows in by_set:
+                r = perplexity_llamacpp(path, windows, threads=threads or 2)
+                rows.append({**tag(set_name), "name": name, "engine": "llama.cpp", "perplexity": r["perplexity"],
+                             "tokens": r["tokens"], "bits_per_weight": bpw})
+    runs = [(recipe, seed) for recipe in recipes for seed in (seeds if protocol else [None])]
+    for recipe, seed in tqdm(runs, desc="recipes", unit="recipe"):
+        out = tmp / (f"{recipe}.ekq" if seed is None else f"{recipe}-seed{seed}.ekq")
+        rep = _quantize_subprocess(model, recipe, out, threads, seed)
         lm, _ = load_artifact_model(out)
-        rows.append({"name": f"edgekit {recipe} ({rep['recipe']})", "engine": "edgekit fake-quant",
-                     **perplexity(lm.model, windows), **bits_per_weight(lm.model),
-                     "quantize_seconds": rep["quantize_seconds"], "total_seconds": rep["total_seconds"],
-                     "peak_rss_mb": rep["peak_rss_mb"], "calib": f"{rep['calib_samples']}x{rep['calib_seqlen']}"})
+        for set_name, windows in by_set:
+            rows.append({**tag(set_name, seed), "name": f"edgekit {recipe} ({rep['recipe']})",
+                         "engine": "edgekit fake-quant", **perplexity(lm.model, windows), **bits_per_weight(lm.model),
+                         "quantize_seconds": rep["quantize_seconds"], "total_seconds": rep["total_seconds"],
+                         "peak_rss_mb": rep["peak_rss_mb"], "calib": f"{rep['calib_samples']}x{rep['calib_seqlen']}"})
         del lm
-    base = rows[0]["perplexity"]
+    base = {r.get("set"): r["perplexity"] for r in rows[:len(by_set)]}
     for r in rows:
-        r["delta_pct"] = 100.0 * (r["perplexity"] / base - 1.0)
+        r["delta_pct"] = 100.0 * (r["perplexity"] / base[r.get("set")] - 1.0)
         r["model"] = model
     return rows
+
+
+def parse_seeds(text: str) -> list[int]:
+    """``"0,1,2"`` → ``[0, 1, 2]``: distinct non-negative calibration seeds.
+
+    Raises:
+        EdgekitError: anything else.
+    """
+    try:
+        seeds = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise EdgekitError(f"--seeds must be comma-separated integers, got {text!r}") from None
+    if not seeds or any(s < 0 for s in seeds) or len(set(seeds)) != len(seeds):
+        raise EdgekitError(f"--seeds needs distinct non-negative integers, got {text!r}")
+    return seeds
+
+
+def aggregate_seeds(rows: list[dict]) -> list[dict]:
+    """One summary row per configuration and set: the mean perplexity over its seeds and their spread.
+
+    Rows without a ``seed`` (the float reference, llama.cpp) are deterministic and summarize to themselves (spread
+    0). ``std`` is the sample standard deviation (n - 1; 0 for one seed); ``delta_pct`` is the mean against the
+    float reference's perplexity on the same set. Order: sets in first-seen order, configurations likewise.
+    """
+    groups: dict[tuple, list[dict]] = {}
+    for r in rows:
+        groups.setdefault((r.get("set"), r["name"]), []).append(r)
+    ref = {k[0]: g[0]["perplexity"] for k, g in groups.items() if g[0]["engine"] == "torch"}
+    sets = list(dict.fromkeys(k[0] for k in groups))
+    out = []
+    for s in sets:
+        for (set_name, name), g in groups.items():
+            if set_name != s:
+                continue
+            p = [r["perplexity"] for r in g]
+            mean = statistics.fmean(p)
+            first = g[0]
+            row = {"set": set_name, "set_role": first.get("set_role"), "name": name, "engine": first["engine"],
+                   "seeds": [r["seed"] for r in g if "seed" in r], "n": len(p), "perplexity_mean": mean,
+                   "perplexity_min": min(p), "perplexity_max": max(p),
+                   "perplexity_std": statistics.stdev(p) if len(p) > 1 else 0.0,
+                   "delta_pct": 100.0 * (mean / ref[set_name] - 1.0) if set_name in ref else None,
+                   "bits_per_weight": first.get("bits_per_weight"), "model": first.get("model")}
+            for k in ("quantize_seconds", "total_seconds", "peak_rss_mb"):
+                if k in first:
+                    row[k] = statistics.fmean(r[k] for r in g)
+            out.append(row)
+    return out
+
+
+def summary_to_markdown(summary: list[dict]) -> str:
+    """The per-set summary as a Markdown table; test sets are marked (reported only, never selected on)."""
+    lines = [[f"{r['set']} ({r['set_role']})", r["name"], r["engine"], f"{r['perplexity_mean']:.3f}",
+              f"{r['perplexity_min']:.3f}–{r['perplexity_max']:.3f}", f"{r['perplexity_std']:.3f}",
+              f"{r['delta_pct']:+.1f} %" if r.get("delta_pct") is not None else MISSING,
+              ",".join(map(str, r["seeds"])) if r["seeds"] else MISSING] for r in summary]
+    header = ["set (role)", "configuration", "engine", "mean perplexity", "min–max", "std", "Δ vs float", "seeds"]
+    return markdown_table(header, lines, "lllrrrrl") + "\n"
 
 
 def rows_to_markdown(rows: list[dict]) -> str:

@@ -31,13 +31,22 @@ def bench():
 @click.option("--threads", type=int, default=None)
 @click.option("--no-llamacpp", is_flag=True, help="Skip the llama.cpp rows.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep artifacts here.")
+@click.option("--sets", default=None,
+              help="Comma-separated evaluation sets to score every row on: dev (choose recipes on it), test-man, "
+                   "test-docstrings (reported only, never selected on). Default: --data, else dev.")
+@click.option("--seeds", default=None,
+              help="Comma-separated calibration seeds: each recipe is quantized once per seed and reported as the "
+                   "mean over seeds with its spread (min-max, std). Default: one artifact, seed 0.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
 @friendly
-def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, json_out):
+def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, sets, seeds, json_out):
     """Perplexity of the float model, llama.cpp Q4_0 and each edgekit recipe on the same held-out windows."""
     from edgekit.bench.quality import rows_to_markdown, run_quality
     from edgekit.bench.report import save_json
 
+    if sets is not None or seeds is not None:
+        return _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, sets,
+                                 seeds, json_out)
     rows = run_quality(model, [r.strip() for r in recipes.split(",") if r.strip()], list(data_paths), ctx,
                        max_tokens, threads, not no_llamacpp, workdir)
     print_rows(rows, [("name", "model", "{}"), ("engine", "engine", "{}"), ("perplexity", "perplexity", "{:.3f}"),
@@ -47,6 +56,35 @@ def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, w
     click.echo(rows_to_markdown(rows))
     if json_out:
         save_json(rows, json_out)
+
+
+def _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, sets, seeds,
+                      json_out):
+    """``bench quality --sets/--seeds``: every row on every set, each recipe over seeds, summarized per set."""
+    from edgekit import data
+    from edgekit.bench.quality import aggregate_seeds, parse_seeds, run_quality, summary_to_markdown
+    from edgekit.bench.report import save_json
+
+    if data_paths:
+        raise EdgekitError("--data and --sets are exclusive: a named set is its own text")
+    set_names = data.parse_sets(sets if sets is not None else "dev")
+    seed_list = parse_seeds(seeds) if seeds is not None else [0]
+    rows = run_quality(model, [r.strip() for r in recipes.split(",") if r.strip()], None, ctx, max_tokens, threads,
+                       not no_llamacpp, workdir, sets=set_names, seeds=seed_list)
+    summary = aggregate_seeds(rows)
+    print_rows(summary, [("set", "set", "{}"), ("set_role", "role", "{}"), ("name", "model", "{}"),
+                         ("perplexity_mean", "mean perplexity", "{:.3f}"), ("perplexity_min", "min", "{:.3f}"),
+                         ("perplexity_max", "max", "{:.3f}"), ("perplexity_std", "std", "{:.3f}"),
+                         ("delta_pct", "Δ vs float", "{:+.1f} %"), ("n", "seeds", "{}")],
+               f"{model}: windows of {ctx} tokens, at most {max_tokens} per set; seeds {','.join(map(str, seed_list))}",
+               left=("set", "role", "model"), width=200,
+               caption="choose recipes on the dev set; test sets are reported only, never selected on")
+    click.echo(summary_to_markdown(summary))
+    if json_out:
+        save_json({"model": model, "ctx": ctx, "max_tokens": max_tokens, "seeds": seed_list,
+                   "sets": [{"name": n, "role": data.get_eval_set(n).role, "cut": data.get_eval_set(n).cut,
+                             "description": data.get_eval_set(n).description} for n in set_names],
+                   "rows": rows, "summary": summary}, json_out)
 
 
 @bench.command(name="kernels")

@@ -12,6 +12,9 @@ from edgekit.cli.prune import eval_options, run_continuation_eval
 @click.argument("model")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Held-out text/JSONL file (repeatable). Default: Debian's license texts.")
+@click.option("--set", "sets", multiple=True,
+              help="Named evaluation set (repeatable or comma-separated): dev (the license texts; choose on it), "
+                   "test-man, test-docstrings (report only). Default: --data, else dev. See edgekit.data.EVAL_SETS.")
 @click.option("--ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
 @click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated at most.")
 @click.option("--compare-reference", is_flag=True, help="Also evaluate the artifact's float source model.")
@@ -24,28 +27,38 @@ from edgekit.cli.prune import eval_options, run_continuation_eval
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
 @eval_options
 @friendly
-def eval_cmd(model, data_paths, ctx, max_tokens, compare_reference, engine, threads, as_json, prefix_len, score_len,
-             max_windows, prune_ratio, prune_start_layer, prune_layers):
+def eval_cmd(model, data_paths, sets, ctx, max_tokens, compare_reference, engine, threads, as_json, prefix_len,
+             score_len, max_windows, prune_ratio, prune_start_layer, prune_layers):
     """Perplexity of MODEL, an artifact or an export on held-out text (cosine vs float for encoders).
 
     With --prefix-len: continuation perplexity of a pruned prefill (token pruning), next to the unpruned model."""
     from edgekit.eval.evaluate import evaluate
 
     set_threads(threads)
+    if prefix_len is not None and sets:
+        raise EdgekitError("--set applies to plain perplexity; continuation perplexity (--prefix-len) takes --data")
     if prefix_len is not None:
         return run_continuation_eval(model, list(data_paths), engine, as_json, prefix_len, score_len, max_windows,
                                      prune_ratio, prune_start_layer, prune_layers)
     if prune_ratio is not None or prune_start_layer is not None or prune_layers:
         raise EdgekitError("--prune-ratio/--prune-start-layer/--prune-layers apply to continuation perplexity: "
                            "add --prefix-len L")
+    if sets and data_paths:
+        raise EdgekitError("--data and --set are exclusive: a named set is its own text")
     res = evaluate(model, list(data_paths), ctx, max_tokens, compare_reference, progress=not as_json, engine=engine,
-                   threads=threads)
+                   threads=threads, **({"sets": list(sets)} if sets else {}))
     if as_json:
         echo_json(res)
     elif res["task"] == "encoder":
         print_rows(res["rows"], [("model", "model", "{}"), ("cosine_mean", "mean cosine vs fp32", "{:.4f}"),
                                  ("cosine_min", "min cosine", "{:.4f}"), ("bits_per_weight", "bits/weight", "{:.2f}")],
                    f"{res['sentences']} held-out sentences")
+    elif sets:
+        print_rows(res["rows"], [("set", "set", "{}"), ("set_role", "role", "{}"), ("model", "model", "{}"),
+                                 ("perplexity", "perplexity", "{:.3f}"), ("delta_pct", "Δ vs ref", "{:+.2f} %"),
+                                 ("windows", "windows", "{}"), ("tokens", "tokens", "{}")],
+                   f"windows of {ctx} tokens, at most {max_tokens} per set; choose on dev, report test sets",
+                   left=("set", "role", "model"))
     else:
         print_rows(res["rows"], [("model", "model", "{}"), ("perplexity", "perplexity", "{:.3f}"),
                                  ("delta_pct", "Δ vs ref", "{:+.2f} %"), ("bits_per_weight", "bits/weight", "{:.2f}"),

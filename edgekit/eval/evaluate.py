@@ -65,7 +65,8 @@ def embed(model, tokenizer, texts: list[str], batch: int = 32) -> torch.Tensor:
 
 
 def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096, compare_reference: bool = False,
-             progress: bool = True, engine: str | None = "fake", threads: int | None = None) -> dict:
+             progress: bool = True, engine: str | None = "fake", threads: int | None = None,
+             sets: list[str] | None = None) -> dict:
     """Evaluate a model or artifact on held-out text.
 
     Causal LMs: perplexity (and, with ``compare_reference``, the float source's perplexity on the same windows).
@@ -75,21 +76,35 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
     Encoders: mean cosine similarity between the artifact's (or its ONNX export's) sentence embeddings and its
     float source's.
 
+    ``sets`` names evaluation sets (:data:`edgekit.data.EVAL_SETS`) to score a causal LM on instead of
+    ``data_paths``: every row then carries its ``set`` (and ``set_role``), one group of rows per set.
+
     Returns:
-        A JSON-ready dict; its ``rows`` list holds one entry per evaluated model.
+        A JSON-ready dict; its ``rows`` list holds one entry per evaluated model (and set).
     """
     from edgekit import data
     from edgekit.engines import open_session, pick_engine
     from edgekit.engines.fake import FakeSession
 
     engine = pick_engine(spec, engine)
+    if sets is not None:
+        sets = data.parse_sets(sets)
+        if data_paths:
+            raise EdgekitError("--data and --set are exclusive: a named set is its own text")
     if engine == "onnxruntime":
         from edgekit.engines.onnxruntime import export_info
 
         if export_info(spec).get("task") == "encoder":
+            if sets is not None:
+                raise EdgekitError("--set scores perplexity of causal LMs; an encoder is compared on --data "
+                                   "sentences")
             return _evaluate_ort_encoder(spec, data_paths, threads)
     sess = open_session(spec, engine, max_ctx=ctx, threads=threads, all_logits=True)
     if not isinstance(sess, FakeSession):
+        if sets is not None:
+            rows = [{**_set_keys(name), "model": sess.label, **session_perplexity(sess, w, progress)}
+                    for name, w in _set_windows(sess.tokenizer, sets, ctx, max_tokens)]
+            return {"model": str(spec), "task": "causal-lm", "engine": engine, "sets": sets, "rows": rows}
         windows = data.eval_windows(sess.tokenizer, data_paths, ctx, max_tokens)
         row = {"model": sess.label, **session_perplexity(sess, windows, progress)}
         return {"model": str(spec), "task": "causal-lm", "engine": engine, **row, "rows": [row]}
@@ -100,6 +115,8 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
     result: dict = {"model": str(spec), "task": lm.task, "data": [str(p) for p in data_paths] if data_paths
                     else ["/usr/share/common-licenses (default held-out text)"]}
     if lm.task == "encoder":
+        if sets is not None:
+            raise EdgekitError("--set scores perplexity of causal LMs; an encoder is compared on --data sentences")
         if art is None:
             raise EdgekitError(f"{spec} is a float encoder: evaluate a quantized artifact of it (edgekit quantize "
                                f"{spec} -o out.ekq; edgekit eval out.ekq) to compare embeddings with the original")
@@ -115,12 +132,17 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
         result["rows"] = [{"model": label, "cosine_mean": result["cosine_mean"], "cosine_min": result["cosine_min"],
                            "bits_per_weight": result["bits_per_weight"]}]
         return result
+    if compare_reference and art is None:
+        raise EdgekitError("--compare-reference needs a quantized artifact to compare with its source model")
+    if sets is not None:
+        result.pop("data")
+        result["sets"] = sets
+        result["rows"] = _fake_set_rows(sess, label, art, lm, sets, ctx, max_tokens, compare_reference, progress)
+        return result
     windows = data.eval_windows(lm.tokenizer, data_paths, ctx, max_tokens)
     row = {"model": label, **session_perplexity(sess, windows, progress), **bits_per_weight(lm.model)}
     rows = [row]
     if compare_reference:
-        if art is None:
-            raise EdgekitError("--compare-reference needs a quantized artifact to compare with its source model")
         from edgekit.engines.fake import open_fake
 
         ref = open_fake(art.source)
@@ -132,6 +154,39 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
                                        "model_bits_per_weight")})
     result["rows"] = rows
     return result
+
+
+def _set_keys(name: str) -> dict:
+    from edgekit.data import get_eval_set
+
+    return {"set": name, "set_role": get_eval_set(name).role}
+
+
+def _set_windows(tokenizer, sets: list[str], ctx: int, max_tokens: int):
+    """``(set name, windows)`` for each named evaluation set."""
+    from edgekit import data
+
+    return [(name, data.eval_windows(tokenizer, None, ctx, max_tokens, name)) for name in sets]
+
+
+def _fake_set_rows(sess, label, art, lm, sets, ctx, max_tokens, compare_reference, progress) -> list[dict]:
+    """Rows of a fake-quant (or kernels) session on each set, each after its float reference when asked for."""
+    ref = None
+    if compare_reference:
+        from edgekit.engines.fake import open_fake
+
+        ref = open_fake(art.source)
+    rows = []
+    for name, windows in _set_windows(lm.tokenizer, sets, ctx, max_tokens):
+        group = [{**_set_keys(name), "model": label, **session_perplexity(sess, windows, progress),
+                  **bits_per_weight(lm.model)}]
+        if ref is not None:
+            group.insert(0, {**_set_keys(name), "model": "reference (float32)",
+                             **session_perplexity(ref, windows, progress), **bits_per_weight(ref.model)})
+            for r in group:
+                r["delta_pct"] = 100.0 * (r["perplexity"] / group[0]["perplexity"] - 1.0)
+        rows.extend(group)
+    return rows
 
 
 def _evaluate_ort_encoder(spec: str, data_paths, threads: int | None) -> dict:
