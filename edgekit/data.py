@@ -181,6 +181,9 @@ MAN_DIR = Path("/usr/share/man/man1")
 MAN_WIDTH = 80
 #: ``test-docstrings``: module docstrings shorter than this many words (after dropping doctest paragraphs) are left out.
 DOCSTRING_MIN_WORDS = 80
+#: ``test-docstrings``: a docstring sharing a run of this many consecutive words (letters and digits, lowercased) with
+#: the calibration text or the dev set is left out (pdb's repeats the debugger chapter that pydoc_data.topics holds).
+SHARED_RUN_WORDS = 12
 
 
 @dataclass(frozen=True)
@@ -255,8 +258,10 @@ def _man_docs() -> list[str]:
 def _docstring_docs() -> list[str]:
     """Module docstrings of CPython's top-level public standard-library modules (``<stdlib>/*.py`` whose name does
     not start with ``_``, sorted by name), read with :func:`ast.get_docstring` (no import); paragraphs holding a
-    ``>>>`` doctest are dropped, and docstrings left with fewer than :data:`DOCSTRING_MIN_WORDS` words are skipped."""
+    ``>>>`` doctest are dropped, and docstrings left with fewer than :data:`DOCSTRING_MIN_WORDS` words, or sharing a
+    run of :data:`SHARED_RUN_WORDS` words with the calibration text or the dev set, are skipped."""
     root = Path(sysconfig.get_paths()["stdlib"])
+    taken = _word_runs(default_calibration_text() + "\n\n" + default_eval_text())
     docs = []
     for p in sorted(root.glob("*.py")):
         if p.stem.startswith("_"):
@@ -268,11 +273,17 @@ def _docstring_docs() -> list[str]:
         if not doc:
             continue
         doc = "\n\n".join(q for q in re.split(r"\n\s*\n", doc) if ">>>" not in q).strip()
-        if len(doc.split()) >= DOCSTRING_MIN_WORDS:
+        if len(doc.split()) >= DOCSTRING_MIN_WORDS and not _word_runs(doc) & taken:
             docs.append(doc)
     if not docs:
         raise EdgekitError(f"the test-docstrings evaluation set found no module docstrings in {root}")
     return docs
+
+
+def _word_runs(text: str) -> set[tuple[str, ...]]:
+    """Every run of :data:`SHARED_RUN_WORDS` consecutive words of ``text`` (letters/digits only, lowercased)."""
+    words = re.findall(r"[a-z0-9]+", text.lower())
+    return {tuple(words[i:i + SHARED_RUN_WORDS]) for i in range(len(words) - SHARED_RUN_WORDS + 1)}
 
 
 #: The named evaluation sets. Choose recipes and hyper-parameters on ``dev`` only; report the ``test-*`` sets.
@@ -285,8 +296,8 @@ EVAL_SETS: dict[str, EvalSet] = {s.name: s for s in (
             f"`man -l` at {MAN_WIDTH} columns as plain text, one document per page", _man_docs),
     EvalSet("test-docstrings", "test", "stream",
             "module docstrings of CPython's top-level public standard-library modules, sorted by module name, "
-            f"doctest paragraphs dropped, at least {DOCSTRING_MIN_WORDS} words each (never pydoc_data.topics, "
-            "the calibration text)", _docstring_docs),
+            f"doctest paragraphs dropped, at least {DOCSTRING_MIN_WORDS} words each, none sharing a run of "
+            f"{SHARED_RUN_WORDS} words with the calibration text (pydoc_data.topics) or dev", _docstring_docs),
 )}
 
 
