@@ -77,56 +77,24 @@ enum class Op : unsigned {
 // The name (the string of ops(), compiled(op), ...) and the function type of each op.
 template <Op>
 struct OpTraits;
-template <>
-struct OpTraits<Op::quant_row_q8> {
-    using Fn = ek_quant_row_q8_fn;
-    static constexpr const char* name = "quant_row_q8";
-};
-template <>
-struct OpTraits<Op::gemm_q4x4_q8> {
-    using Fn = ek_gemm_q4x4_q8_fn;
-    static constexpr const char* name = "gemm_q4x4_q8";
-};
-template <>
-struct OpTraits<Op::gemm_q4x4_q8b> {
-    using Fn = ek_gemm_q4x4_q8_fn;
-    static constexpr const char* name = "gemm_q4x4_q8b";
-};
-template <>
-struct OpTraits<Op::gemm_q4x16_q8> {
-    using Fn = ek_gemm_q4x4_q8_fn;
-    static constexpr const char* name = "gemm_q4x16_q8";
-};
-template <>
-struct OpTraits<Op::gemm_q4x16_q8b> {
-    using Fn = ek_gemm_q4x4_q8_fn;
-    static constexpr const char* name = "gemm_q4x16_q8b";
-};
-template <>
-struct OpTraits<Op::gemm_q4x4_q4> {
-    using Fn = ek_gemm_q4x4_q8_fn;
-    static constexpr const char* name = "gemm_q4x4_q4";
-};
-template <>
-struct OpTraits<Op::gemm_f16_f32> {
-    using Fn = ek_gemm_f16_f32_fn;
-    static constexpr const char* name = "gemm_f16_f32";
-};
-template <>
-struct OpTraits<Op::attn_f16_f32> {
-    using Fn = ek_attn_f16_f32_fn;
-    static constexpr const char* name = "attn_f16_f32";
-};
-template <>
-struct OpTraits<Op::silu_mul_f32> {
-    using Fn = ek_silu_mul_f32_fn;
-    static constexpr const char* name = "silu_mul_f32";
-};
-template <>
-struct OpTraits<Op::cvt_f32_f16> {
-    using Fn = ek_cvt_f32_f16_fn;
-    static constexpr const char* name = "cvt_f32_f16";
-};
+// One specialization per op; the name is the enum's own spelling, so the two cannot disagree.
+#define EK_OP_TRAITS(op, fn)                  \
+    template <>                               \
+    struct OpTraits<Op::op> {                 \
+        using Fn = fn;                        \
+        static constexpr const char* name = #op; \
+    };
+EK_OP_TRAITS(quant_row_q8, ek_quant_row_q8_fn)
+EK_OP_TRAITS(gemm_q4x4_q8, ek_gemm_q4x4_q8_fn)
+EK_OP_TRAITS(gemm_q4x4_q8b, ek_gemm_q4x4_q8_fn)
+EK_OP_TRAITS(gemm_q4x16_q8, ek_gemm_q4x4_q8_fn)
+EK_OP_TRAITS(gemm_q4x16_q8b, ek_gemm_q4x4_q8_fn)
+EK_OP_TRAITS(gemm_q4x4_q4, ek_gemm_q4x4_q8_fn)
+EK_OP_TRAITS(gemm_f16_f32, ek_gemm_f16_f32_fn)
+EK_OP_TRAITS(attn_f16_f32, ek_attn_f16_f32_fn)
+EK_OP_TRAITS(silu_mul_f32, ek_silu_mul_f32_fn)
+EK_OP_TRAITS(cvt_f32_f16, ek_cvt_f32_f16_fn)
+#undef EK_OP_TRAITS
 
 template <Op op>
 using OpFn = typename OpTraits<op>::Fn;
