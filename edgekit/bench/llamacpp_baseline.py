@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from edgekit.engines.llamacpp import import_llama_cpp
+from edgekit.export.imatrix import read_imatrix
 from edgekit.errors import EdgekitError
 
 #: ``ftype`` names accepted by :func:`requantize_gguf`, mapped to llama.cpp's ``LLAMA_FTYPE_*`` constant names.
@@ -72,55 +73,6 @@ def _log_reason(messages: list[list]) -> str:
     return "no message from llama.cpp"
 
 
-def _load_imatrix(path: str) -> dict[str, np.ndarray]:
-    """Read an importance matrix: tensor name -> float32 per-input-column importance.
-
-    Two formats are understood:
-
-    * a GGUF imatrix as written by llama.cpp's ``llama-imatrix`` (tensors ``<name>.in_sum2`` and ``<name>.counts``);
-      like ``llama-quantize`` each row of sums is divided by its count (rows with no count get 1);
-    * a ``.npz`` whose keys are GGUF tensor names (``blk.0.attn_q.weight`` ...) and whose values are the mean
-      squared activations of each input column (already normalized), e.g. from edgekit's own calibration.
-
-    Raises:
-        EdgekitError: if the file is missing, in another format, or holds non-finite values.
-    """
-    p = Path(path)
-    if not p.is_file():
-        raise EdgekitError(f"imatrix file not found: {p}")
-    out: dict[str, np.ndarray] = {}
-    if p.suffix == ".npz":
-        with np.load(p) as z:
-            for k in z.files:
-                out[k] = np.ascontiguousarray(z[k], dtype=np.float32).reshape(-1)
-    elif p.read_bytes()[:4] == b"GGUF":
-        import gguf
-
-        reader = gguf.GGUFReader(str(p))
-        sums, counts = {}, {}
-        for t in reader.tensors:
-            if t.name.endswith(".in_sum2"):
-                sums[t.name[: -len(".in_sum2")]] = np.asarray(t.data, dtype=np.float32)
-            elif t.name.endswith(".counts"):
-                counts[t.name[: -len(".counts")]] = np.asarray(t.data, dtype=np.float32).reshape(-1)
-        for name, s in sums.items():
-            if name not in counts:
-                raise EdgekitError(f"{p}: imatrix tensor {name} has sums but no counts")
-            c = counts[name]
-            s = s.reshape(len(c), -1)  # one row of sums per expert (a single row for dense models)
-            mean = np.where(c[:, None] > 0, s / np.maximum(c[:, None], 1.0), 1.0)
-            out[name] = np.ascontiguousarray(mean, dtype=np.float32).reshape(-1)
-    else:
-        raise EdgekitError(f"{p}: not a GGUF imatrix or .npz importance matrix (the legacy llama.cpp .dat format "
-                           "is not supported; convert it with a current llama-imatrix)")
-    if not out:
-        raise EdgekitError(f"{p}: the importance matrix holds no tensors")
-    for k, v in out.items():
-        if not np.isfinite(v).all():
-            raise EdgekitError(f"{p}: imatrix entry {k} has non-finite values")
-    return out
-
-
 def requantize_gguf(src: str, dst: str, ftype: str = "q4_0", imatrix: str | None = None, threads: int = 2) -> None:
     """Requantize a GGUF model file with llama.cpp's quantizer.
 
@@ -160,7 +112,7 @@ def requantize_gguf(src: str, dst: str, ftype: str = "q4_0", imatrix: str | None
 
     keep_alive = []  # the ctypes array points into these numpy buffers; they must outlive the call
     if imatrix is not None:
-        entries = _load_imatrix(imatrix)
+        entries = read_imatrix(imatrix)
         arr = (llama_cpp.llama_model_imatrix_data * (len(entries) + 1))()  # last element: NULL-name sentinel
         for i, (name, values) in enumerate(entries.items()):
             name_b = name.encode("utf-8")

@@ -15,7 +15,7 @@ from edgekit.cli.eval import eval_cmd, run
 from edgekit.cli.export import export
 from edgekit.cli.info import info
 from edgekit.cli.prune import prune_stats
-from edgekit.cli.quantize import quantize
+from edgekit.cli.quantize import imatrix, quantize
 
 __all__ = ["main"]
 
@@ -26,5 +26,5 @@ def main():
     """edgekit: Agile-Quant W4A8 quantization and fast CPU inference for small language models."""
 
 
-for _command in (info, quantize, eval_cmd, run, build, export, bench, prune_stats):
+for _command in (info, quantize, imatrix, eval_cmd, run, build, export, bench, prune_stats):
     main.add_command(_command)

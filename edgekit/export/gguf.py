@@ -53,6 +53,13 @@ _NORMS = {"input_layernorm": "attn_norm", "post_attention_layernorm": "ffn_norm"
 _OWN_KEYS = ("general.architecture", "general.file_type", "general.quantization_version", "general.quantized_by")
 
 
+def gguf_linear_name(block: int, linear: str) -> str:
+    """GGUF tensor name of a Llama block linear (``linear`` as in :meth:`Family.linears`), e.g. ``blk.0.attn_q.weight``."""
+    if linear not in _LINEARS:
+        raise EdgekitError(f"{linear!r} is not a Llama block linear; expected one of {', '.join(_LINEARS)}")
+    return f"blk.{block}.{_LINEARS[linear]}.weight"
+
+
 def llama_permute_rows(n_rows: int, n_head: int) -> np.ndarray:
     """Row order of ``convert_hf_to_gguf.py``'s ``LlamaModel.permute``: ``gguf_rows = hf_rows[index]``.
 
@@ -155,8 +162,11 @@ def _copied_fields(reader, prefixes: tuple[str, ...]) -> list[tuple]:
     return out
 
 
-def _write_gguf(path: Path, arch: str, kvs: list[tuple], tensors: list[tuple]) -> None:
-    """Write a GGUF file atomically: a temporary file in ``path``'s directory, renamed into place when complete."""
+def write_gguf(path: Path, arch: str, kvs: list[tuple], tensors: list[tuple]) -> None:
+    """Write a GGUF file atomically: a temporary file in ``path``'s directory, renamed into place when complete.
+
+    ``kvs`` are ``(key, value, GGUFValueType, sub_type)``; ``tensors`` are ``(name, array, raw GGML type or None)``.
+    """
     import gguf
 
     if not path.parent.is_dir():
@@ -290,7 +300,7 @@ def export_artifact_gguf(artifact, output, embed_type: str = "q8_0") -> dict:
             raise EdgekitError(f"{art.path} holds tensors the GGUF export does not map ({', '.join(extra[:4])}"
                                f"{' ...' if len(extra) > 4 else ''})")
     out = Path(output)
-    _write_gguf(out, "llama", kvs, tensors)
+    write_gguf(out, "llama", kvs, tensors)
     return _summary(out, tensors, t0)
 
 
@@ -325,7 +335,7 @@ def export_source_f16(spec: str, output) -> dict:
         tensors.append((t.name, w if w.ndim == 1 else w.astype(np.float16), None))
     del reader
     out = Path(output)
-    _write_gguf(out, arch, kvs, tensors)
+    write_gguf(out, arch, kvs, tensors)
     return _summary(out, tensors, t0)
 
 

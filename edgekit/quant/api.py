@@ -88,6 +88,25 @@ def resolve_prune(config: AgileQuantConfig, lm, ids) -> AgileQuantConfig:
     return dataclasses.replace(config, prune=schedule.resolve(p, n_layers, mass))
 
 
+def calibration_ids(lm, calib: list[str] | None = None, calib_samples: int | None = None,
+                    calib_seqlen: int | None = None, seed: int = 0):
+    """The calibration windows of a loaded model (``load_model``), as ``edgekit quantize`` and ``edgekit imatrix``
+    use them: 128 × 512 tokens for decoders, 512 × 32 for encoders (framed by their special tokens) by default.
+
+    Raises:
+        EdgekitError: if the windows are longer than the model's positions or the text is too short.
+    """
+    from edgekit import data
+
+    encoder = lm.task == "encoder"
+    calib_samples = calib_samples or (512 if encoder else 128)
+    seqlen = calib_seqlen or (32 if encoder else 512)
+    max_pos = getattr(lm.config, "max_position_embeddings", None)
+    if max_pos and seqlen > max_pos:
+        raise EdgekitError(f"--calib-seqlen {seqlen} exceeds the model's {max_pos} positions")
+    return data.calibration_windows(lm.tokenizer, calib, calib_samples, seqlen, seed, special_tokens=encoder)
+
+
 def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, calib: list[str] | None = None,
                    calib_samples: int | None = None, calib_seqlen: int | None = None, seed: int = 0,
                    batch_size: int = 8, threads: int | None = None, progress: bool = True) -> QuantizeResult:
@@ -124,14 +143,8 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     t0 = time.perf_counter()
     lm = load_model(spec)
     family = get_family(lm.family)
-    encoder = lm.task == "encoder"
-    calib_samples = calib_samples or (512 if encoder else 128)
-    seqlen = calib_seqlen or (32 if encoder else 512)
-    max_pos = getattr(lm.config, "max_position_embeddings", None)
-    if max_pos and seqlen > max_pos:
-        raise EdgekitError(f"--calib-seqlen {seqlen} exceeds the model's {max_pos} positions")
-    ids = data.calibration_windows(lm.tokenizer, calib, calib_samples, seqlen, seed,
-                                   special_tokens=encoder)
+    ids = calibration_ids(lm, calib, calib_samples, calib_seqlen, seed)
+    calib_samples, seqlen = ids.shape
     t_load = time.perf_counter() - t0
     config = resolve_prune(config, lm, ids)
     report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress)

@@ -169,3 +169,22 @@ def test_requantize_with_imatrix(gguf_path, tmp_path):
     with pytest.raises(EdgekitError, match="non-finite"):
         requantize_gguf(str(gguf_path), str(tmp_path / "bad.gguf"), ftype="q4_0", imatrix=str(im))
     assert not (tmp_path / "bad.gguf").exists()
+
+
+def test_edgekit_imatrix_file_drives_llamacpp(gguf_path, tmp_path):
+    # an `edgekit imatrix` GGUF (written by write_imatrix) read by llama.cpp's quantizer: the weighted rounding
+    # changes the Q4_0 codes of the tensor it covers
+    import gguf
+
+    from edgekit.export.imatrix import Imatrix, write_imatrix
+
+    rng = np.random.default_rng(0)
+    name = "blk.0.ffn_up.weight"
+    sums = (rng.lognormal(0.0, 2.0, 576) * 1000).astype(np.float32)  # a strongly non-uniform importance
+    write_imatrix(tmp_path / "im.gguf", Imatrix({name: sums}, {name: 1000}, ["test"], 2, 512))
+    requantize_gguf(str(gguf_path), str(tmp_path / "plain.gguf"), ftype="q4_0", threads=THREADS)
+    requantize_gguf(str(gguf_path), str(tmp_path / "im.q4_0.gguf"), ftype="q4_0", imatrix=str(tmp_path / "im.gguf"),
+                    threads=THREADS)
+    plain, weighted = ({t.name: np.asarray(t.data).tobytes() for t in gguf.GGUFReader(str(tmp_path / f)).tensors}
+                       for f in ("plain.gguf", "im.q4_0.gguf"))
+    assert len(plain[name]) == len(weighted[name]) and plain[name] != weighted[name]
