@@ -16,6 +16,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from edgekit.bench.anchors import DEFAULT_ANCHORS
 from edgekit.bench.report import MISSING, markdown_table
 from edgekit.errors import EdgekitError
 
@@ -37,8 +38,11 @@ def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None
 def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths=None, ctx: int = 512,
                 max_tokens: int = 4096, threads: int | None = None, llamacpp: bool = True,
                 workdir: str | None = None, sets: list[str] | None = None,
-                seeds: list[int] | None = None) -> list[dict]:
-    """Evaluate the float model, each recipe's artifact and (for GGUF models) llama.cpp's Q4_0 on one set of windows.
+                seeds: list[int] | None = None, anchors=DEFAULT_ANCHORS) -> list[dict]:
+    """Evaluate the float model, each recipe's artifact and (GGUF models) llama.cpp's anchors on the same windows.
+
+    ``anchors`` (see :mod:`edgekit.bench.anchors`): llama.cpp's Q4_0, its Q4_0 with an edgekit importance matrix per
+    calibration seed, and each artifact's GGUF export run by llama.cpp; ``llamacpp=False`` drops them all.
 
     With ``sets`` (names from :data:`edgekit.data.EVAL_SETS`) and/or ``seeds`` (calibration seeds; default
     ``[0]``), every recipe is quantized once per seed and every row is evaluated on every set (default ``["dev"]``);
@@ -80,22 +84,25 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
 
     rows = [{**tag(name), "name": "reference (float32, transformers)", "engine": "torch",
              **perplexity(ref.model, windows), **bits_per_weight(ref.model)} for name, windows in by_set]
-    del ref
     tmp = Path(workdir or tempfile.mkdtemp(prefix="edgekit-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
     src = resolve_spec(model)
-    if llamacpp and src.gguf_file:
-        from edgekit.bench.llamacpp_baseline import perplexity_llamacpp, requantize_gguf
+    anchors = tuple(anchors) if llamacpp and src.gguf_file else ()
+    if anchors:
+        from edgekit.bench.anchors import imatrix_rows, llamacpp_rows
+        from edgekit.bench.llamacpp_baseline import requantize_gguf
 
         gguf = str(Path(src.path) / src.gguf_file)
-        q4 = tmp / "llamacpp-q4_0.gguf"
-        requantize_gguf(gguf, str(q4), "q4_0", threads=threads or 2)
-        for name, path, bpw in [("llama.cpp on the source GGUF (evaluator check)", gguf, None),
-                                ("llama.cpp Q4_0 (its own requantization)", str(q4), 4.5)]:
-            for set_name, windows in by_set:
-                r = perplexity_llamacpp(path, windows, threads=threads or 2)
-                rows.append({**tag(set_name), "name": name, "engine": "llama.cpp", "perplexity": r["perplexity"],
-                             "tokens": r["tokens"], "bits_per_weight": bpw})
+        rows += llamacpp_rows(gguf, "llama.cpp on the source GGUF (evaluator check)", by_set, tag, threads or 2,
+                              bits_per_weight=None)
+        if "q4_0" in anchors:
+            q4 = tmp / "llamacpp-q4_0.gguf"
+            requantize_gguf(gguf, str(q4), "q4_0", threads=threads or 2)
+            rows += llamacpp_rows(str(q4), "llama.cpp Q4_0 (its own requantization)", by_set, tag, threads or 2,
+                                  bits_per_weight=4.5)
+        if "q4_0-imatrix" in anchors:
+            rows += imatrix_rows(ref, gguf, by_set, seeds if protocol else [0], tmp, tag, threads or 2)
+    del ref
     runs = [(recipe, seed) for recipe in recipes for seed in (seeds if protocol else [None])]
     for recipe, seed in tqdm(runs, desc="recipes", unit="recipe"):
         out = tmp / (f"{recipe}.ekq" if seed is None else f"{recipe}-seed{seed}.ekq")
@@ -107,6 +114,10 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
                          "quantize_seconds": rep["quantize_seconds"], "total_seconds": rep["total_seconds"],
                          "peak_rss_mb": rep["peak_rss_mb"], "calib": f"{rep['calib_samples']}x{rep['calib_seqlen']}"})
         del lm
+        if "gguf-export" in anchors:
+            from edgekit.bench.anchors import export_rows
+
+            rows += export_rows(out, f"edgekit {recipe}", by_set, tag, threads or 2, seed=seed)
     base = {r.get("set"): r["perplexity"] for r in rows[:len(by_set)]}
     for r in rows:
         r["delta_pct"] = 100.0 * (r["perplexity"] / base[r.get("set")] - 1.0)

@@ -29,7 +29,11 @@ def bench():
 @click.option("--ctx", type=int, default=512, show_default=True)
 @click.option("--max-tokens", type=int, default=4096, show_default=True)
 @click.option("--threads", type=int, default=None)
-@click.option("--no-llamacpp", is_flag=True, help="Skip the llama.cpp rows.")
+@click.option("--no-llamacpp", is_flag=True, help="Skip the llama.cpp rows (same as --anchors none).")
+@click.option("--anchors", default="q4_0,q4_0-imatrix", show_default=True,
+              help="llama.cpp rows, comma-separated: q4_0 (its own requantization), q4_0-imatrix (with an edgekit "
+                   "importance matrix per calibration seed, as `edgekit imatrix` writes it), gguf-export (each "
+                   "edgekit artifact exported to GGUF and run by llama.cpp); or none.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep artifacts here.")
 @click.option("--sets", default=None,
               help="Comma-separated evaluation sets to score every row on: dev (choose recipes on it), test-man, "
@@ -39,16 +43,19 @@ def bench():
                    "mean over seeds with its spread (min-max, std). Default: one artifact, seed 0.")
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
 @friendly
-def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, sets, seeds, json_out):
-    """Perplexity of the float model, llama.cpp Q4_0 and each edgekit recipe on the same held-out windows."""
+def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, anchors, workdir, sets, seeds,
+            json_out):
+    """Perplexity of the float model, llama.cpp's anchors and each edgekit recipe on the same held-out windows."""
+    from edgekit.bench.anchors import parse_anchors
     from edgekit.bench.quality import rows_to_markdown, run_quality
     from edgekit.bench.report import save_json
 
+    anchor_names = () if no_llamacpp else parse_anchors(anchors)
     if sets is not None or seeds is not None:
-        return _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, sets,
+        return _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, anchor_names, workdir, sets,
                                  seeds, json_out)
     rows = run_quality(model, [r.strip() for r in recipes.split(",") if r.strip()], list(data_paths), ctx,
-                       max_tokens, threads, not no_llamacpp, workdir)
+                       max_tokens, threads, bool(anchor_names), workdir, anchors=anchor_names)
     print_rows(rows, [("name", "model", "{}"), ("engine", "engine", "{}"), ("perplexity", "perplexity", "{:.3f}"),
                       ("delta_pct", "Δ vs float", "{:+.1f} %"), ("bits_per_weight", "bits/weight", "{:.2f}"),
                       ("total_seconds", "quantize s", "{:.0f}"), ("peak_rss_mb", "peak RSS MiB", "{:.0f}")],
@@ -58,7 +65,7 @@ def quality(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, w
         save_json(rows, json_out)
 
 
-def _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, no_llamacpp, workdir, sets, seeds,
+def _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, anchor_names, workdir, sets, seeds,
                       json_out):
     """``bench quality --sets/--seeds``: every row on every set, each recipe over seeds, summarized per set."""
     from edgekit import data
@@ -70,7 +77,7 @@ def _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, no_l
     set_names = data.parse_sets(sets if sets is not None else "dev")
     seed_list = parse_seeds(seeds) if seeds is not None else [0]
     rows = run_quality(model, [r.strip() for r in recipes.split(",") if r.strip()], None, ctx, max_tokens, threads,
-                       not no_llamacpp, workdir, sets=set_names, seeds=seed_list)
+                       bool(anchor_names), workdir, sets=set_names, seeds=seed_list, anchors=anchor_names)
     summary = aggregate_seeds(rows)
     print_rows(summary, [("set", "set", "{}"), ("set_role", "role", "{}"), ("name", "model", "{}"),
                          ("perplexity_mean", "mean perplexity", "{:.3f}"), ("perplexity_min", "min", "{:.3f}"),

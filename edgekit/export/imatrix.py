@@ -62,10 +62,12 @@ def compute_imatrix(model, family, ids, batch_size: int = 8, progress: bool = Tr
                 counts[name] = counts.get(name, 0) + x.shape[0]
 
             handles.append(block.get_submodule(lin).register_forward_pre_hook(hook))
+    # the blocks are all that is hooked: run the decoder without the LM head (its logits would be [batch, T, vocab])
+    body = model.get_decoder() if hasattr(model, "get_decoder") else model
     try:
         with torch.inference_mode():
             for b in tqdm(range(0, len(ids), batch_size), desc="imatrix", unit="batch", disable=not progress):
-                model(ids[b:b + batch_size])
+                body(ids[b:b + batch_size])
     finally:
         for h in handles:
             h.remove()

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 from click.testing import CliRunner
 
 from edgekit.cli import main
+from edgekit.errors import EdgekitError
 
 SETS = ["dev", "test-docstrings"]
 
@@ -90,3 +92,37 @@ def test_bench_quality_scores_every_seed_on_every_set(tiny_llama_dir, tmp_path, 
     assert calls == [("rtn-w4a8", None)] and len(legacy) == 2
     assert not any("set" in r or "seed" in r for r in legacy)
     assert legacy[1]["perplexity"] == pytest.approx(rows[2]["perplexity"], rel=1e-12)  # seed 0 on dev
+
+
+def test_anchor_names():
+    from edgekit.bench.anchors import parse_anchors
+
+    assert parse_anchors("q4_0, q4_0-imatrix,gguf-export") == ("q4_0", "q4_0-imatrix", "gguf-export")
+    assert parse_anchors("none") == () == parse_anchors("")
+    for bad in ("q4_0,q4_0", "q4_k", "none,q4_0"):
+        with pytest.raises(EdgekitError, match="--anchors"):
+            parse_anchors(bad)
+
+
+def test_imatrix_anchor_rows(tiny_llama_dir, tmp_path, monkeypatch):
+    """One importance matrix per seed, on that seed's calibration windows, handed to llama.cpp's quantizer; rows per
+    set and seed (llama.cpp itself is replaced: the tiny model has no GGUF)."""
+    from edgekit.bench import anchors, llamacpp_baseline
+    from edgekit.export.imatrix import read_imatrix
+    from edgekit.models import load_model
+
+    quantized, scored = [], []
+    monkeypatch.setattr(llamacpp_baseline, "requantize_gguf",
+                        lambda src, dst, ftype, imatrix=None, threads=2: quantized.append((ftype, read_imatrix(imatrix))))
+    monkeypatch.setattr(llamacpp_baseline, "perplexity_llamacpp",
+                        lambda path, windows, threads=2: scored.append(path) or {"perplexity": 10.0, "tokens": 5})
+    ref = load_model(str(tiny_llama_dir))
+    by_set = [("dev", None), ("test-man", None)]
+    rows = anchors.imatrix_rows(ref, "src.gguf", by_set, [0, 1], tmp_path, lambda s, seed: {"set": s, "seed": seed},
+                                1, calib_samples=2, calib_seqlen=32)
+    assert [(r["set"], r["seed"]) for r in rows] == [("dev", 0), ("test-man", 0), ("dev", 1), ("test-man", 1)]
+    assert all(r["name"] == "llama.cpp Q4_0 + edgekit imatrix" and r["calib"] == "2x32" for r in rows)
+    assert [q[0] for q in quantized] == ["q4_0", "q4_0"] and len(quantized[0][1]) == 14  # 2 blocks x 7 linears
+    m0, m1 = (q[1]["blk.0.ffn_down.weight"] for q in quantized)
+    assert not np.array_equal(m0, m1)  # each seed its own windows
+    assert scored == [str(tmp_path / f"llamacpp-q4_0-imatrix-seed{s}.gguf") for s in (0, 0, 1, 1)]
