@@ -299,6 +299,34 @@ py::array_t<float> gemm_f16_f32(const py::array& w, const py::array& x, const st
 }
 
 // Fused attention of g heads over n cached fp16 keys (transposed, kt [hd, ldk >= n]) and values (v [n, hd]).
+// y [m, n] = x [m, k] · w [n, k]ᵀ over Q8_0 rows (codes int8 [n, k], fp16 scales [n, k / 32]); kernels.h.
+py::array_t<float> gemm_q8_0_f32(const py::array& q, const py::array& d, const py::array& x, const std::string& impl) {
+    const int8_t* qp = checked<int8_t>(q, "q", 2, "int8");
+    const uint16_t* dp = checked<uint16_t>(d, "d", 2, "uint16 (fp16 bits)");
+    const auto [m, k] = check_matrix_f32(x, "x");
+    const int64_t n = q.shape(0);
+    if (k % 32 || q.shape(1) != k) throw py::value_error("q must be [n, k] with k a multiple of 32, matching x");
+    if (d.shape(0) != n || d.shape(1) != k / 32) throw py::value_error("d must be [n, k / 32]");
+    const ek_gemm_q8_0_f32_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_f32>(impl);
+    py::array_t<float> y({m, n});
+    const float* xp = static_cast<const float*>(x.data());
+    float* yp = y.mutable_data();
+    {
+        py::gil_scoped_release nogil;
+        fn(qp, dp, k, xp, k, m, k, yp, n, 0, n);
+    }
+    return y;
+}
+
+py::tuple quantize_q8_0(const py::array& x) {
+    const auto [n, k] = check_matrix_f32(x, "x");
+    if (k % 32) throw py::value_error("Q8_0 rows must be a multiple of 32 values");
+    py::array_t<int8_t> q({n, k});
+    py::array_t<uint16_t> d({n, k / 32});
+    ek_quantize_q8_0(static_cast<const float*>(x.data()), n, k, q.mutable_data(), d.mutable_data());
+    return py::make_tuple(q, d);
+}
+
 py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array& v, float scale,
                        const std::string& impl) {
     const float* qp = checked<float>(q, "q", 2, "float32");
@@ -470,6 +498,11 @@ PYBIND11_MODULE(_C, m) {
 
     m.def("gemm_f16_f32", &gemm_f16_f32, py::arg("w"), py::arg("x"), py::arg("impl") = "",
           "y [m, n] float32 = x [m, k] @ w.T for fp16 weights w (uint16 bits [n, k]); the runtime's LM head kernel.");
+    m.def("gemm_q8_0_f32", &gemm_q8_0_f32, py::arg("q"), py::arg("d"), py::arg("x"), py::arg("impl") = "",
+          "y [m, n] float32 = x [m, k] @ w.T for Q8_0 rows w = q * fp16(d) (q int8 [n, k], d uint16 fp16 bits "
+          "[n, k / 32]); the runtime's 8-bit LM head kernel.");
+    m.def("quantize_q8_0", &quantize_q8_0, py::arg("x"),
+          "float32 rows [n, k] → (codes int8 [n, k], fp16 scale bits uint16 [n, k / 32]); the runtime's Q8_0 rule.");
     m.def("attn_f16_f32", &attn_f16_f32, py::arg("q"), py::arg("kt"), py::arg("v"), py::arg("scale"),
           py::arg("impl") = "",
           "Fused attention of g heads sharing one KV head: q float32 [g, hd], keys transposed kt uint16 fp16 bits "

@@ -160,7 +160,8 @@ class AgileQuantConfig:
         attention: Q/K/V and softmax quantization.
         w4a4_ratio: fraction of tokens (lowest attention to the first token) whose o_proj, gate/up and down inputs are
             quantized to int4 instead of int8; 0 disables the W4A4 mix.
-        lm_head_bits: None keeps the LM head in float; 8 quantizes it per channel to int8 (unties it).
+        lm_head_bits: None keeps the LM head in float (fp16 in the runtime); 8 makes the tied embedding / LM head
+            one Q8_0 table (int8 per 32 values with an fp16 scale, GGUF's Q8_0; float activations).
         prune: token pruning of prompt prefills, stored with the artifact for the runtimes to apply.
         version: config schema version.
     """

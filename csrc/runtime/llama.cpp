@@ -90,8 +90,8 @@ constexpr int64_t kHeadGrain = 128;
 }  // namespace
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
-                       std::vector<LlamaLayer> layers, std::vector<uint16_t> head16)
-    : cfg_(cfg), embed_(std::move(embed16)), head_(std::move(head16)), layers_(std::move(layers)) {
+                       std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8)
+    : cfg_(cfg), embed_(std::move(embed16)), head_(std::move(head16)), q8_(std::move(q8)), layers_(std::move(layers)) {
     const int64_t h = cfg_.hidden, q_dim = (int64_t)cfg_.n_heads * cfg_.head_dim;
     const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * cfg_.head_dim;
     check(cfg_.n_layers > 0 && h > 0 && cfg_.vocab > 0 && cfg_.ffn > 0 && cfg_.max_ctx > 0, "sizes must be positive");
@@ -99,8 +99,16 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
     check(cfg_.head_dim > 0 && cfg_.head_dim % 2 == 0 && cfg_.head_dim <= 1024, "head_dim must be even, <= 1024");
     check((int)layers_.size() == cfg_.n_layers, "expected " + std::to_string(cfg_.n_layers) + " layers");
     check(final_norm != nullptr, "the final norm is required");
-    check((int64_t)embed_.size() == table_size(cfg_), "the embedding must be [vocab, hidden]");
-    check(head_.empty() || (int64_t)head_.size() == table_size(cfg_), "the LM head must be [vocab, hidden] or tied");
+    if (!q8_.q.empty()) {
+        check(embed_.empty() && head_.empty(), "a Q8_0 table is the embedding and the head: no fp16 table beside it");
+        check(h % 32 == 0, "a Q8_0 table needs a hidden size that is a multiple of 32");
+        check((int64_t)q8_.q.size() == table_size(cfg_) && (int64_t)q8_.d.size() == table_size(cfg_) / 32,
+              "the Q8_0 table must be [vocab, hidden] codes and [vocab, hidden / 32] scales");
+    } else {
+        check((int64_t)embed_.size() == table_size(cfg_), "the embedding must be [vocab, hidden]");
+        check(head_.empty() || (int64_t)head_.size() == table_size(cfg_),
+              "the LM head must be [vocab, hidden] or tied");
+    }
     for (int i = 0; i < cfg_.n_layers; ++i) {
         const LlamaLayer& l = layers_[i];
         const std::string p = "layer " + std::to_string(i) + " ";
@@ -143,6 +151,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
 
 int64_t LlamaModel::memory_bytes() const {
     int64_t b = (int64_t)(embed_.size() + head_.size() + k_cache_.size() + v_cache_.size()) * 2;
+    b += (int64_t)q8_.q.size() + 2 * (int64_t)q8_.d.size();
     for (const auto& l : layers_) {
         for (const Q4Weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
             b += (int64_t)w->qs.size() + 2 * (int64_t)w->d.size();
@@ -277,8 +286,14 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     float *att = att_.data(), *tmp = tmp_.data(), *g = g_.data(), *u = u_.data();
     static const ek_silu_mul_f32_fn silu = kernel<Op::silu_mul_f32>();  // SiLU(g) * u in place
     for (int i = 0; i < n; ++i) {
-        const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
-        for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
+        if (!q8_.q.empty()) {  // the code times its block's scale: exactly the head's value of that weight
+            const int8_t* e = q8_.q.data() + (int64_t)tokens[i] * h;
+            const uint16_t* ed = q8_.d.data() + (int64_t)tokens[i] * (h / 32);
+            for (int64_t c = 0; c < h; ++c) x[i * h + c] = (float)e[c] * ek_fp16_to_fp32(ed[c / 32]);
+        } else {
+            const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
+            for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
+        }
         idx_[i] = i;
         pos_act_[i] = n_past_ + i;
     }
@@ -328,10 +343,18 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     // the last prompt position is never dropped, so without all_logits it is the last active row
     const int first = all_logits ? 0 : na - 1, rows = all_logits ? n : 1;
     rms_norm(hidden + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
-    // fp16 LM head: one fixed summation order per logit (kernels.h), so decode and prefill give the same bits
+    // fp16 or Q8_0 LM head: one fixed summation order per logit (kernels.h), so decode and prefill give the same bits
+    const int vocab = cfg_.vocab;
+    if (!q8_.q.empty()) {
+        static const ek_gemm_q8_0_f32_fn q8_fn = kernel<Op::gemm_q8_0_f32>();
+        const int8_t* q = q8_.q.data();
+        const uint16_t* d = q8_.d.data();
+        parallel_for(vocab, kHeadGrain,
+                     [&](int64_t b, int64_t e) { q8_fn(q, d, h, xn, h, rows, h, logits, vocab, b, e); });
+        return;
+    }
     static const ek_gemm_f16_f32_fn head_fn = kernel<Op::gemm_f16_f32>();
     const uint16_t* head = head_.empty() ? embed_.data() : head_.data();
-    const int vocab = cfg_.vocab;
     parallel_for(vocab, kHeadGrain, [&](int64_t b, int64_t e) { head_fn(head, h, xn, h, rows, h, logits, vocab, b, e); });
 }
 

@@ -1,9 +1,10 @@
 // load_llama (load_llama.h): artifact metadata → LlamaConfig, tensors → the model's arrays.
 //
 // Everything the runtime cannot run is refused here with a message that names the key or the linear, rather than
-// run with a silently different meaning. The float32 embedding (and an untied head) is converted to fp16 a chunk at
-// a time, norms are copied; int4 weights go Q4_0 blocks → ek_pack_q4x4 → the kernel layout. Each file range is
-// released once copied, so peak memory stays near the model's own arrays.
+// run with a silently different meaning. The float32 embedding (and an untied head) is converted to fp16 (with
+// lm_head_bits 8: the tied table to Q8_0) a chunk at a time, norms are copied; int4 weights go Q4_0 blocks →
+// ek_pack_q4x4 → the kernel layout. Each file range is released once copied, so peak memory stays near the model's
+// own arrays.
 #include "edgekit/load_llama.h"
 
 #include <algorithm>
@@ -120,9 +121,18 @@ void check_quant(const Artifact& a, const Value& q) {
                                         ")" + kRunElsewhere);
         }
     }
-    if (!absent_or_null(q, "lm_head_bits"))
-        a.fail(K::kUnsupported, "the C++ runtime keeps the LM head in float; this artifact quantized it "
-                                "(lm_head_bits)" + std::string(kRunElsewhere));
+}
+
+// lm_head_bits: null keeps the tied table (or untied head) in fp16; 8 makes the tied table Q8_0 (edgekit/config.py).
+bool q8_head(const Artifact& a, const Value& q, bool tied) {
+    const Value* b = q.find("lm_head_bits");
+    if (!b || b->is_null()) return false;
+    if (!(b->type == Type::kNumber && b->number == 8.0))
+        a.fail(K::kFormat, "edgekit.quant lm_head_bits must be 8 or null");
+    if (!tied)
+        a.fail(K::kUnsupported, "lm_head_bits 8 is a Q8_0 table shared by the embedding and a tied head; this model "
+                                "has its own head" + std::string(kRunElsewhere));
+    return true;
 }
 
 // The recipe's token-pruning schedule (edgekit.quant "prune": ratio, layers, keep_last; edgekit/config.py resolves
@@ -235,6 +245,26 @@ std::vector<uint16_t> fp16_table(const Artifact& a, const TensorInfo& t) {
     return out;
 }
 
+// A float32 table quantized to Q8_0 (ek_quantize_q8_0, the rule of the Python side and the GGUF export), likewise
+// 1 MB of the file at a time. The quantizer left the table on the Q8_0 grid, so this recovers its codes exactly.
+Q8Table q8_table(const Artifact& a, const TensorInfo& t) {
+    Q8Table out;
+    out.q.resize((size_t)t.numel);
+    out.d.resize((size_t)(t.numel / 32));
+    constexpr uint64_t kChunk = 1 << 18;  // floats, a multiple of 32
+    float buf[256];
+    for (uint64_t i0 = 0; i0 < t.numel; i0 += kChunk) {
+        const uint64_t i1 = std::min<uint64_t>(t.numel, i0 + kChunk);
+        for (uint64_t i = i0; i < i1; i += 256) {
+            const uint64_t n = std::min<uint64_t>(256, i1 - i);  // numel is a multiple of 32 (hidden is)
+            std::memcpy(buf, t.data + i * 4, (size_t)(n * 4));
+            ek_quantize_q8_0(buf, 1, (int64_t)n, out.q.data() + i, out.d.data() + i / 32);
+        }
+        a.release(t.data + i0 * 4, (i1 - i0) * 4);
+    }
+    return out;
+}
+
 std::vector<float> float_vector(const Artifact& a, const std::string& name, int64_t n) {
     const TensorInfo& t = tensor(a, name, DType::kF32, {n});
     std::vector<float> v((size_t)n);
@@ -326,12 +356,20 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
             a.fail(K::kUnsupported, "quantized linear '" + m.key + "' is not part of the llama decoder the C++ "
                                     "runtime runs" + kRunElsewhere);
     }
-    std::vector<uint16_t> embed = fp16_table(a, tensor(a, "model.embed_tokens.weight", DType::kF32, {c.vocab, h}));
+    const TensorInfo& table = tensor(a, "model.embed_tokens.weight", DType::kF32, {c.vocab, h});
+    Q8Table q8;
+    std::vector<uint16_t> embed, head;
+    if (q8_head(a, quant, tied)) {
+        if (h % 32) a.fail(K::kFormat, "lm_head_bits 8 needs a hidden size that is a multiple of 32");
+        q8 = q8_table(a, table);
+    } else {
+        embed = fp16_table(a, table);
+        if (!tied) head = fp16_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));
+    }
     const std::vector<float> norm = float_vector(a, "model.norm.weight", h);
-    std::vector<uint16_t> head;
-    if (!tied) head = fp16_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));
     try {
-        auto model = std::make_unique<LlamaModel>(c, std::move(embed), norm.data(), std::move(layers), std::move(head));
+        auto model = std::make_unique<LlamaModel>(c, std::move(embed), norm.data(), std::move(layers), std::move(head),
+                                                  std::move(q8));
         model->set_pruning(prune);
         return model;
     } catch (const std::invalid_argument& e) {

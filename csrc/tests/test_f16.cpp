@@ -1,5 +1,5 @@
-// The fp16-row kernels (gemm_f16_f32, attn_f16_f32), silu_mul_f32 and the fp16 converters, checked by
-// edgekit_test_kernels.
+// The fp16-row kernels (gemm_f16_f32, attn_f16_f32), the Q8_0-row head kernel (gemm_q8_0_f32), silu_mul_f32 and
+// the fp16 converters, checked by edgekit_test_kernels.
 //
 // kernels.h fixes their summation order, so every implementation must equal the scalar one bit for bit, for any
 // m, row range and stride: that is what this suite checks (plus fp16 round trips), natively and under qemu.
@@ -182,6 +182,50 @@ void convert_suite(Counts& c) {
            "fp32_to_fp16 smallest subnormal rounding");
 }
 
+// The Q8_0 head kernel: every implementation against the scalar (split row ranges, decode rows alone), and the
+// scalar against its contract: gemm_f16_f32's order over the values q * fp16(d), spelled out here.
+void q8_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
+    const int64_t ldq = k + pad, ldx = k + 3, ldy = n + 3;
+    std::vector<float> src((size_t)(n * ldq));
+    for (auto& v : src) v = uniform() * 3.0f;
+    for (int64_t i = 0; i < std::min<int64_t>(32, ldq); ++i) src[(size_t)i] = 0.0f;  // a zero block: scale 0
+    std::vector<int8_t> q((size_t)(n * ldq));
+    std::vector<uint16_t> d((size_t)(n * ldq / 32));
+    ek_quantize_q8_0(src.data(), n, ldq, q.data(), d.data());
+    std::vector<float> x((size_t)(m * ldx));
+    for (auto& v : x) v = uniform();
+    std::vector<float> ref((size_t)(m * ldy), -7.0f);
+    ek_gemm_q8_0_f32__scalar(q.data(), d.data(), ldq, x.data(), ldx, m, k, ref.data(), ldy, 0, n);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = 0; r < n; ++r) {
+            float s[16] = {0};
+            for (int64_t cc = 0; cc < k; ++cc)
+                s[cc % 16] = std::fma((float)q[r * ldq + cc] * ek_fp16_to_fp32(d[r * (ldq / 32) + cc / 32]),
+                                      x[i * ldx + cc], s[cc % 16]);
+            for (int w = 8; w >= 1; w /= 2)
+                for (int l = 0; l < w; ++l) s[l] += s[l + w];
+            size_t at = 0;
+            expect(c, same_bits(&s[0], &ref[i * ldy + r], 1, &at),
+                   shape("gemm_q8_0_f32", "scalar", m, n, k) + " is not the contract's sum");
+        }
+    for (const auto& name : edgekit::implementations("gemm_q8_0_f32")) {
+        const ek_gemm_q8_0_f32_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_f32>(name);
+        std::vector<float> y((size_t)(m * ldy), -7.0f);
+        const int64_t split = n / 3;
+        fn(q.data(), d.data(), ldq, x.data(), ldx, m, k, y.data(), ldy, 0, split);
+        fn(q.data(), d.data(), ldq, x.data(), ldx, m, k, y.data(), ldy, split, n);
+        size_t at = 0;
+        expect(c, same_bits(y.data(), ref.data(), y.size(), &at),
+               shape("gemm_q8_0_f32", name, m, n, k) + " differs from scalar at " + std::to_string(at));
+        for (int64_t i = 0; i < m; ++i) {
+            std::vector<float> yi((size_t)n);
+            fn(q.data(), d.data(), ldq, x.data() + i * ldx, ldx, 1, k, yi.data(), n, 0, n);
+            expect(c, same_bits(yi.data(), ref.data() + i * ldy, (size_t)n, &at),
+                   shape("gemm_q8_0_f32", name, m, n, k) + " row " + std::to_string(i) + " alone differs");
+        }
+    }
+}
+
 }  // namespace
 
 // Runs the suite; adds to the caller's counters. Returns the number of failures.
@@ -195,6 +239,9 @@ std::pair<int, int> run_f16_suite() {
         for (int64_t n : ns)
             for (int64_t m : ms) gemm_case(c, m, n, k, (k + n + m) % 3 == 0 ? 5 : 0, false);
     gemm_case(c, 2, 9, 48, 0, true);  // huge products: inf / overflow behave alike everywhere
+    for (int64_t k : {32, 64, 96, 576})
+        for (int64_t n : {1, 2, 3, 5, 37})
+            for (int64_t m : {1, 2, 5}) q8_case(c, m, n, k, (k + n + m) % 3 == 0 ? 32 : 0);
     for (int64_t g : {1, 2, 3, 4, 5, 9})
         for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 300})
             for (int64_t hd : {2, 8, 14, 64}) attn_case(c, g, n, hd, (g + n) % 3 ? 0 : 5, false);

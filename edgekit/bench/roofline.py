@@ -12,7 +12,8 @@ And two model counts, from an artifact's tensors (what the C++ runtime holds in 
 
 * **decode bytes per token**: every tensor read once per token — each quantized linear's int4 codes and fp16 scales
   (and zero points / static activation scales when present), the float32 norms, one fp16 embedding row, the whole
-  fp16 ``vocab × hidden`` head (the tied head reads the embedding matrix), plus the fp16 KV cache the attention
+  fp16 ``vocab × hidden`` head (the tied head reads the embedding matrix; with ``lm_head_bits: 8`` one Q8_0 table,
+  1 byte per weight + an fp16 scale per 32, serves both), plus the fp16 KV cache the attention
   reads at the decode position (K and V of every layer and KV head for each cached position). Small per-token
   reads (RoPE tables, activations, the new K/V write) are left out.
 * **prefill int8 ops per token**: 2 × Σ N·K over the quantized linears (the work of the int8 kernels; the attention
@@ -134,7 +135,11 @@ def decode_bytes_per_token(art, kv_positions: float) -> float:
     sizes = _tensor_sizes(art.path)
     if EMBED not in sizes:
         raise EdgekitError(f"{art.path} has no {EMBED}: the roofline counts llama-family decoders")
-    total = hidden * FP16 + vocab * hidden * FP16  # one embedding row + the fp16 head (tied or its own)
+    if (art.quant or {}).get("lm_head_bits") == 8:  # the tied Q8_0 table: codes + an fp16 scale per 32
+        row = hidden + hidden // 32 * FP16
+    else:
+        row = hidden * FP16
+    total = row + vocab * row  # one embedding row + the whole head (tied or its own)
     for name, (shape, dtype) in sizes.items():
         if name in (EMBED, HEAD):
             continue

@@ -11,15 +11,15 @@ gives the rest of the model the runtime's float numerics (:func:`match_runtime`)
 the same bits; ``--engine kernels`` is the PyTorch session (:mod:`edgekit.engines.fake`) after ``use_kernels``.
 
 The runtime's float numerics: the runtime (csrc/runtime/llama.cpp) keeps the embedding, a tied head and the KV cache
-in fp16, sums RMSNorm's mean square in double, builds its RoPE tables from double-precision cos / sin, and runs
-attention, SwiGLU and the LM head on its own kernels. :func:`match_runtime` makes a transformers Llama model whose
-linears are already :class:`KernelLinear` (in the runtime's int4 layout) do the same. Every step is either the very
-kernel the runtime calls (``attention_causal``, ``silu_mul_f32``, ``gemm_f16_f32``, the W4A8 linears) or a torch op
-whose float result is fixed (an fp16 rounding, one correctly rounded value, an IEEE add or multiply in the runtime's
-order), so the two paths agree bit for bit. Why it matters: with int8 activations a last-bit difference moves a code
-across a rounding boundary and 30 layers amplify it; two float implementations that differ only in summation order
-(transformers' SDPA vs eager attention) agree on just ~97 % of top-1 tokens, which would hide a real bug in the
-runtime's cache, GQA indexing or pruning behind the noise. What the kernel path keeps of its own: the orchestration
+in fp16 (the table in Q8_0 with lm_head_bits 8), sums RMSNorm's mean square in double, builds its RoPE tables from
+double-precision cos / sin, and runs attention, SwiGLU and the LM head on its own kernels. :func:`match_runtime` makes
+a transformers Llama model whose linears are already :class:`KernelLinear` (in the runtime's int4 layout) do the
+same. Every step is either the very kernel the runtime calls (``attention_causal``, ``silu_mul_f32``,
+``gemm_f16_f32`` / ``gemm_q8_0_f32``, the W4A8 linears) or a torch op whose float result is fixed (an fp16 rounding,
+one correctly rounded value, an IEEE add or multiply in the runtime's order), so the two paths agree bit for bit.
+Why it matters: with int8 activations a last-bit difference moves a code across a rounding boundary and 30 layers
+amplify it; two float implementations that differ only in summation order (transformers' SDPA vs eager attention)
+agree on just ~97 % of top-1 tokens, which would hide a real bug in the runtime's cache, GQA indexing or pruning behind the noise. What the kernel path keeps of its own: the orchestration
 (transformers' modules, masks and cache, or :class:`~edgekit.engines.fake.PrunedLlama`), which is what the parity
 tests check against the C++ engine.
 """
@@ -172,6 +172,23 @@ class Fp16Head(nn.Module):
         return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
 
 
+class Q8Head(nn.Module):
+    """The runtime's Q8_0 LM head (lm_head_bits 8): the table's codes and scales on the ``gemm_q8_0_f32`` kernel."""
+
+    def __init__(self, weight: torch.Tensor):
+        super().__init__()
+        from edgekit import _C
+
+        self.q, self.d = _C.quantize_q8_0(_np(weight))  # the loader's rule: recovers the quantizer's codes
+        self.out_features, self.in_features = self.q.shape
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        from edgekit import _C
+
+        y = _C.gemm_q8_0_f32(self.q, self.d, _np(x).reshape(-1, self.in_features))
+        return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
+
+
 def runtime_attention(module: nn.Module, query, key, value, attention_mask, scaling=None, dropout=0.0, **kwargs):
     """Attention through the runtime's own ``attention_causal`` (fp16 cache, fused kernel; transformers' attention
     signature). The queries are the last positions of the keys; rows of a batch must not be padded."""
@@ -212,11 +229,14 @@ def match_runtime(model: nn.Module) -> None:
     if why:
         raise EdgekitError(f"cannot match the runtime's numerics: {why}")
     inner, cfg = model.model, model.config
-    with torch.no_grad():
-        emb = inner.embed_tokens.weight
-        emb.copy_(emb.half().float())  # the runtime's fp16 table (a tied head shares it)
     head = model.lm_head
-    model.lm_head = Fp16Head(head.weight)
+    if getattr(inner.embed_tokens, "ek_q8_0", False):  # lm_head_bits 8: the table already holds its Q8_0 values
+        model.lm_head = Q8Head(head.weight)
+    else:
+        with torch.no_grad():
+            emb = inner.embed_tokens.weight
+            emb.copy_(emb.half().float())  # the runtime's fp16 table (a tied head shares it)
+        model.lm_head = Fp16Head(head.weight)
     rotary = inner.rotary_emb
     hd = getattr(cfg, "head_dim", None) or cfg.hidden_size // cfg.num_attention_heads
     i = torch.arange(0, hd, 2, dtype=torch.float64)

@@ -76,17 +76,16 @@ def llama_permute_rows(n_rows: int, n_head: int) -> np.ndarray:
 
 
 def q8_0_blocks(x: np.ndarray) -> np.ndarray:
-    """GGUF Q8_0 bytes ``[N, K/32 * 34]`` of float rows ``[N, K]`` (rule in the module docstring)."""
+    """GGUF Q8_0 bytes ``[N, K/32 * 34]`` of float rows ``[N, K]`` (rule: :func:`edgekit.quant.formats.quantize_q8_0`,
+    so an artifact's Q8_0 table is written back with its own codes and scales)."""
+    from edgekit.quant.formats import quantize_q8_0
+
     x = np.asarray(x, dtype=np.float32)
     n, k = x.shape
     if k % QK:
         raise EdgekitError(f"Q8_0 needs rows that are a multiple of {QK} values, got {k}")
-    b = x.reshape(-1, QK)
-    d = (np.abs(b).max(axis=1) / np.float32(127)).astype(np.float32)
-    with np.errstate(divide="ignore"):
-        inv = np.where(d > 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
-    q = np.clip(np.rint(b * inv[:, None]), -127, 127).astype(np.int8)
-    return _blocks(d.astype(np.float16), q.view(np.uint8), n)
+    q, d = quantize_q8_0(x)
+    return _blocks(d, q.view(np.uint8), n)
 
 
 def _blocks(d16: np.ndarray, payload: np.ndarray, n: int) -> np.ndarray:

@@ -183,9 +183,16 @@ def _apply_awq(model, block, family: Family, cfg: AgileQuantConfig, hess: dict, 
 
 
 def _quantize_head(model: nn.Module, family: Family) -> None:
-    """Per-channel int8 LM head (RTN), with per-token int8 inputs; unties it from the embedding."""
-    head = model.get_submodule(family.head)
-    qw = rtn_quantize(head.weight.detach().clone(), 8, 0, True, False, family.head)
-    setattr(model, family.head, QLinear(qw, head.bias, 8, "per_token"))
-    if hasattr(model.config, "tie_word_embeddings"):
-        model.config.tie_word_embeddings = False
+    """The tied embedding / LM head table snapped to the Q8_0 grid (formats.quantize_q8_0): every engine then reads
+    the same values, the runtime and the GGUF export recover the exact codes and scales, and the fake-quant head is
+    that table times float activations (the runtime's gemm_q8_0_f32)."""
+    from edgekit.quant.formats import dequantize_q8_0, quantize_q8_0
+
+    head, emb = model.get_submodule(family.head), model.get_input_embeddings()
+    if head.weight.data_ptr() != emb.weight.data_ptr():
+        raise EdgekitError("lm_head_bits 8 is one Q8_0 table shared by the embedding and a tied LM head; this model's "
+                           "head is untied: quantize with lm_head_bits null")
+    with torch.no_grad():
+        q, d = quantize_q8_0(emb.weight.detach().float().numpy())
+        emb.weight.copy_(torch.from_numpy(dequantize_q8_0(q, d)))
+    emb.ek_q8_0 = True  # the kernel path then runs the head on the runtime's Q8_0 kernel (engines/kernels.py)

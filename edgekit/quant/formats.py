@@ -17,6 +17,11 @@ per-channel):
 Int8 activations, per row (per token): ``amax = max|x|``; ``scale = amax / 127``; ``inv = 127 / amax`` (fp32, 0 when
 amax is 0); ``q = clamp(rint(x * inv), -127, 127)`` with round-half-to-even, the rule numpy's ``rint``, torch's
 ``round`` and C's ``nearbyintf`` share. Int4 activations (W4A4 tokens) use the same rule with 7 in place of 127.
+
+Q8_0 weights (the 8-bit tied embedding / LM head, ``lm_head_bits: 8``; GGUF's Q8_0): per block of 32 along K,
+``d = amax / 127`` (fp32), ``q = clamp(rint(x * (1 / d)), -127, 127)`` (0 where d = 0, ggml's order of operations
+with numpy's ties-to-even), stored as int8 codes and ``fp16(d)``; the value is ``q * fp16(d)``, exact in float32.
+The native ``ek_quantize_q8_0`` is the same rule; a table already on this grid quantizes back to itself.
 """
 
 from __future__ import annotations
@@ -119,6 +124,28 @@ def quantize_rows_q8(x: np.ndarray, qmax: int = Q8_ROW_QMAX) -> tuple[np.ndarray
         inv = np.where(amax > 0, np.float32(qmax) / amax, np.float32(0)).astype(np.float32)
     q = np.clip(np.rint(x * inv[:, None]), -qmax, qmax).astype(np.int8)
     return q, (amax / np.float32(qmax)).astype(np.float32)
+
+
+def quantize_q8_0(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Q8_0 weights (module docstring): float rows ``[N, K]``, K a multiple of 32 → ``(codes int8 [N, K],
+    scales float16 [N, K / 32])``."""
+    x = np.asarray(x, dtype=np.float32)
+    n, k = x.shape
+    if k % Q4_0_BLOCK:
+        raise ValueError(f"Q8_0 needs rows that are a multiple of {Q4_0_BLOCK} values, got {k}")
+    b = x.reshape(-1, Q4_0_BLOCK)
+    d = (np.abs(b).max(axis=1) / np.float32(127)).astype(np.float32)
+    with np.errstate(divide="ignore"):
+        inv = np.where(d > 0, np.float32(1) / d, np.float32(0)).astype(np.float32)
+    q = np.clip(np.rint(b * inv[:, None]), -127, 127).astype(np.int8)
+    return q.reshape(n, k), d.astype(np.float16).reshape(n, k // Q4_0_BLOCK)
+
+
+def dequantize_q8_0(q: np.ndarray, d: np.ndarray) -> np.ndarray:
+    """The float32 values ``q * fp16(d)`` of Q8_0 rows (exact)."""
+    n, k = q.shape
+    scales = np.asarray(d, dtype=np.float16).astype(np.float32).reshape(n, k // Q4_0_BLOCK, 1)
+    return (q.astype(np.float32).reshape(n, k // Q4_0_BLOCK, Q4_0_BLOCK) * scales).reshape(n, k)
 
 
 def quantize_blocks_q8(x: np.ndarray, qmax: int = Q8_ROW_QMAX) -> tuple[np.ndarray, np.ndarray]:

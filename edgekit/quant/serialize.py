@@ -141,6 +141,8 @@ def load_artifact_model(path):
             return f.get_tensor(key)
 
         mixes = attach_attention(model, family, qcfg) if art.task == "causal-lm" else []
+        if qcfg.lm_head_bits == 8 and not art.linears.get(family.head or ""):  # a Q8_0 table (agile.quantize_head)
+            model.get_input_embeddings().ek_q8_0 = True
         for name, spec in art.linears.items():
             try:
                 parent_name, _, child = name.rpartition(".")

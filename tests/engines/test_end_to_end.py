@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
@@ -80,21 +81,41 @@ def test_info_lists_kernels():
     assert "scalar" in json.dumps(data)
 
 
-def test_int8_head_unties_and_round_trips(tiny_llama_dir, tmp_path):
+def test_q8_0_head_runtime_equals_kernel_path(tiny_llama_dir, tmp_path):
+    """lm_head_bits 8: the tied table lies on the Q8_0 grid in the artifact (still tied, no quantized linear); the C++
+    runtime (which quantizes it to Q8_0 at load) and the kernel path give the same bits, and the fake-quant engine
+    agrees to float rounding. The GGUF export writes that table's own codes and scales."""
     import dataclasses
 
-    from edgekit.quant.modules import QLinear
+    from edgekit.engines.kernels import use_kernels
+    from edgekit.engines.runtime import Runtime
+    from edgekit.quant.formats import dequantize_q8_0, quantize_q8_0
     from edgekit.quant.serialize import load_artifact_model
 
     cfg = dataclasses.replace(load_recipe("w4a8").config, lm_head_bits=8)
     out = tmp_path / "head8.ekq"
     quantize_model(str(tiny_llama_dir), cfg, out, calib_samples=4, calib_seqlen=64, progress=False)
     lm, art = load_artifact_model(out)
-    assert isinstance(lm.model.lm_head, QLinear) and lm.model.lm_head.qweight.bits == 8
-    assert "lm_head" in art.linears and not lm.model.config.tie_word_embeddings
+    table = lm.model.get_input_embeddings().weight.detach().numpy()
+    assert "lm_head" not in art.linears and lm.model.lm_head.weight.data_ptr() == table.__array_interface__["data"][0]
+    q, d = quantize_q8_0(table)
+    np.testing.assert_array_equal(dequantize_q8_0(q, d), table)  # on the grid: quantizing again changes nothing
+    assert len(np.unique(np.abs(q))) > 100  # a real int8 table, not a degenerate one
+    ids = torch.randint(0, lm.model.config.vocab_size, (24,), generator=torch.Generator().manual_seed(5))
     with torch.no_grad():
-        logits = lm.model(input_ids=torch.tensor([[5, 6, 7, 8]])).logits
-    assert torch.isfinite(logits).all()
+        fake = lm.model(input_ids=ids[None], use_cache=False).logits[0].float().numpy()
+    use_kernels(lm.model)
+    with torch.no_grad():
+        kern = lm.model(input_ids=ids[None], use_cache=False).logits[0].float().numpy()
+    rt = Runtime.from_artifact(out, max_ctx=64)
+    np.testing.assert_array_equal(rt.eval(ids.numpy(), all_logits=True), kern)
+    assert np.abs(fake - kern).max() < 1e-2 * np.abs(fake).max()
+
+    plain = tmp_path / "plain.ekq"
+    quantize_model(str(tiny_llama_dir), load_recipe("w4a8").config, plain, calib_samples=4, calib_seqlen=64,
+                   progress=False)
+    rt16 = Runtime.from_artifact(plain, max_ctx=64)
+    assert rt.engine.memory_bytes < rt16.engine.memory_bytes  # int8 codes + a scale per 32 instead of fp16
 
 
 def test_kernel_engine_rejects_what_it_cannot_run(tmp_path, tiny_llama_dir):

@@ -272,6 +272,51 @@ def test_gemm_f16_matches_numpy_and_scalar(impl):
             np.testing.assert_array_equal(_C.gemm_f16_f32(w.view(np.uint16), x[i:i + 1], impl)[0], y[i])
 
 
+@pytest.mark.parametrize("impl", _C.implementations("gemm_q8_0_f32"))
+def test_gemm_q8_0_matches_the_f16_contract(impl):
+    """The 8-bit LM head kernel: Q8_0 rows × fp32 activations give exactly gemm_f16_f32's sums over the values
+    q * fp16(d) (kernels.h), every ISA the scalar's bits, decode the batch's bits."""
+    rng = np.random.default_rng(8)
+    for m, n, k in [(1, 1, 32), (1, 37, 576), (3, 9, 64), (5, 65, 96), (2, 3, 32)]:
+        w = rng.standard_normal((n, k)).astype(np.float32) * rng.uniform(0.01, 3, (n, 1)).astype(np.float32)
+        w[0, :32] = 0  # a zero block: scale 0
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        q, d = _C.quantize_q8_0(w)
+        y = _C.gemm_q8_0_f32(q, d, x, impl)
+        values = q.astype(np.float32) * np.repeat(d.view(np.float16).astype(np.float32), 32, axis=1)
+        ref = x.astype(np.float64) @ values.astype(np.float64).T
+        mag = np.abs(x.astype(np.float64)) @ np.abs(values.astype(np.float64)).T
+        assert np.all(np.abs(y - ref) <= 1e-5 * mag + 1e-30), (m, n, k, np.abs(y - ref).max())
+        np.testing.assert_array_equal(y, _C.gemm_q8_0_f32(q, d, x, "scalar"))
+        for i in range(m):
+            np.testing.assert_array_equal(_C.gemm_q8_0_f32(q, d, x[i:i + 1], impl)[0], y[i])
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _C.gemm_q8_0_f32(np.zeros((2, 48), np.int8), np.zeros((2, 1), np.uint16), np.zeros((1, 48), np.float32))
+
+
+def test_quantize_q8_0_is_the_python_rule_and_a_fixed_point():
+    """ek_quantize_q8_0 (the runtime's loader) = formats.quantize_q8_0 (the quantizer, the GGUF export), bit for bit,
+    ties included; and a table on the Q8_0 grid comes back with the same values (the same codes and scales, except
+    where a block's scale underflows fp16 to 0: its values are 0 either way)."""
+    from edgekit.quant.formats import dequantize_q8_0, quantize_q8_0
+
+    rng = np.random.default_rng(9)
+    x = (rng.standard_normal((64, 96)) * rng.lognormal(0, 2, (64, 1))).astype(np.float32)
+    x[1, :32] = 0
+    x[2, :32] = np.arange(32) - 15.5  # amax 16.5: codes at exact .5 ties for some values
+    x[3, 32:64] = 1e-30  # subnormal scales
+    qc, dc = _C.quantize_q8_0(x)
+    qp, dp = quantize_q8_0(x)
+    np.testing.assert_array_equal(qc, qp)
+    np.testing.assert_array_equal(dc, dp.view(np.uint16))
+    grid = dequantize_q8_0(qp, dp)
+    q2, d2 = _C.quantize_q8_0(grid)
+    np.testing.assert_array_equal(dequantize_q8_0(q2, d2.view(np.float16)), grid)
+    live = np.repeat(dp.astype(np.float32) != 0, 32, axis=1)
+    np.testing.assert_array_equal(q2[live], qc[live])
+    assert (~live).sum() == 64  # the all-zero block and the underflowing one
+
+
 def _attention_reference(q, kt, v, scale):
     """float64 softmax attention of q [g, hd] over keys kt [hd, n] and values v [n, hd]."""
     s = q.astype(np.float64) @ kt.astype(np.float64) * scale

@@ -68,6 +68,7 @@ enum class Op : unsigned {
     gemm_q4x16_q8b,
     gemm_q4x4_q4,    // the packed-multiplier W4A4 kernels (activations in -7..7)
     gemm_f16_f32,    // float kernels: the fp16 LM head, attention over the fp16 KV cache, SwiGLU, fp16 stores
+    gemm_q8_0_f32,   // the Q8_0 LM head (the same sums over int8 codes times their block scales)
     attn_f16_f32,
     silu_mul_f32,
     cvt_f32_f16,
@@ -91,6 +92,7 @@ EK_OP_TRAITS(gemm_q4x16_q8, ek_gemm_q4x4_q8_fn)
 EK_OP_TRAITS(gemm_q4x16_q8b, ek_gemm_q4x4_q8_fn)
 EK_OP_TRAITS(gemm_q4x4_q4, ek_gemm_q4x4_q8_fn)
 EK_OP_TRAITS(gemm_f16_f32, ek_gemm_f16_f32_fn)
+EK_OP_TRAITS(gemm_q8_0_f32, ek_gemm_q8_0_f32_fn)
 EK_OP_TRAITS(attn_f16_f32, ek_attn_f16_f32_fn)
 EK_OP_TRAITS(silu_mul_f32, ek_silu_mul_f32_fn)
 EK_OP_TRAITS(cvt_f32_f16, ek_cvt_f32_f16_fn)

@@ -160,6 +160,31 @@ void ek_gemm_f16_f32__neon(const uint16_t* w, int64_t ldw, const float* x, int64
                            float* y, int64_t ldy, int64_t r0, int64_t r1);
 #endif
 
+// The same matmul over Q8_0 rows (the 8-bit LM head / tied embedding: int8 codes, one fp16 scale per 32 values):
+//
+//   w[r, c] = float(q[r * ldq + c]) * fp32(d[r * (ldq / 32) + c / 32])     exact in float32 (8 x 11 bits)
+//
+// summed in gemm_f16_f32's order with these values, so every implementation gives the scalar bits, and the head
+// gives the bits gemm_f16_f32 would give on a float table holding exactly these values. k and ldq are multiples of 32.
+typedef void (*ek_gemm_q8_0_f32_fn)(const int8_t* q, const uint16_t* d, int64_t ldq, const float* x, int64_t ldx,
+                                    int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+
+void ek_gemm_q8_0_f32__scalar(const int8_t* q, const uint16_t* d, int64_t ldq, const float* x, int64_t ldx,
+                              int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_gemm_q8_0_f32__avx2(const int8_t* q, const uint16_t* d, int64_t ldq, const float* x, int64_t ldx,
+                            int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_gemm_q8_0_f32__neon(const int8_t* q, const uint16_t* d, int64_t ldq, const float* x, int64_t ldx,
+                            int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+#endif
+
+// Float rows [n, k] (k a multiple of 32) to Q8_0, the rule of formats.quantize_q8_0 (and of the GGUF export):
+// d = amax / 127 per block of 32 (float32), q = clamp(rint(x * (1 / d)), -127, 127) (0 where d = 0), the stored
+// scale fp16(d). A table already on this grid (values q * fp16(d)) comes back with the same codes and scales.
+void ek_quantize_q8_0(const float* x, int64_t n, int64_t k, int8_t* q, uint16_t* d);
+
 // Attention of g query heads that share one KV head, over the first n slots of an fp16 cache, fused:
 //
 //   s[h, t]  = (sum_{c < hd} q[h, c] * fp32(kt[c * ldk + t])) * scale     one fma chain per score, c ascending from 0

@@ -40,14 +40,22 @@ struct LlamaLayer {
     Q4Weight q, k, v, o, gate, up, down;
 };
 
+// The tied embedding / LM head in Q8_0 (the artifact's lm_head_bits: 8): int8 codes [vocab, hidden] and one fp16
+// scale per 32 of them [vocab, hidden / 32] (kernels.h: ek_gemm_q8_0_f32, ek_quantize_q8_0).
+struct Q8Table {
+    std::vector<int8_t> q;
+    std::vector<uint16_t> d;
+};
+
 class LlamaModel {
 public:
     // Validates every shape against the config; throws std::invalid_argument naming the first mismatch.
     // embed16 and head16 are fp16 tables (IEEE half bits, [vocab * hidden]; head16 empty when the head is tied to
     // the embedding), which a loader converts chunk by chunk so that the float32 file pages never all sit in memory
     // at once; final_norm [hidden] is float32, copied here, so it need only outlive the constructor.
+    // With a non-empty q8 table, embed16 and head16 are empty: embedding and head are that one Q8_0 table.
     LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
-               std::vector<LlamaLayer> layers, std::vector<uint16_t> head16);
+               std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8 = {});
 
     const LlamaConfig& config() const { return cfg_; }
     int n_past() const { return n_past_; }
@@ -90,6 +98,7 @@ private:
 
     LlamaConfig cfg_;
     std::vector<uint16_t> embed_, head_;  // fp16 [vocab, hidden]; head_ empty: tied to embed_
+    Q8Table q8_;                          // or, when not empty, the tied table in Q8_0 (embed_ and head_ empty)
     std::vector<float> final_norm_;
     std::vector<LlamaLayer> layers_;
     // fp16 caches: keys transposed, [layer][kv_head][head_dim][slot] (a head's keys are consecutive lanes for the

@@ -1,4 +1,5 @@
-// AVX2 + F16C + FMA fp16-row kernels, bit-identical to the scalar reference (kernels.h gives the order).
+// AVX2 + F16C + FMA fp16-row and Q8_0-row kernels, bit-identical to the scalar reference (kernels.h gives the
+// order). Both formats run the same loops; a row type (F16Rows, Q8Rows) says how 8 values of a row become floats.
 //
 // gemm: the 16 running sums of the contract are two 8-lane accumulators per output (lanes c mod 16 < 8 and >= 8);
 // acc0 + acc1 is the first level of the tree, the 128-bit halves the second, movehl the third. With one token
@@ -19,6 +20,31 @@ constexpr int64_t kPrefetchBytes = 8192;  // measured: 8 KB ahead streams DRAM b
 
 inline __m256 load_f16(const uint16_t* p) { return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i*)p)); }
 
+// fp16 rows: value c of row r is fp32(w[r * ld + c])
+struct F16Rows {
+    const uint16_t* w;
+    int64_t ld;
+    const void* addr(int64_t r, int64_t c) const { return w + r * ld + c; }
+    __m256 load8(int64_t r, int64_t c) const { return load_f16(w + r * ld + c); }
+    float value(int64_t r, int64_t c) const { return ek_fp16_to_fp32(w[r * ld + c]); }
+};
+
+// Q8_0 rows: value c of row r is float(q) * fp32(d of its block of 32), a product exact in float32
+struct Q8Rows {
+    const int8_t* q;
+    const uint16_t* d;
+    int64_t ld;
+    const void* addr(int64_t r, int64_t c) const { return q + r * ld + c; }
+    __m256 load8(int64_t r, int64_t c) const {
+        const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + r * ld + c));
+        const __m256 codes = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw));
+        return _mm256_mul_ps(codes, _mm256_set1_ps(ek_fp16_to_fp32(d[r * (ld / 32) + c / 32])));
+    }
+    float value(int64_t r, int64_t c) const {
+        return (float)q[r * ld + c] * ek_fp16_to_fp32(d[r * (ld / 32) + c / 32]);
+    }
+};
+
 // s_l += s_{l+8}, then the 4- and 2-lane levels and s_0 + s_1 (the contract's tree).
 inline float reduce16(__m256 acc0, __m256 acc1) {
     const __m256 s8 = _mm256_add_ps(acc0, acc1);
@@ -27,52 +53,49 @@ inline float reduce16(__m256 acc0, __m256 acc1) {
     return _mm_cvtss_f32(s2) + _mm_cvtss_f32(_mm_shuffle_ps(s2, s2, 1));
 }
 
-float tail(const uint16_t* w, const float* x, int64_t k16, int64_t k, float tot) {
-    for (int64_t c = k16; c < k; ++c) tot = std::fma(ek_fp16_to_fp32(w[c]), x[c], tot);
+template <class Rows>
+float tail(const Rows& w, int64_t r, const float* x, int64_t k16, int64_t k, float tot) {
+    for (int64_t c = k16; c < k; ++c) tot = std::fma(w.value(r, c), x[c], tot);
     return tot;
 }
 
 // One token against rows [r0, r1): two rows per pass share the x loads. (Four rows need ten live registers plus
 // four row pointers, and GCC then spills accumulators to the stack, which puts a store-load on every FMA chain.)
-void gemv(const uint16_t* w, int64_t ldw, const float* x, int64_t k, float* y, int64_t r0, int64_t r1) {
+template <class Rows>
+void gemv(const Rows& w, const float* x, int64_t k, float* y, int64_t r0, int64_t r1) {
     const int64_t k16 = k - k % 16;
     int64_t r = r0;
     for (; r + 2 <= r1; r += 2) {
-        const uint16_t* w0 = w + r * ldw;
-        const uint16_t* w1 = w0 + ldw;
         __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
         for (int64_t c = 0; c < k16; c += 16) {
             // one core keeps too few misses in flight to stream DRAM at full speed: ask early for the lines
-            // kPrefetchBytes beyond the pair of rows (the next rows, contiguous when ldw == k)
-            _mm_prefetch(reinterpret_cast<const char*>(w0 + c) + kPrefetchBytes, _MM_HINT_T0);
-            _mm_prefetch(reinterpret_cast<const char*>(w1 + c) + kPrefetchBytes, _MM_HINT_T0);
+            // kPrefetchBytes beyond the pair of rows (the next rows, contiguous when the rows are)
+            _mm_prefetch(static_cast<const char*>(w.addr(r, c)) + kPrefetchBytes, _MM_HINT_T0);
+            _mm_prefetch(static_cast<const char*>(w.addr(r + 1, c)) + kPrefetchBytes, _MM_HINT_T0);
             const __m256 xa = _mm256_loadu_ps(x + c), xb = _mm256_loadu_ps(x + c + 8);
-            a0 = _mm256_fmadd_ps(load_f16(w0 + c), xa, a0);
-            b0 = _mm256_fmadd_ps(load_f16(w0 + c + 8), xb, b0);
-            a1 = _mm256_fmadd_ps(load_f16(w1 + c), xa, a1);
-            b1 = _mm256_fmadd_ps(load_f16(w1 + c + 8), xb, b1);
+            a0 = _mm256_fmadd_ps(w.load8(r, c), xa, a0);
+            b0 = _mm256_fmadd_ps(w.load8(r, c + 8), xb, b0);
+            a1 = _mm256_fmadd_ps(w.load8(r + 1, c), xa, a1);
+            b1 = _mm256_fmadd_ps(w.load8(r + 1, c + 8), xb, b1);
         }
-        y[r] = tail(w0, x, k16, k, reduce16(a0, b0));
-        y[r + 1] = tail(w1, x, k16, k, reduce16(a1, b1));
+        y[r] = tail(w, r, x, k16, k, reduce16(a0, b0));
+        y[r + 1] = tail(w, r + 1, x, k16, k, reduce16(a1, b1));
     }
     for (; r < r1; ++r) {
-        const uint16_t* wr = w + r * ldw;
         __m256 a = _mm256_setzero_ps(), b = _mm256_setzero_ps();
         for (int64_t c = 0; c < k16; c += 16) {
-            a = _mm256_fmadd_ps(load_f16(wr + c), _mm256_loadu_ps(x + c), a);
-            b = _mm256_fmadd_ps(load_f16(wr + c + 8), _mm256_loadu_ps(x + c + 8), b);
+            a = _mm256_fmadd_ps(w.load8(r, c), _mm256_loadu_ps(x + c), a);
+            b = _mm256_fmadd_ps(w.load8(r, c + 8), _mm256_loadu_ps(x + c + 8), b);
         }
-        y[r] = tail(wr, x, k16, k, reduce16(a, b));
+        y[r] = tail(w, r, x, k16, k, reduce16(a, b));
     }
 }
 
-}  // namespace
-
-extern "C" void ek_gemm_f16_f32__avx2(const uint16_t* w, int64_t ldw, const float* x, int64_t ldx, int64_t m,
-                                      int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1) {
-    assert(k >= 0 && ldw >= k && ldx >= k && r0 <= r1);
+template <class Rows>
+void gemm(const Rows& w, const float* x, int64_t ldx, int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0,
+          int64_t r1) {
     if (m == 1) {
-        gemv(w, ldw, x, k, y, r0, r1);
+        gemv(w, x, k, y, r0, r1);
         return;
     }
     const int64_t k16 = k - k % 16;
@@ -81,8 +104,7 @@ extern "C" void ek_gemm_f16_f32__avx2(const uint16_t* w, int64_t ldw, const floa
     for (int64_t r = r0; r < r1; r += 4) {
         const int rows = (int)std::min<int64_t>(4, r1 - r);
         for (int j = 0; j < rows; ++j) {
-            const uint16_t* wr = w + (r + j) * ldw;
-            for (int64_t c = 0; c < k16; c += 8) _mm256_storeu_ps(buf.data() + j * k16 + c, load_f16(wr + c));
+            for (int64_t c = 0; c < k16; c += 8) _mm256_storeu_ps(buf.data() + j * k16 + c, w.load8(r + j, c));
         }
         for (int64_t i = 0; i < m; ++i) {
             const float* xi = x + i * ldx;
@@ -93,8 +115,22 @@ extern "C" void ek_gemm_f16_f32__avx2(const uint16_t* w, int64_t ldw, const floa
                     a = _mm256_fmadd_ps(_mm256_loadu_ps(wf + c), _mm256_loadu_ps(xi + c), a);
                     b = _mm256_fmadd_ps(_mm256_loadu_ps(wf + c + 8), _mm256_loadu_ps(xi + c + 8), b);
                 }
-                y[i * ldy + r + j] = tail(w + (r + j) * ldw, xi, k16, k, reduce16(a, b));
+                y[i * ldy + r + j] = tail(w, r + j, xi, k16, k, reduce16(a, b));
             }
         }
     }
+}
+
+}  // namespace
+
+extern "C" void ek_gemm_f16_f32__avx2(const uint16_t* w, int64_t ldw, const float* x, int64_t ldx, int64_t m,
+                                      int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+    assert(k >= 0 && ldw >= k && ldx >= k && r0 <= r1);
+    gemm(F16Rows{w, ldw}, x, ldx, m, k, y, ldy, r0, r1);
+}
+
+extern "C" void ek_gemm_q8_0_f32__avx2(const int8_t* q, const uint16_t* d, int64_t ldq, const float* x, int64_t ldx,
+                                       int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1) {
+    assert(k % 32 == 0 && ldq % 32 == 0 && ldq >= k && ldx >= k && r0 <= r1);
+    gemm(Q8Rows{q, d, ldq}, x, ldx, m, k, y, ldy, r0, r1);
 }
