@@ -154,22 +154,14 @@ def imatrix_model(spec: str, out, *, calib: list[str] | None = None, calib_sampl
     Raises:
         EdgekitError: a non-Llama model, a bad calibration file, or an unwritable output.
     """
-    import torch
-
-    from edgekit import data
-    from edgekit.models import load_model
     from edgekit.models.families import get_family
-    from edgekit.quant.api import calibration_ids
+    from edgekit.quant.api import calibration_ids, load_for_calibration
 
     out = Path(out)
     if not out.parent.is_dir():
         raise EdgekitError(f"output directory does not exist: {out.parent}")
-    for f in calib or ():
-        data.read_text_file(f)  # fail on a bad calibration file before loading the model
-    if threads:
-        torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    lm = load_model(spec)
+    lm = load_for_calibration(spec, calib, threads)
     if lm.family != "llama":
         raise EdgekitError(f"edgekit imatrix writes llama.cpp's tensor names for Llama-family models; {spec} is "
                            f"{lm.family}")

@@ -88,6 +88,24 @@ def resolve_prune(config: AgileQuantConfig, lm, ids) -> AgileQuantConfig:
     return dataclasses.replace(config, prune=schedule.resolve(p, n_layers, mass))
 
 
+def load_for_calibration(spec: str, calib: list[str] | None = None, threads: int | None = None):
+    """Check the calibration files (cheap, before anything heavy), set torch's threads, then load model ``spec``.
+
+    Raises:
+        EdgekitError: a calibration file that cannot be read, or a model that cannot be loaded.
+    """
+    import torch
+
+    from edgekit import data
+    from edgekit.models import load_model
+
+    for f in calib or ():
+        data.read_text_file(f)
+    if threads:
+        torch.set_num_threads(threads)
+    return load_model(spec)
+
+
 def calibration_ids(lm, calib: list[str] | None = None, calib_samples: int | None = None,
                     calib_seqlen: int | None = None, seed: int = 0):
     """The calibration windows of a loaded model (``load_model``), as ``edgekit quantize`` and ``edgekit imatrix``
@@ -128,20 +146,14 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     """
     import torch
 
-    from edgekit import data
-    from edgekit.models import load_model
     from edgekit.quant.serialize import save_artifact
     from edgekit.models.families import get_family
 
     out = Path(out)
     if out.exists() and out.is_dir():
         raise EdgekitError(f"output {out} is a directory; give a file path such as {out / 'model.ekq'}")
-    for f in calib or ():
-        data.read_text_file(f)  # fail on a bad calibration file before loading anything heavy
-    if threads:
-        torch.set_num_threads(threads)
     t0 = time.perf_counter()
-    lm = load_model(spec)
+    lm = load_for_calibration(spec, calib, threads)
     family = get_family(lm.family)
     ids = calibration_ids(lm, calib, calib_samples, calib_seqlen, seed)
     calib_samples, seqlen = ids.shape
