@@ -86,6 +86,7 @@ class AcmFfn(nn.Module):
         self.gumbel_tau = 0.8
         self.last_gate: torch.Tensor | None = None
         self.register_buffer("k_counts", torch.zeros(n_learners + 1, dtype=torch.long), persistent=False)
+        self.requires_grad_(False)  # frozen like a loaded model; each training phase unfreezes what it trains
 
     @classmethod
     def empty(cls, d: int, ffn: int, n_learners: int, gate_hidden: int, act_fn: nn.Module) -> AcmFfn:
