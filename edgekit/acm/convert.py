@@ -126,7 +126,7 @@ def convert_(model: nn.Module, config: AcmConfig, *, family: Family, calib_ids: 
         x, y = cap.take()
         acm = convert_ffn(mlp, family, neuron_importance(mlp, family, x), config.n_learners, config.gate_hidden)
         acm.gumbel_tau = config.gumbel_tau
-        row = {"layer": i}
+        row = {"layer": i, "rank": i % dist.world}  # the rank that trains it (its losses are in its report)
         gen.manual_seed(config.seed * 100003 + i)  # per layer, so the owner rank draws what one process would
         if i % dist.world == dist.rank:
             ta = time.perf_counter()
