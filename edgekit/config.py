@@ -248,9 +248,9 @@ class AcmConfig:
     entropy_weight: float = 0.05
     diversity_weight: float = 0.05
     distill: str = "kl"
-    phase1: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=100, lr=1e-4, batch=1024))
-    phase2: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=100, lr=1e-2, batch=1024))
-    phase3: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=50, lr=1e-4, batch=2))
+    phase1: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=30, lr=1e-4, batch=1024))
+    phase2: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=50, lr=1e-2, batch=1024))
+    phase3: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=30, lr=1e-4, batch=2))
     seed: int = 0
     version: int = CONFIG_VERSION
 

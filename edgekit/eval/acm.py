@@ -68,7 +68,7 @@ def evaluate_acm(path: str, sets: list[str] | None = None, *, ctx: int = 512, ma
         else:
             total = [[a + b for a, b in zip(t, layer["k_hist"])] for t, layer in zip(total, st["layers"])]
     layers = []
-    for i, hist in enumerate(total or []):
+    for i, hist in enumerate([] if dense else total or []):  # dense: the gates are not run, nothing to count
         count = sum(hist)
         layers.append({"layer": i, "k_hist": hist,
                        "fraction": sum(j * c for j, c in enumerate(hist)) / (count * n) if count else None})
