@@ -140,8 +140,9 @@ def convert_(model: nn.Module, config: AcmConfig, *, family: Family, calib_ids: 
         setattr(block, ffn_name, acm)
         rows.append(row)
         inputs = outputs
-    for i, block in enumerate(layers):  # each layer from the rank that trained it
+    for i, block in enumerate(layers):  # each layer (and its report row) from the rank that trained it
         distributed.broadcast_module(block.get_submodule(ffn_name), dist, i % dist.world)
+        rows[i] = distributed.broadcast_object(rows[i], dist, i % dist.world)
     steps1 = max(1, config.phase1.steps * len(layers))
     steps2 = max(1, config.phase2.steps * len(layers))
     return {"layers": rows, "n_learners": config.n_learners, "learner_width": layers[0].get_submodule(ffn_name).width,

@@ -84,6 +84,17 @@ def broadcast_module(module: torch.nn.Module, d: Dist, src: int) -> None:
     broadcast_params(list(module.parameters()) + list(module.buffers()), d, src)
 
 
+def broadcast_object(obj, d: Dist, src: int):
+    """A picklable object (a report row) from rank ``src`` to every rank; returned."""
+    if not d.active:
+        return obj
+    import torch.distributed as dist
+
+    box = [obj]
+    dist.broadcast_object_list(box, src)
+    return box[0]
+
+
 def all_reduce_grads(params, d: Dist) -> None:
     """Average the gradients of ``params`` over the ranks (a missing gradient counts as zero)."""
     if not d.active:

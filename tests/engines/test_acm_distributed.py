@@ -28,7 +28,8 @@ def test_two_ranks_end_with_identical_parameters(tmp_path):
     assert res.returncode == 0, res.stdout[-2000:] + res.stderr[-4000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=False) for r in (0, 1))
     assert r0["world"] == r1["world"] == 2
-    assert r0["trained"] == [0] and r1["trained"] == [1]  # phases 1 and 2: layer l on rank l % 2
+    assert r0["trained"] == r1["trained"] == [0, 1]  # every rank's report has every layer's losses
+    assert [row["rank"] for row in r0["report"]["layers"]] == [0, 1]  # phases 1 and 2: layer l on rank l % 2
     assert r0["state"].keys() == r1["state"].keys()
     for name, t in r0["state"].items():
         assert torch.equal(t, r1["state"][name]), name
