@@ -192,6 +192,109 @@ class AgileQuantConfig:
         return f"W{w.bits}{act} {g} {'sym' if w.symmetric else 'asym'} {w.method} {a.granularity}{trip}{prune}"
 
 
+@dataclass(frozen=True)
+class AcmPhaseConfig:
+    """The optimisation budget of one ACM training phase (:mod:`edgekit.acm.phases`).
+
+    Attributes:
+        steps: optimizer steps (phases 1 and 2: per layer, each a batch of ``batch`` token rows of that layer's
+            captured FFN inputs; phase 3: whole-model steps, each ``batch`` calibration windows per process).
+        lr: Adam learning rate.
+        batch: token rows (phases 1, 2) or windows (phase 3) per step.
+    """
+
+    steps: int = 100
+    lr: float = 1e-3
+    batch: int = 1024
+
+    def __post_init__(self):
+        _check(isinstance(self.steps, int) and self.steps >= 0, f"phase steps must be an integer >= 0, got "
+                                                                 f"{self.steps!r}")
+        _check(self.lr > 0, f"phase lr must be positive, got {self.lr}")
+        _check(isinstance(self.batch, int) and self.batch >= 1, f"phase batch must be an integer >= 1, got "
+                                                                 f"{self.batch!r}")
+
+
+@dataclass(frozen=True)
+class AcmConfig:
+    """Adaptive computation modules (Wójcik et al., arXiv 2312.10193): each gated FFN split into ``n_learners``
+    learners, a per-token gate choosing how many run (:mod:`edgekit.acm`).
+
+    Attributes:
+        budget: the target executed fraction of the FFN learners, in (0, 1] (phase 3's budget loss).
+        n_learners: learners per FFN; the FFN width divided by it (a multiple of 32) is the learner width.
+        gate_hidden: hidden width of the gate MLP (FFN input → hidden → n_learners + 1 logits).
+        calib_samples: calibration windows: the neuron importance and every phase's training text.
+        calib_seqlen: tokens per calibration window.
+        tau: the gate label rule (phase 2): the label is the smallest k whose next learner improves the output error
+            by a factor below ``tau`` (``err_k / err_{k+1} < tau``), else ``n_learners``.
+        gumbel_tau: Gumbel-softmax temperature of the gates in phase 3 (hard, straight-through).
+        budget_weight: weight of the L1 distance between the executed fraction and ``budget``.
+        entropy_weight: weight of the paper's per-sequence gate entropy term (against static choices).
+        diversity_weight: weight of the paper's compute-diversity term (samples differ in cost).
+        distill: phase 3's task loss: ``kl`` to the dense model's logits, ``ce`` on the next token, or ``kl+ce``.
+        phase1, phase2, phase3: representation distillation, gate pre-training, end-to-end fine-tuning.
+        seed: seeds the calibration windows and every random draw of training.
+        version: config schema version.
+    """
+
+    budget: float = 0.5
+    n_learners: int = 8
+    gate_hidden: int = 64
+    calib_samples: int = 16
+    calib_seqlen: int = 256
+    tau: float = 1.2
+    gumbel_tau: float = 0.8
+    budget_weight: float = 0.1
+    entropy_weight: float = 0.05
+    diversity_weight: float = 0.05
+    distill: str = "kl"
+    phase1: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=30, lr=1e-4, batch=1024))
+    phase2: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=50, lr=1e-2, batch=1024))
+    phase3: AcmPhaseConfig = field(default_factory=lambda: AcmPhaseConfig(steps=30, lr=1e-4, batch=2))
+    seed: int = 0
+    version: int = CONFIG_VERSION
+
+    def __post_init__(self):
+        _check(isinstance(self.budget, (int, float)) and 0.0 < self.budget <= 1.0,
+               f"ACM budget must be in (0, 1] (the executed fraction of the FFN), got {self.budget!r}")
+        _check(isinstance(self.n_learners, int) and self.n_learners >= 1,
+               f"n_learners must be an integer >= 1, got {self.n_learners!r}")
+        _check(isinstance(self.gate_hidden, int) and self.gate_hidden >= 1,
+               f"gate_hidden must be an integer >= 1, got {self.gate_hidden!r}")
+        _check(isinstance(self.calib_samples, int) and self.calib_samples >= 1,
+               f"calib_samples must be an integer >= 1, got {self.calib_samples!r}")
+        _check(isinstance(self.calib_seqlen, int) and self.calib_seqlen >= 2,
+               f"calib_seqlen must be an integer >= 2, got {self.calib_seqlen!r}")
+        _check(self.tau > 1.0, f"tau must be > 1 (a ratio of errors), got {self.tau}")
+        _check(self.gumbel_tau > 0, f"gumbel_tau must be positive, got {self.gumbel_tau}")
+        for name in ("budget_weight", "entropy_weight", "diversity_weight"):
+            _check(getattr(self, name) >= 0, f"{name} must be >= 0, got {getattr(self, name)}")
+        _check(self.distill in ("kl", "ce", "kl+ce"), f"distill must be 'kl', 'ce' or 'kl+ce', got {self.distill!r}")
+        _check(self.version == CONFIG_VERSION, f"config version {self.version} is not supported "
+                                               f"(this edgekit reads version {CONFIG_VERSION})")
+
+    def learner_width(self, ffn: int) -> int:
+        """The learner width for an FFN of ``ffn`` neurons.
+
+        Raises:
+            EdgekitError: ``n_learners`` does not divide ``ffn`` or the width is not a multiple of 32 (the int4
+                group and the kernels' block).
+        """
+        if ffn % self.n_learners:
+            raise EdgekitError(f"n_learners {self.n_learners} does not divide the FFN width {ffn}; pick a divisor "
+                               f"whose learner width is a multiple of 32 (e.g. {_divisors32(ffn)})")
+        width = ffn // self.n_learners
+        if width % 32:
+            raise EdgekitError(f"learner width {width} (= {ffn} / {self.n_learners}) is not a multiple of 32; pick "
+                               f"n_learners from {_divisors32(ffn)}")
+        return width
+
+
+def _divisors32(ffn: int) -> str:
+    return ", ".join(str(n) for n in range(1, ffn // 32 + 1) if ffn % n == 0 and (ffn // n) % 32 == 0) or "none"
+
+
 def _check(ok: bool, msg: str) -> None:
     if not ok:
         raise EdgekitError(msg)
@@ -220,7 +323,11 @@ def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
         if sub is not None:
             if not isinstance(value, dict):
                 raise EdgekitError(f"{where + '.' if where else ''}{name} must be a mapping, got {value!r}")
-            value = from_dict(sub, value, f"{where + '.' if where else ''}{name}")
+            # a partial mapping overrides the parent's own default of that field (AcmConfig's phases differ)
+            f = fields[name]
+            base = f.default_factory() if f.default_factory is not dataclasses.MISSING else None
+            value = from_dict(sub, {**(dataclasses.asdict(base) if base is not None else {}), **value},
+                              f"{where + '.' if where else ''}{name}")
         kwargs[name] = value
     try:
         return cls(**kwargs)
@@ -233,6 +340,9 @@ _NESTED = {
     (AgileQuantConfig, "activation"): ActivationConfig,
     (AgileQuantConfig, "attention"): AttentionConfig,
     (AgileQuantConfig, "prune"): PruneConfig,
+    (AcmConfig, "phase1"): AcmPhaseConfig,
+    (AcmConfig, "phase2"): AcmPhaseConfig,
+    (AcmConfig, "phase3"): AcmPhaseConfig,
 }
 
 #: config type → handler(model, config, **context); filled by ``@register_handler``.

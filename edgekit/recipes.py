@@ -10,6 +10,9 @@ of it (importance-weighted int4 scales, int8 activations per block of 32); ``agi
 ``agile-quant-w4a4`` are the paper's TRIP and W4A4 variants; ``rtn-w4a8`` and ``w8a8`` are baselines. The names
 before the rename (``agile-w4a8`` …) still load, with a one-line notice (:data:`RECIPE_ALIASES`).
 
+ACM recipes (``recipes/acm/*.yaml``, :func:`load_acm_recipe`) map onto :class:`edgekit.config.AcmConfig` with the same
+strictness: ``name``, ``description`` and the config's fields, nothing else.
+
 This module also reads the YAML files of recipes and device profiles (:func:`read_named_yaml`).
 """
 
@@ -20,7 +23,7 @@ import json
 import sys
 from pathlib import Path
 
-from edgekit.config import AgileQuantConfig, from_dict
+from edgekit.config import AcmConfig, AgileQuantConfig, from_dict
 from edgekit.errors import EdgekitError
 
 # the repository's recipes/ in a source checkout; a wheel carries them as edgekit/recipes_data (CMake installs them)
@@ -154,3 +157,31 @@ def with_overrides(cfg: AgileQuantConfig, *, bits=None, act_bits=None, group_siz
     if act_bits is not None:
         a = dataclasses.replace(a, bits=act_bits)
     return dataclasses.replace(cfg, weight=w, activation=a)
+
+
+#: the ACM recipes' folder (``recipes/acm``) and the one ``edgekit acm`` uses by default
+ACM_RECIPES_DIR = RECIPES_DIR / "acm"
+DEFAULT_ACM_RECIPE = "default"
+
+
+def load_acm_recipe(name_or_path: str | None = None) -> tuple[str, AcmConfig]:
+    """Load a shipped ACM recipe by name (``default``) or a YAML file by path.
+
+    Returns:
+        ``(name, AcmConfig)``.
+
+    Raises:
+        EdgekitError: an unknown name (listing the shipped ones), an unknown key (naming it and the allowed ones) or
+            a bad value.
+    """
+    data, p = read_named_yaml(name_or_path or DEFAULT_ACM_RECIPE, ACM_RECIPES_DIR, "ACM recipe")
+    where = str(p.name)
+    if not isinstance(data, dict):
+        raise EdgekitError(f"{where}: an ACM recipe must be a YAML mapping")
+    top = {"name", "description"}
+    allowed = top | {f.name for f in dataclasses.fields(AcmConfig)} - {"version"}
+    for key in data:
+        if key not in allowed:
+            raise EdgekitError(f"{where}: unknown key {key!r}; allowed: {', '.join(sorted(allowed))}")
+    cfg = from_dict(AcmConfig, {k: v for k, v in data.items() if k not in top}, where)
+    return str(data.get("name", p.stem)), cfg

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import click
 
+from edgekit.cli.acm import acm, acm_eval
 from edgekit.cli.bench import bench
 from edgekit.cli.build import build
 from edgekit.cli.eval import eval_cmd, run
@@ -26,5 +27,5 @@ def main():
     """edgekit: Agile-Quant W4A8 quantization and fast CPU inference for small language models."""
 
 
-for _command in (info, quantize, imatrix, eval_cmd, run, build, export, bench, prune_stats):
+for _command in (info, quantize, imatrix, eval_cmd, run, build, export, bench, prune_stats, acm, acm_eval):
     main.add_command(_command)

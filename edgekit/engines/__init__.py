@@ -91,7 +91,7 @@ class Engine:
 
 #: The engines: name -> what it opens and how.
 ENGINES: dict[str, Engine] = {
-    "fake": Engine(("artifact", "gguf", "model"), "edgekit.engines.fake:open_fake", "PyTorch fake-quant",
+    "fake": Engine(("artifact", "gguf", "model", "acm"), "edgekit.engines.fake:open_fake", "PyTorch fake-quant",
                    aliases=("torch",), pruning=True),
     "kernels": Engine(("artifact",), "edgekit.engines.kernels:open_kernels", "PyTorch + edgekit kernels",
                       pruning=True),
@@ -119,12 +119,16 @@ def canonical(name: str) -> str:
 
 
 def path_kind(spec: str) -> str:
-    """``"onnx"`` (a directory with ``model.onnx``), ``"gguf"``, ``"artifact"`` or ``"model"`` (anything else)."""
+    """``"onnx"`` (a directory with ``model.onnx``), ``"acm"`` (an ACM model directory, :mod:`edgekit.acm.store`),
+    ``"gguf"``, ``"artifact"`` or ``"model"`` (anything else)."""
+    from edgekit.acm.store import is_acm_dir
     from edgekit.artifact import is_artifact
 
     p = Path(spec)
     if p.is_dir() and (p / "model.onnx").is_file():
         return "onnx"
+    if is_acm_dir(p):
+        return "acm"
     if p.suffix == ".gguf":
         return "gguf"
     if is_artifact(p) or p.suffix == ".ekq":
@@ -146,6 +150,9 @@ def pick_engine(spec: str, engine: str | None) -> str:
         return engine
     if kind == "onnx":
         raise EdgekitError(f"{spec} is an ONNX export; it runs with --engine onnxruntime")
+    if kind == "acm":
+        raise EdgekitError(f"{spec} is an ACM model (per-token gates); only --engine fake runs its gates for now "
+                           f"(--engine {engine} cannot)")
     if engine == "onnxruntime":
         raise EdgekitError(f"--engine onnxruntime runs an ONNX export directory (edgekit export ARTIFACT --format "
                            f"onnx -o DIR); {spec} is not one")

@@ -152,13 +152,18 @@ class PrunedLlama:
 
 
 def load_any(spec: str):
-    """Load an artifact (``.ekq``) or a float model spec.
+    """Load an artifact (``.ekq``), an ACM model directory or a float model spec.
 
     Returns:
         ``(LoadedModel, Artifact | None)``.
     """
+    from edgekit.acm.store import is_acm_dir
     from edgekit.artifact import is_artifact
 
+    if is_acm_dir(spec):
+        from edgekit.acm.store import load_acm
+
+        return load_acm(spec), None
     if is_artifact(spec):
         from edgekit.quant.serialize import load_artifact_model
 

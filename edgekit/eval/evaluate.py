@@ -110,6 +110,8 @@ def evaluate(spec: str, data_paths=None, ctx: int = 512, max_tokens: int = 4096,
         return {"model": str(spec), "task": "causal-lm", "engine": engine, **row, "rows": [row]}
     lm, art = sess.lm, sess.artifact
     label = "edgekit " + lm.notes[0].split(": ", 1)[1] if art is not None else "reference (float32)"
+    if art is None and lm.notes and lm.notes[0].startswith("acm: "):
+        label = "edgekit ACM (" + lm.notes[0].split(": ", 1)[1] + ")"
     if engine == "kernels":
         label += " [kernels]"
     result: dict = {"model": str(spec), "task": lm.task, "data": [str(p) for p in data_paths] if data_paths

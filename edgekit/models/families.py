@@ -32,6 +32,9 @@ class Family:
         scale_folds: (input group, producer module, kind) where per-channel scales can be folded exactly:
             ``norm`` (a norm's weight/bias), ``rows`` (a linear's output rows), ``rows_gqa`` (value rows shared by
             several query heads).
+        gated_ffn: the block's gated (SwiGLU) FFN as ``(module, gate linear, up linear, down linear)``, the FFN's
+            output being ``down(act(gate(x)) * up(x))``; None for a family whose FFN is not gated (adaptive
+            computation modules, :mod:`edgekit.acm`, need one).
     """
 
     name: str
@@ -42,6 +45,7 @@ class Family:
     mix_linears: tuple[str, ...]
     head: str | None
     scale_folds: tuple[tuple[int, str, str], ...] = ()
+    gated_ffn: tuple[str, str, str, str] | None = None
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         """The model's list of blocks."""
@@ -77,6 +81,7 @@ LLAMA = Family(
     head="lm_head",
     scale_folds=((0, "input_layernorm", "norm"), (1, "self_attn.v_proj", "rows_gqa"),
                  (2, "post_attention_layernorm", "norm"), (3, "mlp.up_proj", "rows")),
+    gated_ffn=("mlp", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
 )
 
 BERT = Family(

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from torch import nn
 
+import edgekit.acm.convert  # noqa: F401  (registers the ACM handler)
 import edgekit.quant.agile  # noqa: F401  (registers the Agile-Quant handler)
 from edgekit.config import HANDLERS, AgileQuantConfig
 from edgekit.errors import EdgekitError
@@ -146,9 +147,13 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     """
     import torch
 
-    from edgekit.quant.serialize import save_artifact
+    from edgekit.acm.store import is_acm_dir
     from edgekit.models.families import get_family
+    from edgekit.quant.serialize import save_artifact
 
+    if is_acm_dir(spec):
+        raise EdgekitError(f"{spec} is an ACM model (adaptive computation modules); quantizing ACM models is not "
+                           "supported yet: quantize its source model, or evaluate it with edgekit acm-eval")
     out = Path(out)
     if out.exists() and out.is_dir():
         raise EdgekitError(f"output {out} is a directory; give a file path such as {out / 'model.ekq'}")
