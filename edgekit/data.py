@@ -38,6 +38,11 @@ def default_calibration_text() -> str:
     return "\n\n".join(topics.topics[k] for k in sorted(topics.topics))
 
 
+def calibration_sources(paths=None) -> list[str]:
+    """Names of the calibration text, for reports and files: the given paths, else the default's name."""
+    return [str(p) for p in paths] if paths else ["pydoc_data.topics"]
+
+
 def default_eval_text() -> str:
     """Return the default held-out evaluation text (Debian's license texts).
 

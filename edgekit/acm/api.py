@@ -87,7 +87,7 @@ def convert_model(spec: str, config: AcmConfig, out, *, data: list[str] | None =
     lm.model.to("cpu")
     report.update({"load_seconds": round(t_load, 2), "learner_width": width, "calib_samples": config.calib_samples,
                    "calib_seqlen": config.calib_seqlen, "world_size": dist.world,
-                   "data": [str(f) for f in data] if data else ["pydoc_data.topics"],
+                   "data": textdata.calibration_sources(data),
                    "peak_rss_mb": round(peak_rss_mb(), 1), "torch_threads": torch.get_num_threads()})
     path = None
     if dist.main:

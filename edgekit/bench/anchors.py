@@ -56,6 +56,7 @@ def imatrix_rows(ref, source_gguf: str, by_set, seeds, tmp: Path, tag, threads: 
     (``edgekit quantize``'s defaults unless ``calib_samples``/``calib_seqlen`` say otherwise) give the statistics.
     """
     from edgekit.bench.llamacpp_baseline import requantize_gguf
+    from edgekit.data import calibration_sources
     from edgekit.export.imatrix import compute_imatrix, write_imatrix
     from edgekit.models.families import get_family
     from edgekit.quant.api import calibration_ids
@@ -67,7 +68,7 @@ def imatrix_rows(ref, source_gguf: str, by_set, seeds, tmp: Path, tag, threads: 
         t0 = time.perf_counter()
         ids = calibration_ids(ref, None, calib_samples, calib_seqlen, seed)
         im = compute_imatrix(ref.model, get_family(ref.family), ids, progress=False)
-        im.datasets = ["pydoc_data.topics"]
+        im.datasets = calibration_sources()
         im_path = write_imatrix(tmp / f"imatrix-seed{seed}.gguf", im)
         out = tmp / f"llamacpp-q4_0-imatrix-seed{seed}.gguf"
         requantize_gguf(source_gguf, str(out), "q4_0", imatrix=str(im_path), threads=threads)

@@ -154,6 +154,7 @@ def imatrix_model(spec: str, out, *, calib: list[str] | None = None, calib_sampl
     Raises:
         EdgekitError: a non-Llama model, a bad calibration file, or an unwritable output.
     """
+    from edgekit.data import calibration_sources
     from edgekit.models.families import get_family
     from edgekit.quant.api import calibration_ids, load_for_calibration
 
@@ -167,7 +168,7 @@ def imatrix_model(spec: str, out, *, calib: list[str] | None = None, calib_sampl
                            f"{lm.family}")
     ids = calibration_ids(lm, calib, calib_samples, calib_seqlen, seed)
     im = compute_imatrix(lm.model, get_family(lm.family), ids, batch_size, progress)
-    im.datasets = [str(c) for c in calib] if calib else ["pydoc_data.topics"]
+    im.datasets = calibration_sources(calib)
     write_imatrix(out, im)
     return {"path": str(out), "tensors": len(im.sums), "calib_samples": int(ids.shape[0]),
             "calib_seqlen": int(ids.shape[1]), "seed": seed, "seconds": round(time.perf_counter() - t0, 2)}

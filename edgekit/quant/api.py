@@ -147,6 +147,7 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     """
     import torch
 
+    from edgekit import data
     from edgekit.acm.store import is_acm_dir
     from edgekit.models.families import get_family
     from edgekit.quant.serialize import save_artifact
@@ -167,7 +168,7 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress)
     report.update({"load_seconds": round(t_load, 2), "quantize_seconds": round(report.pop("seconds"), 2),
                    "calib_samples": calib_samples, "calib_seqlen": seqlen, "seed": seed,
-                   "calib_source": [str(c) for c in calib] if calib else ["pydoc_data.topics"],
+                   "calib_source": data.calibration_sources(calib),
                    "recipe": config.describe(), "peak_rss_mb": round(peak_rss_mb(), 1),
                    "torch_threads": torch.get_num_threads()})
     path = save_artifact(out, lm.model, lm.tokenizer, family=family, task=lm.task,
