@@ -29,6 +29,8 @@ class WeightConfig:
         act_order: GPTQ processes columns by decreasing Hessian diagonal.
         damp: GPTQ dampening, as a fraction of the mean Hessian diagonal.
         block_size: GPTQ lazy-update block width.
+        hessian_shrink: GPTQ solves with ``(1-s) H + s diag(H)`` (0: plain GPTQ; 1: no cross-channel error
+            feedback, i.e. importance-weighted rounding); see :func:`edgekit.quant.gptq.gptq_quantize`.
         scale_search: search each group's scale for the least squared error instead of taking max/8.
         weighted_search: the scale search weighs each weight's squared error by its input channel's mean square
             (the Hessian diagonal: llama.cpp's importance matrix), tries each candidate's weighted least-squares
@@ -51,6 +53,7 @@ class WeightConfig:
     act_order: bool = True
     damp: float = 0.01
     block_size: int = 128
+    hessian_shrink: float = 0.0
     scale_search: bool = True
     weighted_search: bool = False
     awq: bool = False
@@ -65,6 +68,7 @@ class WeightConfig:
         _check(0 <= self.damp < 1, f"damp must be in [0, 1), got {self.damp}")
         _check(not self.weighted_search or self.scale_search,
                "weighted_search needs scale_search: true (it weighs the scale search)")
+        _check(0 <= self.hessian_shrink <= 1, f"hessian_shrink must be in [0, 1], got {self.hessian_shrink}")
         _check(self.block_size > 0, f"block_size must be positive, got {self.block_size}")
         _check(self.stats_precision in ("bf16", "fp32"),
                f"stats_precision must be 'bf16' or 'fp32', got {self.stats_precision!r}")

@@ -77,7 +77,7 @@ def _quantize_group(lins: list[nn.Linear], cfg: AgileQuantConfig, stats, name: s
     if w.method == "gptq":
         stacked = torch.cat([lin.weight.detach() for lin in lins]) if len(lins) > 1 else lins[0].weight
         qw = gptq_quantize(stacked, stats.h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
-                           w.scale_search, name, w.weighted_search)
+                           w.scale_search, name, w.weighted_search, w.hessian_shrink)
         return split_rows(qw, [lin.weight.shape[0] for lin in lins])
     if w.weighted_search:  # each weight's error weighs as much as its input channel's mean square
         return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name,

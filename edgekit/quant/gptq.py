@@ -60,7 +60,7 @@ class ChannelMeanSquares:
 
 def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, symmetric: bool,
                   act_order: bool = True, damp: float = 0.01, block_size: int = 128, search: bool = True,
-                  name: str = "", weighted: bool = False) -> QuantizedWeight:
+                  name: str = "", weighted: bool = False, shrink: float = 0.0) -> QuantizedWeight:
     """GPTQ-quantize a float ``[N, K]`` weight given the Hessian ``h`` ``[K, K]`` of its inputs.
 
     Args:
@@ -74,6 +74,9 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
         weighted: weigh the search by the Hessian diagonal and try weighted least-squares scales
             (:func:`edgekit.quant.weights.fit_group_params` with ``importance``).
         name: used in error messages.
+        shrink: pull the Hessian towards its diagonal, ``(1-shrink) H + shrink diag(H)``: 0 is GPTQ, 1 drops every
+            cross-channel correlation (no error feedback: importance-weighted rounding). The off-diagonal terms are
+            what GPTQ fits to the calibration text, so shrinking trades that fit for robustness on other text.
 
     Returns:
         The :class:`QuantizedWeight` (codes in the original K order).
@@ -82,6 +85,9 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
     h = h.detach().float().clone()
     n, k = w.shape
     g = resolve_group(k, group_size, name)
+    if shrink:
+        diag = torch.diag(h).clone()
+        h.mul_(1.0 - shrink).diagonal().copy_(diag)
     sym = symmetric or bits == 8
 
     dead = torch.diag(h) == 0

@@ -46,6 +46,31 @@ def test_per_block_activation_fake_quant_matches_the_kernel_quantizer():
         fake_quant_per_block(torch.zeros(2, 48))
 
 
+def test_hessian_shrink_spans_importance_weighted_rounding_to_gptq():
+    """shrink 1 drops every cross-channel term: no error feedback, so GPTQ's codes and scales are exactly the
+    importance-weighted RTN of the same diagonal; shrink 0 is plain GPTQ, and anything between lies between them on
+    the calibration inputs' output error."""
+    from edgekit.quant.weights import channel_importance, rtn_quantize
+
+    torch.manual_seed(0)
+    mix = torch.randn(64, 64) * 0.3 + torch.eye(64)  # correlated channels, as real activations are
+    x = (torch.randn(2048, 64) @ mix) * torch.linspace(0.2, 3, 64)
+    w = torch.randn(24, 64)
+    acc = HessianAccumulator(64)
+    acc.add(x)
+    diag_only = gptq_quantize(w, acc.h, 4, 32, True, damp=0.0, weighted=True, shrink=1.0)
+    rtn = rtn_quantize(w, 4, 32, True, True, importance=channel_importance(acc.diagonal(), 24))
+    assert (diag_only.codes == rtn.codes).all() and (diag_only.scales == rtn.scales).all()
+
+    def err(q):
+        return float((x @ (q.dequantize() - w).T).pow(2).mean())
+
+    errs = [err(gptq_quantize(w, acc.h, 4, 32, True, weighted=True, shrink=s)) for s in (0.0, 0.5, 1.0)]
+    assert errs[0] < errs[1] < errs[2], errs
+    with pytest.raises(EdgekitError, match="hessian_shrink"):
+        WeightConfig(hessian_shrink=1.5)
+
+
 def test_gptq_act_order_keeps_groups_in_k_order():
     torch.manual_seed(0)
     x = torch.randn(512, 64) * torch.linspace(0.1, 3, 64)

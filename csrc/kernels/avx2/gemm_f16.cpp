@@ -25,6 +25,8 @@ struct F16Rows {
     const uint16_t* w;
     int64_t ld;
     const void* addr(int64_t r, int64_t c) const { return w + r * ld + c; }
+    __m256 scale(int64_t, int64_t) const { return _mm256_setzero_ps(); }  // fp16 rows have none
+    __m256 load8(int64_t r, int64_t c, __m256) const { return load_f16(w + r * ld + c); }
     __m256 load8(int64_t r, int64_t c) const { return load_f16(w + r * ld + c); }
     float value(int64_t r, int64_t c) const { return ek_fp16_to_fp32(w[r * ld + c]); }
 };
@@ -35,11 +37,14 @@ struct Q8Rows {
     const uint16_t* d;
     int64_t ld;
     const void* addr(int64_t r, int64_t c) const { return q + r * ld + c; }
-    __m256 load8(int64_t r, int64_t c) const {
+    // the block scale of value c, broadcast: F16C converts it once per block (a call to the portable converter
+    // for every 8 values cost more than the bytes the 8-bit table saves)
+    __m256 scale(int64_t r, int64_t c) const { return _mm256_set1_ps(_cvtsh_ss(d[r * (ld / 32) + c / 32])); }
+    __m256 load8(int64_t r, int64_t c, __m256 s) const {
         const __m128i raw = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(q + r * ld + c));
-        const __m256 codes = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw));
-        return _mm256_mul_ps(codes, _mm256_set1_ps(ek_fp16_to_fp32(d[r * (ld / 32) + c / 32])));
+        return _mm256_mul_ps(_mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(raw)), s);  // exact: 8 x 11 bits
     }
+    __m256 load8(int64_t r, int64_t c) const { return load8(r, c, scale(r, c)); }
     float value(int64_t r, int64_t c) const {
         return (float)q[r * ld + c] * ek_fp16_to_fp32(d[r * (ld / 32) + c / 32]);
     }
@@ -67,16 +72,18 @@ void gemv(const Rows& w, const float* x, int64_t k, float* y, int64_t r0, int64_
     int64_t r = r0;
     for (; r + 2 <= r1; r += 2) {
         __m256 a0 = _mm256_setzero_ps(), b0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps(), b1 = _mm256_setzero_ps();
+        __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
         for (int64_t c = 0; c < k16; c += 16) {
             // one core keeps too few misses in flight to stream DRAM at full speed: ask early for the lines
             // kPrefetchBytes beyond the pair of rows (the next rows, contiguous when the rows are)
             _mm_prefetch(static_cast<const char*>(w.addr(r, c)) + kPrefetchBytes, _MM_HINT_T0);
             _mm_prefetch(static_cast<const char*>(w.addr(r + 1, c)) + kPrefetchBytes, _MM_HINT_T0);
+            if (c % 32 == 0) s0 = w.scale(r, c), s1 = w.scale(r + 1, c);  // 16 values never straddle a block
             const __m256 xa = _mm256_loadu_ps(x + c), xb = _mm256_loadu_ps(x + c + 8);
-            a0 = _mm256_fmadd_ps(w.load8(r, c), xa, a0);
-            b0 = _mm256_fmadd_ps(w.load8(r, c + 8), xb, b0);
-            a1 = _mm256_fmadd_ps(w.load8(r + 1, c), xa, a1);
-            b1 = _mm256_fmadd_ps(w.load8(r + 1, c + 8), xb, b1);
+            a0 = _mm256_fmadd_ps(w.load8(r, c, s0), xa, a0);
+            b0 = _mm256_fmadd_ps(w.load8(r, c + 8, s0), xb, b0);
+            a1 = _mm256_fmadd_ps(w.load8(r + 1, c, s1), xa, a1);
+            b1 = _mm256_fmadd_ps(w.load8(r + 1, c + 8, s1), xb, b1);
         }
         y[r] = tail(w, r, x, k16, k, reduce16(a0, b0));
         y[r + 1] = tail(w, r + 1, x, k16, k, reduce16(a1, b1));
@@ -104,7 +111,11 @@ void gemm(const Rows& w, const float* x, int64_t ldx, int64_t m, int64_t k, floa
     for (int64_t r = r0; r < r1; r += 4) {
         const int rows = (int)std::min<int64_t>(4, r1 - r);
         for (int j = 0; j < rows; ++j) {
-            for (int64_t c = 0; c < k16; c += 8) _mm256_storeu_ps(buf.data() + j * k16 + c, w.load8(r + j, c));
+            __m256 sc = _mm256_setzero_ps();
+            for (int64_t c = 0; c < k16; c += 8) {
+                if (c % 32 == 0) sc = w.scale(r + j, c);
+                _mm256_storeu_ps(buf.data() + j * k16 + c, w.load8(r + j, c, sc));
+            }
         }
         for (int64_t i = 0; i < m; ++i) {
             const float* xi = x + i * ldx;
