@@ -45,27 +45,49 @@ int preferred_q4_rows() {
     return rows;
 }
 
-void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
-               int rows) {
-    if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
+void gemm_q4x4_multi(const ek_q4x4* ws, float* const* ys, int count, const int8_t* xq, const float* xs, int64_t m,
+                     ek_gemm_q4x4_q8_fn gemm, int rows) {
     if (rows != EK_Q4X4_ROWS && rows != EK_Q4X16_ROWS) {
         throw std::invalid_argument("q4x4: rows per tile must be 4 or 16");
     }
+    if (count <= 0 || m <= 0) return;
+    const int64_t k = ws[0].k;
+    if (k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
+    for (int j = 1; j < count; ++j) {
+        if (ws[j].k != k) throw std::invalid_argument("q4x4: weights sharing activations must have the same K");
+    }
     if (!gemm) gemm = rows == EK_Q4X16_ROWS ? kernel<Op::gemm_q4x16_q8>() : kernel<Op::gemm_q4x4_q8>();
-    if (m <= 0 || w.n <= 0) return;
     thread_local std::vector<int32_t> bsums;  // scratch reused across calls: no allocation per linear
-    bsums.resize((size_t)(m * (w.k / EK_Q4_BLOCK) * 4));
-    ek_lane_sums_q8(xq, m, w.k, bsums.data());
-    const int64_t tiles = (w.n + rows - 1) / rows;
-    const int64_t macs_per_tile = m * w.k * rows;
+    bsums.resize((size_t)(m * (k / EK_Q4_BLOCK) * 4));
+    ek_lane_sums_q8(xq, m, k, bsums.data());
+    // the weights' tiles as one index range, so one dispatch of the pool serves them all (decode wakes the pool
+    // once for q, k and v instead of three times); each tile is computed by the same call whichever task has it
+    int64_t first[9] = {0};
+    if (count > 8) throw std::invalid_argument("q4x4: at most 8 weights per call");
+    for (int j = 0; j < count; ++j) first[j + 1] = first[j] + (ws[j].n + rows - 1) / rows;
+    const int64_t tiles = first[count];
+    if (tiles == 0) return;
+    const int64_t macs_per_tile = m * k * rows;
     const int64_t grain = std::max<int64_t>(1, kMinMacsPerThread / std::max<int64_t>(macs_per_tile, 1));
     const int32_t* bs = bsums.data();
     // a tile block is 16 code bytes + one fp16 scale per row; every output is computed alike whatever chunk it is in
-    const int64_t tile_bytes = w.k / EK_Q4_BLOCK * rows * (EK_Q4_BLOCK / 2 + 2);
+    const int64_t tile_bytes = k / EK_Q4_BLOCK * rows * (EK_Q4_BLOCK / 2 + 2);
     const int64_t chunk = m <= 4 ? tiles : std::max<int64_t>(1, kChunkBytes / tile_bytes);
     parallel_for(tiles, grain, [&](int64_t t0, int64_t t1) {
-        for (int64_t c = t0; c < t1; c += chunk) gemm(&w, xq, xs, bs, m, y, w.n, c, std::min(c + chunk, t1));
+        for (int j = 0; j < count && t0 < t1; ++j) {
+            const int64_t b = std::max(t0, first[j]), e = std::min(t1, first[j + 1]);
+            for (int64_t c = b; c < e; c += chunk) {
+                gemm(&ws[j], xq, xs, bs, m, ys[j], ws[j].n, c - first[j], std::min(c + chunk, e) - first[j]);
+            }
+        }
     });
+}
+
+void gemm_q4x4(const ek_q4x4& w, const int8_t* xq, const float* xs, int64_t m, float* y, ek_gemm_q4x4_q8_fn gemm,
+               int rows) {
+    if (w.k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
+    if (w.n <= 0) return;
+    gemm_q4x4_multi(&w, &y, 1, xq, xs, m, gemm, rows);
 }
 
 void linear_q4x4(const ek_q4x4& w, const float* x, int64_t m, const int32_t* qmax_rows, float* y,
@@ -88,6 +110,16 @@ void linear_q4x4_blocks(const ek_q4x4& w, const float* x, int64_t m, float* y, e
     Scratch& s = scratch(m * w.k, m * (w.k / EK_Q4_BLOCK));
     quant_blocks_q8(x, m, w.k, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data(), quant);
     gemm_q4x4(w, s.xq.data(), s.xs.data(), m, y, gemm, rows);
+}
+
+void linear_q4x4_blocks_multi(const ek_q4x4* ws, float* const* ys, int count, const float* x, int64_t m, int rows) {
+    if (count <= 0) return;
+    const int64_t k = ws[0].k;
+    if (k % EK_Q4_BLOCK) throw std::invalid_argument("q4x4: K must be a multiple of 32");
+    const ek_gemm_q4x4_q8_fn gemm = rows == EK_Q4X16_ROWS ? kernel<Op::gemm_q4x16_q8b>() : kernel<Op::gemm_q4x4_q8b>();
+    Scratch& s = scratch(m * k, m * (k / EK_Q4_BLOCK));
+    quant_blocks_q8(x, m, k, EK_Q8_ROW_QMAX, s.xq.data(), s.xs.data(), nullptr);
+    gemm_q4x4_multi(ws, ys, count, s.xq.data(), s.xs.data(), m, gemm, rows);
 }
 
 void quant_blocks_q8(const float* x, int64_t m, int64_t k, int qmax, int8_t* q, float* scales,

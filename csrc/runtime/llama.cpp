@@ -69,6 +69,24 @@ void linear(const Q4Weight& w, const float* x, int n, float* y) {
     }
 }
 
+// Linears reading the same rows x (q, k, v; gate, up; yc null for two): with per-block activations, one
+// quantization of x and one dispatch of the pool for all of them (linear_q4x4_blocks_multi, the same bits as one call
+// each); otherwise one linear() each.
+void linears(const float* x, int n, const Q4Weight& a, float* ya, const Q4Weight& b, float* yb,
+             const Q4Weight* c = nullptr, float* yc = nullptr) {
+    const bool shared = a.act == ActQuant::kPerBlock && b.act == a.act && b.rows == a.rows && b.k == a.k &&
+                        (!c || (c->act == a.act && c->rows == a.rows && c->k == a.k));
+    if (!shared) {
+        linear(a, x, n, ya);
+        linear(b, x, n, yb);
+        if (c) linear(*c, x, n, yc);
+        return;
+    }
+    const ek_q4x4 ws[3] = {a.view(), b.view(), c ? c->view() : ek_q4x4{}};
+    float* const ys[3] = {ya, yb, yc};
+    linear_q4x4_blocks_multi(ws, ys, c ? 3 : 2, x, n, a.rows);
+}
+
 // Where preferred_q4_rows() says q4x16 (linear.h), the weights are regrouped once here, in place of the loaded
 // layout.
 void regroup_q4x16(Q4Weight& w) {
@@ -303,11 +321,9 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     for (int li = 0; li < cfg_.n_layers; ++li) {
         const LlamaLayer& l = layers_[li];
         rms_norm(x, l.attn_norm.data(), na, (int)h, cfg_.rms_eps, xn);
-        linear(l.q, xn, na, q);
+        linears(xn, na, l.q, q, l.k, kn, &l.v, vn);
         rope(q, na, nh, pos_act_.data());
-        linear(l.k, xn, na, kn);
         rope(kn, na, cfg_.n_kv_heads, pos_act_.data());
-        linear(l.v, xn, na, vn);
         const int base = len_[li];
         store_kv(li, base, na, kn, vn);
         std::copy(pos_act_.begin(), pos_act_.begin() + na, pos_.begin() + (int64_t)li * cfg_.max_ctx + base);
@@ -328,8 +344,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
             prune_rows((int)next, n, na, all_logits);
         }
         rms_norm(x, l.ffn_norm.data(), na, (int)h, cfg_.rms_eps, xn);
-        linear(l.gate, xn, na, g);
-        linear(l.up, xn, na, u);
+        linears(xn, na, l.gate, g, l.up, u);
         parallel_for(na * (int64_t)cfg_.ffn, kElemGrain, [&](int64_t b, int64_t e) { silu(g + b, u + b, e - b); });
         linear(l.down, g, na, tmp);
         add_inplace(x, tmp, na * h);
