@@ -53,13 +53,19 @@ def test_runtime_matches_the_kernel_path(runtime, kernel_model, eval_ids):
     print(f"runtime ppl {np.exp(nll_rt / n):.4f}, kernel path {np.exp(nll_pt / n):.4f}, top-1 {agree / total:.3f}")
 
 
-def test_kernel_path_has_the_runtime_numerics(kernel_model):
-    from edgekit.engines.kernels import ATTN_NAME, Fp16Head
+def test_kernel_path_has_the_runtime_numerics(kernel_model, smollm2_artifacts):
+    from edgekit.engines.kernels import ATTN_NAME, Fp16Head, Q8Head
+    from edgekit.quant.formats import dequantize_q8_0, quantize_q8_0
 
     assert kernel_model.config._attn_implementation == ATTN_NAME
-    assert isinstance(kernel_model.lm_head, Fp16Head)
     emb = kernel_model.model.embed_tokens.weight
-    assert torch.equal(emb, emb.half().float())
+    if smollm2_artifacts["w4a8"].config.lm_head_bits == 8:  # the default: one Q8_0 table, head and embedding
+        assert isinstance(kernel_model.lm_head, Q8Head)
+        q, d = quantize_q8_0(emb.detach().numpy())
+        assert torch.equal(emb, torch.from_numpy(dequantize_q8_0(q, d)))
+    else:
+        assert isinstance(kernel_model.lm_head, Fp16Head)
+        assert torch.equal(emb, emb.half().float())
 
 
 def test_cache_decode_equals_prefill_and_truncate_resets(runtime, eval_ids):

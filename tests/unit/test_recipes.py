@@ -16,7 +16,9 @@ def test_shipped_names_and_defaults():
     for name in SHIPPED:
         assert load_recipe(name).name == name  # each file says its own name
     assert load_recipe(None).name == "w4a8" == default_recipe(None)
-    assert load_recipe("w4a8").config.weight.method == "rtn" and load_recipe("w4a8").config.weight.weighted_search
+    w4a8 = load_recipe("w4a8").config
+    assert w4a8.weight.method == "gptq" and w4a8.weight.weighted_search and not w4a8.weight.awq
+    assert 0 < w4a8.weight.hessian_shrink < 1 and w4a8.lm_head_bits == 8
     assert load_recipe("agile-quant").config.weight.method == "gptq"
     assert load_recipe("agile-quant").config.activation.granularity == "per_token"
 
