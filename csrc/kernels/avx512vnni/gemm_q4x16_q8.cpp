@@ -56,11 +56,15 @@ void groups_tokens(const ek_q4x4* w, int64_t g, const int8_t* xq, const float* x
             }
             d[u] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ds + u * group_d + j * 16)));
         }
+        // unrolled so that acc[][] stays in registers (GCC otherwise keeps it on the stack: a load and a store per
+        // token and block)
+#pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
             const int8_t* xb = xq + i * k + j * EK_Q4_BLOCK;
-            const __m512i off = _mm512_set1_epi32(off8[i * nb + j]);
+            // the -8 offset starts the low chain (exact int32: the same sum as subtracting it at the end)
+            const __m512i neg_off = _mm512_set1_epi32(-off8[i * nb + j]);
             __m512i lo[NT], hi[NT];
-            for (int u = 0; u < NT; ++u) lo[u] = hi[u] = _mm512_setzero_si512();
+            for (int u = 0; u < NT; ++u) lo[u] = neg_off, hi[u] = _mm512_setzero_si512();
             for (int l = 0; l < 4; ++l) {  // two chains per group (codes < 16 and >= 16) for the dpbusd latency
                 const __m512i xl = bcast32(xb + 4 * l), xh = bcast32(xb + 16 + 4 * l);
                 for (int u = 0; u < NT; ++u) {
@@ -69,7 +73,7 @@ void groups_tokens(const ek_q4x4* w, int64_t g, const int8_t* xq, const float* x
                 }
             }
             for (int u = 0; u < NT; ++u) {
-                const __m512i dot = _mm512_sub_epi32(_mm512_add_epi32(lo[u], hi[u]), off);
+                const __m512i dot = _mm512_add_epi32(lo[u], hi[u]);
                 const __m512 dx = kBlockScales ? _mm512_mul_ps(d[u], _mm512_set1_ps(xs[i * nb + j])) : d[u];
                 acc[u][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dx, acc[u][i]);
             }
