@@ -74,8 +74,8 @@ void tile_tokens(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t i0
                  int64_t t) {
     const int64_t k = w->k;
     const int64_t nb = k / EK_Q4_BLOCK;
-    const uint8_t* qs = w->qs + t * nb * EK_Q4X4_TILE_QS_BYTES;
-    const uint16_t* d = w->d + t * nb * EK_Q4X4_ROWS;
+    const uint8_t* qs = w->qs + t * ek_q4_ldb(w) * EK_Q4X4_TILE_QS_BYTES;
+    const uint16_t* d = w->d + t * ek_q4_ldb(w) * EK_Q4X4_ROWS;
     const int8_t* x = xq + i0 * k;
 
     float32x4_t acc[MT];

@@ -35,7 +35,7 @@ std::pair<int64_t, int64_t> PackedQ4::layout_sizes(int64_t n, int64_t k, int row
 PackedQ4::PackedQ4(const uint8_t* qs, int64_t qs_bytes, const uint16_t* d, int64_t n_scales, int64_t n, int64_t k,
                    int rows, std::shared_ptr<const void> owner)
     : owner_(std::move(owner)), rows_(rows), nbytes_(qs_bytes + n_scales * (int64_t)sizeof(uint16_t)),
-      view_{qs, d, n, k} {
+      view_{qs, d, n, k, 0} {
     const auto [want_qs, want_scales] = layout_sizes(n, k, rows);
     if (qs_bytes != want_qs || n_scales != want_scales) {
         throw std::invalid_argument(std::string(layout_name(rows)) + " arrays do not match n=" + std::to_string(n) +

@@ -35,6 +35,7 @@
 
 std::pair<int, int> run_f16_suite();    // test_f16.cpp: (checks, failures)
 std::pair<int, int> run_q4x16_suite();  // test_q4x16.cpp
+std::pair<int, int> run_prefix_suite();  // test_prefix_view.cpp
 
 namespace {
 
@@ -199,7 +200,7 @@ std::vector<float> run_gemm(ek_gemm_q4x4_q8_fn fn, const Gemm& g, bool unit, int
     std::vector<float> y;
     if (into) y = *into;
     else y.assign(g.m * ldy, float_of(kSentinel));
-    const ek_q4x4 w{g.qs.data(), unit ? g.d_one.data() : g.d.data(), g.n, g.k};
+    const ek_q4x4 w{g.qs.data(), unit ? g.d_one.data() : g.d.data(), g.n, g.k, 0};
     fn(&w, g.xq.data(), unit ? g.xs_one.data() : g.xs.data(), g.xbsum.data(), g.m, y.data(), ldy, t0, t1);
     return y;
 }
@@ -461,6 +462,10 @@ int main(int argc, char** argv) {
         const auto x16 = run_q4x16_suite();
         g_checks += x16.first;
         g_failures += x16.second;
+        // every int4 matmul on prefix views (ek_q4x4.ldb; test_prefix_view.cpp)
+        const auto pre = run_prefix_suite();
+        g_checks += pre.first;
+        g_failures += pre.second;
 
         if (g_failures) {
             std::printf("test_kernels: %d of %d checks FAILED\n", g_failures, g_checks);

@@ -46,7 +46,7 @@ void q4x16_case(Counts& c, int64_t m, int64_t n, int64_t k, int kind, bool block
     std::vector<uint8_t> qs4((size_t)(tiles * nb * 64)), qs16((size_t)(groups * nb * 256));
     std::vector<uint16_t> d4((size_t)(tiles * nb * 4)), d16((size_t)(groups * nb * 16));
     ek_pack_q4x4(rows.data(), n, k, qs4.data(), d4.data());
-    const ek_q4x4 w4{qs4.data(), d4.data(), n, k};
+    const ek_q4x4 w4{qs4.data(), d4.data(), n, k, 0};
     ek_pack_q4x16(&w4, qs16.data(), d16.data());
     std::vector<uint16_t> d16_one(d16.size(), 0x3C00);
     const std::string op = blocks ? "gemm_q4x16_q8b" : "gemm_q4x16_q8";
@@ -55,7 +55,7 @@ void q4x16_case(Counts& c, int64_t m, int64_t n, int64_t k, int kind, bool block
     const int64_t ldy = n + 3;
     auto run = [&](ek_gemm_q4x4_q8_fn fn, const uint16_t* d, const float* s, int64_t g0, int64_t g1,
                    std::vector<float> y) {
-        const ek_q4x4 w{qs16.data(), d, n, k};
+        const ek_q4x4 w{qs16.data(), d, n, k, 0};
         fn(&w, xq.data(), s, xbsum.data(), m, y.data(), ldy, g0, g1);
         return y;
     };

@@ -74,12 +74,20 @@ typedef struct ek_block_q4_1 {
 #define EK_Q4X4_TILE_QS_BYTES (EK_Q4X4_ROWS * EK_Q4_BLOCK / 2)  // 64
 
 // A read-only view of a q4x4 matrix [n, k]; k is a multiple of 32, the arrays cover ceil(n / 4) tiles.
+// ldb: blocks stored per row (per tile) when the view is the first k columns of a wider matrix (an adaptive
+// computation module's down projection runs a prefix of its inputs); 0 means k / 32, a whole matrix. Kernels step
+// from tile to tile by ldb and read k / 32 blocks of each, so a prefix view gives exactly the first k / 32 terms of
+// the whole matrix's per-row sum, in the same order.
 typedef struct ek_q4x4 {
     const uint8_t* qs;
     const uint16_t* d;
     int64_t n;
     int64_t k;
+    int64_t ldb;
 } ek_q4x4;
+
+// The blocks stored per row (tile) of a view: its ldb, or k / 32 for a whole matrix.
+static inline int64_t ek_q4_ldb(const ek_q4x4* w) { return w->ldb ? w->ldb : w->k / EK_Q4_BLOCK; }
 
 // ---------------------------------------------------------------------------------------------------------------
 // Kernel layout "q4x16": the same codes and scales regrouped by 16 rows for 512-bit dot-product kernels (one 32-bit

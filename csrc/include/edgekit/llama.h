@@ -32,7 +32,7 @@ struct Q4Weight {
     ActQuant act = ActQuant::kPerToken;
     float act_scale = 0.0f;   // kPerTensor: the grid's step (TRIP recipes)
     int rows = EK_Q4X4_ROWS;  // the layout: q4x4 (as loaded) or q4x16 (regrouped for AVX-512, formats.h)
-    ek_q4x4 view() const { return {qs.data(), d.data(), n, k}; }
+    ek_q4x4 view() const { return {qs.data(), d.data(), n, k, 0}; }
 };
 
 struct LlamaLayer {

@@ -39,8 +39,8 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
     const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
     const __m256i nib = _mm256_set1_epi8(EK_Q4_LO_MASK);
     const __m256i ones = _mm256_set1_epi16(1);
-    const uint8_t* qs = w->qs + t * nb * EK_Q4X4_TILE_QS_BYTES;
-    const uint16_t* ds = w->d + t * nb * EK_Q4X4_ROWS;
+    const uint8_t* qs = w->qs + t * ek_q4_ldb(w) * EK_Q4X4_TILE_QS_BYTES;
+    const uint16_t* ds = w->d + t * ek_q4_ldb(w) * EK_Q4X4_ROWS;
     __m256 acc[MR][EK_Q4X4_ROWS];
     for (int i = 0; i < MR; ++i)
         for (int r = 0; r < EK_Q4X4_ROWS; ++r) acc[i][r] = _mm256_setzero_ps();

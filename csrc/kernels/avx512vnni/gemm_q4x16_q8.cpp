@@ -33,7 +33,7 @@ void groups_tokens(const ek_q4x4* w, int64_t g, const int8_t* xq, const float* x
                    int64_t ldy) {
     const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
     const __m512i nib = _mm512_set1_epi8(EK_Q4_LO_MASK);
-    const int64_t group_qs = nb * EK_Q4X16_GROUP_QS_BYTES, group_d = nb * EK_Q4X16_ROWS;
+    const int64_t group_qs = ek_q4_ldb(w) * EK_Q4X16_GROUP_QS_BYTES, group_d = ek_q4_ldb(w) * EK_Q4X16_ROWS;
     const uint8_t* qs = w->qs + g * group_qs;
     const uint16_t* ds = w->d + g * group_d;
     const bool prefetch = MR == 1 && group_qs < kPrefetchBytes;

@@ -40,9 +40,9 @@ void tiles_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs
                   int64_t ldy) {
     const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
     const __m512i nib = _mm512_set1_epi8(EK_Q4_LO_MASK);
-    const uint8_t* qs = w->qs + t * nb * EK_Q4X4_TILE_QS_BYTES;
-    const uint16_t* ds = w->d + t * nb * EK_Q4X4_ROWS;
-    const int64_t tile_qs = nb * EK_Q4X4_TILE_QS_BYTES, tile_d = nb * EK_Q4X4_ROWS;
+    const uint8_t* qs = w->qs + t * ek_q4_ldb(w) * EK_Q4X4_TILE_QS_BYTES;
+    const uint16_t* ds = w->d + t * ek_q4_ldb(w) * EK_Q4X4_ROWS;
+    const int64_t tile_qs = ek_q4_ldb(w) * EK_Q4X4_TILE_QS_BYTES, tile_d = ek_q4_ldb(w) * EK_Q4X4_ROWS;
     // streaming from DRAM (a model's weights do not fit in cache): one core keeps too few misses in flight unless
     // asked early. 8 KB ahead took SmolLM2-135M decode from 60 to ~105 tok/s on 2 Xeon cores (4 KB and 16 KB: less);
     // there a tile (K <= 1536) is shorter than 8 KB, so the prefetches run ahead through the next tiles. With long

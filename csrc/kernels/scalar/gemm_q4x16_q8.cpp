@@ -21,7 +21,7 @@ void gemm(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t m, float*
           int64_t t1) {
     assert(w && w->k % EK_Q4_BLOCK == 0);
     assert(0 <= t0 && t0 <= t1 && t1 <= (w->n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS);
-    const int64_t nb = w->k / EK_Q4_BLOCK;
+    const int64_t nb = w->k / EK_Q4_BLOCK, ldb = ek_q4_ldb(w);
     for (int64_t i = 0; i < m; ++i) {
         for (int64_t g = t0; g < t1; ++g) {
             for (int r = 0; r < EK_Q4X16_ROWS; ++r) {
@@ -29,11 +29,11 @@ void gemm(const ek_q4x4* w, const int8_t* xq, const float* xs, int64_t m, float*
                 if (row >= w->n) break;
                 float acc = 0.0f;
                 for (int64_t j = 0; j < nb; ++j) {
-                    const uint8_t* blk = w->qs + (g * nb + j) * EK_Q4X16_GROUP_QS_BYTES;
+                    const uint8_t* blk = w->qs + (g * ldb + j) * EK_Q4X16_GROUP_QS_BYTES;
                     const int8_t* xb = xq + i * w->k + j * EK_Q4_BLOCK;
                     int32_t dot = 0;
                     for (int c = 0; c < EK_Q4_BLOCK; ++c) dot += (code(blk, r, c) - EK_Q4_SYM_ZERO) * xb[c];
-                    float d = ek_fp16_to_fp32(w->d[(g * nb + j) * EK_Q4X16_ROWS + r]);
+                    float d = ek_fp16_to_fp32(w->d[(g * ldb + j) * EK_Q4X16_ROWS + r]);
                     if (kBlockScales) d = d * xs[i * nb + j];
                     acc = fmaf((float)dot, d, acc);
                 }

@@ -15,14 +15,14 @@ extern "C" void ek_gemm_q4x4_q4__scalar(const ek_q4x4* w, const int8_t* xq, cons
                                         int64_t m, float* y, int64_t ldy, int64_t t0, int64_t t1) {
     assert(w && w->k % EK_Q4_BLOCK == 0);
     (void)xbsum;
-    const int64_t nb = w->k / EK_Q4_BLOCK;
+    const int64_t nb = w->k / EK_Q4_BLOCK, ldb = ek_q4_ldb(w);
     const int half = EK_Q4_BLOCK / 2;
     for (int64_t i = 0; i < m; ++i) {
         const int8_t* x = xq + i * w->k;
         for (int64_t t = t0; t < t1; ++t) {
             float acc[EK_Q4X4_ROWS] = {0.0f, 0.0f, 0.0f, 0.0f};
             for (int64_t j = 0; j < nb; ++j) {
-                const uint8_t* q = w->qs + (t * nb + j) * EK_Q4X4_TILE_QS_BYTES;
+                const uint8_t* q = w->qs + (t * ldb + j) * EK_Q4X4_TILE_QS_BYTES;
                 const int8_t* xb = x + j * EK_Q4_BLOCK;
                 uint32_t even = 0, odd = 0, qsum_even = 0, qsum_odd = 0;  // 16-bit fields: rows 0,2 and 1,3
                 int32_t asum = 0;
@@ -46,7 +46,7 @@ extern "C" void ek_gemm_q4x4_q4__scalar(const ek_q4x4* w, const int8_t* xq, cons
                                                     qsum_odd >> 16};
                 for (int r = 0; r < EK_Q4X4_ROWS; ++r) {
                     const int32_t dot = (int32_t)s[r] - EK_Q4_SYM_ZERO * (int32_t)qs_[r] - EK_Q4_SYM_ZERO * asum;
-                    acc[r] += ek_fp16_to_fp32(w->d[(t * nb + j) * EK_Q4X4_ROWS + r]) * (float)dot;
+                    acc[r] += ek_fp16_to_fp32(w->d[(t * ldb + j) * EK_Q4X4_ROWS + r]) * (float)dot;
                 }
             }
             for (int r = 0; r < EK_Q4X4_ROWS; ++r) {

@@ -16,7 +16,7 @@ void gemm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xb
     assert(w && w->k % EK_Q4_BLOCK == 0);
     (void)xbsum;  // the reference subtracts the offset from each code instead
     assert(0 <= t0 && t0 <= t1 && t1 <= (w->n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS);
-    const int64_t nb = w->k / EK_Q4_BLOCK;
+    const int64_t nb = w->k / EK_Q4_BLOCK, ldb = ek_q4_ldb(w);
     const int half = EK_Q4_BLOCK / 2;
     for (int64_t i = 0; i < m; ++i) {
         const int8_t* x = xq + i * w->k;
@@ -26,14 +26,14 @@ void gemm(const ek_q4x4* w, const int8_t* xq, const float* xs, const int32_t* xb
                 if (n >= w->n) break;
                 float acc = 0.0f;
                 for (int64_t j = 0; j < nb; ++j) {
-                    const uint8_t* q = w->qs + (t * nb + j) * EK_Q4X4_TILE_QS_BYTES + r * half;
+                    const uint8_t* q = w->qs + (t * ldb + j) * EK_Q4X4_TILE_QS_BYTES + r * half;
                     const int8_t* xb = x + j * EK_Q4_BLOCK;
                     int32_t dot = 0;
                     for (int b = 0; b < half; ++b) {
                         dot += ((int32_t)(q[b] & EK_Q4_LO_MASK) - EK_Q4_SYM_ZERO) * xb[b];           // code b
                         dot += ((int32_t)(q[b] >> EK_Q4_HI_SHIFT) - EK_Q4_SYM_ZERO) * xb[b + half];  // code b + 16
                     }
-                    float d = ek_fp16_to_fp32(w->d[(t * nb + j) * EK_Q4X4_ROWS + r]);
+                    float d = ek_fp16_to_fp32(w->d[(t * ldb + j) * EK_Q4X4_ROWS + r]);
                     if (kBlockScales) d *= xs[i * nb + j];
                     acc += d * (float)dot;
                 }
