@@ -15,6 +15,7 @@
 #include <utility>
 #include <vector>
 
+#include "edgekit/acm.h"
 #include "edgekit/artifact.h"
 #include "edgekit/attention.h"
 #include "edgekit/dispatch.h"
@@ -239,6 +240,51 @@ std::vector<int> prune_select(const py::array& score, const py::array& orig, int
 py::tuple get_pruning(const edgekit::LlamaModel& m) {
     const auto& s = m.pruning();
     return py::make_tuple(s.ratio, s.layers, s.keep_last);
+}
+
+void set_acm(edgekit::LlamaModel& m, float gate_bias, int force_k) {
+    try {
+        m.set_acm(edgekit::AcmControl{gate_bias, force_k});
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+// [layers, N + 1] tokens per k since the last reset (an empty [0, 0] array without ACM)
+py::array_t<int64_t> acm_counts(const edgekit::LlamaModel& m) {
+    const int64_t nk = m.acm_learners() ? m.acm_learners() + 1 : 0, layers = nk ? m.config().n_layers : 0;
+    py::array_t<int64_t> out({layers, nk});
+    std::copy(m.acm_counts().begin(), m.acm_counts().end(), out.mutable_data());
+    return out;
+}
+
+// The runtime's ACM gate decisions for rows x [n, dim] (acm.h: acm_choose), for the PyTorch kernel path.
+py::array_t<int32_t> acm_choose(const py::array& x, const py::array& w1, const py::array& b1, const py::array& w2,
+                                const py::array& b2, float gate_bias) {
+    using F = py::array_t<float, py::array::c_style | py::array::forcecast>;
+    auto xa = F::ensure(x), w1a = F::ensure(w1), b1a = F::ensure(b1), w2a = F::ensure(w2), b2a = F::ensure(b2);
+    if (!xa || !w1a || !b1a || !w2a || !b2a || xa.ndim() != 2 || w1a.ndim() != 2 || w2a.ndim() != 2 ||
+        b1a.ndim() != 1 || b2a.ndim() != 1 || w1a.shape(1) != xa.shape(1) || b1a.shape(0) != w1a.shape(0) ||
+        w2a.shape(1) != w1a.shape(0) || b2a.shape(0) != w2a.shape(0) || w2a.shape(0) < 2)
+        throw py::value_error("acm_choose: x [n, d], w1 [h, d], b1 [h], w2 [N + 1, h], b2 [N + 1] float arrays");
+    edgekit::AcmGate g;
+    g.n = (int)w2a.shape(0) - 1;
+    g.width = 1;
+    g.hidden = (int)w1a.shape(0);
+    g.dim = (int)xa.shape(1);
+    g.w1.assign(w1a.data(), w1a.data() + w1a.size());
+    g.b1.assign(b1a.data(), b1a.data() + b1a.size());
+    g.w2.assign(w2a.data(), w2a.data() + w2a.size());
+    g.b2.assign(b2a.data(), b2a.data() + b2a.size());
+    py::array_t<int32_t> k(xa.shape(0));
+    const float* xp = xa.data();
+    int32_t* kp = k.mutable_data();
+    const int n = (int)xa.shape(0);
+    {
+        py::gil_scoped_release nogil;
+        edgekit::acm_choose(g, xp, n, gate_bias, kp);
+    }
+    return k;
 }
 
 py::dict cpu_features_dict() {
@@ -466,8 +512,18 @@ PYBIND11_MODULE(_C, m) {
         .def("reset", &edgekit::LlamaModel::reset, "Empty the KV cache.")
         .def("truncate", &edgekit::LlamaModel::truncate, py::arg("n"), "Keep the first n cached positions.")
         .def_property_readonly("n_past", &edgekit::LlamaModel::n_past)
+        .def("set_acm", &set_acm, py::arg("gate_bias") = 0.0f, py::arg("force_k") = -1,
+             "How every ACM layer runs: the gates shifted by gate_bias, or force_k learners for every token "
+             "(-1: the gates decide).")
+        .def("acm_counts", &acm_counts, "Tokens per k [layers, N + 1] since reset_acm_counts() (ACM artifacts).")
+        .def("reset_acm_counts", &edgekit::LlamaModel::reset_acm_counts, "Zero the ACM k counts.")
+        .def_property_readonly("acm_learners", &edgekit::LlamaModel::acm_learners,
+                               "Learners per ACM layer (0: no adaptive computation modules).")
         .def_property_readonly("memory_bytes", &edgekit::LlamaModel::memory_bytes,
                                "Bytes of weights, KV cache and scratch held by the engine.");
+    m.def("acm_choose", &acm_choose, py::arg("x"), py::arg("w1"), py::arg("b1"), py::arg("w2"), py::arg("b2"),
+          py::arg("gate_bias") = 0.0f,
+          "The runtime's ACM gate (acm.h): k per row of x [n, d] = argmax of fc2(GELU(fc1(x))) + gate_bias * k / N.");
     m.def("prune_keep_count", &prune_keep_count, py::arg("n0"), py::arg("ratio"), py::arg("j"), py::arg("m"),
           py::arg("keep_last"), "Survivors after the j-th of m pruning layers (prune.h).");
     m.def("prune_select", &prune_select, py::arg("score"), py::arg("orig"), py::arg("n0"), py::arg("keep_last"),

@@ -17,7 +17,9 @@ Metadata (all strings; JSON where structured)
     ``edgekit.family`` (``llama``/``bert``), ``edgekit.task``, ``edgekit.source`` (the model spec it came from),
     ``edgekit.model_config`` (transformers config dict), ``edgekit.quant`` (the ``AgileQuantConfig`` dict),
     ``edgekit.linears`` (name → bits, group_size, symmetric, act_bits, act_mode, mix),
-    ``edgekit.tokenizer`` (file name → base64 of each tokenizer file), ``edgekit.report`` (calibration facts).
+    ``edgekit.tokenizer`` (file name → base64 of each tokenizer file), ``edgekit.report`` (calibration facts);
+    for a model with adaptive computation modules (:mod:`edgekit.acm`) also ``edgekit.acm`` (n_learners,
+    learner_width, gate_hidden, gate_act), its gates stored as float tensors ``<layer>.mlp.gate.fc1/fc2.*``.
 
 This module is the file format only: bytes in, bytes out, no torch. Turning a quantized torch model into these
 tensors and back is :mod:`edgekit.quant.serialize`'s.
@@ -80,7 +82,8 @@ def tokenizer_files(tokenizer_dir: str | os.PathLike) -> dict[str, bytes]:
 
 
 def write_artifact(path, tensors: dict[str, np.ndarray], *, family: str, task: str, source: str, model_config: dict,
-                   quant: dict, linears: dict, tokenizer: dict[str, bytes], report: dict) -> Path:
+                   quant: dict, linears: dict, tokenizer: dict[str, bytes], report: dict,
+                   acm: dict | None = None) -> Path:
     """Write an ``.ekq`` file atomically (temp file, then rename): ``tensors`` plus the metadata described above.
 
     Args:
@@ -92,6 +95,8 @@ def write_artifact(path, tensors: dict[str, np.ndarray], *, family: str, task: s
         linears: Quantized linear name → its format (bits, group_size, symmetric, act_bits, act_mode, mix, ...).
         tokenizer: Tokenizer file name → bytes (:func:`tokenizer_files`).
         report: Calibration and timing facts.
+        acm: For a model with adaptive computation modules, ``edgekit.acm``: ``n_learners``, ``learner_width``,
+            ``gate_hidden``, ``gate_act`` (the gates' float tensors are ``<layer>.mlp.gate.fc1/fc2.*``).
     """
     path = Path(path)
     meta = {
@@ -106,6 +111,8 @@ def write_artifact(path, tensors: dict[str, np.ndarray], *, family: str, task: s
         "edgekit.tokenizer": json.dumps({n: base64.b64encode(b).decode("ascii") for n, b in tokenizer.items()}),
         "edgekit.report": json.dumps(report),
     }
+    if acm is not None:
+        meta["edgekit.acm"] = json.dumps(acm)
     _atomic_save(tensors, meta, path)
     return path
 
@@ -123,6 +130,7 @@ class Artifact:
     linears: dict = field(default_factory=dict)
     model_config: dict = field(default_factory=dict)
     report: dict = field(default_factory=dict)
+    acm: dict | None = None  # edgekit.acm: the model's adaptive computation modules (write_artifact)
 
 
 def read_artifact(path) -> Artifact:
@@ -149,7 +157,8 @@ def read_artifact(path) -> Artifact:
     try:
         return Artifact(p, meta, meta["edgekit.family"], meta["edgekit.task"], meta["edgekit.source"],
                         json.loads(meta["edgekit.quant"]), json.loads(meta["edgekit.linears"]),
-                        json.loads(meta["edgekit.model_config"]), json.loads(meta.get("edgekit.report", "{}")))
+                        json.loads(meta["edgekit.model_config"]), json.loads(meta.get("edgekit.report", "{}")),
+                        json.loads(meta["edgekit.acm"]) if "edgekit.acm" in meta else None)
     except (KeyError, ValueError) as e:
         raise EdgekitError(f"{p}: damaged edgekit metadata ({e}); re-quantize the model") from None
 

@@ -61,30 +61,60 @@ void add_inplace(float* x, const float* y, int64_t n) {
     });
 }
 
-void linear(const Q4Weight& w, const float* x, int n, float* y) {
+// y = W x for the rows x [n, v.k] through the view v of w (the whole weight, or a prefix of an ACM's learners),
+// activations quantized as w's recipe says.
+void linear(const Q4Weight& w, const ek_q4x4& v, const float* x, int n, float* y) {
     switch (w.act) {
-        case ActQuant::kPerTensor: linear_q4x4_static(w.view(), x, n, w.act_scale, y, w.rows); break;
-        case ActQuant::kPerBlock: linear_q4x4_blocks(w.view(), x, n, y, nullptr, nullptr, w.rows); break;
-        case ActQuant::kPerToken: linear_q4x4(w.view(), x, n, nullptr, y, nullptr, nullptr, w.rows); break;
+        case ActQuant::kPerTensor: linear_q4x4_static(v, x, n, w.act_scale, y, w.rows); break;
+        case ActQuant::kPerBlock: linear_q4x4_blocks(v, x, n, y, nullptr, nullptr, w.rows); break;
+        case ActQuant::kPerToken: linear_q4x4(v, x, n, nullptr, y, nullptr, nullptr, w.rows); break;
     }
 }
 
-// Linears reading the same rows x (q, k, v; gate, up; yc null for two): with per-block activations, one
-// quantization of x and one dispatch of the pool for all of them (linear_q4x4_blocks_multi, the same bits as one call
-// each); otherwise one linear() each.
-void linears(const float* x, int n, const Q4Weight& a, float* ya, const Q4Weight& b, float* yb,
-             const Q4Weight* c = nullptr, float* yc = nullptr) {
-    const bool shared = a.act == ActQuant::kPerBlock && b.act == a.act && b.rows == a.rows && b.k == a.k &&
-                        (!c || (c->act == a.act && c->rows == a.rows && c->k == a.k));
+void linear(const Q4Weight& w, const float* x, int n, float* y) { linear(w, w.view(), x, n, y); }
+
+// Linears reading the same rows x (q, k, v; gate, up; c null for two) through views va, vb (, vc): with per-block
+// activations, one quantization of x and one dispatch of the pool for all of them (linear_q4x4_blocks_multi, the
+// same bits as one call each); otherwise one linear() each.
+void linears(const float* x, int n, const Q4Weight& a, const ek_q4x4& va, float* ya, const Q4Weight& b,
+             const ek_q4x4& vb, float* yb, const Q4Weight* c = nullptr, const ek_q4x4* vc = nullptr,
+             float* yc = nullptr) {
+    const bool shared = a.act == ActQuant::kPerBlock && b.act == a.act && b.rows == a.rows && vb.k == va.k &&
+                        (!c || (c->act == a.act && c->rows == a.rows && vc->k == va.k));
     if (!shared) {
-        linear(a, x, n, ya);
-        linear(b, x, n, yb);
-        if (c) linear(*c, x, n, yc);
+        linear(a, va, x, n, ya);
+        linear(b, vb, x, n, yb);
+        if (c) linear(*c, *vc, x, n, yc);
         return;
     }
-    const ek_q4x4 ws[3] = {a.view(), b.view(), c ? c->view() : ek_q4x4{}};
+    const ek_q4x4 ws[3] = {va, vb, c ? *vc : ek_q4x4{}};
     float* const ys[3] = {ya, yb, yc};
     linear_q4x4_blocks_multi(ws, ys, c ? 3 : 2, x, n, a.rows);
+}
+
+// The first `rows` output rows of w (an ACM's gate / up for its first learners; rows a multiple of the tile rows).
+ek_q4x4 prefix_rows(const Q4Weight& w, int64_t rows) {
+    ek_q4x4 v = w.view();
+    v.n = rows;
+    return v;
+}
+
+// The first `cols` input columns of w (an ACM's down for its first learners; cols a multiple of 32).
+ek_q4x4 prefix_cols(const Q4Weight& w, int64_t cols) {
+    ek_q4x4 v = w.view();
+    v.k = cols;
+    v.ldb = w.k / EK_Q4_BLOCK;
+    return v;
+}
+
+void check_gate(const AcmGate& g, int64_t h, int64_t ffn, const std::string& p) {
+    check(g.n > 0 && g.width > 0 && (int64_t)g.n * g.width == ffn,
+          p + "ACM learners x width must equal the FFN width " + std::to_string(ffn));
+    check(g.width % EK_Q4_BLOCK == 0, p + "ACM learner width must be a multiple of 32");
+    check(g.hidden > 0 && g.dim == h, p + "ACM gate must read [hidden] inputs");
+    check((int64_t)g.w1.size() == (int64_t)g.hidden * h && (int64_t)g.b1.size() == g.hidden &&
+              (int64_t)g.w2.size() == (int64_t)(g.n + 1) * g.hidden && (int64_t)g.b2.size() == g.n + 1,
+          p + "ACM gate weights must be [gate_hidden, hidden], [gate_hidden], [N + 1, gate_hidden], [N + 1]");
 }
 
 // Where preferred_q4_rows() says q4x16 (linear.h), the weights are regrouped once here, in place of the loaded
@@ -138,7 +168,13 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
         check_weight(l.gate, cfg_.ffn, h, p + "gate_proj");
         check_weight(l.up, cfg_.ffn, h, p + "up_proj");
         check_weight(l.down, h, cfg_.ffn, p + "down_proj");
+        if (l.acm.enabled()) {
+            check_gate(l.acm, h, cfg_.ffn, p);
+            check(acm_n_ == 0 || acm_n_ == l.acm.n, p + "every ACM layer must have the same number of learners");
+            acm_n_ = l.acm.n;
+        }
     }
+    acm_counts_.assign(acm_n_ ? (size_t)cfg_.n_layers * (acm_n_ + 1) : 0, 0);
     if (preferred_q4_rows() == EK_Q4X16_ROWS) {
         for (auto& l : layers_)
             for (Q4Weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down}) regroup_q4x16(*w);
@@ -174,7 +210,9 @@ int64_t LlamaModel::memory_bytes() const {
         for (const Q4Weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
             b += (int64_t)w->qs.size() + 2 * (int64_t)w->d.size();
         b += 4 * (int64_t)(l.attn_norm.size() + l.ffn_norm.size());
+        b += 4 * (int64_t)(l.acm.w1.size() + l.acm.b1.size() + l.acm.w2.size() + l.acm.b2.size());
     }
+    b += 4 * (int64_t)(acm_x_.capacity() + acm_y_.capacity() + acm_k_.capacity() + acm_order_.capacity());
     for (const auto* v : {&x_, &xn_, &q_, &k_, &v_, &att_, &tmp_, &g_, &u_, &first_, &score_, &frozen_})
         b += 4 * (int64_t)v->capacity();
     b += 4 * (int64_t)(pos_.capacity() + idx_.capacity() + pos_act_.capacity() + rope_cos_.size() + rope_sin_.size());
@@ -215,6 +253,12 @@ void LlamaModel::reserve(int n) {
     frozen_.resize(n * h);
     idx_.resize(n);
     pos_act_.resize(n);
+    if (acm_n_) {
+        acm_k_.resize(n);
+        acm_order_.resize(n);
+        acm_x_.resize(n * h);
+        acm_y_.resize(n * h);
+    }
     capacity_ = n;
 }
 
@@ -284,6 +328,68 @@ void LlamaModel::prune_rows(int j, int n0, int& na, bool keep_frozen) {
     kept_.emplace_back(idx_.begin(), idx_.begin() + na);
 }
 
+void LlamaModel::set_acm(const AcmControl& c) {
+    if (c.force_k < -1 || c.force_k > acm_n_)
+        throw std::invalid_argument("force_k must be -1 (the gates decide) or in 0.." + std::to_string(acm_n_));
+    if (!std::isfinite(c.gate_bias)) throw std::invalid_argument("gate_bias must be finite");
+    acm_ctl_ = c;
+}
+
+// down(SiLU(gate(x)) * up(x)) for m rows xn at k learners (every neuron for a dense layer), into out [m, hidden]
+void LlamaModel::ffn_rows(const LlamaLayer& l, const float* xn, int m, int k, float* out) {
+    static const ek_silu_mul_f32_fn silu = kernel<Op::silu_mul_f32>();  // SiLU(g) * u in place
+    const int64_t f = l.acm.enabled() ? (int64_t)k * l.acm.width : cfg_.ffn;
+    float *g = g_.data(), *u = u_.data();
+    linears(xn, m, l.gate, prefix_rows(l.gate, f), g, l.up, prefix_rows(l.up, f), u);
+    parallel_for(m * f, kElemGrain, [&](int64_t b, int64_t e) { silu(g + b, u + b, e - b); });
+    linear(l.down, prefix_cols(l.down, f), g, m, out);
+}
+
+void LlamaModel::ffn(int li, int na) {
+    const LlamaLayer& l = layers_[li];
+    const int64_t h = cfg_.hidden;
+    float *x = x_.data(), *xn = xn_.data(), *tmp = tmp_.data();
+    if (!l.acm.enabled()) {
+        ffn_rows(l, xn, na, 0, tmp);
+        add_inplace(x, tmp, na * h);
+        return;
+    }
+    const int N = l.acm.n;
+    int32_t* k = acm_k_.data();
+    if (acm_ctl_.force_k >= 0) std::fill(k, k + na, acm_ctl_.force_k);
+    else acm_choose(l.acm, xn, na, acm_ctl_.gate_bias, k);
+    int64_t* counts = acm_counts_.data() + (int64_t)li * (N + 1);
+    std::vector<int> start((size_t)N + 2, 0);  // counting sort by k, descending: rows of k = N first
+    for (int i = 0; i < na; ++i) ++counts[k[i]], ++start[N - k[i] + 1];
+    for (int j = 1; j <= N + 1; ++j) start[j] += start[j - 1];
+    const int run = start[N];  // rows with k > 0
+    if (run == 0) return;      // every token skips the FFN: it adds nothing under the residual
+    if (start[N - k[0]] == 0 && start[N - k[0] + 1] == na) {  // one k for every row (decode): no gather
+        ffn_rows(l, xn, na, k[0], tmp);
+        add_inplace(x, tmp, na * h);
+        return;
+    }
+    std::vector<int> fill(start.begin(), start.end() - 1);
+    int* order = acm_order_.data();
+    for (int i = 0; i < na; ++i) order[fill[N - k[i]]++] = i;
+    float *xs = acm_x_.data(), *ys = acm_y_.data();
+    parallel_for(run, kRowGrain, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) std::copy(xn + order[r] * h, xn + (order[r] + 1) * h, xs + r * h);
+    });
+    // one group of rows per k: gate / up / down on the prefix views of its k learners
+    for (int kk = N; kk >= 1; --kk) {
+        const int r0 = start[N - kk], r1 = start[N - kk + 1];
+        if (r1 > r0) ffn_rows(l, xs + (int64_t)r0 * h, r1 - r0, kk, ys + (int64_t)r0 * h);
+    }
+    parallel_for(run, kRowGrain, [&](int64_t b, int64_t e) {
+        for (int64_t r = b; r < e; ++r) {
+            float* xr = x + order[r] * h;
+            const float* yr = ys + r * h;
+            for (int64_t c = 0; c < h; ++c) xr[c] += yr[c];
+        }
+    });
+}
+
 void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logits) {
     if (n <= 0) return;
     if (n_past_ + n > cfg_.max_ctx) {
@@ -301,8 +407,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     const int nh = cfg_.n_heads;
     const bool prune = prune_.enabled() && n_past_ == 0 && n > 1;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data();
-    float *att = att_.data(), *tmp = tmp_.data(), *g = g_.data(), *u = u_.data();
-    static const ek_silu_mul_f32_fn silu = kernel<Op::silu_mul_f32>();  // SiLU(g) * u in place
+    float *att = att_.data(), *tmp = tmp_.data();
     for (int i = 0; i < n; ++i) {
         if (!q8_.q.empty()) {  // the code times its block's scale: exactly the head's value of that weight
             const int8_t* e = q8_.q.data() + (int64_t)tokens[i] * h;
@@ -321,7 +426,8 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     for (int li = 0; li < cfg_.n_layers; ++li) {
         const LlamaLayer& l = layers_[li];
         rms_norm(x, l.attn_norm.data(), na, (int)h, cfg_.rms_eps, xn);
-        linears(xn, na, l.q, q, l.k, kn, &l.v, vn);
+        const ek_q4x4 vv = l.v.view();
+        linears(xn, na, l.q, l.q.view(), q, l.k, l.k.view(), kn, &l.v, &vv, vn);
         rope(q, na, nh, pos_act_.data());
         rope(kn, na, cfg_.n_kv_heads, pos_act_.data());
         const int base = len_[li];
@@ -344,10 +450,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
             prune_rows((int)next, n, na, all_logits);
         }
         rms_norm(x, l.ffn_norm.data(), na, (int)h, cfg_.rms_eps, xn);
-        linears(xn, na, l.gate, g, l.up, u);
-        parallel_for(na * (int64_t)cfg_.ffn, kElemGrain, [&](int64_t b, int64_t e) { silu(g + b, u + b, e - b); });
-        linear(l.down, g, na, tmp);
-        add_inplace(x, tmp, na * h);
+        ffn(li, na);
     }
     n_past_ += n;
     const float* hidden = x;

@@ -304,6 +304,49 @@ Q4Weight q4_weight(const Artifact& a, const std::string& name, int64_t n, int64_
     return w;
 }
 
+// The artifact's adaptive computation modules (metadata 'edgekit.acm': n_learners, learner_width, gate_hidden,
+// gate_act; edgekit/quant/serialize.py writes it), or none. Returns the learners per layer (0: none).
+struct AcmSpec {
+    int n = 0, width = 0, hidden = 0;
+};
+
+AcmSpec read_acm(const Artifact& a, int64_t ffn) {
+    AcmSpec s;
+    if (!a.meta("edgekit.acm")) return s;
+    const Value v = meta_json(a, "edgekit.acm");
+    if (v.type != Type::kObject) a.fail(K::kFormat, "metadata 'edgekit.acm' must be a JSON object");
+    s.n = cfg_int(a, v, "n_learners", 1, 4096);
+    s.width = cfg_int(a, v, "learner_width", 1, 1 << 18);
+    s.hidden = cfg_int(a, v, "gate_hidden", 1, 1 << 16);
+    const Value* act = v.find("gate_act");
+    if (!act || act->type != Type::kString || act->string != "gelu")
+        a.fail(K::kUnsupported, "edgekit.acm gate_act must be \"gelu\" (the gate this runtime runs)");
+    if ((int64_t)s.n * s.width != ffn || s.width % EK_Q4_BLOCK)
+        a.fail(K::kFormat, "edgekit.acm: " + std::to_string(s.n) + " learners of " + std::to_string(s.width) +
+                           " must tile the FFN width " + std::to_string(ffn) + " in multiples of 32");
+    return s;
+}
+
+std::vector<float> float_matrix(const Artifact& a, const std::string& name, int64_t rows, int64_t cols) {
+    const TensorInfo& t = tensor(a, name, DType::kF32, {rows, cols});
+    std::vector<float> v((size_t)(rows * cols));
+    std::memcpy(v.data(), t.data, (size_t)t.nbytes());
+    return v;
+}
+
+AcmGate acm_gate(const Artifact& a, const AcmSpec& s, const std::string& p, int64_t h) {
+    AcmGate g;
+    g.n = s.n;
+    g.width = s.width;
+    g.hidden = s.hidden;
+    g.dim = (int)h;
+    g.w1 = float_matrix(a, p + "mlp.gate.fc1.weight", s.hidden, h);
+    g.b1 = float_vector(a, p + "mlp.gate.fc1.bias", s.hidden);
+    g.w2 = float_matrix(a, p + "mlp.gate.fc2.weight", s.n + 1, s.hidden);
+    g.b2 = float_vector(a, p + "mlp.gate.fc2.bias", s.n + 1);
+    return g;
+}
+
 }  // namespace
 
 std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
@@ -335,6 +378,7 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
     const int64_t h = c.hidden, q_dim = (int64_t)c.n_heads * c.head_dim, kv_dim = (int64_t)c.n_kv_heads * c.head_dim;
     const int64_t shapes[7][2] = {{q_dim, h}, {kv_dim, h}, {kv_dim, h}, {h, q_dim}, {c.ffn, h}, {c.ffn, h}, {h, c.ffn}};
     std::set<std::string> expected;
+    const AcmSpec acm = read_acm(a, c.ffn);
     std::vector<LlamaLayer> layers((size_t)c.n_layers);
     for (int i = 0; i < c.n_layers; ++i) {
         const std::string p = "model.layers." + std::to_string(i) + ".";
@@ -350,6 +394,7 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
             if (act == ActQuant::kPerTensor) dst[j]->act_scale = act_scale(a, name);
             expected.insert(name);
         }
+        if (acm.n) l.acm = acm_gate(a, acm, p, h);
     }
     for (const json::Member& m : linears.object) {
         if (!expected.count(m.key))

@@ -128,6 +128,8 @@ class AcmFfn(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.mode == "dense" or self.force_k == self.n_learners:
+            if self.mode == "gated":  # forced k = N is counted like any forced k (dense mode counts nothing)
+                self.k_counts[self.n_learners] += x[..., 0].numel()
             return self.down_proj(self.intermediate(x))
         if self.mode == "train":
             g = nn.functional.gumbel_softmax(self.logits(x), tau=self.gumbel_tau, hard=True)
@@ -138,6 +140,17 @@ class AcmFfn(nn.Module):
         self.k_counts += torch.bincount(k.reshape(-1), minlength=self.n_learners + 1).to(self.k_counts.device)
         keep = (torch.arange(self.n_learners, device=x.device) < k[..., None]).to(x.dtype)
         return self._masked(x, keep)
+
+
+def attach_empty_acms(model: nn.Module, family, info: dict) -> None:
+    """Replace every gated FFN of ``model`` by an :class:`AcmFfn` of the right shapes (weights to be loaded), from
+    ``info`` (``n_learners``, ``gate_hidden``: an ACM directory's ``acm.json`` or an artifact's ``edgekit.acm``)."""
+    from transformers.activations import ACT2FN
+
+    cfg = model.config
+    for block in family.layers(model):
+        setattr(block, family.gated_ffn[0], AcmFfn.empty(cfg.hidden_size, cfg.intermediate_size, info["n_learners"],
+                                                         info["gate_hidden"], ACT2FN[cfg.hidden_act]))
 
 
 def acm_modules(model: nn.Module) -> list[AcmFfn]:
@@ -181,17 +194,30 @@ def ffn_stats(model: nn.Module) -> dict:
         "fraction"}]}``.
     """
     mods = acm_modules(model)
-    layers, fracs = [], []
-    for i, m in enumerate(mods):
-        counts = m.k_counts.cpu()
-        n = int(counts.sum())
-        frac = float((counts * torch.arange(m.n_learners + 1)).sum()) / (n * m.n_learners) if n else float("nan")
-        layers.append({"layer": i, "k_hist": counts.tolist(), "fraction": frac})
-        fracs.append(frac)
     if not mods:
-        return {"ffn_fraction": None, "learner_fraction": None, "gate_fraction": 0.0, "n_learners": 0, "layers": []}
+        return stats_from_counts([], 0, 0.0)
     m0 = mods[0]
-    gate = m0.gate.flops() / (3 * m0.d * m0.n_learners * m0.width)
+    return stats_from_counts([m.k_counts.cpu().tolist() for m in mods], m0.n_learners,
+                             gate_fraction(m0.d, m0.n_learners * m0.width, m0.gate.fc1.out_features, m0.n_learners))
+
+
+def gate_fraction(d: int, ffn: int, gate_hidden: int, n_learners: int) -> float:
+    """A gate's multiply-adds per token over the dense SwiGLU FFN's (``3 * d * ffn``)."""
+    return (d * gate_hidden + gate_hidden * (n_learners + 1)) / (3 * d * ffn)
+
+
+def stats_from_counts(counts: list[list[int]], n_learners: int, gate_frac: float) -> dict:
+    """:func:`ffn_stats`'s dict from per-layer token counts per k (``counts[layer][k]``); the runtime's counts
+    (``edgekit._C.LlamaRuntime.acm_counts``) go through here too, so every engine reports alike."""
+    layers, fracs = [], []
+    for i, hist in enumerate(counts):
+        hist = [int(c) for c in hist]
+        n = sum(hist)
+        frac = sum(k * c for k, c in enumerate(hist)) / (n * n_learners) if n else float("nan")
+        layers.append({"layer": i, "k_hist": hist, "fraction": frac})
+        fracs.append(frac)
+    if not counts:
+        return {"ffn_fraction": None, "learner_fraction": None, "gate_fraction": 0.0, "n_learners": 0, "layers": []}
     learner = sum(fracs) / len(fracs)
-    return {"ffn_fraction": learner + gate, "learner_fraction": learner, "gate_fraction": gate,
-            "n_learners": m0.n_learners, "layers": layers}
+    return {"ffn_fraction": learner + gate_frac, "learner_fraction": learner, "gate_fraction": gate_frac,
+            "n_learners": n_learners, "layers": layers}

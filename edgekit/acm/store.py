@@ -120,9 +120,8 @@ def load_acm(path):
     import torch
     from safetensors.torch import load_file
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-    from transformers.activations import ACT2FN
 
-    from edgekit.acm.modules import AcmFfn
+    from edgekit.acm.modules import attach_empty_acms
     from edgekit.models.families import get_family
     from edgekit.models.loader import LoadedModel
     from edgekit.models.sources import ModelSource
@@ -133,10 +132,7 @@ def load_acm(path):
     hf_cfg = AutoConfig.from_pretrained(str(p))
     torch.manual_seed(0)  # from_config initializes weights at random before they are overwritten
     model = AutoModelForCausalLM.from_config(hf_cfg).float()
-    ffn_name = family.gated_ffn[0]
-    for block in family.layers(model):
-        setattr(block, ffn_name, AcmFfn.empty(hf_cfg.hidden_size, hf_cfg.intermediate_size, info["n_learners"],
-                                              info["gate_hidden"], ACT2FN[hf_cfg.hidden_act]))
+    attach_empty_acms(model, family, info)
     try:
         state = load_file(str(p / "model.safetensors"))
     except (OSError, ValueError, RuntimeError) as e:

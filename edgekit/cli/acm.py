@@ -80,20 +80,24 @@ def acm(model, output, budget, recipe, n_learners, steps1, steps2, steps3, data_
 @click.option("--ctx", type=int, default=512, show_default=True, help="Window length in tokens.")
 @click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated at most per set.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
+@click.option("--engine", default=None,
+              help="fake (default), or for a quantized ACM artifact kernels / runtime (the C++ engine, which skips "
+                   "the learners the gates skip).")
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object (with per-layer k histograms).")
 @friendly
-def acm_eval(path, sets, gate_bias, k, dense, ctx, max_tokens, threads, as_json):
-    """Perplexity and executed FFN fraction of the ACM model directory PATH (per-layer k histograms with --json)."""
-    from edgekit.acm.store import read_info
+def acm_eval(path, sets, gate_bias, k, dense, ctx, max_tokens, threads, engine, as_json):
+    """Perplexity and executed FFN fraction of the ACM model directory or quantized ACM artifact PATH (per-layer k
+    histograms with --json)."""
+    from edgekit.eval.acm import acm_info
 
-    read_info(path)  # not an ACM directory: one error before loading anything
+    acm_info(path)  # neither an ACM directory nor an ACM artifact: one error before loading anything
     if sum([dense, k is not None, bool(gate_bias)]) > 1:
         raise EdgekitError("--gate-bias, --k and --dense are exclusive: pick one operating point")
     set_threads(threads)
     from edgekit.eval.acm import evaluate_acm
 
     res = evaluate_acm(path, list(sets) or None, ctx=ctx, max_tokens=max_tokens, gate_bias=gate_bias, k=k,
-                       dense=dense, threads=threads, progress=not as_json)
+                       dense=dense, threads=threads, engine=engine, progress=not as_json)
     if as_json:
         echo_json(res)
         return

@@ -69,6 +69,23 @@ class PruningSession(Session, Protocol):
         """Prompt indices that survived each pruning layer of the last pruned prefill."""
 
 
+@runtime_checkable
+class AcmSession(Session, Protocol):
+    """A :class:`Session` that runs adaptive computation modules' gates (:mod:`edgekit.acm`) and counts their
+    choices; ``acm_learners`` is 0 for a model without ACM."""
+
+    acm_learners: int
+
+    def set_acm(self, *, gate_bias: float = 0.0, force_k: int | None = None) -> None:
+        """Run the gates shifted by ``gate_bias`` (> 0: more learners), or ``force_k`` learners for every token."""
+
+    def reset_acm_stats(self) -> None:
+        """Zero the per-layer k counts."""
+
+    def acm_stats(self) -> dict:
+        """What ran since the reset: :func:`edgekit.acm.modules.stats_from_counts`'s dict."""
+
+
 @dataclass(frozen=True)
 class Engine:
     """One entry of :data:`ENGINES`.
@@ -80,6 +97,7 @@ class Engine:
         label: how result tables name it.
         aliases: other names it answers to.
         pruning: its sessions are :class:`PruningSession`.
+        acm: its sessions are :class:`AcmSession` (it runs ACM gates and skips the learners they skip).
     """
 
     kinds: tuple[str, ...]
@@ -87,16 +105,17 @@ class Engine:
     label: str
     aliases: tuple[str, ...] = ()
     pruning: bool = False
+    acm: bool = False
 
 
 #: The engines: name -> what it opens and how.
 ENGINES: dict[str, Engine] = {
     "fake": Engine(("artifact", "gguf", "model", "acm"), "edgekit.engines.fake:open_fake", "PyTorch fake-quant",
-                   aliases=("torch",), pruning=True),
+                   aliases=("torch",), pruning=True, acm=True),
     "kernels": Engine(("artifact",), "edgekit.engines.kernels:open_kernels", "PyTorch + edgekit kernels",
-                      pruning=True),
+                      pruning=True, acm=True),
     "runtime": Engine(("artifact",), "edgekit.engines.runtime:open_runtime", "edgekit runtime (C++)",
-                      aliases=("edgekit",), pruning=True),
+                      aliases=("edgekit",), pruning=True, acm=True),
     "llama.cpp": Engine(("artifact", "gguf"), "edgekit.engines.llamacpp:open_llamacpp", "llama.cpp (GGUF)"),
     "onnxruntime": Engine(("artifact", "onnx"), "edgekit.engines.onnxruntime:open_onnxruntime",
                           "ONNX Runtime (MatMulNBits)"),
@@ -146,13 +165,18 @@ def pick_engine(spec: str, engine: str | None) -> str:
     if engine in (None, "auto"):
         return "onnxruntime" if kind == "onnx" else "fake"
     engine = canonical(engine)
+    if kind == "artifact" and not ENGINES[engine].acm and is_acm_artifact(spec):
+        able = ", ".join(n for n, e in ENGINES.items() if e.acm and "artifact" in e.kinds)
+        raise EdgekitError(f"{spec} has adaptive computation modules (per-token gates), which {engine} cannot run; "
+                           f"run it with --engine {able.split(', ')[-1]} (or {able}); its GGUF / ONNX export is "
+                           "the dense FFN (k = N)")
     if kind in ENGINES[engine].kinds:
         return engine
     if kind == "onnx":
         raise EdgekitError(f"{spec} is an ONNX export; it runs with --engine onnxruntime")
     if kind == "acm":
-        raise EdgekitError(f"{spec} is an ACM model (per-token gates); only --engine fake runs its gates for now "
-                           f"(--engine {engine} cannot)")
+        raise EdgekitError(f"{spec} is an ACM model directory, which --engine fake runs; for --engine {engine} "
+                           f"quantize it first (edgekit quantize {spec} -o FILE.ekq)")
     if engine == "onnxruntime":
         raise EdgekitError(f"--engine onnxruntime runs an ONNX export directory (edgekit export ARTIFACT --format "
                            f"onnx -o DIR); {spec} is not one")
@@ -160,6 +184,16 @@ def pick_engine(spec: str, engine: str | None) -> str:
         raise EdgekitError(f"--engine llama.cpp runs a .gguf file (edgekit export ARTIFACT --format gguf -o "
                            f"FILE.gguf); {spec} is not one")
     raise EdgekitError(f"--engine {engine} runs a quantized artifact (.ekq); {spec} is not one")
+
+
+def is_acm_artifact(spec: str) -> bool:
+    """Whether the artifact ``spec`` carries adaptive computation modules (metadata ``edgekit.acm``)."""
+    from edgekit.artifact import read_artifact
+
+    try:
+        return read_artifact(spec).acm is not None
+    except EdgekitError:
+        return False  # not readable: the engine's own loader reports why
 
 
 def pruning_engine(engine: str | None) -> str:

@@ -238,6 +238,34 @@ class FakeSession:
     def last_kept(self) -> list[np.ndarray]:
         return self._pruning().kept
 
+    @property
+    def acm_learners(self) -> int:
+        """Learners per ACM layer (0: the model has no adaptive computation modules)."""
+        from edgekit.acm.modules import acm_modules
+
+        mods = acm_modules(self.model)
+        return mods[0].n_learners if mods else 0
+
+    def set_acm(self, *, gate_bias: float = 0.0, force_k: int | None = None) -> None:
+        """Run every ACM's gate shifted by ``gate_bias``, or ``force_k`` learners for every token."""
+        from edgekit.acm.modules import set_mode
+
+        try:
+            set_mode(self.model, "gated", force_k=force_k, gate_bias=gate_bias)
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
+
+    def reset_acm_stats(self) -> None:
+        from edgekit.acm.modules import reset_stats
+
+        reset_stats(self.model)
+
+    def acm_stats(self) -> dict:
+        """Per-layer k histograms and executed fractions since :meth:`reset_acm_stats`."""
+        from edgekit.acm.modules import ffn_stats
+
+        return ffn_stats(self.model)
+
     def close(self) -> None:
         self._past = None
 

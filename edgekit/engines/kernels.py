@@ -35,6 +35,7 @@ from torch import nn
 from edgekit.errors import EdgekitError
 from edgekit.quant import formats
 from edgekit.quant.attention import register_attention
+from edgekit.acm.modules import AcmFfn
 from edgekit.quant.modules import QLinear
 
 ATTN_NAME = "edgekit-runtime"
@@ -157,6 +158,25 @@ def _mlp(self, x: torch.Tensor) -> torch.Tensor:
     return self.down_proj(torch.from_numpy(h).view(g.shape))
 
 
+def _acm_intermediate(self, x: torch.Tensor) -> torch.Tensor:
+    from edgekit import _C
+
+    g, u = self.gate_proj(x), self.up_proj(x)
+    return torch.from_numpy(_C.silu_mul_f32(_np(g).reshape(-1), _np(u).reshape(-1))).view(g.shape)
+
+
+def _acm_choose_k(self, x: torch.Tensor) -> torch.Tensor:
+    # the runtime's own gate (csrc/runtime/acm.cpp), so both engines make the same decision for every token
+    from edgekit import _C
+
+    if self.force_k is not None:
+        return torch.full(x.shape[:-1], self.force_k, dtype=torch.long)
+    g = self.gate
+    k = _C.acm_choose(_np(x).reshape(-1, x.shape[-1]), _np(g.fc1.weight), _np(g.fc1.bias), _np(g.fc2.weight),
+                      _np(g.fc2.bias), float(self.gate_bias))
+    return torch.from_numpy(k.astype(np.int64)).view(x.shape[:-1])
+
+
 class Fp16Head(nn.Module):
     """The runtime's LM head: fp16 weights on the ``gemm_f16_f32`` kernel (one fixed summation order)."""
 
@@ -248,6 +268,9 @@ def match_runtime(model: nn.Module) -> None:
             m.forward = types.MethodType(_rms_norm, m)
         elif type(m).__name__ == "LlamaMLP":
             m.forward = types.MethodType(_mlp, m)
+        elif isinstance(m, AcmFfn):  # skipped learners are exact zeros here: the runtime's prefix views' bits
+            m.intermediate = types.MethodType(_acm_intermediate, m)
+            m.choose_k = types.MethodType(_acm_choose_k, m)
     register_attention(ATTN_NAME, runtime_attention, _no_mask)
     model.set_attn_implementation(ATTN_NAME)
 

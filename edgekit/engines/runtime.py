@@ -91,6 +91,34 @@ class Runtime:
         """Prompt indices that survived each pruning layer of the last pruned prefill."""
         return self.engine.last_kept()
 
+    @property
+    def acm_learners(self) -> int:
+        """Learners per ACM layer (0: the artifact has no adaptive computation modules)."""
+        return int(self.engine.acm_learners)
+
+    def set_acm(self, *, gate_bias: float = 0.0, force_k: int | None = None) -> None:
+        """Run every ACM's gate shifted by ``gate_bias``, or ``force_k`` learners for every token."""
+        try:
+            self.engine.set_acm(float(gate_bias), -1 if force_k is None else int(force_k))
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
+
+    def reset_acm_stats(self) -> None:
+        self.engine.reset_acm_counts()
+
+    def acm_stats(self) -> dict:
+        """Per-layer k histograms and executed fractions the C++ engine counted since :meth:`reset_acm_stats`."""
+        from edgekit.acm.modules import gate_fraction, stats_from_counts
+        from edgekit.artifact import read_artifact
+
+        n = self.acm_learners
+        if not n:
+            return stats_from_counts([], 0, 0.0)
+        art = read_artifact(self.path)
+        cfg = art.model_config
+        frac = gate_fraction(cfg["hidden_size"], cfg["intermediate_size"], art.acm["gate_hidden"], n)
+        return stats_from_counts(self.engine.acm_counts().tolist(), n, frac)
+
     def close(self) -> None:
         """Nothing to free before the engine is garbage-collected (the cache goes with it)."""
 

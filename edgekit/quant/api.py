@@ -90,7 +90,8 @@ def resolve_prune(config: AgileQuantConfig, lm, ids) -> AgileQuantConfig:
 
 
 def load_for_calibration(spec: str, calib: list[str] | None = None, threads: int | None = None):
-    """Check the calibration files (cheap, before anything heavy), set torch's threads, then load model ``spec``.
+    """Check the calibration files (cheap, before anything heavy), set torch's threads, then load model ``spec``
+    (an ACM model directory, :mod:`edgekit.acm.store`, loads with its gates).
 
     Raises:
         EdgekitError: a calibration file that cannot be read, or a model that cannot be loaded.
@@ -104,7 +105,9 @@ def load_for_calibration(spec: str, calib: list[str] | None = None, threads: int
         data.read_text_file(f)
     if threads:
         torch.set_num_threads(threads)
-    return load_model(spec)
+    from edgekit.acm.store import is_acm_dir, load_acm
+
+    return load_acm(spec) if is_acm_dir(spec) else load_model(spec)
 
 
 def calibration_ids(lm, calib: list[str] | None = None, calib_samples: int | None = None,
@@ -148,13 +151,10 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     import torch
 
     from edgekit import data
-    from edgekit.acm.store import is_acm_dir
+    from edgekit.acm.modules import acm_modules, set_mode
     from edgekit.models.families import get_family
     from edgekit.quant.serialize import save_artifact
 
-    if is_acm_dir(spec):
-        raise EdgekitError(f"{spec} is an ACM model (adaptive computation modules); quantizing ACM models is not "
-                           "supported yet: quantize its source model, or evaluate it with edgekit acm-eval")
     out = Path(out)
     if out.exists() and out.is_dir():
         raise EdgekitError(f"output {out} is a directory; give a file path such as {out / 'model.ekq'}")
@@ -165,7 +165,18 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     calib_samples, seqlen = ids.shape
     t_load = time.perf_counter() - t0
     config = resolve_prune(config, lm, ids)
+    # an ACM model's learners are ordinary linears: calibrated with every learner running (the statistics of the
+    # dense FFN they concatenate to, so a rarely chosen learner is not quantized from few tokens); gates stay float
+    acm = bool(acm_modules(lm.model))
+    if acm:
+        set_mode(lm.model, "dense")
     report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress)
+    if acm:
+        set_mode(lm.model, "gated")
+        from edgekit.acm.store import read_info
+
+        report["acm"] = {"n_learners": acm_modules(lm.model)[0].n_learners, "budget": read_info(spec)["acm"]["budget"],
+                         "calibrated": "dense (k = N)"}
     report.update({"load_seconds": round(t_load, 2), "quantize_seconds": round(report.pop("seconds"), 2),
                    "calib_samples": calib_samples, "calib_seqlen": seqlen, "seed": seed,
                    "calib_source": data.calibration_sources(calib),

@@ -54,9 +54,14 @@ def save_artifact(path, model, tokenizer, *, family: Family, task: str, source: 
     with tempfile.TemporaryDirectory() as td:
         tokenizer.save_pretrained(td)
         tok = tokenizer_files(td)
+    from edgekit.acm.modules import acm_modules
+
+    acms = acm_modules(model)
+    acm = ({"n_learners": acms[0].n_learners, "learner_width": acms[0].width,
+            "gate_hidden": acms[0].gate.fc1.out_features, "gate_act": "gelu"} if acms else None)
     return write_artifact(path, tensors, family=family.name, task=task, source=source,
                           model_config=model.config.to_dict(), quant=to_dict(quant_cfg), linears=linears,
-                          tokenizer=tok, report=report)
+                          tokenizer=tok, report=report, acm=acm)
 
 
 def artifact_tokenizer(art: Artifact):
@@ -132,6 +137,10 @@ def load_artifact_model(path):
     family = get_family(art.family)
     qcfg = from_dict(AgileQuantConfig, art.quant, "edgekit.quant")
     model = empty_model(art)
+    if art.acm is not None:  # the gated FFNs become ACMs before their tensors are loaded
+        from edgekit.acm.modules import attach_empty_acms
+
+        attach_empty_acms(model, family, art.acm)
     with safe_open(str(art.path), framework="pt") as f:
         keys = set(f.keys())
 

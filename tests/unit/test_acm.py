@@ -262,11 +262,9 @@ def test_cli_end_to_end_on_a_tiny_model(tmp_path, tiny_llama_dir):
     assert bad.exit_code == 2 and "--k must be in 0..4" in bad.output
     bad = _cli("acm-eval", str(out), "--k", "1", "--dense")
     assert bad.exit_code == 2 and "exclusive" in bad.output
-    # the other engines and the quantizer refuse an ACM directory with one clear error
+    # the engines of artifacts refuse an ACM directory with one clear error naming the way (quantize it first)
     bad = _cli("eval", str(out), "--engine", "runtime")
-    assert bad.exit_code == 2 and "ACM model" in bad.output
-    bad = _cli("quantize", str(out), "-o", str(tmp_path / "q.ekq"))
-    assert bad.exit_code == 2 and "quantizing ACM models is not supported yet" in bad.output
+    assert bad.exit_code == 2 and "ACM model directory" in bad.output and "edgekit quantize" in bad.output
     # and a second run into the now non-empty directory is refused
     again = _cli("acm", str(tiny_llama_dir), "-o", str(out))
     assert again.exit_code == 2 and "not an empty directory" in again.output

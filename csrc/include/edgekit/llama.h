@@ -6,10 +6,12 @@
 #ifndef EDGEKIT_LLAMA_H
 #define EDGEKIT_LLAMA_H
 
+#include <algorithm>
 #include <cstdint>
 #include <string>
 #include <vector>
 
+#include "edgekit/acm.h"
 #include "edgekit/formats.h"
 #include "edgekit/prune.h"
 
@@ -38,6 +40,7 @@ struct Q4Weight {
 struct LlamaLayer {
     std::vector<float> attn_norm, ffn_norm;  // [hidden]
     Q4Weight q, k, v, o, gate, up, down;
+    AcmGate acm;  // an adaptive computation module's gate (acm.h); empty: a dense FFN
 };
 
 // The tied embedding / LM head in Q8_0 (the artifact's lm_head_bits: 8): int8 codes [vocab, hidden] and one fp16
@@ -83,6 +86,15 @@ public:
     // Positions held by each layer's KV cache (fewer than n_past in layers after a pruning layer).
     int cached(int layer) const { return len_.at(layer); }
 
+    // Adaptive computation modules (acm.h): whether any layer has one, how they run, and what they ran: per layer,
+    // tokens per k (acm_counts()[layer * (N + 1) + k]; N = acm_learners(); empty without ACM) since the last reset.
+    bool has_acm() const { return acm_n_ > 0; }
+    int acm_learners() const { return acm_n_; }
+    void set_acm(const AcmControl& c);
+    const AcmControl& acm() const { return acm_ctl_; }
+    const std::vector<int64_t>& acm_counts() const { return acm_counts_; }
+    void reset_acm_counts() { std::fill(acm_counts_.begin(), acm_counts_.end(), 0); }
+
     // Bytes held by weights, the KV cache and scratch (what the model adds to the process).
     int64_t memory_bytes() const;
 
@@ -95,6 +107,9 @@ private:
     int64_t kt_stride() const { return (int64_t)cfg_.max_ctx + 32; }
     void reserve(int n);
     void prune_rows(int j, int n0, int& na, bool keep_frozen);
+    // The FFN of layer li on the na rows of xn_, added into x_: dense, or its ACM's learners per token.
+    void ffn(int li, int na);
+    void ffn_rows(const LlamaLayer& l, const float* xn, int m, int k, float* out);
 
     LlamaConfig cfg_;
     std::vector<uint16_t> embed_, head_;  // fp16 [vocab, hidden]; head_ empty: tied to embed_
@@ -117,6 +132,12 @@ private:
     PruneSchedule prune_;
     std::vector<std::vector<int32_t>> kept_;
     std::vector<float> mass_;
+    int acm_n_ = 0;                            // learners per ACM layer (0: no ACM)
+    AcmControl acm_ctl_;
+    std::vector<int64_t> acm_counts_;          // [layer][k]
+    std::vector<int32_t> acm_k_;               // k of each active row
+    std::vector<int> acm_order_;               // rows sorted by k, descending
+    std::vector<float> acm_x_, acm_y_;         // those rows' FFN inputs and outputs
 };
 
 }  // namespace edgekit

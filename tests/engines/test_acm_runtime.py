@@ -1,0 +1,150 @@
+"""Quantized ACM artifacts (edgekit/acm, csrc/runtime/acm.cpp): the C++ runtime skips the learners its gates skip
+and still gives, bit for bit, what the PyTorch kernel path computes with every skipped learner masked to zero;
+forcing k = N is the dense FFN of the same weights, bit for bit; the engines that cannot run gates refuse the file.
+
+One tiny ACM model (2 blocks, 4 learners of 32) is converted, briefly trained and quantized once for the module."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+from edgekit.cli import main
+
+N = 4
+
+
+def _cli(*args):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+@pytest.fixture(scope="module")
+def acm_artifact(tiny_llama_dir, tmp_path_factory):
+    """(ACM directory, its W4A8 artifact); phase 2 trained enough that the gates pick several different k."""
+    from edgekit.quant.api import quantize_model
+    from edgekit.recipes import load_recipe
+
+    d = tmp_path_factory.mktemp("acm-rt")
+    res = _cli("acm", tiny_llama_dir, "--n-learners", N, "--steps1", 2, "--steps2", 20, "--steps3", 3,
+               "--calib-samples", 4, "--budget", 0.5, "-o", d / "acm", "--json")
+    assert res.exit_code == 0, res.output
+    quantize_model(str(d / "acm"), load_recipe("w4a8").config, d / "acm.ekq", calib_samples=4, calib_seqlen=64,
+                   progress=False)
+    return d / "acm", d / "acm.ekq"
+
+
+@pytest.fixture(scope="module")
+def ids():
+    return np.random.default_rng(3).integers(0, 30000, 48)
+
+
+def _sessions(path):
+    from edgekit.engines import open_session
+
+    return open_session(str(path), "runtime", max_ctx=128), open_session(str(path), "kernels", max_ctx=128)
+
+
+def test_artifact_carries_the_gates_and_loads_as_acm(acm_artifact):
+    from edgekit.acm.modules import AcmFfn, acm_modules
+    from edgekit.artifact import read_artifact
+    from edgekit.quant.modules import QLinear
+    from edgekit.quant.serialize import load_artifact_model
+
+    art = read_artifact(acm_artifact[1])
+    assert art.acm == {"n_learners": N, "learner_width": 32, "gate_hidden": 64, "gate_act": "gelu"}
+    assert art.report["acm"]["budget"] == 0.5
+    lm, _ = load_artifact_model(acm_artifact[1])
+    mods = acm_modules(lm.model)
+    assert len(mods) == 2 and all(isinstance(m, AcmFfn) for m in mods)
+    assert all(isinstance(m.down_proj, QLinear) and not isinstance(m.gate.fc1, QLinear) for m in mods)
+
+
+def test_runtime_equals_the_kernel_path_at_every_operating_point(acm_artifact, ids):
+    """Gated (tokens of several k: the runtime's grouped prefill), forced k, and decode one token at a time: the
+    same logits bit for bit and the same k histograms."""
+    rt, kp = _sessions(acm_artifact[1])
+    assert rt.acm_learners == kp.acm_learners == N
+    mixed = False
+    for force in (None, N, 2, 0):
+        for s in (rt, kp):
+            s.reset()
+            s.set_acm(force_k=force)
+            s.reset_acm_stats()
+        a, b = rt.eval(ids, all_logits=True), kp.eval(ids, all_logits=True)
+        np.testing.assert_array_equal(a, b)
+        hr = [layer["k_hist"] for layer in rt.acm_stats()["layers"]]
+        assert hr == [layer["k_hist"] for layer in kp.acm_stats()["layers"]]
+        assert all(sum(h) == len(ids) for h in hr)
+        if force is None:
+            mixed = any(sum(1 for c in h if c) > 1 for h in hr)
+        else:
+            assert all(h[force] == len(ids) for h in hr)
+    assert mixed, "the gates chose one k for every token: the grouped prefill path went untested"
+    rt.set_acm()
+    rt.reset()
+    whole = rt.eval(ids, all_logits=True)
+    rt.reset()
+    steps = np.stack([rt.eval(ids[i:i + 1]) for i in range(len(ids))])
+    np.testing.assert_array_equal(steps, whole)
+
+
+def test_k_equal_n_is_the_dense_artifact_bit_for_bit(acm_artifact, ids, tmp_path):
+    """The same file without its gates is an ordinary W4A8 artifact; forced k = N gives its logits exactly."""
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from edgekit.engines import open_session
+
+    plain = tmp_path / "plain.ekq"
+    with safe_open(str(acm_artifact[1]), framework="numpy") as f:
+        meta = {k: v for k, v in f.metadata().items() if k != "edgekit.acm"}
+        tensors = {k: f.get_tensor(k) for k in f.keys() if ".mlp.gate." not in k}
+    save_file(tensors, str(plain), metadata=meta)
+    rt, _ = _sessions(acm_artifact[1])
+    dense = open_session(str(plain), "runtime", max_ctx=128)
+    assert dense.acm_learners == 0 and dense.acm_stats()["layers"] == []
+    rt.set_acm(force_k=N)
+    np.testing.assert_array_equal(rt.eval(ids, all_logits=True), dense.eval(ids, all_logits=True))
+    # the gates' own choice skips learners (some tokens run k < N), and that changes the logits
+    rt.reset()
+    rt.set_acm()
+    rt.reset_acm_stats()
+    gated = rt.eval(ids, all_logits=True)
+    assert any(sum(layer["k_hist"][:N]) for layer in rt.acm_stats()["layers"])
+    dense.reset()
+    assert not np.array_equal(gated, dense.eval(ids, all_logits=True))
+
+
+def test_gate_bias_moves_the_executed_fraction(acm_artifact, ids):
+    rt, _ = _sessions(acm_artifact[1])
+    fractions = []
+    for bias in (-50.0, 0.0, 50.0):
+        rt.reset()
+        rt.set_acm(gate_bias=bias)
+        rt.reset_acm_stats()
+        rt.eval(ids)
+        fractions.append(rt.acm_stats()["learner_fraction"])
+    assert fractions[0] == 0.0 and fractions[2] == 1.0 and fractions[0] <= fractions[1] <= fractions[2]
+
+
+def test_acm_eval_on_the_runtime_and_bad_input(acm_artifact):
+    res = _cli("acm-eval", acm_artifact[1], "--engine", "runtime", "--ctx", 64, "--max-tokens", 128, "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output[res.output.index("{"):])
+    assert out["engine"] == "runtime" and out["budget"] == 0.5 and len(out["layers"]) == 2
+    assert 0.0 <= out["rows"][0]["learner_fraction"] <= 1.0
+    for args, msg in (((acm_artifact[1], "--engine", "llama.cpp"), "does not run ACM gates"),
+                      ((acm_artifact[1], "--k", N + 1), f"--k must be in 0..{N}")):
+        bad = _cli("acm-eval", *args)
+        assert bad.exit_code == 2 and bad.output.count("error:") == 1 and msg in bad.output, bad.output
+    for engine in ("llama.cpp", "onnxruntime"):
+        bad = _cli("eval", acm_artifact[1], "--engine", engine)
+        assert bad.exit_code == 2 and "adaptive computation modules" in bad.output, bad.output
+    rt, _ = _sessions(acm_artifact[1])
+    from edgekit.errors import EdgekitError
+
+    with pytest.raises(EdgekitError, match="force_k"):
+        rt.set_acm(force_k=N + 1)
