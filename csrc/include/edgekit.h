@@ -107,6 +107,18 @@ EK_API ek_status ek_truncate(ek_model* model, int32_t n);
 EK_API ek_status ek_set_pruning(ek_model* model, float ratio, const int32_t* layers, int32_t n_layers,
                                 int32_t keep_last);
 
+/* Adaptive computation modules (an artifact made by `edgekit quantize` from an `edgekit acm` model): each FFN runs
+ * the first k of its N learners per token, k chosen by its gate. force_k in 0..N runs k learners for every token
+ * (N: the dense FFN, bit for bit); force_k = -1 lets the gates decide, their logit k shifted by gate_bias * k / N
+ * (> 0 runs more learners, < 0 fewer). EK_ERR_INVALID_ARGUMENT outside those ranges. Without ACM, N = 0. */
+EK_API ek_status ek_set_acm(ek_model* model, float gate_bias, int32_t force_k);
+EK_API int32_t ek_acm_learners(const ek_model* model);
+
+/* Tokens per k since the last reset_counts (every layer's, added up), into counts[0..N] (n_counts >= N + 1); and
+ * the mean executed fraction of the learners, k / N over tokens and layers, into *fraction (may be NULL). Then the
+ * counts are zeroed when reset is non-zero. */
+EK_API ek_status ek_acm_counts(ek_model* model, int64_t* counts, int32_t n_counts, double* fraction, int reset);
+
 /* Sets the kernels' thread count (process-wide; n <= 0: all cores). */
 EK_API ek_status ek_set_num_threads(int32_t n);
 

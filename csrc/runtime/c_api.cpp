@@ -175,6 +175,38 @@ ek_status ek_set_pruning(ek_model* model, float ratio, const int32_t* layers, in
     });
 }
 
+ek_status ek_set_acm(ek_model* model, float gate_bias, int32_t force_k) {
+    if (!model) return no_model();
+    return guard([&] {
+        model->model->set_acm(edgekit::AcmControl{gate_bias, force_k});
+        return EK_OK;
+    });
+}
+
+int32_t ek_acm_learners(const ek_model* model) { return model ? model->model->acm_learners() : 0; }
+
+ek_status ek_acm_counts(ek_model* model, int64_t* counts, int32_t n_counts, double* fraction, int reset) {
+    if (!model) return no_model();
+    const int n = model->model->acm_learners();
+    if (n == 0) return fail(EK_ERR_INVALID_ARGUMENT, "ek_acm_counts: the model has no adaptive computation modules");
+    if (!counts || n_counts < n + 1)
+        return fail(EK_ERR_INVALID_ARGUMENT, ("ek_acm_counts: counts must hold N + 1 = " + std::to_string(n + 1) +
+                                                  " values").c_str());
+    const std::vector<int64_t>& c = model->model->acm_counts();
+    int64_t tokens = 0;
+    double learners = 0.0;
+    for (int k = 0; k <= n; ++k) counts[k] = 0;
+    for (size_t i = 0; i < c.size(); ++i) {
+        const int k = (int)(i % (size_t)(n + 1));
+        counts[k] += c[i];
+        tokens += c[i];
+        learners += (double)k * (double)c[i];
+    }
+    if (fraction) *fraction = tokens ? learners / ((double)tokens * n) : 0.0;
+    if (reset) model->model->reset_acm_counts();
+    return EK_OK;
+}
+
 ek_status ek_set_num_threads(int32_t n) {
     return guard([&] {
         edgekit::set_num_threads(n);

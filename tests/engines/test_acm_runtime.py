@@ -148,3 +148,37 @@ def test_acm_eval_on_the_runtime_and_bad_input(acm_artifact):
 
     with pytest.raises(EdgekitError, match="force_k"):
         rt.set_acm(force_k=N + 1)
+
+
+def test_c_api_runs_the_gates_and_counts(acm_artifact, ids):
+    """ek_set_acm / ek_acm_counts: the C API's logits are the Python binding's at each operating point, its counts
+    the binding's summed over layers."""
+    import ctypes
+
+    import capi_util as cu
+
+    from edgekit import _C
+
+    native = cu.source_module("edgekit.native.capi")
+    lib = native.load_library()
+    ref = _C.LlamaRuntime.load(str(acm_artifact[1]), 0)
+    with cu.Model(lib, acm_artifact[1]) as m:
+        assert lib.ek_acm_learners(m.h) == N
+        counts = (ctypes.c_int64 * (N + 1))()
+        frac = ctypes.c_double()
+        for bias, force in ((0.0, -1), (0.0, 2), (-3.0, -1)):
+            ref.reset()
+            ref.set_acm(bias, force)
+            ref.reset_acm_counts()
+            want = ref.eval(ids.astype(np.int32), True)
+            lib.ek_reset(m.h)
+            cu.check(lib, lib.ek_set_acm(m.h, bias, force))
+            np.testing.assert_array_equal(m.eval(ids, all_logits=True), want)
+            cu.check(lib, lib.ek_acm_counts(m.h, counts, N + 1, ctypes.byref(frac), 1))
+            hist = ref.acm_counts().sum(0)
+            assert list(counts) == hist.tolist()
+            assert frac.value == pytest.approx(float((hist * np.arange(N + 1)).sum()) / (hist.sum() * N))
+        cu.check(lib, lib.ek_acm_counts(m.h, counts, N + 1, None, 0))
+        assert sum(counts) == 0  # reset by the last call
+        assert lib.ek_set_acm(m.h, 0.0, N + 1) == 1 and "force_k" in lib.ek_last_error().decode()
+        assert lib.ek_acm_counts(m.h, counts, N, None, 0) == 1 and "N + 1" in lib.ek_last_error().decode()
