@@ -179,15 +179,17 @@ def machine_info(threads) -> dict:
                                                      ("llama_cpp", "llama_cpp_python"))}}
 
 
-def run_worker(engine: str, model: str, ids_path: str, decode: int, threads: int, reps: int) -> list[dict]:
-    """Run one engine's worker process and return its phase rows.
+def run_worker(engine: str, model: str, ids_path: str, decode: int, threads: int, reps: int,
+               extra: list[str] = ()) -> list[dict]:
+    """Run one engine's worker process and return its phase rows (``extra``: more worker flags, e.g. an ACM
+    artifact's ``--acm-bias B``).
 
     Raises:
         EdgekitError: what the worker reported as bad input (e.g. an artifact the runtime cannot run).
         RuntimeError: when the worker crashed (with the end of its stderr).
     """
     cmd = [sys.executable, "-m", "edgekit.bench.model_worker", engine, model, ids_path, "--decode", str(decode),
-           "--threads", str(threads), "--reps", str(reps)]
+           "--threads", str(threads), "--reps", str(reps), *extra]
     env = {**os.environ, "OMP_NUM_THREADS": str(threads), "TOKENIZERS_PARALLELISM": "false", "TQDM_DISABLE": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
     lines = [json.loads(s) for s in proc.stdout.splitlines() if s.startswith("{")]

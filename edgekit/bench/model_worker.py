@@ -94,14 +94,23 @@ def _one_pass(sess, ids: np.ndarray, decode: int) -> tuple[float, float, list[in
     return t1 - t0, time.perf_counter() - t1, out
 
 
-def measure(engine: str, model: str, ids: np.ndarray, decode: int, threads: int, reps: int) -> list[dict]:
-    """Load ``engine``, warm it up, time ``reps`` prefill+decode passes; the two phase rows (medians)."""
+def measure(engine: str, model: str, ids: np.ndarray, decode: int, threads: int, reps: int,
+            acm: dict | None = None) -> list[dict]:
+    """Load ``engine``, warm it up, time ``reps`` prefill+decode passes; the two phase rows (medians). ``acm``
+    (``gate_bias``, ``force_k``) sets an ACM artifact's operating point; its rows then carry what the gates ran in
+    the timed passes (``acm_learner_fraction``)."""
     prefill = len(ids)
     t0 = time.perf_counter()
     sess, model_mb = load_engine(engine, model, n_ctx=prefill + decode + CTX_MARGIN, n_batch=max(prefill, 32),
                                  threads=threads)
     load_s = time.perf_counter() - t0
+    if acm is not None:
+        if not getattr(sess, "acm_learners", 0):
+            raise EdgekitError(f"{model} has no adaptive computation modules to set (--acm-bias / --acm-k)")
+        sess.set_acm(**acm)
     _one_pass(sess, ids, min(decode, WARMUP_DECODE))
+    if acm is not None:
+        sess.reset_acm_stats()
     pre, dec = [], []
     for _ in range(reps):
         p, d, generated = _one_pass(sess, ids, decode)
@@ -115,6 +124,10 @@ def measure(engine: str, model: str, ids: np.ndarray, decode: int, threads: int,
     if decode > 0:
         rows.append({**common, "phase": f"decode_{decode}", "tokens": decode, "tokens_per_s": decode / t_dec,
                      "ttft_s": t_pre, "samples_s": dec, "generated_head": generated[:8]})
+    if acm is not None:
+        frac = sess.acm_stats()["learner_fraction"]
+        for row in rows:
+            row.update(acm=acm, acm_learner_fraction=frac)
     return rows
 
 
@@ -127,12 +140,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--decode", type=int, default=128)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--acm-bias", type=float, default=None, help="an ACM artifact's gate bias")
+    ap.add_argument("--acm-k", type=int, default=None, help="an ACM artifact's forced k (static width)")
     args = ap.parse_args(argv)
     try:
         ids = np.load(args.ids).astype(np.int64).reshape(-1)
         if len(ids) < 1 or args.decode < 0 or args.threads < 1 or args.reps < 1:
             raise EdgekitError("the worker needs >= 1 prompt token, decode >= 0, threads >= 1 and reps >= 1")
-        rows = measure(args.engine, args.model, ids, args.decode, args.threads, args.reps)
+        acm = None
+        if args.acm_bias is not None or args.acm_k is not None:
+            acm = {"gate_bias": args.acm_bias or 0.0, "force_k": args.acm_k}
+        rows = measure(args.engine, args.model, ids, args.decode, args.threads, args.reps, acm)
     except EdgekitError as e:
         print(json.dumps({"error": str(e)}), flush=True)
         return 2

@@ -303,3 +303,58 @@ def prune(artifact, prefix_lens, ratios, score_len, max_windows, data_paths, pru
         save_json(res, json_out)
     if plot_out:
         plot(res, plot_out)
+
+
+@bench.command(name="acm")
+@click.argument("acm_artifact")
+@click.option("--dense", "dense_artifact", required=True,
+              help="The dense W4A8 artifact of the same source model (edgekit quantize MODEL), the reference.")
+@click.option("--sets", default="dev,test-man,test-docstrings", show_default=True,
+              help="Evaluation sets, comma-separated (dev: choose on it; test-*: report only).")
+@click.option("--gate-biases", default="-2,0,2,4", show_default=True,
+              help="ACM operating points: the gates' logit k shifted by X * k / N (0 = as trained).")
+@click.option("--ks", default=None, help="Static widths, comma-separated (default 1..N-1).")
+@click.option("--ctx", type=int, default=512, show_default=True)
+@click.option("--max-tokens", type=int, default=4096, show_default=True, help="Tokens evaluated per set.")
+@click.option("--prefill", type=int, default=512, show_default=True, help="Prompt tokens of the speed runs.")
+@click.option("--decode", type=int, default=128, show_default=True, help="Decode tokens of the speed runs.")
+@click.option("--threads", type=int, default=2, show_default=True)
+@click.option("--reps", type=int, default=3, show_default=True, help="Timed repetitions per speed point.")
+@click.option("--no-random", is_flag=True, help="Skip the random-gate rows.")
+@click.option("--no-speed", is_flag=True, help="Perplexity and executed fraction only.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None, help="Write the rows here.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None, help="Write the Pareto PNG here.")
+@friendly
+def acm(acm_artifact, dense_artifact, sets, gate_biases, ks, ctx, max_tokens, prefill, decode, threads, reps,
+        no_random, no_speed, json_out, plot_out):
+    """Perplexity, executed FFN fraction and runtime speed of a quantized ACM artifact at several gate biases,
+    against static width, magnitude thresholding, a random gate and the dense artifact (same run)."""
+    from edgekit.bench.acm import plot, run_acm_bench, to_markdown
+    from edgekit.bench.model import machine_info
+    from edgekit.bench.report import save_json
+
+    try:
+        biases = [float(x) for x in gate_biases.split(",") if x.strip()]
+        k_list = None if ks is None else [int(x) for x in ks.split(",") if x.strip()]
+    except ValueError:
+        raise EdgekitError("--gate-biases and --ks must be comma-separated numbers") from None
+    if not biases:
+        raise EdgekitError("--gate-biases needs at least one value")
+    if prefill < 1 or decode < 1 or reps < 1 or threads < 1:
+        raise EdgekitError("--prefill, --decode, --reps and --threads must be >= 1")
+    if plot_out:
+        from edgekit.bench.report import pyplot
+
+        pyplot()  # a missing matplotlib fails before the long run
+    res = run_acm_bench(acm_artifact, dense_artifact, sets=[s for s in sets.split(",") if s.strip()],
+                        biases=biases, ks=k_list, ctx=ctx, max_tokens=max_tokens, prefill=prefill, decode=decode,
+                        threads=threads, reps=reps, random=not no_random, speed=not no_speed)
+    res["machine"] = machine_info(threads)
+    res["command"] = shlex.join(["edgekit", *sys.argv[1:]])
+    click.echo(to_markdown(res))
+    for note in res["notes"]:
+        click.echo(f"note: {note}")
+    if json_out:
+        save_json(res, json_out)
+    if plot_out:
+        plot(res, plot_out)

@@ -182,3 +182,62 @@ def test_c_api_runs_the_gates_and_counts(acm_artifact, ids):
         assert sum(counts) == 0  # reset by the last call
         assert lib.ek_set_acm(m.h, 0.0, N + 1) == 1 and "force_k" in lib.ek_last_error().decode()
         assert lib.ek_acm_counts(m.h, counts, N, None, 0) == 1 and "N + 1" in lib.ek_last_error().decode()
+
+
+@pytest.fixture(scope="module")
+def dense_artifact(tiny_llama_dir, tmp_path_factory):
+    """The dense W4A8 artifact of the same tiny source: ``bench acm``'s reference."""
+    from edgekit.quant.api import quantize_model
+    from edgekit.recipes import load_recipe
+
+    out = tmp_path_factory.mktemp("acm-dense") / "dense.ekq"
+    quantize_model(str(tiny_llama_dir), load_recipe("w4a8").config, out, calib_samples=4, calib_seqlen=64,
+                   progress=False)
+    return out
+
+
+def test_bench_acm_rows_speed_and_bad_input(acm_artifact, dense_artifact, tmp_path):
+    """`edgekit bench acm`: every method's rows with the keys the JSON promises; the static and all-learner points
+    timed in the runtime with what its gates ran during the timing; the bytes bound below 1 only when nothing is
+    skipped; threshold at keep = 1 is the dense artifact exactly."""
+    out, png = tmp_path / "acm.json", tmp_path / "acm.png"
+    res = _cli("bench", "acm", acm_artifact[1], "--dense", dense_artifact, "--sets", "dev", "--ctx", 64,
+               "--max-tokens", 128, "--prefill", 16, "--decode", 4, "--reps", 1, "--gate-biases", "0,50", "--ks", 2,
+               "--json", out, "--plot", png)
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    rows = doc["rows"]
+    assert {"acm", "static", "random", "dense"} <= {r["method"] for r in rows} and png.stat().st_size > 0
+    keys = ("method", "budget", "ffn_fraction", "perplexity", "dense_perplexity", "decode_tok_s",
+            "dense_decode_tok_s", "prefill_tok_s", "dense_prefill_tok_s")
+    assert all(k in r for r in rows for k in keys) and doc["machine"]["cpu"] and "command" in doc
+    by = {(r["method"], r["gate_bias"] if r["method"] == "acm" else r["k"]): r for r in rows}
+    dense, k2, full = by[("dense", None)], by[("static", 2)], by[("acm", 50.0)]
+    assert dense["perplexity"] == dense["dense_perplexity"] and dense["budget"] == 0.5
+    assert k2["timed_learner_fraction"] == 0.5 and full["timed_learner_fraction"] == 1.0
+    assert k2["decode_bound"] > 1.0 > full["decode_bound"]  # all learners plus the gates: more bytes than dense
+    assert k2["decode_tok_s"] > 0 and k2["dense_decode_tok_s"] > 0 and by[("random", None)]["decode_tok_s"] is None
+    for args, msg in (((dense_artifact, "--dense", dense_artifact), "has no adaptive computation modules"),
+                      ((acm_artifact[1], "--dense", acm_artifact[1]), "is an ACM artifact"),
+                      ((acm_artifact[1], "--dense", dense_artifact, "--ks", N + 1, "--no-speed"),
+                       f"static widths must be in 0..{N}")):
+        bad = _cli("bench", "acm", *args, "--sets", "dev", "--max-tokens", 64, "--ctx", 32)
+        assert bad.exit_code == 2 and bad.output.count("error:") == 1 and msg in bad.output, bad.output
+
+
+def test_threshold_baseline_keeps_what_it_says(dense_artifact, ids):
+    """Magnitude thresholding at keep = 1 is the dense artifact (up to the SwiGLU's float order); below 1 it changes
+    the logits, and it refuses a keep outside (0, 1]."""
+    from edgekit.acm.baselines import threshold_ffn, threshold_fraction
+    from edgekit.engines import open_session
+    from edgekit.models.families import get_family
+
+    ref = open_session(str(dense_artifact), "kernels", max_ctx=128).eval(ids, all_logits=True)
+    for keep, close in ((1.0, True), (0.25, False)):
+        sess = open_session(str(dense_artifact), "kernels", max_ctx=128)
+        assert threshold_ffn(sess.model, get_family(sess.lm.family), keep) == 2
+        diff = np.abs(sess.eval(ids, all_logits=True) - ref).max()
+        assert (diff < 1e-3) == close, diff
+    assert threshold_fraction(0.25) == pytest.approx(0.5)
+    with pytest.raises(ValueError, match="keep"):
+        threshold_ffn(sess.model, get_family(sess.lm.family), 0.0)
