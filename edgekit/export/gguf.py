@@ -201,7 +201,9 @@ def export_artifact_gguf(artifact, output, embed_type: str = "q8_0") -> dict:
             an untied head.
 
     Returns:
-        ``{"path", "tensors", "types" (count per GGML type), "bytes", "seconds"}``.
+        ``{"path", "tensors", "types" (count per GGML type), "bytes", "seconds"}``, and a ``notice`` for an ACM
+        artifact: its learners concatenate into the dense FFN, so the GGUF is the k = N model (the runtime's forced
+        k = N, exactly) and the gates are left out.
 
     Raises:
         EdgekitError: the artifact cannot be expressed in GGUF (the reason and the recipe that would export are
@@ -294,13 +296,20 @@ def export_artifact_gguf(artifact, output, embed_type: str = "q8_0") -> dict:
                     tensors.append((f"blk.{i}.{name}.weight",
                                     _blocks(scales.astype(np.float16), codes.astype(np.int8).view(np.uint8), n),
                                     T.Q8_0))
+        if art.acm is not None:  # the gates: llama.cpp has no op for them; the learners already are the dense FFN
+            used |= {k for k in keys if ".mlp.gate.fc" in k}
         extra = sorted(keys - used)
         if extra:
             raise EdgekitError(f"{art.path} holds tensors the GGUF export does not map ({', '.join(extra[:4])}"
                                f"{' ...' if len(extra) > 4 else ''})")
     out = Path(output)
     write_gguf(out, "llama", kvs, tensors)
-    return _summary(out, tensors, t0)
+    res = _summary(out, tensors, t0)
+    if art.acm is not None:
+        res["notice"] = (f"{art.path} has adaptive computation modules: exported as the dense model (k = N = "
+                         f"{art.acm['n_learners']} learners for every token, the gates left out); only edgekit's "
+                         "runtime skips learners")
+    return res
 
 
 def export_source_f16(spec: str, output) -> dict:

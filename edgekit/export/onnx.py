@@ -94,6 +94,9 @@ def check_exportable(art) -> None:
     att = q.get("attention") or {}
     if att.get("qkv_bits") or att.get("softmax_log2_bits"):
         problems.append("quantized attention (Q/K/V or log2 softmax)")
+    if getattr(art, "acm", None) is not None:
+        problems.append("adaptive computation modules (no gate op in the graph; `edgekit export --format gguf` writes "
+                        "the dense k = N model, or run the artifact in edgekit's runtime)")
     if "lm_head" in art.linears:
         problems.append("a quantized LM head (lm_head_bits; the export keeps the head float, tied to the embedding)")
     reasons: dict[str, str | None] = {}

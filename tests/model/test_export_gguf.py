@@ -383,3 +383,38 @@ def test_int8_linears_become_q8_0(artifact, tmp_path):
             assert np.array_equal(_deq(t), _deq(tb[t.name])), t.name
             n_q8 += 1
     assert n_q8 == 210
+
+
+def test_acm_artifact_exports_as_the_dense_model(artifact, exported, tmp_path, monkeypatch):
+    """An ACM artifact's learners are the dense FFN's rows/columns: its GGUF is the k = N model, tensor for tensor
+    the GGUF of the same file without gates, with a notice; the ONNX export refuses it by name."""
+    from click.testing import CliRunner
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    from edgekit.artifact import read_artifact
+
+    rng = np.random.default_rng(0)
+    with safe_open(str(artifact), framework="numpy") as f:
+        meta = dict(f.metadata())
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+    n_layers = int(read_artifact(artifact).model_config["num_hidden_layers"])
+    for i in range(n_layers):  # gates of the runtime's shape: d -> 64 -> N + 1
+        g = f"model.layers.{i}.mlp.gate"
+        tensors.update({f"{g}.fc1.weight": rng.standard_normal((64, 576), dtype=np.float32),
+                        f"{g}.fc1.bias": np.zeros(64, np.float32),
+                        f"{g}.fc2.weight": rng.standard_normal((9, 64), dtype=np.float32),
+                        f"{g}.fc2.bias": np.zeros(9, np.float32)})
+    meta["edgekit.acm"] = json.dumps({"n_learners": 8, "learner_width": 192, "gate_hidden": 64, "gate_act": "gelu"})
+    acm = tmp_path / "acm.ekq"
+    save_file(tensors, str(acm), metadata=meta)
+    assert read_artifact(acm).acm["n_learners"] == 8
+    out = tmp_path / "acm.gguf"
+    res = CliRunner().invoke(_cli_main(monkeypatch), ["export", str(acm), "--format", "gguf", "-o", str(out)])
+    assert res.exit_code == 0 and "adaptive computation modules" in res.output and "k = N" in res.output, res.output
+    a, b = gguf.GGUFReader(str(out)), gguf.GGUFReader(str(exported))
+    assert [t.name for t in a.tensors] == [t.name for t in b.tensors]
+    assert all(np.array_equal(x.data, y.data) for x, y in zip(a.tensors, b.tensors))
+    onnx_mod = cu.source_module("edgekit.export.onnx")
+    with pytest.raises(EdgekitError, match="adaptive computation modules"):
+        onnx_mod.check_exportable(read_artifact(acm))
