@@ -272,7 +272,7 @@ py::array_t<int32_t> acm_choose(const py::array& x, const py::array& w1, const p
     g.width = 1;
     g.hidden = (int)w1a.shape(0);
     g.dim = (int)xa.shape(1);
-    g.w1.assign(w1a.data(), w1a.data() + w1a.size());
+    edgekit::acm_set_fc1(g, w1a.data());
     g.b1.assign(b1a.data(), b1a.data() + b1a.size());
     g.w2.assign(w2a.data(), w2a.data() + w2a.size());
     g.b2.assign(b2a.data(), b2a.data() + b2a.size());

@@ -340,7 +340,7 @@ AcmGate acm_gate(const Artifact& a, const AcmSpec& s, const std::string& p, int6
     g.width = s.width;
     g.hidden = s.hidden;
     g.dim = (int)h;
-    g.w1 = float_matrix(a, p + "mlp.gate.fc1.weight", s.hidden, h);
+    acm_set_fc1(g, float_matrix(a, p + "mlp.gate.fc1.weight", s.hidden, h).data());
     g.b1 = float_vector(a, p + "mlp.gate.fc1.bias", s.hidden);
     g.w2 = float_matrix(a, p + "mlp.gate.fc2.weight", s.n + 1, s.hidden);
     g.b2 = float_vector(a, p + "mlp.gate.fc2.bias", s.n + 1);

@@ -239,7 +239,7 @@ def _point_name(r: dict) -> str:
     if r["method"] == "static":
         return f"static k={r['k']}"
     if r["method"] == "threshold":
-        return f"threshold keep {r['keep']:.2f}"
+        return f"threshold keep {r['keep']:.3f}"
     return r["method"]
 
 

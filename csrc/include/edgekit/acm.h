@@ -18,7 +18,7 @@ namespace edgekit {
 // nn.GELU()). n == 0: the layer has no ACM (a dense FFN).
 struct AcmGate {
     int n = 0, width = 0, hidden = 0, dim = 0;
-    std::vector<float> w1, b1;  // [hidden, dim], [hidden]
+    std::vector<float> w1, b1;  // [dim, hidden] (fc1's weight transposed: acm_set_fc1), [hidden]
     std::vector<float> w2, b2;  // [n + 1, hidden], [n + 1]
     bool enabled() const { return n > 0; }
 };
@@ -29,6 +29,10 @@ struct AcmControl {
     float gate_bias = 0.0f;
     int force_k = -1;
 };
+
+// Stores fc1's weight w [hidden, dim] (torch's layout) in g.w1 as [dim, hidden]: acm_choose then sweeps the input
+// once and updates all hidden units per element, a loop the compiler vectorizes without reordering any unit's sum.
+void acm_set_fc1(AcmGate& g, const float* w);
 
 // Chooses k for rows x [n, dim] (the FFN's normed input): k[i] = argmax_k of the biased logits, the first of equal
 // ones. The same arithmetic in every build and thread count (one fixed order per row), so the PyTorch kernel path
