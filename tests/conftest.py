@@ -71,6 +71,18 @@ def tiny_llama_dir(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_w4a8(tiny_llama_dir, tmp_path_factory):
+    """The tiny llama as a ``w4a8`` artifact (4 calibration windows of 64 tokens), shared by the engine tests."""
+    from edgekit.quant.api import quantize_model
+    from edgekit.recipes import load_recipe
+
+    out = tmp_path_factory.mktemp("tiny-w4a8") / "tiny.ekq"
+    quantize_model(str(tiny_llama_dir), load_recipe("w4a8").config, out, calib_samples=4, calib_seqlen=64,
+                   progress=False)
+    return out
+
+
+@pytest.fixture(scope="session")
 def smollm2():
     """The real SmolLM2-135M (float32, dequantized from the shipped Q4_1 GGUF), loaded once."""
     from edgekit.models import load_model

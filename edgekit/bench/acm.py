@@ -10,7 +10,8 @@ artifact of the same source model (``edgekit quantize MODEL``):
   free, gate_proj dense), on the kernel engine, at the ACM points' executed fractions; no sparse kernel runs it, so
   it has no speed;
 * ``random``: the ACM's learners with k drawn from the ACM's own per-layer k histogram at gate bias 0, kernel engine;
-* ``dense``: the dense artifact in the runtime (timed before and after the ACM points; the mean is the reference).
+* ``dense``: the dense artifact in the runtime, timed right before each ACM / static point (a pair of neighbouring
+  runs gives each speedup, so drift of a shared machine hits both sides alike).
 
 Speed is the ``bench model`` protocol (one worker process per point, same prompt ids, same threads), so every speedup
 is a ratio within the run. ``decode_bound`` is the Amdahl bound from bytes: dense bytes per decoded token over the
@@ -145,27 +146,34 @@ def _points(acm_path, dense_path, n, sets, biases, ks, ctx, max_tokens, random, 
 
 
 def _speed(acm_path, dense_path, biases, ks, prefill, decode, threads, reps, progress) -> dict:
-    """Decode / prefill tok/s per runtime point: ``{("dense"|"acm"|"static", value): {...}}``."""
-    from edgekit.bench.kernels import SETTLE_S
-    from edgekit.bench.model import make_plan, prompt_ids, run_worker
+    """Decode / prefill tok/s per runtime point, each timed right after a run of the dense artifact (its pair), so a
+    speedup compares two neighbouring runs: ``{(method, value): {"decode", "prefill", "dense_decode",
+    "dense_prefill", "learner_fraction"}}``, and ``("dense", None)`` with every dense run's numbers as lists."""
     from tqdm.auto import tqdm
 
+    from edgekit.bench.kernels import SETTLE_S
+    from edgekit.bench.model import make_plan, prompt_ids, run_worker
+
+    def rates(rows):
+        got = {("decode" if r["phase"].startswith("decode") else "prefill"): r for r in rows}
+        return got["decode"]["tokens_per_s"], got["prefill"]["tokens_per_s"], got["decode"].get("acm_learner_fraction")
+
     ids = prompt_ids(make_plan(dense_path, ["edgekit"]), prefill)
-    jobs = [("dense", None, [])] + [("acm", b, ["--acm-bias", str(b)]) for b in biases] \
-        + [("static", k, ["--acm-k", str(k)]) for k in ks] + [("dense", None, [])]
-    out: dict = {}
+    points = [("acm", b, ["--acm-bias", str(b)]) for b in biases] + [("static", k, ["--acm-k", str(k)]) for k in ks]
+    out: dict = {("dense", None): {"decode": [], "prefill": []}}
     with tempfile.TemporaryDirectory(prefix="edgekit-bench-acm-") as td:
         ids_path = os.path.join(td, "prompt.npy")
         np.save(ids_path, ids)
-        for method, value, extra in tqdm(jobs, desc="speed", unit="run", disable=not progress):
+        for method, value, extra in tqdm(points, desc="speed (dense, point) pairs", unit="pair",
+                                         disable=not progress):
             time.sleep(SETTLE_S)
-            rows = run_worker("edgekit", acm_path if method != "dense" else dense_path, ids_path, decode, threads,
-                              reps, extra)
-            got = {("decode" if r["phase"].startswith("decode") else "prefill"): r for r in rows}
-            point = out.setdefault((method, value), {"decode": [], "prefill": [], "learner_fraction": None})
-            point["decode"].append(got["decode"]["tokens_per_s"])
-            point["prefill"].append(got["prefill"]["tokens_per_s"])
-            point["learner_fraction"] = got["decode"].get("acm_learner_fraction", 1.0)
+            dd, dp, _ = rates(run_worker("edgekit", dense_path, ids_path, decode, threads, reps))
+            time.sleep(SETTLE_S)
+            d, p, frac = rates(run_worker("edgekit", acm_path, ids_path, decode, threads, reps, extra))
+            out[("dense", None)]["decode"].append(dd)
+            out[("dense", None)]["prefill"].append(dp)
+            out[(method, value)] = {"decode": d, "prefill": p, "dense_decode": dd, "dense_prefill": dp,
+                                    "learner_fraction": frac}
     return out
 
 
@@ -209,25 +217,31 @@ def run_acm_bench(acm_path: str, dense_path: str, *, sets: list[str] | None = No
     dense_sp = sp.get(("dense", None))
     notes = ["threshold and random rows have no speed: no sparse-neuron or random-gate kernel runs them"]
     if dense_sp:
-        dd, dp = (float(np.mean(dense_sp[p])) for p in ("decode", "prefill"))
-        notes.append(f"dense runtime timed before and after the ACM points: decode {dense_sp['decode'][0]:.1f} / "
-                     f"{dense_sp['decode'][-1]:.1f} tok/s, prefill {dense_sp['prefill'][0]:.1f} / "
-                     f"{dense_sp['prefill'][-1]:.1f} tok/s (rows use the mean)")
+        notes.append(f"dense runtime timed before every point: decode {min(dense_sp['decode']):.1f}–"
+                     f"{max(dense_sp['decode']):.1f} tok/s, prefill {min(dense_sp['prefill']):.1f}–"
+                     f"{max(dense_sp['prefill']):.1f} tok/s; each speedup is over the run just before it, the dense "
+                     "rows show the median")
     kv = decode_kv_positions(prefill, decode)
     for r in rows:
         r["budget"] = budget
-        value = r["gate_bias"] if r["method"] == "acm" else r["k"]
-        point = sp.get((r["method"], value if r["method"] != "dense" else None))
         r.update(decode_tok_s=None, prefill_tok_s=None, dense_decode_tok_s=None, dense_prefill_tok_s=None)
-        if point and dense_sp:
-            r.update(decode_tok_s=float(np.mean(point["decode"])), prefill_tok_s=float(np.mean(point["prefill"])),
-                     dense_decode_tok_s=dd, dense_prefill_tok_s=dp)
-            r["decode_speedup"] = r["decode_tok_s"] / dd
-            r["prefill_speedup"] = r["prefill_tok_s"] / dp
-            if r["method"] in ("acm", "static"):
-                r["timed_learner_fraction"] = point["learner_fraction"]
-                r.update(decode_bound(dense_path, acm_path, point["learner_fraction"], kv, r["method"] == "acm"))
-                r["bound_fraction"] = r["decode_speedup"] / r["decode_bound"]
+        if not dense_sp:
+            continue
+        if r["method"] == "dense":
+            dd, dp = float(np.median(dense_sp["decode"])), float(np.median(dense_sp["prefill"]))
+            r.update(decode_tok_s=dd, prefill_tok_s=dp, dense_decode_tok_s=dd, dense_prefill_tok_s=dp,
+                     decode_speedup=1.0, prefill_speedup=1.0)
+            continue
+        point = sp.get((r["method"], r["gate_bias"] if r["method"] == "acm" else r["k"]))
+        if point is None:
+            continue
+        r.update(decode_tok_s=point["decode"], prefill_tok_s=point["prefill"],
+                 dense_decode_tok_s=point["dense_decode"], dense_prefill_tok_s=point["dense_prefill"],
+                 decode_speedup=point["decode"] / point["dense_decode"],
+                 prefill_speedup=point["prefill"] / point["dense_prefill"],
+                 timed_learner_fraction=point["learner_fraction"])
+        r.update(decode_bound(dense_path, acm_path, point["learner_fraction"], kv, r["method"] == "acm"))
+        r["bound_fraction"] = r["decode_speedup"] / r["decode_bound"]
     return {"acm": str(acm_path), "dense": str(dense_path), "n_learners": n, "budget": budget, "sets": sets,
             "protocol": {"prefill": prefill, "decode": decode, "threads": threads, "reps": reps, "ctx": ctx,
                          "max_tokens": max_tokens}, "rows": rows, "notes": notes}

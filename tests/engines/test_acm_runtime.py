@@ -185,15 +185,9 @@ def test_c_api_runs_the_gates_and_counts(acm_artifact, ids):
 
 
 @pytest.fixture(scope="module")
-def dense_artifact(tiny_llama_dir, tmp_path_factory):
-    """The dense W4A8 artifact of the same tiny source: ``bench acm``'s reference."""
-    from edgekit.quant.api import quantize_model
-    from edgekit.recipes import load_recipe
-
-    out = tmp_path_factory.mktemp("acm-dense") / "dense.ekq"
-    quantize_model(str(tiny_llama_dir), load_recipe("w4a8").config, out, calib_samples=4, calib_seqlen=64,
-                   progress=False)
-    return out
+def dense_artifact(tiny_w4a8):
+    """The dense W4A8 artifact of the same tiny source (conftest): ``bench acm``'s reference."""
+    return tiny_w4a8
 
 
 def test_bench_acm_rows_speed_and_bad_input(acm_artifact, dense_artifact, tmp_path):
@@ -241,3 +235,27 @@ def test_threshold_baseline_keeps_what_it_says(dense_artifact, ids):
     assert threshold_fraction(0.25) == pytest.approx(0.5)
     with pytest.raises(ValueError, match="keep"):
         threshold_ffn(sess.model, get_family(sess.lm.family), 0.0)
+
+
+def test_gate_choice_is_the_gate_mlp_argmax():
+    """_C.acm_choose (the runtime's gate, also the kernel path's) against the gate MLP in float64: argmax of
+    fc2(GELU(fc1 x)) + bias * k / N, the same k wherever the two best logits are not within float32 noise."""
+    from math import erf
+
+    from edgekit import _C
+
+    rng = np.random.default_rng(5)
+    d, hid, n = 96, 40, 6
+    x = rng.standard_normal((300, d), dtype=np.float32)
+    w1, b1 = rng.standard_normal((hid, d), dtype=np.float32) * 0.2, rng.standard_normal(hid, dtype=np.float32)
+    w2, b2 = rng.standard_normal((n + 1, hid), dtype=np.float32), rng.standard_normal(n + 1, dtype=np.float32)
+    for bias in (0.0, -3.0, 2.5):
+        h = x.astype(np.float64) @ w1.T.astype(np.float64) + b1
+        h = 0.5 * h * (1.0 + np.vectorize(erf)(h / np.sqrt(2.0)))
+        z = h @ w2.T.astype(np.float64) + b2 + bias * np.arange(n + 1) / n
+        got = _C.acm_choose(x, w1, b1, w2, b2, bias)
+        top2 = np.sort(z, axis=1)[:, -2:]
+        clear = top2[:, 1] - top2[:, 0] > 1e-3
+        assert clear.mean() > 0.9
+        np.testing.assert_array_equal(got[clear], z.argmax(axis=1)[clear])
+        assert len(set(got.tolist())) > 2  # the rows really pick different k

@@ -15,14 +15,8 @@ SETS = ["dev", "test-docstrings"]
 
 
 @pytest.fixture(scope="module")
-def tiny_artifact(tiny_llama_dir, tmp_path_factory):
-    from edgekit.quant.api import quantize_model
-    from edgekit.recipes import load_recipe
-
-    out = tmp_path_factory.mktemp("evalsets") / "tiny.ekq"
-    quantize_model(str(tiny_llama_dir), load_recipe("w4a8").config, out, calib_samples=4, calib_seqlen=64,
-                   progress=False)
-    return out
+def tiny_artifact(tiny_w4a8):
+    return tiny_w4a8
 
 
 def _eval(*args):
