@@ -37,10 +37,10 @@ _GATE = re.compile(r"\.mlp\.gate\.fc[12]\.")
 
 def ffn_bytes(path: str) -> tuple[int, int]:
     """(bytes of the SwiGLU linears, bytes of the ACM gates) of an artifact, from its tensor sizes."""
-    from edgekit.bench.roofline import DTYPE_BYTES, _tensor_sizes
+    from edgekit.bench.roofline import DTYPE_BYTES, tensor_sizes
 
     ffn = gate = 0
-    for name, (shape, dtype) in _tensor_sizes(path).items():
+    for name, (shape, dtype) in tensor_sizes(path).items():
         size = int(np.prod(shape)) * DTYPE_BYTES.get(dtype, 4)
         if _FFN.search(name):
             ffn += size

@@ -98,7 +98,7 @@ def measure(threads: int, read_bytes: int | None = None, dot_seconds: float = DO
             "gemm_kernel": _C.selected("gemm_q4x4_q8")}
 
 
-def _tensor_sizes(path) -> dict[str, tuple[list[int], str]]:
+def tensor_sizes(path) -> dict[str, tuple[list[int], str]]:
     """name → (shape, safetensors dtype) of every tensor of a safetensors file, from its header alone."""
     import json
 
@@ -132,7 +132,7 @@ def decode_bytes_per_token(art, kv_positions: float) -> float:
         EdgekitError: for an artifact without the llama embedding.
     """
     vocab, hidden, _, _, _ = _config(art)
-    sizes = _tensor_sizes(art.path)
+    sizes = tensor_sizes(art.path)
     if EMBED not in sizes:
         raise EdgekitError(f"{art.path} has no {EMBED}: the roofline counts llama-family decoders")
     if (art.quant or {}).get("lm_head_bits") == 8:  # the tied Q8_0 table: codes + an fp16 scale per 32
