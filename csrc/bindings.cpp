@@ -26,6 +26,8 @@
 #include "edgekit/packed_q4.h"
 #include "edgekit/roofline.h"
 #include "edgekit/threadpool.h"
+#include "edgekit/tokenizer.h"
+#include "edgekit/unicode.h"
 
 namespace py = pybind11;
 
@@ -194,6 +196,49 @@ std::unique_ptr<edgekit::LlamaModel> load_llama(const std::string& path, int max
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }
+}
+
+// The C++ tokenizer (tokenizer.h) from a tokenizer.json text or an artifact; ValueError with the reason.
+std::unique_ptr<edgekit::Tokenizer> tokenizer_from_json(const std::string& text) {
+    try {
+        return edgekit::Tokenizer::from_json(text, "tokenizer.json");
+    } catch (const edgekit::ArtifactError& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+std::unique_ptr<edgekit::Tokenizer> tokenizer_from_artifact(const std::string& path) {
+    try {
+        const edgekit::Artifact a(path);
+        return edgekit::Tokenizer::from_artifact(a);
+    } catch (const edgekit::ArtifactError& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+// Many texts at once (the fuzz test's 10^4 strings in one call); ValueError for text that is not UTF-8.
+std::vector<std::vector<int32_t>> tokenizer_encode_batch(const edgekit::Tokenizer& t, const std::vector<std::string>& texts,
+                                                         bool add_special) {
+    std::vector<std::vector<int32_t>> out;
+    out.reserve(texts.size());
+    try {
+        for (const std::string& s : texts) out.push_back(t.encode(s, add_special));
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return out;
+}
+
+std::vector<std::string> tokenizer_decode_batch(const edgekit::Tokenizer& t,
+                                                const std::vector<std::vector<int32_t>>& ids, bool skip_special) {
+    std::vector<std::string> out;
+    out.reserve(ids.size());
+    try {
+        for (const auto& v : ids) out.push_back(t.decode(v.data(), v.size(), skip_special));
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return out;
 }
 
 py::array_t<float> llama_eval(edgekit::LlamaModel& m, const py::array& tokens, bool all_logits) {
@@ -521,6 +566,21 @@ PYBIND11_MODULE(_C, m) {
                                "Learners per ACM layer (0: no adaptive computation modules).")
         .def_property_readonly("memory_bytes", &edgekit::LlamaModel::memory_bytes,
                                "Bytes of weights, KV cache and scratch held by the engine.");
+    py::class_<edgekit::Tokenizer>(m, "Tokenizer",
+                                   "The C++ byte-level BPE tokenizer of the C API (ek_tokenize / ek_detokenize).")
+        .def_static("from_json", &tokenizer_from_json, py::arg("text"),
+                    "From the text of a Hugging Face tokenizer.json; ValueError naming what is unsupported or bad.")
+        .def_static("from_artifact", &tokenizer_from_artifact, py::arg("path"),
+                    "The tokenizer an artifact (.ekq) carries; ValueError when it has none or it is unsupported.")
+        .def("encode_batch", &tokenizer_encode_batch, py::arg("texts"), py::arg("add_special_tokens") = false,
+             "Token ids of each text (ValueError for text that is not UTF-8).")
+        .def("decode_batch", &tokenizer_decode_batch, py::arg("ids"), py::arg("skip_special_tokens") = false,
+             "Text of each id list (ValueError for an unknown id).")
+        .def_property_readonly("n_vocab", &edgekit::Tokenizer::n_vocab, "Largest id + 1.")
+        .def_property_readonly("eos", &edgekit::Tokenizer::eos, "End-of-sequence id (-1: unknown).")
+        .def("token_to_id", &edgekit::Tokenizer::find, py::arg("token"), "Id of a token string, -1 if none.");
+    m.def("unicode_version", &edgekit::unicode::unicode_version,
+          "Unicode version of the tokenizer's character classes (csrc/tools/gen_unicode_tables.py).");
     m.def("acm_choose", &acm_choose, py::arg("x"), py::arg("w1"), py::arg("b1"), py::arg("w2"), py::arg("b2"),
           py::arg("gate_bias") = 0.0f,
           "The runtime's ACM gate (acm.h): k per row of x [n, d] = argmax of fc2(GELU(fc1(x))) + gate_bias * k / N.");

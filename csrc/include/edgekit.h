@@ -15,8 +15,11 @@
  *     validated in full before use.
  *   - A model may be used by one thread at a time; different models may be used from different threads (their
  *     matmuls take turns on the process-wide kernel thread pool).
- *   - Tokens are int32 ids of the model's vocabulary; tokenization is the caller's business (the artifact carries
- *     its Hugging Face tokenizer files in the metadata key "edgekit.tokenizer").
+ *   - Tokens are int32 ids of the model's vocabulary. ek_tokenize / ek_detokenize convert text (UTF-8) with the
+ *     tokenizer the artifact carries (its Hugging Face tokenizer.json, metadata key "edgekit.tokenizer"); ids are
+ *     those of the `tokenizers` library.
+ *   - Functions that fill a caller's buffer take its capacity and report the size needed; a buffer too small gives
+ *     EK_ERR_BUFFER_TOO_SMALL with that size, so a caller can allocate and call again.
  */
 #ifndef EDGEKIT_H
 #define EDGEKIT_H
@@ -36,7 +39,7 @@ extern "C" {
 #endif
 
 /* Version of this API; grows when functions are added (existing ones keep their meaning). */
-#define EK_API_VERSION 1
+#define EK_API_VERSION 2  /* 2: ek_tokenize, ek_detokenize, ek_token_eos */
 
 typedef enum ek_status {
     EK_OK = 0,
@@ -46,7 +49,8 @@ typedef enum ek_status {
     EK_ERR_UNSUPPORTED = 4,      /* a valid artifact this runtime cannot run (family, quantization, version) */
     EK_ERR_CONTEXT_FULL = 5,     /* the KV cache has no room for the tokens: ek_truncate or ek_reset first */
     EK_ERR_OOM = 6,              /* out of memory */
-    EK_ERR_INTERNAL = 7          /* a bug or an unexpected condition; the message says what */
+    EK_ERR_INTERNAL = 7,         /* a bug or an unexpected condition; the message says what */
+    EK_ERR_BUFFER_TOO_SMALL = 8  /* an output buffer is too small; the size it needs was stored */
 } ek_status;
 
 /* A loaded model with its KV cache. Opaque. */
@@ -118,6 +122,28 @@ EK_API int32_t ek_acm_learners(const ek_model* model);
  * the mean executed fraction of the learners, k / N over tokens and layers, into *fraction (may be NULL). Then the
  * counts are zeroed when reset is non-zero. */
 EK_API ek_status ek_acm_counts(ek_model* model, int64_t* counts, int32_t n_counts, double* fraction, int reset);
+
+/* Text → token ids with the artifact's tokenizer. `text` holds n_text bytes of UTF-8 (n_text < 0: NUL-terminated);
+ * add_special != 0 adds the tokens the tokenizer's post-processor puts around a text (e.g. a BOS), 0 gives the
+ * text's tokens only. Special tokens written in the text (e.g. "<|im_start|>") become their ids. The ids go to
+ * tokens[0 .. capacity) and their count to *n_tokens; when capacity is smaller, EK_ERR_BUFFER_TOO_SMALL (tokens may
+ * be NULL with capacity 0 to ask for the count). The tokenizer is read from the artifact on the first call:
+ * EK_ERR_UNSUPPORTED when the artifact carries none or one this runtime does not implement (byte-level BPE only;
+ * the message names the part), EK_ERR_FORMAT when it is damaged, EK_ERR_INVALID_ARGUMENT for text that is not
+ * UTF-8. */
+EK_API ek_status ek_tokenize(ek_model* model, const char* text, int32_t n_text, int add_special, int32_t* tokens,
+                             int32_t capacity, int32_t* n_tokens);
+
+/* Token ids → UTF-8 text, as the tokenizer's decoder gives it (bytes that are not valid UTF-8 on their own, such as
+ * half a character, become U+FFFD); skip_special != 0 leaves special tokens out. Writes the text and a terminating
+ * NUL into text[0 .. capacity) and the length without the NUL to *n_text; EK_ERR_BUFFER_TOO_SMALL when capacity
+ * < length + 1. EK_ERR_INVALID_ARGUMENT for an id the vocabulary does not have. */
+EK_API ek_status ek_detokenize(ek_model* model, const int32_t* tokens, int32_t n_tokens, int skip_special,
+                               char* text, int32_t capacity, int32_t* n_text);
+
+/* The end-of-sequence token of the artifact's tokenizer (its tokenizer_config.json), or -1 when there is none or
+ * no tokenizer (ek_last_error says why). */
+EK_API int32_t ek_token_eos(ek_model* model);
 
 /* Sets the kernels' thread count (process-wide; n <= 0: all cores). */
 EK_API ek_status ek_set_num_threads(int32_t n);

@@ -5,6 +5,8 @@
 // Arguments are checked here, before the model is touched, so that a rejected call leaves the model unchanged.
 #include "edgekit.h"
 
+#include <algorithm>
+#include <climits>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -17,11 +19,14 @@
 #include "edgekit/dispatch.h"
 #include "edgekit/load_llama.h"
 #include "edgekit/threadpool.h"
+#include "edgekit/tokenizer.h"
 
 struct ek_model {
     std::unique_ptr<edgekit::LlamaModel> model;
     std::vector<float> logits;  // rows × vocab of the last evaluation
     int32_t rows = 0;
+    std::string path;                                // the artifact, for the tokenizer read on first use
+    std::unique_ptr<edgekit::Tokenizer> tokenizer;  // null until then
 };
 
 namespace {
@@ -63,6 +68,16 @@ ek_status guard(Fn&& fn) {
 
 ek_status no_model() { return fail(EK_ERR_INVALID_ARGUMENT, "model is NULL"); }
 
+// The model's tokenizer, read from its artifact the first time (models that only take ids never pay for it).
+// Throws ArtifactError as Tokenizer::from_artifact does.
+const edgekit::Tokenizer& tokenizer_of(ek_model* model) {
+    if (!model->tokenizer) {
+        const edgekit::Artifact artifact(model->path);
+        model->tokenizer = edgekit::Tokenizer::from_artifact(artifact);
+    }
+    return *model->tokenizer;
+}
+
 }  // namespace
 
 extern "C" {
@@ -97,6 +112,7 @@ ek_status ek_model_load(const char* path, const ek_load_params* params, ek_model
         if (p.n_threads > 0) edgekit::set_num_threads(p.n_threads);
         auto m = std::make_unique<ek_model>();
         m->model = edgekit::load_llama(path, p.max_ctx);
+        m->path = path;
         *out = m.release();
         return EK_OK;
     });
@@ -207,6 +223,60 @@ ek_status ek_acm_counts(ek_model* model, int64_t* counts, int32_t n_counts, doub
     return EK_OK;
 }
 
+ek_status ek_tokenize(ek_model* model, const char* text, int32_t n_text, int add_special, int32_t* tokens,
+                      int32_t capacity, int32_t* n_tokens) {
+    if (n_tokens) *n_tokens = 0;
+    if (!model) return no_model();
+    if (!text || !n_tokens || capacity < 0 || (capacity > 0 && !tokens))
+        return fail(EK_ERR_INVALID_ARGUMENT, "ek_tokenize: text and n_tokens must not be NULL, tokens must hold "
+                                             "capacity >= 0 ids");
+    return guard([&] {
+        const size_t len = n_text < 0 ? std::strlen(text) : (size_t)n_text;
+        const std::vector<int32_t> ids = tokenizer_of(model).encode(std::string(text, len), add_special != 0);
+        if (ids.size() > (size_t)INT32_MAX) return fail(EK_ERR_INVALID_ARGUMENT, "ek_tokenize: text too long");
+        *n_tokens = (int32_t)ids.size();
+        if ((size_t)capacity < ids.size()) {
+            const std::string msg = "ek_tokenize: the text has " + std::to_string(ids.size()) + " tokens, the "
+                                    "buffer holds " + std::to_string(capacity);
+            return fail(EK_ERR_BUFFER_TOO_SMALL, msg.c_str());
+        }
+        std::copy(ids.begin(), ids.end(), tokens);
+        return EK_OK;
+    });
+}
+
+ek_status ek_detokenize(ek_model* model, const int32_t* tokens, int32_t n_tokens, int skip_special, char* text,
+                        int32_t capacity, int32_t* n_text) {
+    if (n_text) *n_text = 0;
+    if (!model) return no_model();
+    if (!n_text || n_tokens < 0 || (n_tokens > 0 && !tokens) || capacity < 0 || (capacity > 0 && !text))
+        return fail(EK_ERR_INVALID_ARGUMENT, "ek_detokenize: tokens must hold n_tokens >= 0 ids, text capacity "
+                                             ">= 0 bytes, and n_text must not be NULL");
+    return guard([&] {
+        const std::string s = tokenizer_of(model).decode(tokens, (size_t)n_tokens, skip_special != 0);
+        if (s.size() >= (size_t)INT32_MAX) return fail(EK_ERR_INVALID_ARGUMENT, "ek_detokenize: text too long");
+        *n_text = (int32_t)s.size();
+        if ((size_t)capacity < s.size() + 1) {
+            const std::string msg = "ek_detokenize: the text needs " + std::to_string(s.size() + 1) + " bytes with "
+                                    "its NUL, the buffer holds " + std::to_string(capacity);
+            return fail(EK_ERR_BUFFER_TOO_SMALL, msg.c_str());
+        }
+        std::memcpy(text, s.data(), s.size());
+        text[s.size()] = '\0';
+        return EK_OK;
+    });
+}
+
+int32_t ek_token_eos(ek_model* model) {
+    if (!model) return (no_model(), -1);
+    int32_t eos = -1;
+    guard([&] {
+        eos = tokenizer_of(model).eos();
+        return eos < 0 ? fail(EK_ERR_UNSUPPORTED, "the artifact's tokenizer names no end-of-sequence token") : EK_OK;
+    });
+    return eos;
+}
+
 ek_status ek_set_num_threads(int32_t n) {
     return guard([&] {
         edgekit::set_num_threads(n);
@@ -226,6 +296,7 @@ const char* ek_status_name(ek_status status) {
         case EK_ERR_CONTEXT_FULL: return "EK_ERR_CONTEXT_FULL";
         case EK_ERR_OOM: return "EK_ERR_OOM";
         case EK_ERR_INTERNAL: return "EK_ERR_INTERNAL";
+        case EK_ERR_BUFFER_TOO_SMALL: return "EK_ERR_BUFFER_TOO_SMALL";
     }
     return "EK_ERR_UNKNOWN";
 }

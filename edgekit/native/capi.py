@@ -31,6 +31,7 @@ HEADER = "edgekit.h"
 # ek_status values (edgekit.h)
 EK_OK, EK_ERR_INVALID_ARGUMENT, EK_ERR_IO, EK_ERR_FORMAT = 0, 1, 2, 3
 EK_ERR_UNSUPPORTED, EK_ERR_CONTEXT_FULL, EK_ERR_OOM, EK_ERR_INTERNAL = 4, 5, 6, 7
+EK_ERR_BUFFER_TOO_SMALL = 8
 EK_LOAD_PARAMS_VERSION = 1
 
 
@@ -124,6 +125,9 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
         "ek_set_acm": (st, [vp, ctypes.c_float, i32]),
         "ek_acm_learners": (i32, [vp]),
         "ek_acm_counts": (st, [vp, ctypes.POINTER(ctypes.c_int64), i32, ctypes.POINTER(ctypes.c_double), ctypes.c_int]),
+        "ek_tokenize": (st, [vp, ctypes.c_char_p, i32, ctypes.c_int, ctypes.POINTER(i32), i32, ctypes.POINTER(i32)]),
+        "ek_detokenize": (st, [vp, ctypes.POINTER(i32), i32, ctypes.c_int, ctypes.c_char_p, i32, ctypes.POINTER(i32)]),
+        "ek_token_eos": (i32, [vp]),
         "ek_set_num_threads": (st, [i32]),
         "ek_last_error": (ctypes.c_char_p, []),
         "ek_status_name": (ctypes.c_char_p, [st]),
