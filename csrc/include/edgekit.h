@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Version of this API; grows when functions are added (existing ones keep their meaning). */
-#define EK_API_VERSION 2  /* 2: ek_tokenize, ek_detokenize, ek_token_eos */
+#define EK_API_VERSION 2  /* 2: ek_tokenize, ek_detokenize, ek_token_eos, ek_generate */
 
 typedef enum ek_status {
     EK_OK = 0,
@@ -144,6 +144,40 @@ EK_API ek_status ek_detokenize(ek_model* model, const int32_t* tokens, int32_t n
 /* The end-of-sequence token of the artifact's tokenizer (its tokenizer_config.json), or -1 when there is none or
  * no tokenizer (ek_last_error says why). */
 EK_API int32_t ek_token_eos(ek_model* model);
+
+#define EK_SAMPLING_VERSION 1
+
+/* Settings of ek_generate. Start from ek_sampling_default() so that struct_size and version are right. */
+typedef struct ek_sampling {
+    uint32_t struct_size;    /* sizeof(ek_sampling) as the caller was compiled */
+    uint32_t version;        /* EK_SAMPLING_VERSION */
+    float temperature;       /* <= 0: greedy (the first largest logit); else softmax(logits / temperature) */
+    int32_t top_k;           /* > 0: only the k most likely tokens (and any tied with the k-th) */
+    float top_p;             /* < 1: only the most likely tokens whose mass reaches top_p (nucleus); in (0, 1] */
+    uint64_t seed;           /* the same seed, settings and model give the same tokens, on every platform */
+    int32_t max_tokens;      /* new tokens at most, > 0 */
+    int32_t stop_at_eos;     /* non-zero: the tokenizer's end-of-sequence token ends generation */
+    int32_t add_special;     /* non-zero: tokenize the prompt with the post-processor's tokens (ek_tokenize) */
+    const char* const* stop; /* n_stop NUL-terminated, non-empty stop strings (may be NULL when n_stop is 0) */
+    int32_t n_stop;
+} ek_sampling;
+
+/* Greedy, max_tokens 64, stop at EOS, no stop strings, add_special 0, seed 0, top_k 0, top_p 1. */
+EK_API ek_sampling ek_sampling_default(void);
+
+/* Called by ek_generate once per new token: its id and the UTF-8 text it completes (n_text bytes, NUL-terminated;
+ * empty while a character or a possible stop string is still open, the last call carries what was held back).
+ * Return non-zero to stop after this token (text still held back then is not reported). */
+typedef int (*ek_token_callback)(void* user_data, int32_t token, const char* text, int32_t n_text);
+
+/* Generates a continuation of `prompt` (NUL-terminated UTF-8): empties the cache, prefills the prompt's tokens, then
+ * samples until max_tokens, EOS (stop_at_eos), a stop string (neither its text nor anything after it is reported),
+ * the callback's non-zero return, or a full cache. callback may be NULL. *n_generated (if not NULL) receives the
+ * number of new tokens. Afterwards the cache holds the prompt and every new token but the last (reported, not
+ * evaluated), so a caller can ek_decode it to continue. EK_ERR_INVALID_ARGUMENT for bad settings or an empty prompt,
+ * EK_ERR_CONTEXT_FULL when the prompt alone does not fit, tokenizer errors as ek_tokenize. */
+EK_API ek_status ek_generate(ek_model* model, const char* prompt, const ek_sampling* settings,
+                             ek_token_callback callback, void* user_data, int32_t* n_generated);
 
 /* Sets the kernels' thread count (process-wide; n <= 0: all cores). */
 EK_API ek_status ek_set_num_threads(int32_t n);

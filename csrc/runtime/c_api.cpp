@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <climits>
+#include <cmath>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -17,6 +18,7 @@
 
 #include "edgekit/artifact.h"
 #include "edgekit/dispatch.h"
+#include "edgekit/generate.h"
 #include "edgekit/load_llama.h"
 #include "edgekit/threadpool.h"
 #include "edgekit/tokenizer.h"
@@ -275,6 +277,59 @@ int32_t ek_token_eos(ek_model* model) {
         return eos < 0 ? fail(EK_ERR_UNSUPPORTED, "the artifact's tokenizer names no end-of-sequence token") : EK_OK;
     });
     return eos;
+}
+
+ek_sampling ek_sampling_default(void) {
+    ek_sampling s;
+    std::memset(&s, 0, sizeof s);
+    s.struct_size = sizeof(ek_sampling);
+    s.version = EK_SAMPLING_VERSION;
+    s.top_p = 1.0f;
+    s.max_tokens = 64;
+    s.stop_at_eos = 1;
+    return s;
+}
+
+ek_status ek_generate(ek_model* model, const char* prompt, const ek_sampling* settings, ek_token_callback callback,
+                      void* user_data, int32_t* n_generated) {
+    if (n_generated) *n_generated = 0;
+    if (!model) return no_model();
+    if (!prompt) return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: prompt must not be NULL");
+    ek_sampling s = ek_sampling_default();
+    if (settings) {
+        if (settings->version != EK_SAMPLING_VERSION || settings->struct_size < sizeof(ek_sampling))
+            return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: settings must come from ek_sampling_default() "
+                                                 "(struct_size or version does not match this library)");
+        s = *settings;
+    }
+    if (s.max_tokens <= 0) return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: max_tokens must be > 0");
+    if (!(s.top_p > 0.0f && s.top_p <= 1.0f) || !std::isfinite(s.temperature))
+        return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: top_p must lie in (0, 1] and temperature be finite");
+    if (s.n_stop < 0 || (s.n_stop > 0 && !s.stop))
+        return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: stop must point to n_stop >= 0 strings");
+    edgekit::GenerateOptions opt;
+    opt.sampling = edgekit::SamplingOptions{s.temperature, s.top_k, s.top_p, s.seed};
+    opt.max_tokens = s.max_tokens;
+    opt.stop_at_eos = s.stop_at_eos != 0;
+    opt.add_special = s.add_special != 0;
+    for (int32_t i = 0; i < s.n_stop; ++i) {
+        if (!s.stop[i] || !*s.stop[i])
+            return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: stop strings must be non-empty and not NULL");
+        opt.stop.emplace_back(s.stop[i]);
+    }
+    return guard([&] {
+        const edgekit::Tokenizer& tok = tokenizer_of(model);
+        model->rows = 0;  // the logits of earlier calls are gone once the cache is reset
+        try {  // std::invalid_argument (bad input) goes on to guard()
+            const int n = edgekit::generate(*model->model, tok, prompt, opt, [&](int32_t id, const std::string& text) {
+                return !callback || callback(user_data, id, text.c_str(), (int32_t)text.size()) == 0;
+            });
+            if (n_generated) *n_generated = n;
+        } catch (const edgekit::ContextFullError& e) {
+            return fail(EK_ERR_CONTEXT_FULL, e.what());
+        }
+        return EK_OK;
+    });
 }
 
 ek_status ek_set_num_threads(int32_t n) {

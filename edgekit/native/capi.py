@@ -33,6 +33,7 @@ EK_OK, EK_ERR_INVALID_ARGUMENT, EK_ERR_IO, EK_ERR_FORMAT = 0, 1, 2, 3
 EK_ERR_UNSUPPORTED, EK_ERR_CONTEXT_FULL, EK_ERR_OOM, EK_ERR_INTERNAL = 4, 5, 6, 7
 EK_ERR_BUFFER_TOO_SMALL = 8
 EK_LOAD_PARAMS_VERSION = 1
+EK_SAMPLING_VERSION = 1
 
 
 def _package_dirs(sub: str) -> list[Path]:
@@ -105,6 +106,20 @@ class LoadParams(ctypes.Structure):
                 ("n_threads", ctypes.c_int32)]
 
 
+class Sampling(ctypes.Structure):
+    """``ek_sampling`` (edgekit.h): the settings of ek_generate."""
+
+    _fields_ = [("struct_size", ctypes.c_uint32), ("version", ctypes.c_uint32), ("temperature", ctypes.c_float),
+                ("top_k", ctypes.c_int32), ("top_p", ctypes.c_float), ("seed", ctypes.c_uint64),
+                ("max_tokens", ctypes.c_int32), ("stop_at_eos", ctypes.c_int32), ("add_special", ctypes.c_int32),
+                ("stop", ctypes.POINTER(ctypes.c_char_p)), ("n_stop", ctypes.c_int32)]
+
+
+# int (*ek_token_callback)(void* user_data, int32_t token, const char* text, int32_t n_text)
+TOKEN_CALLBACK = ctypes.CFUNCTYPE(ctypes.c_int, ctypes.c_void_p, ctypes.c_int32, ctypes.POINTER(ctypes.c_char),
+                                  ctypes.c_int32)
+
+
 def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
     """Open ``libedgekit.so`` (``path`` or :func:`library_path`) with every function's ctypes prototype declared."""
     lib = ctypes.CDLL(str(path or library_path()))
@@ -128,6 +143,8 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
         "ek_tokenize": (st, [vp, ctypes.c_char_p, i32, ctypes.c_int, ctypes.POINTER(i32), i32, ctypes.POINTER(i32)]),
         "ek_detokenize": (st, [vp, ctypes.POINTER(i32), i32, ctypes.c_int, ctypes.c_char_p, i32, ctypes.POINTER(i32)]),
         "ek_token_eos": (i32, [vp]),
+        "ek_sampling_default": (Sampling, []),
+        "ek_generate": (st, [vp, ctypes.c_char_p, ctypes.POINTER(Sampling), TOKEN_CALLBACK, vp, ctypes.POINTER(i32)]),
         "ek_set_num_threads": (st, [i32]),
         "ek_last_error": (ctypes.c_char_p, []),
         "ek_status_name": (ctypes.c_char_p, [st]),

@@ -59,6 +59,9 @@ public:
     int32_t n_vocab() const { return (int32_t)id_to_token_.size(); }  // largest id + 1
     int32_t find(const std::string& token) const;                       // id of a token string, -1 if none
     bool is_special(int32_t id) const;
+    bool find_id(int32_t id) const {  // whether a token has this id
+        return id >= 0 && id < n_vocab() && !id_to_token_[(size_t)id].empty();
+    }
     int32_t eos() const { return eos_; }                                 // -1 when unknown
     void set_eos(int32_t id) { eos_ = id; }
 
