@@ -1,11 +1,12 @@
 /* generate: greedy decoding of an edgekit artifact through the C API (edgekit.h), in plain C99.
  *
  *   generate MODEL.ekq [-n N] [-c CTX] [-t THREADS] [TOKEN ...]
+ *   generate MODEL.ekq [-n N] [-c CTX] [-t THREADS] -p "PROMPT TEXT"
  *
- * Prefills the token ids given on the command line (default: 1 2 3 4), then picks the most likely next token N
- * times (default 16), feeding each back with ek_decode. Prints the new token ids on one line of stdout, timings on
- * stderr; exits 1 with ek_last_error() on any failure. Token ids only: tokenization stays with the caller (in
- * Python, `edgekit run` or the tokenizer files inside the artifact).
+ * With token ids: prefills the ids given on the command line (default: 1 2 3 4), then picks the most likely next
+ * token N times (default 16), feeding each back with ek_decode, and prints the new ids on one line of stdout.
+ * With -p: text in, text out through the artifact's tokenizer (ek_generate, greedy, stopping at EOS), the new text
+ * streamed to stdout as it is made. Timings go to stderr; exits 1 with ek_last_error() on any failure.
  *
  * Build against an installed edgekit (paths from `python -m edgekit.native.capi`):
  *   cc -std=c99 -O2 generate.c -I"$INCLUDE_DIR" -L"$LIB_DIR" -ledgekit -Wl,-rpath,"$LIB_DIR" -o generate
@@ -50,8 +51,17 @@ static int32_t argmax(const float* x, int32_t n) {
 }
 
 static int usage(const char* prog) {
-    fprintf(stderr, "usage: %s MODEL.ekq [-n N] [-c CTX] [-t THREADS] [TOKEN ...]\n", prog);
+    fprintf(stderr, "usage: %s MODEL.ekq [-n N] [-c CTX] [-t THREADS] [TOKEN ... | -p PROMPT]\n", prog);
     return 2;
+}
+
+/* ek_generate's callback: the new text straight to stdout. */
+static int print_text(void* user_data, int32_t token, const char* text, int32_t n_text) {
+    (void)user_data;
+    (void)token;
+    fwrite(text, 1, (size_t)n_text, stdout);
+    fflush(stdout);
+    return 0;
 }
 
 static int fail(const char* what, ek_status st) {
@@ -63,6 +73,7 @@ int main(int argc, char** argv) {
     static int32_t prompt[MAX_PROMPT];
     int32_t n_prompt = 0, n_new = 16, i;
     const char* path = NULL;
+    const char* text = NULL;
     ek_load_params params = ek_load_params_default();
     ek_model* model = NULL;
     ek_status st;
@@ -74,6 +85,8 @@ int main(int argc, char** argv) {
         if ((!strcmp(a, "-n") || !strcmp(a, "-c") || !strcmp(a, "-t")) && i + 1 < argc) {
             int32_t* dst = a[1] == 'n' ? &n_new : a[1] == 'c' ? &params.max_ctx : &params.n_threads;
             if (parse_int(argv[++i], 0, INT_MAX, dst) != 0) return usage(argv[0]);
+        } else if (!strcmp(a, "-p") && i + 1 < argc) {
+            text = argv[++i];
         } else if (!path) {
             path = a;
         } else if (n_prompt < MAX_PROMPT && parse_int(a, 0, INT32_MAX, &prompt[n_prompt]) == 0) {
@@ -92,8 +105,15 @@ int main(int argc, char** argv) {
     st = ek_model_load(path, &params, &model);
     if (st != EK_OK) return fail("loading the model", st);
     t1 = now_s();
-    st = ek_eval(model, prompt, n_prompt, 0);
-    if (st != EK_OK) {
+    if (text) {
+        ek_sampling sampling = ek_sampling_default();
+        sampling.max_tokens = n_new;
+        st = ek_generate(model, text, &sampling, print_text, NULL, &n_new);
+        printf("\n");
+        if (st != EK_OK) rc = fail("generating", st);
+        n_prompt = 0;
+        if (ek_tokenize(model, text, -1, 0, NULL, 0, &n_prompt) != EK_ERR_BUFFER_TOO_SMALL) n_prompt = 0;
+    } else if ((st = ek_eval(model, prompt, n_prompt, 0)) != EK_OK) {
         rc = fail("prefill", st);
     } else {
         for (i = 0; i < n_new; ++i) {

@@ -69,6 +69,23 @@ def test_greedy_equals_python_path_and_hf_text(setup):
     assert gen.generate_in_session(sess, PROMPT, max_tokens=N)["new_token_ids"] == ids
 
 
+def test_example_program_text_in_text_out(setup, tmp_path):
+    """examples/generate.c -p: the prompt text in, the greedy continuation's text out, as ek_generate's callback."""
+    import shutil
+    import subprocess
+
+    lib, path, _ = setup
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler")
+    with cu.Model(lib, path) as m:
+        _, pieces, _ = run(lib, m)
+    exe = cu.compile_example(tmp_path / "generate", native.include_dir(), native.library_path().parent, cc)
+    p = subprocess.run([str(exe), str(path), "-n", str(N), "-p", PROMPT], capture_output=True, timeout=60)
+    assert p.returncode == 0, p.stderr.decode()
+    assert p.stdout.decode() == "".join(pieces) + "\n"
+
+
 def test_sampling_is_seeded_and_filters(setup):
     lib, path, hf = setup
     with cu.Model(lib, path) as m:
