@@ -60,7 +60,7 @@ Class classify(uint32_t cp) {
         if (cp == ' ' || (cp >= 0x09 && cp <= 0x0D)) return Class::kSpace;
         return Class::kOther;
     }
-    int lo = 0, hi = unicode_data::kRangeCount - 1;
+    int lo = 0, hi = unicode_data::kRangesCount - 1;
     while (lo <= hi) {
         const int mid = (lo + hi) / 2;
         const unicode_data::Range& r = unicode_data::kRanges[mid];
@@ -76,6 +76,22 @@ Class classify(uint32_t cp) {
 }
 
 const char* unicode_version() { return unicode_data::kUnicodeVersion; }
+
+namespace {
+
+// Rust's char::is_numeric as the Digits pre-tokenizer sees it: the pattern's number class, except the few code points
+// whose class differs in the Digits step's Unicode version (kDigitsDiff; `tokenizers` holds two versions)
+bool digits_numeric(uint32_t cp) {
+    const bool number = classify(cp) == Class::kNumber;
+    if (cp < 0x80) return number;
+    for (int i = 0; i < unicode_data::kDigitsDiffCount; ++i) {
+        const unicode_data::Range& r = unicode_data::kDigitsDiff[i];
+        if (cp >= r.first && cp <= r.last) return r.cls == 1;
+    }
+    return number;
+}
+
+}  // namespace
 
 size_t utf8_invalid_at(const char* s, size_t n) {
     const uint8_t* p = (const uint8_t*)s;
@@ -129,10 +145,10 @@ std::vector<std::string> split_digits(const std::string& s, bool individual) {
     std::vector<std::string> out;
     size_t i = 0;
     while (i < cps.size()) {
-        const bool number = classify(cps[i]) == Class::kNumber;
+        const bool number = digits_numeric(cps[i]);
         size_t j = i + 1;
         if (!number || !individual) {
-            while (j < cps.size() && (classify(cps[j]) == Class::kNumber) == number) ++j;
+            while (j < cps.size() && digits_numeric(cps[j]) == number) ++j;
         }
         out.emplace_back(s, at[i], at[j] - at[i]);
         i = j;

@@ -14,9 +14,10 @@
 //   decoder        ByteLevel (bytes of the byte-level characters, invalid UTF-8 → U+FFFD as `tokenizers` does),
 //                  alone or in a Sequence with ByteFallback, Fuse and Replace (plain string), as transformers'
 //                  GGUF converter writes it for SmolLM2
-// Unicode version: the letter / number / whitespace classes are Unicode 14.0 (csrc/tools/gen_unicode_tables.py from
-// Python 3.11's unicodedata); `tokenizers` 0.22 uses 16.0, so code points first assigned in 15.0 or 16.0 may split
-// differently. Text must be UTF-8; invalid UTF-8 is refused, never guessed at.
+// Unicode version: as `tokenizers` 0.22, the GPT-2 pattern's letter / number / whitespace classes are Unicode 16.0
+// (its Oniguruma) and the Digits step's numbers 17.0 (its Rust char::is_numeric); csrc/tools/gen_unicode_tables.py
+// makes both tables from PyPI's unicodedata2 (Python 3.11's own data is 14.0). Text must be UTF-8; invalid UTF-8 is
+// refused, never guessed at.
 #ifndef EDGEKIT_TOKENIZER_H
 #define EDGEKIT_TOKENIZER_H
 

@@ -31,7 +31,8 @@ void utf8_decode(const std::string& s, std::vector<uint32_t>* cps, std::vector<s
 // Appends the UTF-8 encoding of cp.
 void utf8_append(uint32_t cp, std::string* out);
 
-// Pieces of `s` as the Digits pre-tokenizer cuts them: every number (Nd, Nl, No: Rust's char::is_numeric) alone
+// Pieces of `s` as the Digits pre-tokenizer cuts them: every number (Nd, Nl, No: Rust's char::is_numeric, in its own
+// Unicode version: unicode_tables.h) alone
 // when `individual`, else runs of numbers together; the text between numbers stays one piece.
 std::vector<std::string> split_digits(const std::string& s, bool individual);
 
