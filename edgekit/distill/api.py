@@ -4,7 +4,7 @@ runs).
 Output layout (``-o DIR``)::
 
     DIR/work/teacher-topk.npz   the teacher's cached top-k (edgekit.distill.teacher), reused by --resume
-    DIR/work/checkpoints/       step-NNNNNN.pt, the newest two (edgekit.distill.train)
+    DIR/work/checkpoints/       step-NNNNNN.pt, the newest (edgekit.distill.train)
     DIR/student/                the student as a Hugging Face directory: config.json, model.safetensors, the
                                 teacher's tokenizer, generation_config.json, distill.json (the report); written
                                 into a temporary directory and renamed into place when everything is done
@@ -134,15 +134,17 @@ def distill_model(teacher_spec: str, config: DistillConfig, out, *, data: list[s
     work = out / WORK
     if dist.main:
         (work / "checkpoints").mkdir(parents=True, exist_ok=True)
-    topk, t_score = None, 0.0
+    topk, t_score, reused = None, 0.0, False
     if tc.kd_weight > 0:
         meta = {"teacher": source, "top_k": tc.top_k, "pairs": train_pairs.digest()}
-        topk = tmod.load_cache(work / tmod.CACHE_FILE, meta)
-        if topk is None:
+        cached = tmod.load_cache(work / tmod.CACHE_FILE, meta)
+        if cached is not None:
+            topk, t_score, reused = cached[:2], cached[2], True
+        else:
             v, i, t_score = tmod.score_topk(teacher, train_pairs, tc.top_k, dist=dist, progress=progress)
             topk = (v, i)
             if dist.main:
-                tmod.save_cache(work / tmod.CACHE_FILE, v, i, meta)
+                tmod.save_cache(work / tmod.CACHE_FILE, v, i, meta, t_score)
     student = build_student(config.student, teacher, lm.tokenizer, seed=tc.seed).to(dist.device)
     counts = parameter_counts(student)
     res = train(student, train_pairs, topk, tc, ckpt_dir=work / "checkpoints", fingerprint=fingerprint,
@@ -160,7 +162,7 @@ def distill_model(teacher_spec: str, config: DistillConfig, out, *, data: list[s
                              counts["non_embedding"] / teacher_parameter_counts(teacher)["non_embedding"], 4)},
               "world_size": dist.world, "device": dist.device, "torch_threads": torch.get_num_threads(),
               "load_seconds": round(t_load, 2), "data_seconds": round(t_data, 2),
-              "teacher_scoring_seconds": round(t_score, 2),
+              "teacher_scoring_seconds": round(t_score, 2), "teacher_cache_reused": reused,
               "teacher_scoring_pairs_per_s": round(len(train_pairs) / t_score, 3) if t_score else None,
               "train": res, "held_out": held_out, "validation_seconds": round(t_val, 2),
               "loss_curve": history, "peak_rss_mb": round(peak_rss_mb(), 1)}

@@ -112,10 +112,10 @@ class TrainConfig:
         seed: seeds the page order, the student's initialisation, the epoch order and dropout.
     """
 
-    steps: int = 400
+    steps: int = 300
     batch: int = 8
     lr: float = 1e-3
-    warmup_steps: int = 40
+    warmup_steps: int = 30
     min_lr_ratio: float = 0.1
     weight_decay: float = 0.01
     grad_clip: float = 1.0
@@ -123,7 +123,7 @@ class TrainConfig:
     top_k: int = 64
     prefix_len: int = 256
     cont_len: int = 64
-    train_pairs: int = 1024
+    train_pairs: int = 512
     val_pairs: int = 32
     checkpoint_every: int = 50
     seed: int = 0

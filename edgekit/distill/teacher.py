@@ -78,17 +78,20 @@ def score_topk(teacher, pairs, k: int, *, batch: int = 4, dist=None, progress: b
     return vals.numpy(), idx.numpy().astype(np.int32), time.perf_counter() - t0
 
 
-def save_cache(path: Path, values: np.ndarray, indices: np.ndarray, meta: dict) -> None:
-    """Write the top-k cache atomically (temporary file, then rename)."""
+def save_cache(path: Path, values: np.ndarray, indices: np.ndarray, meta: dict, seconds: float = 0.0) -> None:
+    """Write the top-k cache atomically (temporary file, then rename); ``seconds``: what scoring took (reported
+    again by a resumed run)."""
     path = Path(path)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     with open(tmp, "wb") as f:
-        np.savez(f, values=values, indices=indices, meta=np.array(json.dumps(meta, sort_keys=True)))
+        np.savez(f, values=values, indices=indices, meta=np.array(json.dumps(meta, sort_keys=True)),
+                 seconds=np.array(seconds))
     os.replace(tmp, path)
 
 
 def load_cache(path: Path, meta: dict):
-    """``(values, indices)`` from the cache at ``path`` if it exists and was made with ``meta``; else None."""
+    """``(values, indices, seconds)`` from the cache at ``path`` if it exists and was made with ``meta``; else
+    None."""
     path = Path(path)
     if not path.is_file():
         return None
@@ -96,7 +99,7 @@ def load_cache(path: Path, meta: dict):
         with np.load(path) as z:
             if json.loads(str(z["meta"])) != json.loads(json.dumps(meta, sort_keys=True)):
                 return None
-            return z["values"], z["indices"]
+            return z["values"], z["indices"], float(z["seconds"]) if "seconds" in z else 0.0
     except (OSError, ValueError, KeyError):
         return None  # a damaged cache is recomputed, never trusted
 

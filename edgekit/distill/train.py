@@ -14,7 +14,7 @@ the checkpoint of step ``s`` continues exactly as the uninterrupted run would ha
 Data parallelism (:mod:`edgekit.acm.distributed`): ``batch`` is the global batch; rank ``r`` of ``P`` takes the
 ``r``-th of ``P`` equal slices of each step's positions, the gradients (each rank's mean over its equal number of
 tokens) are averaged, and every rank takes the same clipped AdamW step, so the loss curve is the one-process curve
-on the same global batch. Rank 0 writes the checkpoints (``step-NNNNNN.pt``, the last two kept, each written to a
+on the same global batch. Rank 0 writes the checkpoints (``step-NNNNNN.pt``, only the newest kept, each written to a
 temporary file and renamed).
 """
 
@@ -35,7 +35,7 @@ from edgekit.distill.student import student_logits
 from edgekit.errors import EdgekitError
 
 CHECKPOINT_FORMAT = "edgekit-distill-checkpoint"
-KEEP_CHECKPOINTS = 2
+KEEP_CHECKPOINTS = 1
 
 
 def lr_factor(step: int, cfg) -> float:

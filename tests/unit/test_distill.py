@@ -224,9 +224,9 @@ def test_resume_from_another_config_is_one_clear_error(tmp_path, topk_pairs):
 
 def test_teacher_cache_round_trips_and_refuses_another_meta(tmp_path, topk_pairs):
     _, _, (v, i) = topk_pairs
-    save_cache(tmp_path / "c.npz", v, i, {"k": 8})
+    save_cache(tmp_path / "c.npz", v, i, {"k": 8}, 1.5)
     got = load_cache(tmp_path / "c.npz", {"k": 8})
-    assert np.array_equal(got[0], v) and np.array_equal(got[1], i) and i.dtype == np.int32
+    assert np.array_equal(got[0], v) and np.array_equal(got[1], i) and i.dtype == np.int32 and got[2] == 1.5
     assert load_cache(tmp_path / "c.npz", {"k": 16}) is None and load_cache(tmp_path / "none.npz", {}) is None
 
 
@@ -309,7 +309,7 @@ def test_distill_end_to_end_on_a_tiny_teacher(tiny_llama_dir, tmp_path):
     out = tmp_path / "run"
     assert res.student == out / "student" and (out / "distill.json").is_file()
     assert (out / "work" / "teacher-topk.npz").is_file()
-    assert sorted(p.name for p in (out / "work" / "checkpoints").iterdir()) == ["step-000002.pt", "step-000004.pt"]
+    assert sorted(p.name for p in (out / "work" / "checkpoints").iterdir()) == ["step-000004.pt"]
     r = json.loads((out / "distill.json").read_text())
     assert len(r["loss_curve"]) == 4 and r["train"]["tokens_per_s"] > 0 and r["held_out"]["pairs"] == 2
     assert r["held_out"]["student_nll"] > 0 and r["held_out"]["kl_full"] >= r["held_out"]["kl_topk"] - 1e-6
@@ -348,3 +348,31 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, tiny_llama_dir):
         assert res.exit_code == 2, (args, res.output)
         lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
         assert len(lines) == 1 and needle in lines[0], (args, res.output)
+
+
+def test_an_interrupted_run_resumed_writes_the_uninterrupted_student(tiny_llama_dir, tmp_path):
+    from safetensors.torch import load_file
+    from transformers import AutoConfig
+
+    from edgekit.distill.api import distill_model
+
+    vocab = AutoConfig.from_pretrained(tiny_llama_dir).vocab_size
+    text = tmp_path / "text.txt"
+    text.write_text(" ".join(f"line {i} of the text, word{i % 89}." for i in range(300)))
+    cfg = load_student_config(str(_student_yaml(tmp_path, vocab)))
+    kw = dict(data=[str(text)], progress=False)
+    distill_model(str(tiny_llama_dir), cfg, tmp_path / "a", **kw)
+    cut = distill_model(str(tiny_llama_dir), cfg, tmp_path / "b", stop_after=3, **kw)
+    assert cut.student is None and not (tmp_path / "b" / "student").exists()  # no half-written student
+    # step 3 is lost (the last checkpoint is step 2); the resumed run redoes it from the checkpoint
+    assert sorted(p.name for p in (tmp_path / "b" / "work" / "checkpoints").iterdir()) == ["step-000002.pt"]
+    res = distill_model(str(tiny_llama_dir), cfg, tmp_path / "b", resume=True, **kw)
+    assert res.report["train"]["start_step"] == 2 and res.report["teacher_cache_reused"]
+    ra, rb = (json.loads((tmp_path / d / "distill.json").read_text()) for d in ("a", "b"))
+    assert [h["loss"] for h in ra["loss_curve"]] == [h["loss"] for h in rb["loss_curve"]]
+    wa, wb = (load_file(str(tmp_path / d / "student" / "model.safetensors")) for d in ("a", "b"))
+    assert wa.keys() == wb.keys() and all(torch.equal(wa[k], wb[k]) for k in wa)
+    other = cfg.with_train(lr=2e-3)  # a checkpoint of another config is refused, naming the difference
+    (tmp_path / "b" / "student").rename(tmp_path / "b-student")
+    with pytest.raises(EdgekitError, match=r"another config \(config.train.lr: 0.001 in the checkpoint, 0.002 now\)"):
+        distill_model(str(tiny_llama_dir), other, tmp_path / "b", resume=True, **kw)
