@@ -132,6 +132,7 @@ def distill_model(teacher_spec: str, config: DistillConfig, out, *, data: list[s
     fingerprint = {"config": config.to_dict(), "teacher": source, "data": train_pairs.digest(),
                    "val": val_pairs.digest()}
     work = out / WORK
+    distributed.barrier(dist)  # every rank has checked the output directory before rank 0 writes into it
     if dist.main:
         (work / "checkpoints").mkdir(parents=True, exist_ok=True)
     topk, t_score, reused = None, 0.0, False
