@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from transformers import LlamaConfig, LlamaForCausalLM, T5ForConditionalGeneration
 
 from edgekit.cli import main
-from edgekit.distill.config import DistillConfig, StudentConfig, TrainConfig, load_student_config
+from edgekit.distill.config import StudentConfig, TrainConfig, load_student_config
 from edgekit.distill.loss import full_kl, kd_loss, topk_kl
 from edgekit.distill.pairs import Pairs, build_pairs, man_page_split, windows
 from edgekit.distill.student import build_student, check_teacher, parameter_counts, student_logits
@@ -342,6 +342,7 @@ def test_cli_refuses_bad_input_with_one_line(tmp_path, tiny_llama_dir):
         (["--teacher", "t", "--student", "nope", "-o", str(tmp_path / "n2")], "student config not found: nope"),
         (["--teacher", "t", "-o", str(tmp_path / "n3"), "--steps", "0"], "steps must be an integer >= 1"),
         (["--teacher", str(tiny_llama_dir), "-o", str(tmp_path / "n4")], "vocab_size 49152 is not the teacher's"),
+        (["--teacher", "minilm-l6", "-o", str(tmp_path / "n5")], "is a bert encoder, not a causal LM"),
     ]
     for args, needle in cases:
         res = runner.invoke(main, ["distill", *args])
