@@ -171,11 +171,10 @@ def build_pairs(tokenizer, train_cfg, data_paths=None) -> tuple[Pairs, Pairs, di
             raise EdgekitError(f"--data has {len(all_w)} window(s) of {need} (its longest document has {longest} "
                                "tokens); distillation needs at least 2 (one held out): give more text or shorter "
                                "--prefix-len/--cont-len")
-        val = [w for i, w in enumerate(all_w) if i % DATA_VAL_EVERY == DATA_VAL_EVERY - 1][:train_cfg.val_pairs]
-        if not val:
-            val = all_w[-1:]  # fewer than 10 windows: hold out the last one
-        held = {id(w[0]) for w in val}
-        train = [w for w in all_w if id(w[0]) not in held][:train_cfg.train_pairs]
+        held = [i for i in range(len(all_w)) if i % DATA_VAL_EVERY == DATA_VAL_EVERY - 1][:train_cfg.val_pairs]
+        held = set(held or [len(all_w) - 1])  # fewer than 10 windows: hold out the last one
+        val = [all_w[i] for i in sorted(held)]
+        train = [w for i, w in enumerate(all_w) if i not in held][:train_cfg.train_pairs]
         info = {"source": "--data " + " ".join(str(x) for x in data_paths), "documents": len(docs)}
     info.update({"train_pairs": len(train), "val_pairs": len(val), "prefix_len": p, "cont_len": c})
     return _stack(train), _stack(val), info

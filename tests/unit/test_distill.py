@@ -262,6 +262,12 @@ def test_windows_and_data_files(tmp_path):
     f.write_text(" ".join(["ab"] * 130))
     tr, va, info = build_pairs(tok, tiny_train_cfg(prefix_len=8, cont_len=4, train_pairs=100, val_pairs=5), [str(f)])
     assert len(tr) + len(va) == 10 and len(va) == 1 and info["documents"] == 1
+    assert va.prefix[0].tolist() == [2] * 8  # window 9 held out
+    few = tmp_path / "few.txt"
+    few.write_text(" ".join("x" * k for k in range(1, 61)))  # tokens 1..60: 5 windows, the last one held out
+    tr, va, _ = build_pairs(tok, tiny_train_cfg(prefix_len=8, cont_len=4, train_pairs=100, val_pairs=5), [str(few)])
+    assert len(tr) == 4 and va.prefix.tolist() == [list(range(49, 57))] and va.cont.tolist() == [[57, 58, 59, 60]]
+    assert tr.prefix[:, 0].tolist() == [1, 13, 25, 37]
     short = tmp_path / "short.txt"
     short.write_text("a b c d e f g h i j k l m")
     with pytest.raises(EdgekitError, match=r"1 window\(s\) of prefix_len \+ cont_len = 8 \+ 4 = 12 tokens"):
