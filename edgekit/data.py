@@ -231,6 +231,17 @@ def render_man_page(path: Path) -> str:
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 
+def man1_pages() -> dict[str, Path]:
+    """Every man(1) page file of ``MAN_DIR`` by page name: ``NAME.1`` or ``NAME.1.gz`` (the plain file when both
+    exist); other sections' suffixes (``.1ssl``, ``.1p``) are not listed. Sorted by file name."""
+    pages: dict[str, Path] = {}
+    for p in sorted(MAN_DIR.iterdir()) if MAN_DIR.is_dir() else ():
+        name = p.name[:-5] if p.name.endswith(".1.gz") else p.name[:-2] if p.name.endswith(".1") else None
+        if name:
+            pages.setdefault(name, p)
+    return pages
+
+
 def _man_docs() -> list[str]:
     """The rendered pages of :data:`MAN_PAGES` found in ``MAN_DIR``, cached under edgekit's cache folder (rendered
     once per machine; the cache key covers the page files' paths, sizes and times and the rendering settings)."""
@@ -239,12 +250,8 @@ def _man_docs() -> list[str]:
     if shutil.which("man") is None:
         raise EdgekitError("the test-man evaluation set needs the `man` command: install Debian's man-db package "
                            "(apt-get install man-db)")
-    paths = []
-    for name in MAN_PAGES:
-        found = sorted(MAN_DIR.glob(f"{name}.1*"))
-        found = [p for p in found if p.name in (f"{name}.1", f"{name}.1.gz")]
-        if found:
-            paths.append(found[0])
+    pages = man1_pages()
+    paths = [pages[name] for name in MAN_PAGES if name in pages]
     if not paths:
         raise EdgekitError(f"the test-man evaluation set found none of its pages in {MAN_DIR}")
     key = hashlib.sha256(json.dumps([MAN_WIDTH, 1] + [[str(p), p.stat().st_size, p.stat().st_mtime_ns]

@@ -13,6 +13,9 @@ How the phases use it (:mod:`edgekit.acm.convert`, :mod:`edgekit.acm.finetune`):
   and averages the gradients (:func:`all_reduce_grads`) before each identical optimizer step, so the parameters stay
   identical on every rank;
 * only rank 0 writes the ACM directory (:attr:`Dist.main`).
+
+``edgekit distill`` uses the same helpers (:mod:`edgekit.distill.train`: gradients averaged over equal shares of
+each step's global batch; :mod:`edgekit.distill.teacher`: the teacher's top-k scored in shares and gathered).
 """
 
 from __future__ import annotations
@@ -57,6 +60,14 @@ def init() -> Dist:
     if cuda:
         torch.cuda.set_device(local)
     return Dist(dist.get_rank(), dist.get_world_size(), device)
+
+
+def barrier(d: Dist) -> None:
+    """Wait until every rank gets here (nothing to wait for in a world of one)."""
+    if d.active:
+        import torch.distributed as dist
+
+        dist.barrier()
 
 
 def finish(d: Dist) -> None:
