@@ -33,28 +33,15 @@ CONTROL = ["\x00", "\x01", "\x04", "\x06", "\x07", "\x08", "\x13", "\x14", "\x16
 CJK = ["漢", "字", "龍", "鿐", "𠀀", "𪚥", "𰀀", "가", "힣", "ㄱ", "あ", "ア", "ｱ"]
 
 
+POOLS = [(0.16, WORDS), (0.30, WHITESPACE), (0.38, CONTRACTIONS), (0.46, DIGITS), (0.50, NUMBERS), (0.58, PUNCT),
+         (0.62, MARKS), (0.66, EMOJI), (0.69, CONTROL), (0.73, CJK)]
+
+
 def fragment(rng: random.Random, specials: list[str]) -> str:
     kind = rng.random()
-    if kind < 0.16:
-        return rng.choice(WORDS)
-    if kind < 0.30:
-        return rng.choice(WHITESPACE)
-    if kind < 0.38:
-        return rng.choice(CONTRACTIONS)
-    if kind < 0.46:
-        return rng.choice(DIGITS)
-    if kind < 0.50:
-        return rng.choice(NUMBERS)
-    if kind < 0.58:
-        return rng.choice(PUNCT)
-    if kind < 0.62:
-        return rng.choice(MARKS)
-    if kind < 0.66:
-        return rng.choice(EMOJI)
-    if kind < 0.69:
-        return rng.choice(CONTROL)
-    if kind < 0.73:
-        return rng.choice(CJK)
+    for upto, pool in POOLS:  # the fixed pools by cumulative probability
+        if kind < upto:
+            return rng.choice(pool)
     if kind < 0.77 and specials:
         s = rng.choice(specials)
         return s if rng.random() < 0.7 else s[: rng.randrange(1, len(s))]  # whole, or cut short
@@ -65,7 +52,7 @@ def fragment(rng: random.Random, specials: list[str]) -> str:
     for _ in range(rng.randrange(1, 4)):
         plane = rng.choice([0, 0, 0, 1, 1, 2, 3, 5, 14, 15])
         cp = plane << 16 | rng.randrange(0x10000)
-        if not 0xD800 <= cp <= 0xDFFF:  # the C++ tables are Unicode 16.0, as tokenizers' own
+        if not 0xD800 <= cp <= 0xDFFF:  # the C++ tables hold tokenizers' own Unicode versions
             out.append(chr(cp))
     return "".join(out)
 
