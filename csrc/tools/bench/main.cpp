@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -227,7 +228,9 @@ int main(int argc, char** argv) {
         for (int c : pinned) CPU_SET(c, &set);
         if (sched_setaffinity(0, sizeof set, &set) != 0) die(1, "cannot pin to the " + o.cores + " cores");
     }
-    const int threads = o.threads > 0 ? o.threads : pinned.empty() ? 0 : (int)pinned.size();
+    // what the kernels' pool will use: -t, else the pinned cores, else every core (the pool's own default)
+    const int threads = o.threads > 0 ? o.threads : !pinned.empty() ? (int)pinned.size()
+                                                 : (int)std::max(1u, std::thread::hardware_concurrency());
     Golden golden;
     std::string err;
     if (o.verify && !load_golden(o.golden, golden, err)) die(2, "golden data: " + err);
