@@ -91,6 +91,8 @@ def test_bundle_layout_and_manifest(arm_bundles):
         if info:  # `file` may be missing; when present it must say static and stripped
             assert "statically linked" in info and "not stripped" not in info, info
     assert (b / "SHA256SUMS").read_text().count("\n") == len(m["files"])
+    # issue #20's budget for the static aarch64 benchmark (stdio, not iostreams, keeps it there)
+    assert (b / "bin/edgekit-bench").stat().st_size <= 1.5e6
 
 
 @pytest.mark.parametrize("cpu", list(ARM_KERNELS))

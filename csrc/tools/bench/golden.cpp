@@ -1,16 +1,38 @@
 // Golden logits (golden.h): the parser and the replay.
 #include "golden.h"
 
+#include <climits>
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
-#include <fstream>
-#include <sstream>
+#include <cstdlib>
+
+#include "sysinfo.h"
 
 namespace ekbench {
 
+namespace {
+
+// Parses the whole of `w` as an integer / a number.
+bool as_int(const std::string& w, int32_t& v) {
+    char* end = nullptr;
+    const long x = std::strtol(w.c_str(), &end, 10);
+    if (w.empty() || *end || x < INT32_MIN || x > INT32_MAX) return false;
+    v = (int32_t)x;
+    return true;
+}
+
+bool as_double(const std::string& w, double& v) {
+    char* end = nullptr;
+    v = std::strtod(w.c_str(), &end);
+    return !w.empty() && !*end;
+}
+
+}  // namespace
+
 bool load_golden(const std::string& path, Golden& out, std::string& error) {
-    std::ifstream f(path);
-    if (!f) {
+    std::string text;
+    if (!read_text(path, text)) {
         error = path + ": cannot be opened";
         return false;
     }
@@ -20,43 +42,46 @@ bool load_golden(const std::string& path, Golden& out, std::string& error) {
         error = path + ":" + std::to_string(lineno) + ": " + why;
         return false;
     };
-    std::string line, tag;
     bool header = false;
-    while (std::getline(f, line)) {
+    for (const std::string& line : split_lines(text)) {
         ++lineno;
-        std::istringstream in(line);
-        if (!(in >> tag)) continue;
+        const std::vector<std::string> w = words(line);
+        if (w.empty()) continue;
+        const std::string& tag = w[0];
         if (!header) {
-            int version = 0;
-            if (tag != "edgekit-golden" || !(in >> version) || version != 1)
-                return bad("not an edgekit golden file (version 1)");
+            if (tag != "edgekit-golden" || w.size() != 2 || w[1] != "1") return bad("not an edgekit golden file (version 1)");
             header = true;
         } else if (tag == "tolerance") {
-            if (!(in >> out.atol >> out.rtol) || out.atol < 0 || out.rtol < 0) return bad("bad tolerance");
+            if (w.size() != 3 || !as_double(w[1], out.atol) || !as_double(w[2], out.rtol) || out.atol < 0 || out.rtol < 0)
+                return bad("bad tolerance");
         } else if (tag == "case") {
-            int np = 0, ns = 0;
-            if (!(in >> np >> ns) || np <= 0 || ns <= 0) return bad("bad case line");
+            int32_t np = 0, ns = 0;
+            if (w.size() != 3 || !as_int(w[1], np) || !as_int(w[2], ns) || np <= 0 || ns <= 0) return bad("bad case line");
             GoldenCase c;
             c.prompt.resize(np);
             c.steps.resize(ns);
             out.cases.push_back(c);
         } else if (tag == "prompt" && !out.cases.empty()) {
-            for (int32_t& id : out.cases.back().prompt)
-                if (!(in >> id)) return bad("prompt has fewer ids than its case line says");
+            std::vector<int32_t>& ids = out.cases.back().prompt;
+            if (w.size() - 1 < ids.size()) return bad("prompt has fewer ids than its case line says");
+            for (size_t i = 0; i < ids.size(); ++i)
+                if (!as_int(w[i + 1], ids[i])) return bad("bad token id '" + w[i + 1] + "'");
         } else if (tag == "step" && !out.cases.empty()) {
             GoldenCase& c = out.cases.back();
             size_t filled = 0;
             while (filled < c.steps.size() && !c.steps[filled].top.empty()) ++filled;
             if (filled == c.steps.size()) return bad("more step lines than the case line says");
             GoldenStep& s = c.steps[filled];
-            if (!(in >> s.next >> s.margin)) return bad("bad step line");
-            for (std::string pair; in >> pair;) {
+            if (w.size() < 4 || !as_int(w[1], s.next) || !as_double(w[2], s.margin)) return bad("bad step line");
+            for (size_t i = 3; i < w.size(); ++i) {
+                const size_t colon = w[i].find(':');
                 int32_t id = 0;
                 double logit = 0;
-                if (std::sscanf(pair.c_str(), "%d:%lf", &id, &logit) != 2) return bad("bad ID:LOGIT '" + pair + "'");
+                if (colon == std::string::npos || !as_int(w[i].substr(0, colon), id) ||
+                    !as_double(w[i].substr(colon + 1), logit))
+                    return bad("bad ID:LOGIT '" + w[i] + "'");
                 s.top.push_back({id, logit});
             }
-            if (s.top.empty()) return bad("a step line without logits");
         } else {
             return bad("unexpected '" + tag + "'");
         }

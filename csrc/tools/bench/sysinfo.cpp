@@ -5,10 +5,9 @@
 #include <dirent.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstdlib>
-#include <fstream>
 #include <set>
-#include <sstream>
 
 #if defined(__aarch64__) && defined(__linux__)
 #include <sys/auxv.h>
@@ -24,14 +23,48 @@ std::string path_of(const std::string& root, const std::string& p) {
 
 [[maybe_unused]] bool fake_root(const std::string& root) { return !(root.empty() || root == "/"); }
 
+}  // namespace
+
+// stdio rather than iostreams: a static binary without the iostream/locale machinery is several hundred KB smaller
 bool read_text(const std::string& path, std::string& out) {
-    std::ifstream f(path);
+    FILE* f = std::fopen(path.c_str(), "rb");
     if (!f) return false;
-    std::ostringstream s;
-    s << f.rdbuf();
-    out = s.str();
+    out.clear();
+    char buf[4096];
+    for (size_t n; (n = std::fread(buf, 1, sizeof buf, f)) > 0;) out.append(buf, n);
+    std::fclose(f);
     return true;
 }
+
+std::vector<std::string> split_lines(const std::string& text) {
+    std::vector<std::string> out;
+    size_t pos = 0;
+    while (pos < text.size()) {
+        size_t nl = text.find('\n', pos);
+        if (nl == std::string::npos) nl = text.size();
+        out.push_back(text.substr(pos, nl - pos));
+        pos = nl + 1;
+    }
+    return out;
+}
+
+std::vector<std::string> words(const std::string& s, char sep) {
+    std::vector<std::string> out;
+    std::string w;
+    for (char c : s) {
+        const bool space = sep ? c == sep : (c == ' ' || c == '\t' || c == '\r' || c == '\n');
+        if (!space) {
+            w += c;
+        } else if (!w.empty() || sep) {
+            out.push_back(w);
+            w.clear();
+        }
+    }
+    if (!w.empty()) out.push_back(w);
+    return out;
+}
+
+namespace {
 
 std::string trim(const std::string& s) {
     const size_t a = s.find_first_not_of(" \t\r\n"), b = s.find_last_not_of(" \t\r\n");
@@ -48,19 +81,11 @@ long read_long(const std::string& path) {
 
 // The value of the first "key : value" line of /proc/cpuinfo-style text whose key is `key`.
 std::string field(const std::string& text, const std::string& key) {
-    std::istringstream in(text);
-    for (std::string line; std::getline(in, line);) {
+    for (const std::string& line : split_lines(text)) {
         const size_t colon = line.find(':');
         if (colon != std::string::npos && trim(line.substr(0, colon)) == key) return trim(line.substr(colon + 1));
     }
     return "";
-}
-
-std::vector<std::string> words(const std::string& s) {
-    std::istringstream in(s);
-    std::vector<std::string> out;
-    for (std::string w; in >> w;) out.push_back(w);
-    return out;
 }
 
 // The features the kernels care about (x86: /proc/cpuinfo flag names), so records stay short.
@@ -195,8 +220,7 @@ std::vector<int> cores_of_class(const Device& d, const std::string& cls) {
 
 std::string missing_features(const Device& d, const std::string& required) {
     std::string missing;
-    std::istringstream in(required);
-    for (std::string f; std::getline(in, f, ',');) {
+    for (std::string f : words(required, ',')) {
         f = trim(f);
         if (!f.empty() && std::find(d.features.begin(), d.features.end(), f) == d.features.end())
             missing += (missing.empty() ? "" : ",") + f;

@@ -44,6 +44,12 @@ std::vector<int> cores_of_class(const Device& d, const std::string& cls);
 // The features of `required` (comma-separated) that `d` lacks, comma-separated ("" when it has them all).
 std::string missing_features(const Device& d, const std::string& required);
 
+// Small text helpers shared with golden.cpp (stdio-based): the whole file (false when it cannot be read), its
+// lines, and the words of s split at whitespace (sep 0) or at every `sep` (empty items kept).
+bool read_text(const std::string& path, std::string& out);
+std::vector<std::string> split_lines(const std::string& text);
+std::vector<std::string> words(const std::string& s, char sep = 0);
+
 // Peak resident set (VmHWM) and proportional set size (smaps_rollup Pss) of this process, in MiB; -1 when absent.
 double peak_rss_mb(const std::string& root);
 double pss_mb(const std::string& root);
