@@ -313,3 +313,33 @@ def test_sustained_reports_throughput_over_time(x86_bundle, tmp_path):
     assert sus["phase"] == "sustained" and sus["verified"] is False and len(sus["over_time"]) == sus["reps"] >= 2
     assert all(len(w) == 3 and w[2] == 52.5 for w in sus["over_time"])
     assert sus["over_time"][-1][0] >= sus["over_time"][0][0]
+
+
+FAKE_SSH = r'''#!{python}
+"""A fake ssh: `ssh -o .. -o .. HOST COMMAND` runs COMMAND here, its /tmp/ moved under FAKE_SSH_ROOT, under qemu."""
+import os, subprocess, sys
+args = sys.argv[1:]
+while args[0] == "-o":
+    args = args[2:]
+host, command = args[0], args[1]
+if host != "pi@raspberrypi":
+    sys.stderr.write("ssh: Could not resolve hostname %s: Name or service not known\n" % host)
+    sys.exit(255)
+root = os.environ["FAKE_SSH_ROOT"]
+env = dict(os.environ, EDGEKIT_WRAP="qemu-aarch64 -cpu cortex-a72")
+sys.exit(subprocess.run(["sh", "-c", command.replace("/tmp/", root + "/tmp/")], env=env).returncode)
+'''
+
+
+def test_device_run_via_fake_ssh(arm_bundles, tmp_path, monkeypatch):
+    (tmp_path / "pi/tmp").mkdir(parents=True)
+    ssh = tmp_path / "ssh"
+    ssh.write_text(FAKE_SSH.replace("{python}", sys.executable))
+    ssh.chmod(0o755)
+    monkeypatch.setenv("FAKE_SSH_ROOT", str(tmp_path / "pi"))
+    recs = run_mod.run_bundle(arm_bundles["rpi4"], "ssh", "pi@raspberrypi", QUICK, ssh=str(ssh))
+    assert [r["kernel"]["gemm_q4x4_q8"] for r in recs] == ["neon", "neon"]
+    assert all(r["verified"] and r["via"] == "ssh" and r["address"] == "pi@raspberrypi" for r in recs)
+    assert (tmp_path / "pi/tmp/edgekit-bundle/manifest.json").is_file()  # the bundle really went over
+    with pytest.raises(errors.EdgekitError, match="reaching pi@nowhere over ssh failed .* Could not resolve"):
+        run_mod.run_bundle(arm_bundles["rpi4"], "ssh", "pi@nowhere", QUICK, ssh=str(ssh))
