@@ -289,7 +289,8 @@ def test_device_facts_from_a_fake_sysfs(x86_bundle, tmp_path):
     assert info["thermal"] == [{"zone": "cpu-little", "celsius": 45.0}, {"zone": "cpu-big", "celsius": 52.5}]
 
     # the same tree behind a timed run: memory figures, pinning, the cool-down that cannot be reached, --require
-    p = subprocess.run([exe, "-m", str(x86_bundle / "model/model.ekq"), "--golden", str(x86_bundle / "golden/golden.txt"),
+    golden = str(x86_bundle / "golden/golden.txt")
+    p = subprocess.run([exe, "-m", str(x86_bundle / "model/model.ekq"), "--golden", golden,
                         "--sysfs-root", str(root), "--cores", "little", "--cooldown", "40:1", *QUICK, "-n", "0",
                         "-o", "jsonl"], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr

@@ -38,7 +38,8 @@ def test_kernels_line_matches_dispatch():
 def test_forced_kernels_are_reported_and_bad_forcing_is_an_error():
     code = ("import ctypes, sys; sys.path.insert(0, %r); import capi_util as cu; "
             "lib = cu.source_module('edgekit.native.capi').load_library(); b = ctypes.create_string_buffer(4096); "
-            "st = lib.ek_kernels(b, 4096, None); print(st, b.value.decode() if st == 0 else lib.ek_last_error().decode())"
+            "st = lib.ek_kernels(b, 4096, None); "
+            "print(st, b.value.decode() if st == 0 else lib.ek_last_error().decode())"
             % str(cu.ROOT / "tests"))
     env = dict(os.environ, EDGEKIT_KERNELS="scalar")
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout.split(" ", 1)

@@ -49,14 +49,17 @@ bool load_golden(const std::string& path, Golden& out, std::string& error) {
         if (w.empty()) continue;
         const std::string& tag = w[0];
         if (!header) {
-            if (tag != "edgekit-golden" || w.size() != 2 || w[1] != "1") return bad("not an edgekit golden file (version 1)");
+            if (tag != "edgekit-golden" || w.size() != 2 || w[1] != "1")
+                return bad("not an edgekit golden file (version 1)");
             header = true;
         } else if (tag == "tolerance") {
-            if (w.size() != 3 || !as_double(w[1], out.atol) || !as_double(w[2], out.rtol) || out.atol < 0 || out.rtol < 0)
+            if (w.size() != 3 || !as_double(w[1], out.atol) || !as_double(w[2], out.rtol) || out.atol < 0 ||
+                out.rtol < 0)
                 return bad("bad tolerance");
         } else if (tag == "case") {
             int32_t np = 0, ns = 0;
-            if (w.size() != 3 || !as_int(w[1], np) || !as_int(w[2], ns) || np <= 0 || ns <= 0) return bad("bad case line");
+            if (w.size() != 3 || !as_int(w[1], np) || !as_int(w[2], ns) || np <= 0 || ns <= 0)
+                return bad("bad case line");
             GoldenCase c;
             c.prompt.resize(np);
             c.steps.resize(ns);
@@ -119,12 +122,13 @@ VerifyResult verify(ek_model* model, const Golden& golden) {
                     ek_reset(model);
                     return r;
                 }
-                const double err = std::fabs((double)logits[id] - want), tol = golden.atol + golden.rtol * std::fabs(want);
+                const double err = std::fabs((double)logits[id] - want);
+                const double tol = golden.atol + golden.rtol * std::fabs(want);
                 r.max_err = std::max(r.max_err, err);
                 if (!(err <= tol)) {  // also catches NaN
                     std::snprintf(msg, sizeof msg, "case %zu step %zu: the logit of token %d is %.6g here but %.6g in "
-                                  "the golden data (|diff| %.3g > tolerance %.3g)", ci, si, id, (double)logits[id], want,
-                                  err, tol);
+                                  "the golden data (|diff| %.3g > tolerance %.3g)", ci, si, id, (double)logits[id],
+                                  want, err, tol);
                     r.message = msg;
                     ek_reset(model);
                     return r;

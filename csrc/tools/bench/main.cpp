@@ -73,7 +73,8 @@ std::vector<int> int_list(const std::string& flag, const char* v) {
         const std::string item = s.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos);
         char* end = nullptr;
         const long x = std::strtol(item.c_str(), &end, 10);
-        if (item.empty() || *end || x < 0 || x > 1 << 20) die(2, flag + " needs non-negative integers, got '" + s + "'");
+        if (item.empty() || *end || x < 0 || x > 1 << 20)
+            die(2, flag + " needs non-negative integers, got '" + s + "'");
         out.push_back((int)x);
         if (comma == std::string::npos) break;
         pos = comma + 1;
@@ -240,7 +241,8 @@ int main(int argc, char** argv) {
     lp.n_threads = threads;
     ek_model* m = nullptr;
     const auto t_load = Clock::now();
-    if (ek_model_load(o.model.c_str(), &lp, &m) != EK_OK) die(1, std::string("cannot load the model: ") + ek_last_error());
+    if (ek_model_load(o.model.c_str(), &lp, &m) != EK_OK)
+        die(1, std::string("cannot load the model: ") + ek_last_error());
     const double load_ms = seconds_since(t_load) * 1e3;
     char kernels[2048] = "";
     check(ek_kernels(kernels, sizeof kernels, nullptr), "kernels");
@@ -250,7 +252,8 @@ int main(int argc, char** argv) {
         vr = verify(m, golden);
         if (!vr.ok) die(3, "verification failed, nothing was timed: " + vr.message + "; kernels: " + kernels);
         std::fprintf(stderr, "edgekit-bench: verified %d positions of %zu golden prompts (max |diff| %.3g, "
-                     "tolerance %g + %g*|logit|)\n", vr.steps, golden.cases.size(), vr.max_err, golden.atol, golden.rtol);
+                     "tolerance %g + %g*|logit|)\n", vr.steps, golden.cases.size(), vr.max_err, golden.atol,
+                     golden.rtol);
     }
 
     std::vector<std::pair<int, int>> tests;
@@ -260,8 +263,8 @@ int main(int argc, char** argv) {
     for (auto& t : tests)
         if (t.first + t.second + 1 > ek_n_ctx(m))
             die(2, "test pp" + std::to_string(t.first) + "+tg" + std::to_string(t.second) + " needs " +
-                   std::to_string(t.first + t.second + 1) + " positions, the context has " + std::to_string(ek_n_ctx(m)) +
-                   " (-c)");
+                   std::to_string(t.first + t.second + 1) + " positions, the context has " +
+                   std::to_string(ek_n_ctx(m)) + " (-c)");
 
     std::mt19937 rng(1234);
     std::vector<Record> records;
@@ -319,11 +322,13 @@ int main(int argc, char** argv) {
     }
 
     // what every record shares: verification, memory, where it ran, the device
+    char max_err[32] = "null";
+    if (o.verify) std::snprintf(max_err, sizeof max_err, "%.3g", vr.max_err);
     char common[512];
     std::snprintf(common, sizeof common,
                   "\"verified\":%s,\"verify_max_abs_diff\":%s,\"verify_positions\":%d,\"load_ms\":%.2f,"
                   "\"peak_rss_mb\":%.2f,\"pss_mb\":%.2f,\"n_ctx\":%d,\"model\":",
-                  o.verify ? "true" : "false", o.verify ? std::to_string(vr.max_err).c_str() : "null", vr.steps, load_ms,
+                  o.verify ? "true" : "false", max_err, vr.steps, load_ms,
                   peak_rss_mb(o.root), pss_mb(o.root), ek_n_ctx(m));
     std::string kernel_json = "{";
     for (const char* p = kernels; *p;) {

@@ -72,8 +72,8 @@ std::string to_json(const Record& r) {
     std::string j = "{\"schema\":\"edgekit-bench/1\",\"phase\":" + jstr(r.phase) + ",\"test\":" + jstr(r.test) +
                     ",\"n_prompt\":" + std::to_string(r.n_prompt) + ",\"n_gen\":" + std::to_string(r.n_gen) +
                     ",\"threads\":" + std::to_string(r.threads) + ",\"tokens_per_s\":" + num(r.tps_s.median) +
-                    ",\"tokens_per_s_ci95\":[" + num(r.tps_s.lo) + "," + num(r.tps_s.hi) + "],\"tokens_per_s_samples\":" +
-                    series(r.tps) + ",\"reps\":" + std::to_string(r.tps.size());
+                    ",\"tokens_per_s_ci95\":[" + num(r.tps_s.lo) + "," + num(r.tps_s.hi) +
+                    "],\"tokens_per_s_samples\":" + series(r.tps) + ",\"reps\":" + std::to_string(r.tps.size());
     j += ",\"ttft_ms\":" + (r.ttft_ms.empty() ? std::string("null") : stat_json(r.ttft_s, r.ttft_ms));
     if (!r.extra.empty()) j += "," + r.extra;
     return j + "}";
