@@ -6,7 +6,7 @@ A bundle is a directory::
     bin/edgekit-generate    static, stripped (examples/generate.c)
     model/model.ekq         the artifact as is (the runtime memory-maps it)
     tokenizer/              the tokenizer files the artifact carries (absent when it carries none)
-    golden/golden.txt       host logits edgekit-bench checks before timing (:mod:`edgekit.device.golden`)
+    golden/golden-<k>.txt   host logits per W4A8 kernel k, checked before timing (:mod:`edgekit.device.golden`)
     manifest.json           schema version, target, ISA features, recipe, tokenizer hash, sha256 of every file
     SHA256SUMS              the same hashes for ``sha256sum -c`` on the device
     run.sh                  checks the hashes, then runs edgekit-bench (``./run.sh generate ...``: edgekit-generate)
@@ -57,7 +57,7 @@ if [ "$1" = generate ]; then
   shift
   exec $EDGEKIT_WRAP ./bin/{generate} {model} "$@"
 fi
-exec $EDGEKIT_WRAP ./bin/{bench} -m {model} --golden golden/golden.txt --require "{require}" "$@"
+exec $EDGEKIT_WRAP ./bin/{bench} -m {model} --golden golden --require "{require}" "$@"
 """
 
 
@@ -101,14 +101,14 @@ def _strip(src: Path, dst: Path, target: Target) -> None:
 
 
 def make_bundle(artifact: str | os.PathLike, target: str | Target, out: str | os.PathLike, *,
-                build_dir: str | os.PathLike | None = None, jobs: int = 2, lib=None) -> Path:
+                build_dir: str | os.PathLike | None = None, jobs: int = 2) -> Path:
     """Write the bundle of ``artifact`` for ``target`` to ``out`` (which must not exist yet); returns ``out``.
 
-    ``build_dir`` reuses a build directory of the architecture's portable build; ``lib`` is the host's
-    libedgekit.so for the golden logits (default: :func:`edgekit.native.capi.load_library`).
+    ``build_dir`` reuses a build directory of the architecture's portable build; the golden logits come from this
+    host's libedgekit.so (:func:`edgekit.native.capi.load_library`).
     """
     from edgekit.artifact import read_artifact, write_tokenizer
-    from edgekit.device.golden import write_golden
+    from edgekit.device.golden import write_golden_files
 
     t = target if isinstance(target, Target) else load_target(target)
     out = Path(out)
@@ -133,7 +133,7 @@ def make_bundle(artifact: str | os.PathLike, target: str | Target, out: str | os
             write_tokenizer(art, tmp / "tokenizer")
             tj = tmp / "tokenizer" / "tokenizer.json"
             tokenizer = {"path": "tokenizer/tokenizer.json", "sha256": sha256(tj) if tj.is_file() else None}
-        golden = write_golden(tmp / MODEL, tmp / "golden" / "golden.txt", lib)
+        golden = write_golden_files(tmp / MODEL, tmp / "golden", t.arch)
         (tmp / "run.sh").write_text(RUN_SH.format(
             target=t.name, description=t.description, sums=SUMS, generate=GENERATE_PROGRAM, bench=BENCH_PROGRAM,
             model=MODEL, require=",".join(t.features)), encoding="utf-8")

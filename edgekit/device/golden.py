@@ -2,22 +2,28 @@
 device's edgekit-bench links), their greedy continuation and every position's top-k logits, in the text format
 csrc/tools/bench/golden.h reads. edgekit-bench replays them before it times anything (``--verify``).
 
-The tolerance covers what may legitimately differ between CPUs: the kernels of one layout give the same bits, but
-the float steps around them (exp, the attention sums over the fp16 cache, the Q8 head on another ISA's summation
-tree) round differently; a wrong kernel is off by whole units.
+One file per W4A8 kernel, ``golden-<impl>.txt``, each computed with ``EDGEKIT_KERNELS=<impl>`` in its own process:
+the x86 kernels add their float block terms in their own order (kernels.h), and through 30 layers of int8
+re-quantization that moves SmolLM2's logits by tenths, so a device is checked against the bits of the kernel it runs.
+The Arm kernels give the scalar reference's bits, so an Arm bundle carries ``golden-scalar.txt`` only (edgekit-bench's
+golden_variant picks the file). The small tolerance absorbs what is left (libm differences); a wrong kernel is off
+by far more.
 """
 
 from __future__ import annotations
 
 import ctypes
+import json
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
 
 from edgekit.errors import EdgekitError
 
-FILE = "golden.txt"
+FOLDER = "golden"
 TOP_K = 8
 STEPS = 8
 ATOL, RTOL = 2e-3, 2e-3  # |here - host| <= ATOL + RTOL * |host| for every compared logit
@@ -71,8 +77,36 @@ def prompts(model: _Model, seed: int = 0) -> list[list[int]]:
     return [[int(x) for x in rng.integers(0, vocab, n)] for n in RANDOM_LENGTHS]
 
 
+def variants(arch: str) -> list[str]:
+    """The golden files a bundle for ``arch`` carries: ``scalar`` for Arm (its kernels give the scalar bits); for
+    x86-64 every W4A8 implementation this host can run (a device whose kernel this host lacks is told so)."""
+    from edgekit.targets import KERNELS
+
+    if arch != "x86_64":
+        return ["scalar"]
+    from edgekit import _C
+
+    return [k for k in _C.implementations("gemm_q4x4_q8") if k in KERNELS[arch]]
+
+
+def write_golden_files(artifact: str | os.PathLike, folder: str | os.PathLike, arch: str) -> dict:
+    """``golden-<impl>.txt`` in ``folder`` for every implementation of :func:`variants`, each computed in a child
+    process with ``EDGEKIT_KERNELS=<impl>`` (dispatch chooses once per process). Returns the manifest's entry."""
+    facts = {}
+    for impl in variants(arch):
+        out = Path(folder) / f"golden-{impl}.txt"
+        env = dict(os.environ, EDGEKIT_KERNELS=impl)
+        p = subprocess.run([sys.executable, "-m", "edgekit.device.golden", str(artifact), str(out)], env=env,
+                           capture_output=True, text=True)
+        if p.returncode != 0:
+            raise EdgekitError(f"computing the golden logits with the {impl} kernels failed: "
+                               f"{(p.stderr.strip().splitlines() or ['no output'])[-1]}")
+        facts = json.loads(p.stdout)
+    return {"path": f"{FOLDER}/", "variants": variants(arch), **facts}
+
+
 def write_golden(artifact: str | os.PathLike, out: str | os.PathLike, lib=None) -> dict:
-    """Compute the golden data of ``artifact`` with the host runtime and write it to ``out``.
+    """Compute the golden data of ``artifact`` with the host runtime (its current kernels) and write it to ``out``.
 
     Returns the facts the manifest records (prompts, steps, top_k, tolerance).
     """
@@ -100,5 +134,11 @@ def write_golden(artifact: str | os.PathLike, out: str | os.PathLike, lib=None) 
     finally:
         model.close()
     Path(out).write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return {"path": f"golden/{FILE}", "prompts": len(cases), "steps": STEPS, "top_k": TOP_K,
-            "tolerance": {"abs": ATOL, "rel": RTOL}}
+    return {"prompts": len(cases), "steps": STEPS, "top_k": TOP_K, "tolerance": {"abs": ATOL, "rel": RTOL}}
+
+
+if __name__ == "__main__":  # the child process of write_golden_files: ARTIFACT OUT → the facts as JSON
+    try:
+        print(json.dumps(write_golden(sys.argv[1], sys.argv[2])))
+    except EdgekitError as e:
+        sys.exit(f"error: {e}")

@@ -78,10 +78,11 @@ def test_bundle_layout_and_manifest(arm_bundles):
     m = bundle_mod.check_bundle(b)
     assert m["schema_version"] == bundle_mod.SCHEMA_VERSION and m["target"]["name"] == "rpi5"
     assert m["isa"] == {"required": ["asimd", "asimddp"], "optional": ["i8mm"]}
-    assert set(m["files"]) == {"bin/edgekit-bench", "bin/edgekit-generate", "golden/golden.txt", "model/model.ekq",
-                               "run.sh"}
+    assert set(m["files"]) == {"bin/edgekit-bench", "bin/edgekit-generate", "golden/golden-scalar.txt",
+                               "model/model.ekq", "run.sh"}
     assert m["tokenizer"] is None  # the synthetic model carries none
     assert m["golden"]["prompts"] == 3 and m["golden"]["tolerance"]["abs"] > 0
+    assert m["golden"]["variants"] == ["scalar"]  # the Arm kernels give the scalar bits
     for prog in ("edgekit-bench", "edgekit-generate"):
         exe = b / "bin" / prog
         assert exe.stat().st_mode & stat.S_IXUSR
@@ -213,8 +214,30 @@ def test_damaged_bundle_is_refused(x86_bundle, tmp_path):
         run_mod.run_bundle(b, "local")
 
 
+def test_x86_bundle_has_golden_data_per_kernel(x86_bundle, tmp_path):
+    """One golden file per W4A8 kernel this host runs, each verified by the bench forced onto that kernel; a CPU whose
+    kernel the bundle's host lacked gets a clear error, not a false mismatch."""
+    import shutil
+
+    from edgekit import _C
+
+    impls = [k for k in _C.implementations("gemm_q4x4_q8") if k != "neon"]
+    assert bundle_mod.check_bundle(x86_bundle)["golden"]["variants"] == impls
+    exe, model = str(x86_bundle / "bin/edgekit-bench"), str(x86_bundle / "model/model.ekq")
+    for impl in impls:
+        env = dict(os.environ, EDGEKIT_KERNELS=impl)
+        p = subprocess.run([exe, "-m", model, "--golden", str(x86_bundle / "golden"), "-p", "0", "-n", "0"], env=env,
+                           capture_output=True, text=True, timeout=60)
+        assert p.returncode == 0 and "verified 24 positions" in p.stderr, (impl, p.stderr)
+    shutil.copytree(x86_bundle / "golden", tmp_path / "golden")
+    (tmp_path / f"golden/golden-{impls[-1]}.txt").unlink()
+    p = subprocess.run([exe, "-m", model, "--golden", str(tmp_path / "golden"), *QUICK], capture_output=True,
+                       text=True, timeout=60, env={k: v for k, v in os.environ.items() if k != "EDGEKIT_KERNELS"})
+    assert p.returncode == 3 and f"no golden data for this CPU's W4A8 kernel '{impls[-1]}'" in p.stderr, p.stderr
+
+
 def test_golden_mismatch_fails_before_timing(x86_bundle, tmp_path):
-    golden = (x86_bundle / "golden/golden.txt").read_text().splitlines()
+    golden = (x86_bundle / "golden/golden-scalar.txt").read_text().splitlines()
     i = next(k for k, line in enumerate(golden) if line.startswith("step"))
     parts = golden[i].split()
     tok, logit = parts[3].split(":")
@@ -289,7 +312,7 @@ def test_device_facts_from_a_fake_sysfs(x86_bundle, tmp_path):
     assert info["thermal"] == [{"zone": "cpu-little", "celsius": 45.0}, {"zone": "cpu-big", "celsius": 52.5}]
 
     # the same tree behind a timed run: memory figures, pinning, the cool-down that cannot be reached, --require
-    golden = str(x86_bundle / "golden/golden.txt")
+    golden = str(x86_bundle / "golden")
     p = subprocess.run([exe, "-m", str(x86_bundle / "model/model.ekq"), "--golden", golden,
                         "--sysfs-root", str(root), "--cores", "little", "--cooldown", "40:1", *QUICK, "-n", "0",
                         "-o", "jsonl"], capture_output=True, text=True, timeout=60)

@@ -1,6 +1,8 @@
 // Golden logits (golden.h): the parser and the replay.
 #include "golden.h"
 
+#include <sys/stat.h>
+
 #include <climits>
 #include <cmath>
 #include <cstdint>
@@ -29,6 +31,25 @@ bool as_double(const std::string& w, double& v) {
 }
 
 }  // namespace
+
+std::string golden_variant(const std::string& kernels) {
+    const std::string key = "gemm_q4x4_q8=";
+    size_t at = kernels.find(key);
+    if (at == std::string::npos) return "scalar";
+    at += key.size();
+    const std::string impl = kernels.substr(at, kernels.find(',', at) - at);
+    return impl.compare(0, 4, "neon") == 0 ? "scalar" : impl;
+}
+
+bool is_directory(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool file_exists(const std::string& path) {
+    struct stat st;
+    return stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode);
+}
 
 bool load_golden(const std::string& path, Golden& out, std::string& error) {
     std::string text;

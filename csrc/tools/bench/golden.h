@@ -1,5 +1,5 @@
-// The golden data of a bundle (golden/golden.txt, written by edgekit.device.bundle on the host with the same
-// runtime) and its check: before timing anything, edgekit-bench replays each golden prompt and compares its logits
+// The golden data of a bundle (golden/golden-<kernel>.txt, written by edgekit.device.golden on the host with the
+// same runtime) and its check: before timing anything, edgekit-bench replays each golden prompt and compares its logits
 // with the host's, so a kernel that computes something else on this CPU fails loudly instead of timing garbage.
 //
 // Format (text, one record per line, ids and logits in decimal):
@@ -36,6 +36,14 @@ struct Golden {
     double atol = 0, rtol = 0;
     std::vector<GoldenCase> cases;
 };
+
+// Which golden file a run checks against: the W4A8 matmul's implementation in ek_kernels' line ("op=impl,...").
+// The Arm kernels (neon, neondot, neoni8mm) give the scalar reference's bits (kernels.h), so they share "scalar";
+// the x86 ones add float block terms in their own order, and each has its own file.
+std::string golden_variant(const std::string& kernels);
+
+bool is_directory(const std::string& path);
+bool file_exists(const std::string& path);
 
 // Parses `path`; false with a message naming the file and line on any error.
 bool load_golden(const std::string& path, Golden& out, std::string& error);

@@ -50,7 +50,7 @@ void usage() {
         "  --delay S         seconds of sleep before each test\n"
         "  --no-warmup       no untimed run before each test\n"
         "  --verify / --no-verify   compare logits with --golden FILE before timing (default on)\n"
-        "  --golden FILE     golden logits (a bundle's golden/golden.txt)\n"
+        "  --golden PATH     golden logits: a file, or a bundle's golden/ folder (golden-<kernel>.txt per kernel)\n"
         "  --require F,F     ISA features this CPU must have (Linux /proc/cpuinfo names), else exit 3\n"
         "  --cores big|little|all   pin threads to the biggest / smallest cores by sysfs cpu_capacity\n"
         "  --cooldown T:S    before each test wait until every thermal zone is <= T degC, at most S seconds\n"
@@ -234,7 +234,6 @@ int main(int argc, char** argv) {
                                                  : (int)std::max(1u, std::thread::hardware_concurrency());
     Golden golden;
     std::string err;
-    if (o.verify && !load_golden(o.golden, golden, err)) die(2, "golden data: " + err);
 
     ek_load_params lp = ek_load_params_default();
     lp.max_ctx = o.ctx;
@@ -249,6 +248,15 @@ int main(int argc, char** argv) {
 
     VerifyResult vr;
     if (o.verify) {
+        std::string file = o.golden;
+        if (is_directory(o.golden)) {
+            const std::string variant = golden_variant(kernels);
+            file = o.golden + "/golden-" + variant + ".txt";
+            if (!file_exists(file))
+                die(3, "no golden data for this CPU's W4A8 kernel '" + variant + "' in " + o.golden +
+                       " (the bundle's host could not run it); EDGEKIT_KERNELS=avx2 (or scalar) runs one it has");
+        }
+        if (!load_golden(file, golden, err)) die(2, "golden data: " + err);
         vr = verify(m, golden);
         if (!vr.ok) die(3, "verification failed, nothing was timed: " + vr.message + "; kernels: " + kernels);
         std::fprintf(stderr, "edgekit-bench: verified %d positions of %zu golden prompts (max |diff| %.3g, "
