@@ -65,7 +65,8 @@ def _remote_script(folder: str, bench_args: list[str]) -> str:
 
 def run_bundle(bundle: str | Path, via: str = "local", address: str | None = None, bench_args=(),
                timeout: float = 3600.0, adb: str = "adb", ssh: str = "ssh") -> list[dict]:
-    """Run ``bundle`` on a device and return its records, each with ``via``, ``address`` and ``target`` added.
+    """Run ``bundle`` on a device and return its records, each with ``via``, ``address``, ``target`` and the
+    artifact's ``recipe`` (from the manifest) added.
 
     Args:
         via: ``local``, ``ssh`` (``address``: the host, as ssh takes it) or ``adb`` (``address``: a serial or None).
@@ -111,6 +112,6 @@ def run_bundle(bundle: str | Path, via: str = "local", address: str | None = Non
     if not records:
         raise EdgekitError(f"the bundle ran on {via} but wrote no records (no tests? check -p / -n)")
     for r in records:
-        r.update(via=via, address=address, target=manifest["target"]["name"])
+        r.update(via=via, address=address, target=manifest["target"]["name"], recipe=manifest.get("recipe"))
     return records
 
