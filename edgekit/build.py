@@ -26,6 +26,8 @@ SOURCE_DIR = Path(__file__).resolve().parent.parent
 TEST_PROGRAM = "edgekit_test_kernels"
 C_LIBRARY = "libedgekit.so"                 # the C API (csrc/include/edgekit.h); CMake target `edgekit`
 EXAMPLE_PROGRAM = "edgekit_generate"        # examples/generate.c linked against it
+BENCH_PROGRAM = "edgekit-bench"             # csrc/tools/bench, static (a device bundle's programs)
+GENERATE_PROGRAM = "edgekit-generate"       # examples/generate.c, static, with the C API compiled in
 ALL_TARGETS = (TEST_PROGRAM, "edgekit", EXAMPLE_PROGRAM)
 _OUTPUTS = {TEST_PROGRAM: TEST_PROGRAM, "edgekit": C_LIBRARY, EXAMPLE_PROGRAM: EXAMPLE_PROGRAM}
 AARCH64_SYSROOT = "/usr/aarch64-linux-gnu"  # Debian's cross sysroot: qemu-user's -L for dynamic binaries
@@ -112,7 +114,8 @@ def configure_and_build(build_dir: str | Path, *, toolchain: str | Path | None =
     build_dir.mkdir(parents=True, exist_ok=True)
 
     cmd = [cmake, "-S", str(SOURCE_DIR), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-           "-DEDGEKIT_BUILD_PYTHON=OFF", "-DEDGEKIT_BUILD_TESTS=ON", "-DEDGEKIT_BUILD_EXAMPLES=ON"]
+           "-DEDGEKIT_BUILD_PYTHON=OFF", "-DEDGEKIT_BUILD_TESTS=ON", "-DEDGEKIT_BUILD_EXAMPLES=ON",
+           "-DEDGEKIT_BUILD_TOOLS=ON"]
     if shutil.which("ninja") and not (build_dir / "CMakeCache.txt").is_file():
         cmd += ["-G", "Ninja"]
     if tc:

@@ -3,7 +3,9 @@
 A profile names the CPU architecture, the compiler flags for that device, the CMake toolchain file for a cross build
 (null: native), the qemu-user CPU model that emulates it (null: run natively), the board's cores and memory, and
 ``kernels``, the W4A8 matmul implementation that dispatch must pick there (``neon`` on a Pi 4, ``neondot`` on a Pi 5,
-``neoni8mm`` on a phone with i8mm). :mod:`edgekit.build` turns a profile into a build and a test run. Validation is
+``neoni8mm`` on a phone with i8mm), and the ISA features a device bundle requires (``features``: without them
+edgekit-bench refuses to run) and may use (``optional_features``), by Linux's /proc/cpuinfo names.
+:mod:`edgekit.build` turns a profile into a build and a test run, :mod:`edgekit.device.bundle` into a bundle. Validation is
 strict, as for recipes: an unknown key is an error that names it and lists the allowed ones.
 """
 
@@ -25,7 +27,7 @@ ARCHES = ("aarch64", "x86_64")
 KERNELS = {"aarch64": ("scalar", "neon", "neondot", "neoni8mm"), "x86_64": ("scalar", "avx2", "avx512vnni")}
 
 _REQUIRED = ("name", "arch", "cores", "memory_gib", "kernels")
-_OPTIONAL = ("description", "cflags", "toolchain", "qemu_cpu")
+_OPTIONAL = ("description", "cflags", "toolchain", "qemu_cpu", "features", "optional_features")
 _ALLOWED = frozenset(_REQUIRED + _OPTIONAL)
 
 
@@ -42,6 +44,8 @@ class Target:
     cflags: tuple[str, ...] = ()
     toolchain: str | None = None  # CMake toolchain file, relative to the source tree unless absolute
     qemu_cpu: str | None = None   # qemu-user -cpu model; None: the tests run natively
+    features: tuple[str, ...] = ()           # ISA features a bundle requires (/proc/cpuinfo names: asimddp, avx2)
+    optional_features: tuple[str, ...] = ()  # ISA features dispatch uses when present
     path: Path | None = None
 
     @property
@@ -104,8 +108,15 @@ def parse_target(data: object, where: str = "target", path: Path | None = None) 
     qemu_cpu = _optional_str(data, "qemu_cpu", where)
     _require(qemu_cpu is None or arch == "aarch64", where, "qemu_cpu is only for aarch64 targets")
 
+    feats = {}
+    for key in ("features", "optional_features"):
+        v = data.get(key) or []
+        _require(isinstance(v, list) and all(isinstance(f, str) and f.strip() and " " not in f and "," not in f
+                                             for f in v), where, f"{key} must be a list of feature names, got {v!r}")
+        feats[key] = tuple(v)
     return Target(name=name, arch=arch, cores=cores, memory_gib=float(mem), kernels=kernels, description=desc,
-                  cflags=tuple(cflags), toolchain=toolchain, qemu_cpu=qemu_cpu, path=path)
+                  cflags=tuple(cflags), toolchain=toolchain, qemu_cpu=qemu_cpu, features=feats["features"],
+                  optional_features=feats["optional_features"], path=path)
 
 
 def load_target(name_or_path: str | Path) -> Target:

@@ -145,3 +145,39 @@ def rpi5_build(tmp_path_factory):
     build = cu.source_module("edgekit.build")
     target = cu.source_module("edgekit.targets").load_target("rpi5")
     return target, build.build_target(target, tmp_path_factory.mktemp("rpi5"), jobs=2)
+
+
+def _need_cross_tools():
+    import shutil
+
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
+    if shutil.which("cmake") is None:
+        pytest.fail("cmake is not on PATH")
+
+
+@pytest.fixture(scope="session")
+def arm_build(tmp_path_factory):
+    """The generic aarch64 cross build (cmake/aarch64-linux-gnu.cmake, no device flags: every Arm kernel compiled in,
+    dispatch decides) of the kernel tests, once per session; tests/cross/test_bundle.py builds the device programs
+    into the same directory (the portable build bundles use). Skipped without the cross compiler or qemu-aarch64."""
+    import capi_util as cu
+
+    _need_cross_tools()
+    build = cu.source_module("edgekit.build")
+    return build.configure_and_build(tmp_path_factory.mktemp("aarch64"), toolchain="cmake/aarch64-linux-gnu.cmake",
+                                     jobs=2, targets=(build.TEST_PROGRAM,))
+
+
+@pytest.fixture(scope="session")
+def host_build(tmp_path_factory):
+    """The native build of the kernel tests, once per session (the x86-64 bundles' build dir as well)."""
+    import shutil
+
+    import capi_util as cu
+
+    if shutil.which("cmake") is None:
+        pytest.fail("cmake is not on PATH")
+    build = cu.source_module("edgekit.build")
+    return build.configure_and_build(tmp_path_factory.mktemp("host-tests"), jobs=2, targets=(build.TEST_PROGRAM,))

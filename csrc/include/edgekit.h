@@ -39,7 +39,7 @@ extern "C" {
 #endif
 
 /* Version of this API; grows when functions are added (existing ones keep their meaning). */
-#define EK_API_VERSION 2  /* 2: ek_tokenize, ek_detokenize, ek_token_eos, ek_generate */
+#define EK_API_VERSION 3  /* 2: ek_tokenize, ek_detokenize, ek_token_eos, ek_generate; 3: ek_kernels */
 
 typedef enum ek_status {
     EK_OK = 0,
@@ -178,6 +178,11 @@ typedef int (*ek_token_callback)(void* user_data, int32_t token, const char* tex
  * EK_ERR_CONTEXT_FULL when the prompt alone does not fit, tokenizer errors as ek_tokenize. */
 EK_API ek_status ek_generate(ek_model* model, const char* prompt, const ek_sampling* settings,
                              ek_token_callback callback, void* user_data, int32_t* n_generated);
+
+/* The kernel implementation dispatch runs for every op on this CPU (honouring EDGEKIT_KERNELS), as one line
+ * "op=impl,op=impl,..." (e.g. "gemm_q4x4_q8=neondot,..."), with the buffer conventions of ek_detokenize.
+ * EK_ERR_UNSUPPORTED when EDGEKIT_KERNELS asks for a kernel this CPU or build lacks (the message says which). */
+EK_API ek_status ek_kernels(char* text, int32_t capacity, int32_t* n_text);
 
 /* Sets the kernels' thread count (process-wide; n <= 0: all cores). */
 EK_API ek_status ek_set_num_threads(int32_t n);

@@ -332,6 +332,26 @@ ek_status ek_generate(ek_model* model, const char* prompt, const ek_sampling* se
     });
 }
 
+ek_status ek_kernels(char* text, int32_t capacity, int32_t* n_text) {
+    if (capacity < 0 || (capacity > 0 && !text)) return fail(EK_ERR_INVALID_ARGUMENT, "ek_kernels: NULL buffer");
+    return guard([&] {
+        std::string line;
+        try {
+            for (const std::string& op : edgekit::ops()) line += (line.empty() ? "" : ",") + op + "=" +
+                                                                edgekit::selected(op);
+        } catch (const std::runtime_error& e) {  // EDGEKIT_KERNELS names something this CPU cannot run
+            return fail(EK_ERR_UNSUPPORTED, e.what());
+        }
+        if (n_text) *n_text = (int32_t)line.size();
+        if ((int64_t)line.size() + 1 > capacity) {
+            std::snprintf(g_error, sizeof g_error, "ek_kernels: the buffer needs %zu bytes", line.size() + 1);
+            return EK_ERR_BUFFER_TOO_SMALL;
+        }
+        std::memcpy(text, line.c_str(), line.size() + 1);
+        return EK_OK;
+    });
+}
+
 ek_status ek_set_num_threads(int32_t n) {
     return guard([&] {
         edgekit::set_num_threads(n);

@@ -46,6 +46,16 @@ def save_json(data, path: str | os.PathLike) -> None:
     _replace_atomically(path, write)
 
 
+def save_jsonl(records: list[dict], path: str | os.PathLike) -> None:
+    """Write ``records`` as JSON lines (one object per line) to ``path`` atomically."""
+
+    def write(tmp: str) -> None:
+        with open(tmp, "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r) + "\n" for r in records)
+
+    _replace_atomically(path, write)
+
+
 def cell(row: dict, key: str, fmt: str) -> str:
     """``fmt`` applied to ``row[key]``, or :data:`MISSING` when the value is absent or None."""
     v = row.get(key)

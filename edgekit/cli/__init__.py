@@ -12,6 +12,7 @@ import click
 from edgekit.cli.acm import acm, acm_eval
 from edgekit.cli.bench import bench
 from edgekit.cli.build import build
+from edgekit.cli.device import bundle, device
 from edgekit.cli.distill import distill
 from edgekit.cli.eval import eval_cmd, run
 from edgekit.cli.export import export
@@ -28,6 +29,6 @@ def main():
     """edgekit: Agile-Quant W4A8 quantization and fast CPU inference for small language models."""
 
 
-for _command in (info, quantize, imatrix, eval_cmd, run, build, export, bench, prune_stats, acm, acm_eval,
-                 distill):
+for _command in (info, quantize, imatrix, eval_cmd, run, build, bundle, device, export, bench, prune_stats, acm,
+                 acm_eval, distill):
     main.add_command(_command)

@@ -145,6 +145,7 @@ def load_library(path: str | os.PathLike | None = None) -> ctypes.CDLL:
         "ek_token_eos": (i32, [vp]),
         "ek_sampling_default": (Sampling, []),
         "ek_generate": (st, [vp, ctypes.c_char_p, ctypes.POINTER(Sampling), TOKEN_CALLBACK, vp, ctypes.POINTER(i32)]),
+        "ek_kernels": (st, [ctypes.c_char_p, i32, ctypes.POINTER(i32)]),
         "ek_set_num_threads": (st, [i32]),
         "ek_last_error": (ctypes.c_char_p, []),
         "ek_status_name": (ctypes.c_char_p, [st]),

@@ -7,7 +7,8 @@ and ``neoni8mm`` respectively and every implementation must match the scalar one
 a Cortex-A53 (no dotprod, no i8mm) without SIGILL: the dotprod / i8mm code is reached only through dispatch.
 ``EDGEKIT_KERNELS`` forcing is checked on those CPUs with the program's ``--selected`` mode (no kernel runs). A native build runs the same program for the x86
 kernels. Each build happens once per session, in pytest's tmp dir (never in the source tree); these two build the
-kernel tests alone. The ``rpi5`` profile's own build (conftest's ``rpi5_build``: edgekit.build.build_target,
+kernel tests alone (conftest's ``arm_build`` and ``host_build``, which tests/cross/test_bundle.py extends with the
+device programs). The ``rpi5`` profile's own build (conftest's ``rpi5_build``: edgekit.build.build_target,
 -march=armv8.2-a+dotprod for everything, with libedgekit.so and the C example that tests/cross/test_capi_arm.py runs) is
 checked end to end as well. Skipped only when the cross compiler or qemu-aarch64 is missing.
 """
@@ -21,7 +22,7 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.build import AARCH64_SYSROOT, TEST_PROGRAM, configure_and_build, host_arch, run_target_tests
+from edgekit.build import AARCH64_SYSROOT, TEST_PROGRAM, host_arch, run_target_tests
 
 JOBS = 2            # the test machines have two cores
 RUN_TIMEOUT = 300   # one run of the test program under qemu takes ~5-15 s
@@ -52,20 +53,6 @@ def _assert_passed(p: subprocess.CompletedProcess, what: str) -> None:
     fails = "\n".join([ln for ln in p.stdout.splitlines() if ln.startswith("FAIL")][:30])
     assert p.returncode == 0, f"{what}: exit {p.returncode}\n{fails or p.stdout[-3000:]}"
     assert "checks passed" in _summary(p.stdout), f"{what}: no summary line\n{p.stdout[-3000:]}"
-
-
-@pytest.fixture(scope="session")
-def arm_build(tmp_path_factory) -> Path:
-    _need_cross_tools()
-    return configure_and_build(tmp_path_factory.mktemp("aarch64"), toolchain="cmake/aarch64-linux-gnu.cmake",
-                               jobs=JOBS, targets=(TEST_PROGRAM,))
-
-
-@pytest.fixture(scope="session")
-def host_build(tmp_path_factory) -> Path:
-    if shutil.which("cmake") is None:
-        pytest.fail("cmake is not on PATH")
-    return configure_and_build(tmp_path_factory.mktemp("host-tests"), jobs=JOBS, targets=(TEST_PROGRAM,))
 
 
 # qemu CPU → (what dispatch picks for the W4A8 matmuls, every implementation it supports)

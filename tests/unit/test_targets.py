@@ -13,9 +13,9 @@ import yaml
 from edgekit.errors import EdgekitError
 from edgekit.targets import KERNELS, TARGETS_DIR, Target, list_targets, load_target, parse_target
 
-SHIPPED = ("android-arm64", "rpi4", "rpi5", "x86-avx2", "x86-avx512-vnni")
+SHIPPED = ("android-arm64", "rpi4", "rpi5", "x86-64", "x86-avx2", "x86-avx512-vnni")
 EXPECTED_KERNELS = {"rpi4": "neon", "rpi5": "neondot", "android-arm64": "neoni8mm", "x86-avx2": "avx2",
-                    "x86-avx512-vnni": "avx512vnni"}
+                    "x86-avx512-vnni": "avx512vnni", "x86-64": "avx2"}
 
 
 def _write(tmp_path, data, name="board.yaml"):
@@ -58,6 +58,22 @@ def test_pi_profiles_match_their_cpus():
     assert not any("i8mm" in f for f in rpi4.cflags + rpi5.cflags)
     phone = load_target("android-arm64")
     assert phone.qemu_cpu == "max" and "-march=armv8.2-a+dotprod+i8mm" in phone.cflags
+
+
+def test_required_features_follow_the_expected_kernel():
+    """A bundle requires exactly what its profile's kernel needs (edgekit-bench --require), no more."""
+    need = {"neon": {"asimd"}, "neondot": {"asimd", "asimddp"}, "neoni8mm": {"asimd", "asimddp", "i8mm"}}
+    for name in ("rpi4", "rpi5", "android-arm64"):
+        t = load_target(name)
+        assert set(t.features) == need[t.kernels], name
+        assert not set(t.features) & set(t.optional_features)
+    assert load_target("x86-64").features == () and "avx512_vnni" in load_target("x86-64").optional_features
+
+
+@pytest.mark.parametrize("bad", [["asimd dp"], "asimd", [""], ["a,b"]])
+def test_bad_feature_list_is_an_error(tmp_path, bad):
+    with pytest.raises(EdgekitError, match="features must be a list of feature names"):
+        load_target(_write(tmp_path, _rpi5_dict() | {"features": bad}))
 
 
 def test_load_by_path(tmp_path):
