@@ -24,7 +24,10 @@ from edgekit.cli.common import EdgekitError, echo_json, friendly
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @friendly
 def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
-    """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT."""
+    """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT.
+
+    MODEL may also be the T5 student of `edgekit distill` (DIR/student): gguf writes llama.cpp's t5 architecture
+    (F32, or F16 with --bits 16), onnx optimum's encoder / decoder / decoder-with-past graphs (float32)."""
     if fmt == "onnx":
         from edgekit.export.onnx import export_onnx
 
@@ -34,6 +37,9 @@ def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
         res = export_onnx(model, output, accuracy_level=int(accuracy_level or 4))
         if as_json:
             echo_json(res)
+        elif res["task"] == "seq2seq":
+            click.echo(f"wrote {res['path']}/ ({res['bytes'] / 2 ** 20:.1f} MiB; encoder-decoder, float32: "
+                       f"{', '.join(res['files'])}; {res['seconds']:.1f} s)")
         else:
             click.echo(f"wrote {res['path']}/ ({res['bytes'] / 2 ** 20:.1f} MiB; {res['task']}; "
                        f"{res['matmulnbits']} MatMulNBits; {res['seconds']:.1f} s)")
