@@ -161,12 +161,17 @@ def test_f16_gguf_stays_close(student, tmp_path):
 def onnx_export(tmp_path_factory):
     pytest.importorskip("onnxruntime", reason="onnxruntime is not installed (pip install edgekit[export])")
     pytest.importorskip("optimum.exporters.onnx", reason="optimum-onnx is not installed (pip install edgekit[export])")
-    from edgekit.export.onnx import export_onnx
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
 
     path, hf = make_student(tmp_path_factory.mktemp("t5-onnx") / "student", "gguf", seed=2)
     out = tmp_path_factory.mktemp("onnx") / "s"
-    res = export_onnx(str(path), out)
-    assert res["task"] == "seq2seq" and len(res["files"]) == 3
+    res = CliRunner().invoke(main, ["export", str(path), "--format", "onnx", "-o", str(out), "--json"])
+    assert res.exit_code == 0, res.output
+    info = json.loads(res.output[res.output.index("{"):])
+    assert info["task"] == "seq2seq" and info["files"] == ["encoder_model.onnx", "decoder_model.onnx",
+                                                           "decoder_with_past_model.onnx"]
     return path, hf, out
 
 
