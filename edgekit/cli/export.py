@@ -48,7 +48,7 @@ def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
 
     if accuracy_level:
         raise EdgekitError("--accuracy-level applies to --format onnx only")
-    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type or "q8_0")
+    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type)
     if res.get("notice"):
         click.echo(f"notice: {res['notice']}", err=True)
     if as_json:

@@ -465,7 +465,7 @@ def _summary(out: Path, tensors: list[tuple], t0: float) -> dict:
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def export_gguf(model: str, output, bits: int | None = None, embed_type: str = "q8_0") -> dict:
+def export_gguf(model: str, output, bits: int | None = None, embed_type: str | None = None) -> dict:
     """``edgekit export --format gguf``: an artifact as Q4_0, or (``bits=16``) a float model as F16; a T5
     encoder-decoder directory (``edgekit distill``'s student) as F32, or F16 with ``bits=16``
     (:func:`export_t5_gguf`).
@@ -477,6 +477,8 @@ def export_gguf(model: str, output, bits: int | None = None, embed_type: str = "
     from edgekit.distill.student import is_t5_dir
 
     if is_t5_dir(model):
+        if embed_type:
+            raise EdgekitError("--embed-type applies to an artifact's export; a T5 student is F32 (or F16: --bits 16)")
         return export_t5_gguf(model, output, bits)
     if bits == 16:
         if is_artifact(model):
@@ -489,7 +491,7 @@ def export_gguf(model: str, output, bits: int | None = None, embed_type: str = "
     if not is_artifact(model):
         raise EdgekitError(f"{model} is not an edgekit artifact; quantize it first (edgekit quantize) or pass "
                            "--bits 16 for a float GGUF")
-    return export_artifact_gguf(model, output, embed_type)
+    return export_artifact_gguf(model, output, embed_type or "q8_0")
 
 
 def _artifact_source(path) -> str:

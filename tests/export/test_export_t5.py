@@ -196,6 +196,7 @@ def test_onnx_decoder_reads_several_tokens_at_once(onnx_export):
     rows = []
     for spec, engine in ((path, "torch"), (out, "onnxruntime")):
         s = open_session(str(spec), engine)
+        assert s.tokenizer(PROMPTS[1])["input_ids"] == ids  # the export carries the student's tokenizer
         s.encode(ids)
         rows.append(np.concatenate([s.eval(dec[:2], all_logits=True), s.eval(dec[2:], all_logits=True)]))
         assert s.n_past == len(dec)
@@ -264,3 +265,6 @@ def test_cli_exports_the_student_and_refuses_with_one_line(student, tmp_path):
                                "-o", str(tmp_path / "none" / "s.gguf")])
     lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
     assert res.exit_code == 2 and len(lines) == 1 and "output directory does not exist" in lines[0], res.output
+    res = runner.invoke(main, ["export", str(student[0]), "--embed-type", "f16", "-o", str(tmp_path / "e.gguf")])
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 2 and len(lines) == 1 and "--embed-type applies to an artifact" in lines[0], res.output
