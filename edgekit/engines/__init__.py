@@ -245,7 +245,8 @@ def pruning_engine(engine: str | None) -> str:
 
 
 def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, threads: int | None = None,
-                 all_logits: bool = False, n_batch: int | None = None, pruning: bool = False) -> Session:
+                 all_logits: bool = False, n_batch: int | None = None, pruning: bool = False,
+                 seq2seq: bool = False) -> Session:
     """A :class:`Session` of ``engine`` (a name or alias; None: the default for the file) on ``spec``.
 
     Args:
@@ -256,6 +257,8 @@ def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, t
         all_logits: Whether ``eval`` will be asked for every position's logits (llama.cpp keeps them only then).
         n_batch: Tokens per forward batch where the engine has one (llama.cpp; None: ``min(max_ctx, 512)``).
         pruning: Open a :class:`PruningSession` (engines with ``pruning`` only).
+        seq2seq: Open a :class:`Seq2SeqSession` of an encoder-decoder ``spec`` (engines with ``seq2seq`` only);
+            without it an encoder-decoder is refused, so decoder-only loops (perplexity, ``run``) never get one.
 
     Raises:
         EdgekitError: the engine cannot run ``spec`` (or cannot prune), or the file cannot be loaded.
@@ -263,7 +266,13 @@ def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, t
     name = pick_engine(spec, engine)
     if pruning:
         pruning_engine(name)
-    if not ENGINES[name].seq2seq and is_seq2seq(spec):
+    enc_dec = is_seq2seq(spec)
+    if enc_dec and not seq2seq:
+        raise EdgekitError(f"{spec} is an encoder-decoder model (T5); this command runs decoder-only models (an "
+                           "encoder-decoder runs as open_session(..., seq2seq=True) with eval.generate.generate_greedy)")
+    if seq2seq and not enc_dec:
+        raise EdgekitError(f"{spec} is not an encoder-decoder model (a T5 directory, its GGUF or ONNX export)")
+    if seq2seq and not ENGINES[name].seq2seq:
         able = ", ".join(n for n, e in ENGINES.items() if e.seq2seq)
         raise EdgekitError(f"{spec} is an encoder-decoder model, which {name} cannot run; use --engine {able}")
     entry = ENGINES[name]

@@ -75,7 +75,7 @@ def greedy(spec, engine, prompts_ids):
     from edgekit.engines import open_session
     from edgekit.eval.generate import generate_greedy
 
-    sess = open_session(str(spec), engine, max_ctx=256)
+    sess = open_session(str(spec), engine, max_ctx=256, seq2seq=True)
     try:
         return [generate_greedy(sess, ids, N_TOKENS) for ids in prompts_ids]
     finally:
@@ -195,7 +195,7 @@ def test_onnx_decoder_reads_several_tokens_at_once(onnx_export):
     dec = [0, 17, 300, 301, 9, 12]
     rows = []
     for spec, engine in ((path, "torch"), (out, "onnxruntime")):
-        s = open_session(str(spec), engine)
+        s = open_session(str(spec), engine, seq2seq=True)
         assert s.tokenizer(PROMPTS[1])["input_ids"] == ids  # the export carries the student's tokenizer
         s.encode(ids)
         rows.append(np.concatenate([s.eval(dec[:2], all_logits=True), s.eval(dec[2:], all_logits=True)]))
@@ -243,9 +243,13 @@ def test_non_t5_input_and_decoder_sessions_are_one_clear_error(tmp_path, tiny_ll
     sess = open_session(str(tiny_llama_dir), "torch")
     with pytest.raises(EdgekitError, match="runs a decoder-only model; greedy encoder-decoder generation needs"):
         generate_greedy(sess, [1, 2, 3], 4)
-    with pytest.raises(EdgekitError, match="is an encoder-decoder model, which onnxruntime cannot run|is not one"):
-        open_session(str(student[0]), "onnxruntime")
-    t5 = open_session(str(student[0]), "torch")
+    with pytest.raises(EdgekitError, match="is not an encoder-decoder model"):
+        open_session(str(tiny_llama_dir), "torch", seq2seq=True)
+    with pytest.raises(EdgekitError, match="is an encoder-decoder model \\(T5\\); this command runs decoder-only"):
+        open_session(str(student[0]), "torch")  # what eval / run / bench model get
+    with pytest.raises(EdgekitError, match="runs an ONNX export directory"):
+        open_session(str(student[0]), "onnxruntime", seq2seq=True)
+    t5 = open_session(str(student[0]), "torch", seq2seq=True)
     with pytest.raises(EdgekitError, match="encode\\(prompt\\) must run before the decoder"):
         t5.eval([0])
     with pytest.raises(EdgekitError, match="outside the vocabulary of 1280"):
@@ -268,3 +272,7 @@ def test_cli_exports_the_student_and_refuses_with_one_line(student, tmp_path):
     res = runner.invoke(main, ["export", str(student[0]), "--embed-type", "f16", "-o", str(tmp_path / "e.gguf")])
     lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
     assert res.exit_code == 2 and len(lines) == 1 and "--embed-type applies to an artifact" in lines[0], res.output
+    for spec in (student[0], tmp_path / "s.gguf"):  # decoder-only commands refuse the student and its export
+        res = runner.invoke(main, ["eval", str(spec)] + (["--engine", "llama.cpp"] if spec.suffix else []))
+        lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+        assert res.exit_code == 2 and len(lines) == 1 and "is an encoder-decoder model (T5)" in lines[0], res.output

@@ -47,7 +47,7 @@ def _greedy(spec, engine, ids):
     from edgekit.engines import open_session
     from edgekit.eval.generate import generate_greedy
 
-    sess = open_session(str(spec), engine, max_ctx=512)
+    sess = open_session(str(spec), engine, max_ctx=512, seq2seq=True)
     try:
         return [generate_greedy(sess, x, N_TOKENS) for x in ids]
     finally:
