@@ -34,7 +34,7 @@ def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
         if bits or embed_type:
             raise EdgekitError(f"{'--bits' if bits else '--embed-type'} applies to --format gguf only; the ONNX "
                                "export keeps the artifact's bits and its float embedding")
-        res = export_onnx(model, output, accuracy_level=int(accuracy_level or 4))
+        res = export_onnx(model, output, accuracy_level=int(accuracy_level) if accuracy_level else None)
         if as_json:
             echo_json(res)
         elif res["task"] == "seq2seq":

@@ -329,15 +329,15 @@ def place_export(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
+def export_onnx(artifact, output, accuracy_level: int | None = None) -> dict:
     """``edgekit export ARTIFACT --format onnx -o DIR``; a T5 student directory goes to
-    :func:`export_seq2seq_onnx` (float, no MatMulNBits, ``accuracy_level`` unused).
+    :func:`export_seq2seq_onnx` (float, no MatMulNBits, so no ``accuracy_level``).
 
     Args:
         artifact: Path of the ``.ekq`` artifact (a Llama-family decoder or a BERT encoder).
         output: Directory to write (created; an earlier ONNX export there is replaced).
-        accuracy_level: ``MatMulNBits`` compute: 4 (int8 activations per block, the default) or 1 (fp32 compute
-            on the same 4-bit weights: the weight-only model, slower; a check of the export itself).
+        accuracy_level: ``MatMulNBits`` compute: 4 (int8 activations per block; None: the default) or 1 (fp32
+            compute on the same 4-bit weights: the weight-only model, slower; a check of the export itself).
 
     Returns:
         ``{"path", "task", "matmulnbits" (replaced linears), "bits", "zero_points", "tied_head", "bytes",
@@ -352,7 +352,10 @@ def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
 
     t0 = time.perf_counter()
     if is_t5_dir(artifact):
+        if accuracy_level is not None:
+            raise EdgekitError("--accuracy-level sets MatMulNBits' compute; a T5 student is exported in float32")
         return export_seq2seq_onnx(artifact, output)
+    accuracy_level = ACCURACY_LEVEL if accuracy_level is None else accuracy_level
     if accuracy_level not in ACCURACY_LEVELS:
         raise EdgekitError(f"accuracy level {accuracy_level}: choose 4 (int8 activations) or 1 (fp32 compute)")
     if not is_artifact(artifact):

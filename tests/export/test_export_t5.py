@@ -272,6 +272,10 @@ def test_cli_exports_the_student_and_refuses_with_one_line(student, tmp_path):
     res = runner.invoke(main, ["export", str(student[0]), "--embed-type", "f16", "-o", str(tmp_path / "e.gguf")])
     lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
     assert res.exit_code == 2 and len(lines) == 1 and "--embed-type applies to an artifact" in lines[0], res.output
+    res = runner.invoke(main, ["export", str(student[0]), "--format", "onnx", "--accuracy-level", "1",
+                               "-o", str(tmp_path / "o")])
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 2 and len(lines) == 1 and "exported in float32" in lines[0], res.output
     for spec in (student[0], tmp_path / "s.gguf"):  # decoder-only commands refuse the student and its export
         res = runner.invoke(main, ["eval", str(spec)] + (["--engine", "llama.cpp"] if spec.suffix else []))
         lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
