@@ -142,6 +142,7 @@ class LlamaCppSeq2Seq:
     llama-cpp-python's ``Llama`` class only decodes, so this drives the C functions itself: ``llama_encode`` runs
     the encoder over the prompt (llama.cpp keeps its output in the context), ``llama_decode`` the decoder tokens
     after it, their self-attention in the KV cache (llama.cpp recomputes the cross-attention K/V every call).
+    The batch is the whole context (llama.cpp encodes a prompt in one micro-batch), so ``n_batch`` is not used.
     """
 
     label = "llama.cpp (GGUF)"  # open_session sets the registry's label again
