@@ -24,16 +24,22 @@ from edgekit.cli.common import EdgekitError, echo_json, friendly
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
 @friendly
 def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
-    """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT."""
+    """Export an artifact (or, with --bits 16, a float MODEL) for another engine: MODEL -> OUTPUT.
+
+    MODEL may also be the T5 student of `edgekit distill` (DIR/student): gguf writes llama.cpp's t5 architecture
+    (F32, or F16 with --bits 16), onnx optimum's encoder / decoder / decoder-with-past graphs (float32)."""
     if fmt == "onnx":
         from edgekit.export.onnx import export_onnx
 
         if bits or embed_type:
             raise EdgekitError(f"{'--bits' if bits else '--embed-type'} applies to --format gguf only; the ONNX "
                                "export keeps the artifact's bits and its float embedding")
-        res = export_onnx(model, output, accuracy_level=int(accuracy_level or 4))
+        res = export_onnx(model, output, accuracy_level=int(accuracy_level) if accuracy_level else None)
         if as_json:
             echo_json(res)
+        elif res["task"] == "seq2seq":
+            click.echo(f"wrote {res['path']}/ ({res['bytes'] / 2 ** 20:.1f} MiB; encoder-decoder, float32: "
+                       f"{', '.join(res['files'])}; {res['seconds']:.1f} s)")
         else:
             click.echo(f"wrote {res['path']}/ ({res['bytes'] / 2 ** 20:.1f} MiB; {res['task']}; "
                        f"{res['matmulnbits']} MatMulNBits; {res['seconds']:.1f} s)")
@@ -42,7 +48,7 @@ def export(model, fmt, output, bits, embed_type, accuracy_level, as_json):
 
     if accuracy_level:
         raise EdgekitError("--accuracy-level applies to --format onnx only")
-    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type or "q8_0")
+    res = export_gguf(model, output, bits=int(bits) if bits else None, embed_type=embed_type)
     if res.get("notice"):
         click.echo(f"notice: {res['notice']}", err=True)
     if as_json:

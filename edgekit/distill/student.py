@@ -131,3 +131,41 @@ def student_logits(model, prefix: torch.Tensor, cont: torch.Tensor) -> torch.Ten
     start = torch.full_like(cont[:, :1], model.config.decoder_start_token_id)
     dec_in = torch.cat([start, cont[:, :-1]], dim=1)
     return model(input_ids=prefix, decoder_input_ids=dec_in, use_cache=False).logits
+
+
+def is_t5_dir(path) -> bool:
+    """Whether ``path`` is a Hugging Face directory of a T5 encoder-decoder (``config.json`` with model_type t5)."""
+    import json
+    from pathlib import Path
+
+    f = Path(path) / "config.json"
+    try:
+        return f.is_file() and json.loads(f.read_text()).get("model_type") == "t5"
+    except (OSError, ValueError):
+        return False
+
+
+def load_t5_config(path) -> dict:
+    """``config.json`` of a T5 encoder-decoder directory (``edgekit distill``'s ``DIR/student``), checked.
+
+    Raises:
+        EdgekitError: ``path`` is not a directory with ``config.json`` and weights, or the model is not a T5.
+    """
+    import json
+    from pathlib import Path
+
+    p = Path(path)
+    f = p / "config.json"
+    if not f.is_file():
+        raise EdgekitError(f"{path} is not a Hugging Face model directory (no config.json); give the student "
+                           "directory edgekit distill wrote (DIR/student)")
+    try:
+        cfg = json.loads(f.read_text())
+    except ValueError as e:
+        raise EdgekitError(f"{f} is not valid JSON: {e}") from None
+    if cfg.get("model_type") != "t5" or not cfg.get("is_encoder_decoder", True):
+        raise EdgekitError(f"{path} holds a {cfg.get('model_type')!r} model, not a T5 encoder-decoder; the "
+                           "encoder-decoder exports and engines take the student directory of edgekit distill")
+    if not any(p.glob("*.safetensors")):
+        raise EdgekitError(f"{path} has no .safetensors weights; save the model with save_pretrained")
+    return cfg

@@ -86,6 +86,22 @@ class AcmSession(Session, Protocol):
         """What ran since the reset: :func:`edgekit.acm.modules.stats_from_counts`'s dict."""
 
 
+@runtime_checkable
+class Seq2SeqSession(Session, Protocol):
+    """A :class:`Session` of an encoder-decoder (the T5 student of ``edgekit distill``): ``encode`` reads the prompt
+    once, then ``eval`` appends *decoder* tokens to the decoder's cache exactly as a decoder-only Session appends
+    tokens, starting from ``decoder_start``. ``reset`` empties the decoder's cache and keeps the encoded prompt.
+
+    Attributes:
+        decoder_start: the token id the decoder starts from (T5: the pad token).
+    """
+
+    decoder_start: int
+
+    def encode(self, ids) -> None:
+        """Run the encoder over the prompt ``ids`` and empty the decoder's cache."""
+
+
 @dataclass(frozen=True)
 class Engine:
     """One entry of :data:`ENGINES`.
@@ -98,6 +114,8 @@ class Engine:
         aliases: other names it answers to.
         pruning: its sessions are :class:`PruningSession`.
         acm: its sessions are :class:`AcmSession` (it runs ACM gates and skips the learners they skip).
+        seq2seq: it runs encoder-decoder models (a T5 directory, its GGUF or ONNX export) as
+            :class:`Seq2SeqSession`.
     """
 
     kinds: tuple[str, ...]
@@ -106,19 +124,21 @@ class Engine:
     aliases: tuple[str, ...] = ()
     pruning: bool = False
     acm: bool = False
+    seq2seq: bool = False
 
 
 #: The engines: name -> what it opens and how.
 ENGINES: dict[str, Engine] = {
     "fake": Engine(("artifact", "gguf", "model", "acm"), "edgekit.engines.fake:open_fake", "PyTorch fake-quant",
-                   aliases=("torch",), pruning=True, acm=True),
+                   aliases=("torch",), pruning=True, acm=True, seq2seq=True),
     "kernels": Engine(("artifact",), "edgekit.engines.kernels:open_kernels", "PyTorch + edgekit kernels",
                       pruning=True, acm=True),
     "runtime": Engine(("artifact",), "edgekit.engines.runtime:open_runtime", "edgekit runtime (C++)",
                       aliases=("edgekit",), pruning=True, acm=True),
-    "llama.cpp": Engine(("artifact", "gguf"), "edgekit.engines.llamacpp:open_llamacpp", "llama.cpp (GGUF)"),
+    "llama.cpp": Engine(("artifact", "gguf"), "edgekit.engines.llamacpp:open_llamacpp", "llama.cpp (GGUF)",
+                        seq2seq=True),
     "onnxruntime": Engine(("artifact", "onnx"), "edgekit.engines.onnxruntime:open_onnxruntime",
-                          "ONNX Runtime (MatMulNBits)"),
+                          "ONNX Runtime (MatMulNBits)", seq2seq=True),
 }
 
 #: Every name ``--engine`` accepts, each engine followed by its aliases.
@@ -144,7 +164,7 @@ def path_kind(spec: str) -> str:
     from edgekit.artifact import is_artifact
 
     p = Path(spec)
-    if p.is_dir() and (p / "model.onnx").is_file():
+    if p.is_dir() and ((p / "model.onnx").is_file() or (p / "encoder_model.onnx").is_file()):
         return "onnx"
     if is_acm_dir(p):
         return "acm"
@@ -196,6 +216,20 @@ def is_acm_artifact(spec: str) -> bool:
         return False  # not readable: the engine's own loader reports why
 
 
+def is_seq2seq(spec: str) -> bool:
+    """Whether ``spec`` is an encoder-decoder model: a T5 directory, a ``t5`` GGUF or a seq2seq ONNX export."""
+    from edgekit.distill.student import is_t5_dir
+
+    kind = path_kind(spec)
+    if kind == "onnx":
+        return (Path(spec) / "encoder_model.onnx").is_file()
+    if kind == "gguf":
+        from edgekit.models.gguf_support import gguf_architecture
+
+        return gguf_architecture(spec) == "t5"
+    return kind == "model" and is_t5_dir(spec)
+
+
 def pruning_engine(engine: str | None) -> str:
     """The registry name of an engine that can prune tokens (None: ``runtime``).
 
@@ -211,7 +245,8 @@ def pruning_engine(engine: str | None) -> str:
 
 
 def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, threads: int | None = None,
-                 all_logits: bool = False, n_batch: int | None = None, pruning: bool = False) -> Session:
+                 all_logits: bool = False, n_batch: int | None = None, pruning: bool = False,
+                 seq2seq: bool = False) -> Session:
     """A :class:`Session` of ``engine`` (a name or alias; None: the default for the file) on ``spec``.
 
     Args:
@@ -222,6 +257,8 @@ def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, t
         all_logits: Whether ``eval`` will be asked for every position's logits (llama.cpp keeps them only then).
         n_batch: Tokens per forward batch where the engine has one (llama.cpp; None: ``min(max_ctx, 512)``).
         pruning: Open a :class:`PruningSession` (engines with ``pruning`` only).
+        seq2seq: Open a :class:`Seq2SeqSession` of an encoder-decoder ``spec`` (engines with ``seq2seq`` only);
+            without it an encoder-decoder is refused, so decoder-only loops (perplexity, ``run``) never get one.
 
     Raises:
         EdgekitError: the engine cannot run ``spec`` (or cannot prune), or the file cannot be loaded.
@@ -229,6 +266,15 @@ def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, t
     name = pick_engine(spec, engine)
     if pruning:
         pruning_engine(name)
+    enc_dec = is_seq2seq(spec)
+    if enc_dec and not seq2seq:
+        raise EdgekitError(f"{spec} is an encoder-decoder model (T5); this command runs decoder-only models (an "
+                           "encoder-decoder runs as open_session(..., seq2seq=True) with eval.generate.generate_greedy)")
+    if seq2seq and not enc_dec:
+        raise EdgekitError(f"{spec} is not an encoder-decoder model (a T5 directory, its GGUF or ONNX export)")
+    if seq2seq and not ENGINES[name].seq2seq:
+        able = ", ".join(n for n, e in ENGINES.items() if e.seq2seq)
+        raise EdgekitError(f"{spec} is an encoder-decoder model, which {name} cannot run; use --engine {able}")
     entry = ENGINES[name]
     module, func = entry.opener.split(":")
     sess = getattr(importlib.import_module(module), func)(spec, max_ctx=max_ctx, threads=threads,

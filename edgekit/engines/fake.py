@@ -270,9 +270,79 @@ class FakeSession:
         self._past = None
 
 
-def open_fake(spec: str, *, threads: int | None = None, pruning: bool = False, **_) -> FakeSession:
-    """The opener of :data:`edgekit.engines.ENGINES`: an artifact, float model spec or ``.gguf`` in PyTorch."""
+class TorchSeq2Seq:
+    """A float T5 encoder-decoder directory (``edgekit distill``'s student) in transformers: a
+    :class:`~edgekit.engines.Seq2SeqSession`, the reference its GGUF and ONNX exports are checked against.
+
+    ``encode`` keeps the encoder's states; ``eval`` runs the decoder with transformers' own cache (self-attention
+    grown per call, cross-attention K/V computed on the first call and reused).
+    """
+
+    label = "PyTorch"  # open_session sets the registry's label again
+
+    def __init__(self, path, pruning: bool = False):
+        from transformers import T5ForConditionalGeneration
+
+        from edgekit.distill.student import load_t5_config
+        from edgekit.engines import hf_tokenizer
+
+        if pruning:
+            raise EdgekitError("token pruning runs on decoder-only llama models; an encoder-decoder reads its prompt "
+                               "with the encoder")
+        cfg = load_t5_config(path)
+        self.path = path
+        self.model = T5ForConditionalGeneration.from_pretrained(str(path), dtype=torch.float32).eval()
+        self.decoder_start = int(cfg.get("decoder_start_token_id") or 0)
+        self.n_vocab = int(cfg["vocab_size"])
+        self.tokenizer = hf_tokenizer(path)
+        self._enc = None
+        self.reset()
+
+    @property
+    def n_past(self) -> int:
+        return self._n_past
+
+    def _ids(self, ids) -> torch.Tensor:
+        t = torch.as_tensor(np.asarray(ids, dtype=np.int64).reshape(1, -1))
+        if t.shape[1] == 0:
+            raise EdgekitError("at least one token is needed")
+        if int(t.min()) < 0 or int(t.max()) >= self.n_vocab:
+            raise EdgekitError(f"a token id is outside the vocabulary of {self.n_vocab}")
+        return t
+
+    @torch.no_grad()
+    def encode(self, ids) -> None:
+        """Run the encoder over ``ids`` and empty the decoder's cache."""
+        self._enc = self.model.get_encoder()(input_ids=self._ids(ids))
+        self.reset()
+
+    def reset(self) -> None:
+        self._cache, self._n_past = None, 0
+
+    @torch.no_grad()
+    def eval(self, ids, all_logits: bool = False) -> np.ndarray:
+        """Append decoder ``ids``; logits ``[n, vocab]`` (``all_logits``) or ``[vocab]`` of the last one."""
+        if self._enc is None:
+            raise EdgekitError("encode(prompt) must run before the decoder")
+        t = self._ids(ids)
+        out = self.model(encoder_outputs=self._enc, decoder_input_ids=t, past_key_values=self._cache, use_cache=True)
+        self._cache = out.past_key_values
+        self._n_past += t.shape[1]
+        logits = out.logits[0].float().numpy()
+        return logits if all_logits else logits[-1]
+
+    def close(self) -> None:
+        self._enc, self._cache = None, None
+
+
+def open_fake(spec: str, *, threads: int | None = None, pruning: bool = False, **_):
+    """The opener of :data:`edgekit.engines.ENGINES`: an artifact, float model spec or ``.gguf`` in PyTorch; a T5
+    directory opens as a :class:`TorchSeq2Seq`."""
+    from edgekit.distill.student import is_t5_dir
+
     if threads:
         torch.set_num_threads(threads)
+    if is_t5_dir(spec):
+        return TorchSeq2Seq(spec, pruning)
     lm, art = load_any(spec)
     return FakeSession(lm, art, pruning)

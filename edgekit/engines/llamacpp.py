@@ -135,13 +135,154 @@ class LlamaCppSession:
         self.llm.close()
 
 
+class LlamaCppSeq2Seq:
+    """A T5 GGUF (``edgekit export STUDENT --format gguf``) under llama.cpp's low-level API: a
+    :class:`~edgekit.engines.Seq2SeqSession`.
+
+    llama-cpp-python's ``Llama`` class only decodes, so this drives the C functions itself: ``llama_encode`` runs
+    the encoder over the prompt (llama.cpp keeps its output in the context), ``llama_decode`` the decoder tokens
+    after it, their self-attention in the KV cache (llama.cpp recomputes the cross-attention K/V every call).
+    The batch is the whole context (llama.cpp encodes a prompt in one micro-batch), so ``n_batch`` is not used.
+    """
+
+    label = "llama.cpp (GGUF)"  # open_session sets the registry's label again
+
+    def __init__(self, path, max_ctx: int = 2048, threads: int | None = None, n_batch: int | None = None):
+        lc = self._lc = import_llama_cpp()
+        from llama_cpp import _logger
+
+        _logger.set_verbose(False)  # llama.cpp's load log; failures are reported as EdgekitError below
+        self.path = Path(path)
+        if not self.path.is_file():
+            raise EdgekitError(f"GGUF file not found: {self.path}")
+        mp = lc.llama_model_default_params()
+        mp.n_gpu_layers = 0
+        self.model = lc.llama_model_load_from_file(str(self.path).encode(), mp)
+        if not self.model:
+            raise EdgekitError(f"llama.cpp could not load {self.path}")
+        if not lc.llama_model_has_encoder(self.model):
+            lc.llama_model_free(self.model)
+            raise EdgekitError(f"{self.path} has no encoder; it is a decoder-only GGUF (open it as a Session)")
+        self.max_ctx = int(max_ctx)
+        cp = lc.llama_context_default_params()
+        cp.n_ctx = cp.n_batch = cp.n_ubatch = self.max_ctx  # the encoder reads the whole prompt in one batch
+        if threads:
+            cp.n_threads = cp.n_threads_batch = int(threads)
+        self.ctx = lc.llama_init_from_model(self.model, cp)
+        if not self.ctx:
+            lc.llama_model_free(self.model)
+            raise EdgekitError(f"llama.cpp could not make a context of {self.max_ctx} tokens for {self.path}")
+        vocab = lc.llama_model_get_vocab(self.model)
+        self._vocab = vocab
+        self.n_vocab = lc.llama_vocab_n_tokens(vocab)
+        start = lc.llama_model_decoder_start_token(self.model)
+        self.decoder_start = int(start if start >= 0 else lc.llama_vocab_bos(vocab))
+        self._n_past, self._encoded, self._tokenizer = 0, False, None
+
+    @property
+    def tokenizer(self):
+        """The GGUF's tokenizer as a Hugging Face fast tokenizer (:func:`edgekit.export.gguf_vocab.tokenizer_from_gguf`;
+        transformers' GGUF loader has no byte-level BPE for the t5 architecture)."""
+        if self._tokenizer is None:
+            from gguf import GGUFReader
+
+            from edgekit.export.gguf_vocab import tokenizer_from_gguf
+
+            self._tokenizer = tokenizer_from_gguf(GGUFReader(str(self.path)))
+        return self._tokenizer
+
+    @property
+    def n_past(self) -> int:
+        return self._n_past
+
+    def tokenize(self, text: str, add_special: bool = False) -> list[int]:
+        """``text`` as llama.cpp's own tokenizer splits it (special tokens as plain text)."""
+        raw = text.encode("utf-8")
+        cap = len(raw) + 8
+        buf = (self._lc.llama_token * cap)()
+        n = self._lc.llama_tokenize(self._vocab, raw, len(raw), buf, cap, add_special, False)
+        if n < 0:
+            raise EdgekitError(f"llama.cpp needs {-n} tokens for {len(raw)} bytes, more than {cap}")
+        return list(buf[:n])
+
+    def _check(self, ids: list[int]) -> None:
+        if not ids:
+            raise EdgekitError("eval needs at least one token")
+        bad = [t for t in ids if not 0 <= t < self.n_vocab]
+        if bad:
+            raise EdgekitError(f"token id {bad[0]} is outside the vocabulary of {self.n_vocab}")
+
+    def encode(self, ids) -> None:
+        """Run the encoder over ``ids`` and empty the decoder's cache."""
+        ids = [int(t) for t in np.asarray(ids).reshape(-1)]
+        self._check(ids)
+        if len(ids) > self.max_ctx:
+            raise EdgekitError(f"the context holds {self.max_ctx} tokens; a prompt of {len(ids)} does not fit")
+        self.reset()
+        rc = self._run(self._lc.llama_encode, ids, 0, True)  # every position an output: the encoder's states
+        if rc != 0:
+            raise EdgekitError(f"llama.cpp's encoder failed ({rc}) on {len(ids)} tokens")
+        self._encoded = True
+
+    def _run(self, fn, ids: list[int], p: int, all_outputs: bool) -> int:
+        """``fn`` (llama_encode or llama_decode) on one batch of ``ids`` at positions ``p...``, sequence 0."""
+        lc, n = self._lc, len(ids)
+        batch = lc.llama_batch_init(n, 0, 1)
+        try:
+            for j, t in enumerate(ids):
+                batch.token[j], batch.pos[j], batch.n_seq_id[j] = t, p + j, 1
+                batch.seq_id[j][0] = 0
+                batch.logits[j] = all_outputs or j == n - 1
+            batch.n_tokens = n
+            return fn(self.ctx, batch)
+        finally:
+            lc.llama_batch_free(batch)
+
+    def reset(self) -> None:
+        mem = self._lc.llama_get_memory(self.ctx)
+        if mem:
+            self._lc.llama_memory_clear(mem, True)
+        self._n_past = 0
+
+    def eval(self, tokens, all_logits: bool = False) -> np.ndarray:
+        """Append decoder ``tokens``; logits ``[n, vocab]`` (``all_logits``) or ``[vocab]`` of the last one."""
+        lc = self._lc
+        ids = [int(t) for t in np.asarray(tokens).reshape(-1)]
+        self._check(ids)
+        if not self._encoded:
+            raise EdgekitError("encode(prompt) must run before the decoder")
+        p, n = self._n_past, len(ids)
+        if p + n > self.max_ctx:
+            raise EdgekitError(f"the context holds {self.max_ctx} tokens; {p} + {n} do not fit")
+        rc = self._run(lc.llama_decode, ids, p, all_logits)
+        if rc != 0:
+            raise EdgekitError(f"llama.cpp's decoder failed ({rc}) on {n} token(s)")
+        self._n_past += n
+        rows = range(n) if all_logits else [n - 1]
+        out = np.stack([np.ctypeslib.as_array(lc.llama_get_logits_ith(self.ctx, j), shape=(self.n_vocab,))
+                        for j in rows]).astype(np.float32)
+        return out if all_logits else out[0]
+
+    def close(self) -> None:
+        if self.ctx:
+            self._lc.llama_free(self.ctx)
+            self.ctx = None
+        if self.model:
+            self._lc.llama_model_free(self.model)
+            self.model = None
+
+
 def open_llamacpp(spec: str, *, max_ctx: int = 2048, threads: int | None = None, all_logits: bool = False,
-                  n_batch: int | None = None, **_) -> LlamaCppSession:
-    """The opener of :data:`edgekit.engines.ENGINES`: a ``.gguf`` file, or an artifact exported once."""
+                  n_batch: int | None = None, **_):
+    """The opener of :data:`edgekit.engines.ENGINES`: a ``.gguf`` file, or an artifact exported once; a T5 GGUF
+    opens as a :class:`LlamaCppSeq2Seq`."""
     from edgekit.engines import path_kind
+    from edgekit.models.gguf_support import gguf_architecture
 
     if path_kind(spec) == "artifact":
         from edgekit.cache import cached_export
 
         spec = cached_export(spec, "gguf")
+    if gguf_architecture(spec) == "t5":
+        return LlamaCppSeq2Seq(spec, max_ctx, threads, n_batch)
     return LlamaCppSession(spec, max_ctx, threads, all_logits, n_batch)

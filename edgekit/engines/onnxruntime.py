@@ -1,6 +1,7 @@
 """ONNX Runtime as an engine: an ONNX export (``edgekit export A --format onnx``) on ONNX Runtime's CPU provider.
 
-:class:`OrtSession` runs a decoder with its KV cache in numpy, :class:`OrtEncoder` an encoder's sentence embeddings;
+:class:`OrtSession` runs a decoder with its KV cache in numpy, :class:`OrtSeq2Seq` a T5 encoder-decoder's three graphs,
+:class:`OrtEncoder` an encoder's sentence embeddings;
 :func:`session_options` is the one place ORT's options are set (also for ``edgekit bench kernels``' one-node graphs).
 """
 
@@ -156,12 +157,107 @@ class OrtEncoder:
         return torch.cat(outs)
 
 
-def open_onnxruntime(spec: str, *, threads: int | None = None, **_) -> OrtSession:
-    """The opener of :data:`edgekit.engines.ENGINES`: an export directory, or an artifact exported once."""
+class OrtSeq2Seq:
+    """An ONNX export of a T5 encoder-decoder (optimum's ``text2text-generation-with-past`` graphs,
+    :func:`edgekit.export.onnx.export_seq2seq_onnx`): a :class:`~edgekit.engines.Seq2SeqSession`.
+
+    ``encode`` runs ``encoder_model.onnx`` once; the first ``eval`` runs ``decoder_model.onnx``, which also returns
+    the cross-attention K/V, and every later one ``decoder_with_past_model.onnx`` with those K/V fed back unchanged
+    (computed once per prompt) and the self-attention cache grown in numpy.
+    """
+
+    label = "ONNX Runtime"  # open_session sets the registry's label again
+
+    def __init__(self, path, threads: int | None = None, spin: bool = True):
+        from edgekit.export.onnx import SEQ2SEQ_FILES
+
+        self.path = Path(path)
+        missing = [f for f in SEQ2SEQ_FILES if not (self.path / f).is_file()]
+        if missing:
+            raise EdgekitError(f"{path} is not an encoder-decoder ONNX export (no {missing[0]}); make one with "
+                               "edgekit export STUDENT --format onnx -o DIR")
+        self.encoder, self.first, self.step = (ort_session(self.path / f, threads, spin) for f in SEQ2SEQ_FILES)
+        self._first_out = [o.name for o in self.first.get_outputs()]
+        self._step_out = [o.name for o in self.step.get_outputs()]
+        self.n_layers = sum(n.endswith(".decoder.key") for n in self._step_out)
+        cfg = json.loads((self.path / "config.json").read_text()) if (self.path / "config.json").is_file() else {}
+        start = export_info(self.path).get("decoder_start_token_id", cfg.get("decoder_start_token_id"))
+        if start is None:
+            raise EdgekitError(f"{path}: neither edgekit_export.json nor config.json names the decoder start token")
+        self.decoder_start = int(start)
+        self._tokenizer = None
+        self._enc = None
+        self.reset()
+
+    @property
+    def tokenizer(self):
+        if self._tokenizer is None:
+            self._tokenizer = hf_tokenizer(self.path)
+        return self._tokenizer
+
+    @property
+    def n_past(self) -> int:
+        return self._n_past
+
+    def _run(self, sess, outputs: list[str], feed: dict, what: str) -> list:
+        try:
+            return sess.run(outputs, feed)
+        except Exception as e:  # ORT's own exception types, e.g. an id outside the vocabulary
+            raise EdgekitError(f"ONNX Runtime's {what} failed: {str(e).strip().splitlines()[0]}") from None
+
+    def encode(self, ids) -> None:
+        """Run the encoder over ``ids`` and empty the decoder's caches."""
+        ids = np.asarray(ids, dtype=np.int64).reshape(1, -1)
+        if ids.shape[1] == 0:
+            raise EdgekitError("encode needs at least one token")
+        mask = np.ones_like(ids)
+        h = self._run(self.encoder, ["last_hidden_state"], {"input_ids": ids, "attention_mask": mask}, "encoder")[0]
+        self._enc = (h, mask)
+        self.reset()
+
+    def reset(self) -> None:
+        self._self_kv: list = []
+        self._cross_kv: list = []
+        self._n_past = 0
+
+    def eval(self, tokens, all_logits: bool = False) -> np.ndarray:
+        """Append decoder ``tokens``; logits ``[n, vocab]`` (``all_logits``) or ``[vocab]`` of the last one."""
+        if self._enc is None:
+            raise EdgekitError("encode(prompt) must run before the decoder")
+        ids = np.asarray(tokens, dtype=np.int64).reshape(1, -1)
+        if ids.shape[1] == 0:
+            raise EdgekitError("eval needs at least one token")
+        h, mask = self._enc
+        feed = {"input_ids": ids, "encoder_attention_mask": mask}
+        if not self._self_kv:
+            out = self._run(self.first, self._first_out, {**feed, "encoder_hidden_states": h}, "decoder")
+            named = dict(zip(self._first_out, out))
+            self._cross_kv = [named[f"present.{i}.encoder.{kv}"] for i in range(self.n_layers)
+                              for kv in ("key", "value")]
+        else:
+            for i in range(self.n_layers):
+                for j, kv in enumerate(("key", "value")):
+                    feed[f"past_key_values.{i}.decoder.{kv}"] = self._self_kv[2 * i + j]
+                    feed[f"past_key_values.{i}.encoder.{kv}"] = self._cross_kv[2 * i + j]
+            named = dict(zip(self._step_out, self._run(self.step, self._step_out, feed, "decoder")))
+        self._self_kv = [named[f"present.{i}.decoder.{kv}"] for i in range(self.n_layers) for kv in ("key", "value")]
+        self._n_past += ids.shape[1]
+        logits = named["logits"][0].astype(np.float32, copy=False)
+        return logits if all_logits else logits[-1]
+
+    def close(self) -> None:
+        self._enc, self._self_kv, self._cross_kv = None, [], []
+
+
+def open_onnxruntime(spec: str, *, threads: int | None = None, **_):
+    """The opener of :data:`edgekit.engines.ENGINES`: an export directory, or an artifact exported once; an
+    encoder-decoder export opens as an :class:`OrtSeq2Seq`."""
     from edgekit.engines import path_kind
 
     if path_kind(spec) == "artifact":
         from edgekit.cache import cached_export
 
         spec = cached_export(spec, "onnx")
+    if export_info(spec).get("task") == "seq2seq":
+        return OrtSeq2Seq(spec, threads)
     return OrtSession(spec, threads)

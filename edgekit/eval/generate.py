@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import numpy as np
 import torch
 
 
@@ -98,3 +99,34 @@ def generate_in_session(sess, prompt: str, max_tokens: int = 64, temperature: fl
         streamer.end()
     return {"prompt": prompt, "text": tok.decode(new, skip_special_tokens=True), "tokens": len(new),
             "new_token_ids": new}
+
+
+def generate_greedy(sess, prompt_ids, n: int) -> tuple[list[int], np.ndarray]:
+    """``n`` greedy tokens of an encoder-decoder :class:`~edgekit.engines.Seq2SeqSession` after ``prompt_ids``.
+
+    The encoder reads the prompt once; the decoder starts from ``sess.decoder_start`` and is fed one token per step
+    (no stop at EOS: a fixed count, so engines are compared token for token).
+
+    Returns:
+        ``(tokens, logits)``: the ``n`` tokens and the float32 logits ``[n, vocab]`` each was the argmax of.
+
+    Raises:
+        EdgekitError: ``sess`` is not an encoder-decoder session, or ``n`` < 1.
+    """
+    from edgekit.engines import Seq2SeqSession
+    from edgekit.errors import EdgekitError
+
+    if not isinstance(sess, Seq2SeqSession):
+        raise EdgekitError(f"{type(sess).__name__} runs a decoder-only model; greedy encoder-decoder generation needs "
+                           "a T5 model (its directory, GGUF or ONNX export)")
+    if n < 1:
+        raise EdgekitError(f"generate at least one token, not {n}")
+    sess.encode(prompt_ids)
+    tok, rows = sess.decoder_start, []
+    out = []
+    for _ in range(n):
+        logits = sess.eval([tok])
+        rows.append(logits)
+        tok = int(np.argmax(logits))
+        out.append(tok)
+    return out, np.stack(rows).astype(np.float32)

@@ -21,6 +21,9 @@ so ``convert_hf_to_gguf.py`` permutes the rows of Q and K (``LlamaModel.permute`
 loads a GGUF. The artifact holds transformers' order, so the same row permutation is applied here to the codes and
 scales of ``q_proj``/``k_proj``; whole rows move, so it is lossless.
 
+:func:`export_t5_gguf` writes a float T5 encoder-decoder (``edgekit distill``'s student) as llama.cpp's ``t5``
+architecture, its tokenizer from ``tokenizer.json`` (:mod:`edgekit.export.gguf_vocab`).
+
 Anything llama.cpp's blocks cannot express (asymmetric weights, other group sizes, the W4A4 mix, static per-tensor
 activation scales, quantized attention, other architectures) is refused with one :class:`EdgekitError` that names it.
 
@@ -58,6 +61,15 @@ def gguf_linear_name(block: int, linear: str) -> str:
     if linear not in _LINEARS:
         raise EdgekitError(f"{linear!r} is not a Llama block linear; expected one of {', '.join(_LINEARS)}")
     return f"blk.{block}.{_LINEARS[linear]}.weight"
+
+
+def gguf_t5_name(hf_name: str, n_blocks: int) -> str | None:
+    """GGUF tensor name of a T5 tensor (Hugging Face name, e.g. ``decoder.block.0.layer.1.EncDecAttention.k.weight``
+    → ``dec.blk.0.cross_attn_k.weight``), from gguf's own T5 table; None for a name it does not map (the encoder's
+    and decoder's aliases of the shared embedding)."""
+    import gguf
+
+    return gguf.get_tensor_name_map(gguf.MODEL_ARCH.T5, n_blocks).get_name(hf_name, try_suffixes=(".weight",))
 
 
 def llama_permute_rows(n_rows: int, n_head: int) -> np.ndarray:
@@ -347,6 +359,103 @@ def export_source_f16(spec: str, output) -> dict:
     return _summary(out, tensors, t0)
 
 
+# T5 configurations llama.cpp's t5 graph computes: it hard-codes the bucket distance and picks GELU (tanh) for a
+# gated FFN, ReLU for an ungated one
+_T5_MAX_DISTANCE = 128
+_T5_FFN = {(True, "gelu_pytorch_tanh"), (True, "gelu_new"), (False, "relu")}
+
+
+def check_t5_exportable(cfg: dict, path) -> None:
+    """Raise one :class:`EdgekitError` listing what in the T5 config ``cfg`` llama.cpp's ``t5`` graph computes
+    differently."""
+    problems = []
+    if int(cfg.get("relative_attention_max_distance", 128)) != _T5_MAX_DISTANCE:
+        problems.append(f"relative_attention_max_distance {cfg.get('relative_attention_max_distance')} (llama.cpp "
+                        f"hard-codes {_T5_MAX_DISTANCE})")
+    proj = str(cfg.get("feed_forward_proj", "relu"))
+    gated = proj.startswith("gated-")
+    act = proj.split("-", 1)[1] if gated else cfg.get("dense_act_fn", proj)
+    if (gated, act) not in _T5_FFN:
+        problems.append(f"feed_forward_proj {proj!r} (llama.cpp runs gated GELU-tanh or ungated ReLU)")
+    refuse(path, "GGUF", problems, {}, "Train the student with the default feed_forward_proj and bucket distance")
+
+
+def export_t5_gguf(model_dir, output, bits: int | None = None) -> dict:
+    """Write a float T5 encoder-decoder (``edgekit distill``'s ``DIR/student``) as a GGUF of llama.cpp's ``t5``
+    architecture.
+
+    Tensor names come from gguf's T5 table (:func:`gguf_t5_name`); the tokenizer from the directory's
+    ``tokenizer.json`` (:func:`edgekit.export.gguf_vocab.tokenizer_fields`). With a tied head, transformers scales
+    the decoder output by ``d_model ** -0.5`` before the head and llama.cpp does not, so the factor is folded into
+    the decoder's final RMSNorm weight (exact up to one float rounding) and no ``output.weight`` is written
+    (llama.cpp then reuses ``token_embd``).
+
+    Args:
+        model_dir: The T5 directory (``config.json``, safetensors, tokenizer files).
+        output: The ``.gguf`` to write (replaced if it exists; written atomically).
+        bits: None: every tensor F32 (the torch model exactly); 16: matrices F16, norms and biases F32.
+
+    Returns:
+        Same as :func:`export_artifact_gguf`.
+
+    Raises:
+        EdgekitError: not a T5 directory, a configuration llama.cpp computes differently, or a tokenizer it
+            cannot reproduce.
+    """
+    import gguf
+    from gguf import GGUFValueType as V
+    from safetensors import safe_open
+
+    from edgekit.distill.student import load_t5_config
+    from edgekit.export.gguf_vocab import tokenizer_fields
+
+    t0 = time.perf_counter()
+    if bits not in (None, 16):
+        raise EdgekitError(f"--bits {bits}: a T5 student is written as F32 (default) or F16 (--bits 16)")
+    cfg = load_t5_config(model_dir)
+    check_t5_exportable(cfg, model_dir)
+    d_model, vocab = int(cfg["d_model"]), int(cfg["vocab_size"])
+    n_enc = int(cfg["num_layers"])
+    n_dec = int(cfg.get("num_decoder_layers") or n_enc)
+    tied = bool(cfg.get("tie_word_embeddings", True))
+    kvs = tokenizer_fields(model_dir, vocab)
+    a, K = "t5", gguf.Keys
+    eps = float(cfg.get("layer_norm_epsilon", 1e-6))
+    u32 = {K.LLM.CONTEXT_LENGTH: cfg.get("n_positions") or 2048, K.LLM.EMBEDDING_LENGTH: d_model,
+           K.LLM.FEED_FORWARD_LENGTH: cfg["d_ff"], K.LLM.BLOCK_COUNT: n_enc, K.LLM.DECODER_BLOCK_COUNT: n_dec,
+           K.Attention.HEAD_COUNT: cfg["num_heads"], K.Attention.KEY_LENGTH: cfg["d_kv"],
+           K.Attention.VALUE_LENGTH: cfg["d_kv"], K.LLM.VOCAB_SIZE: vocab,
+           K.Attention.REL_BUCKETS_COUNT: cfg.get("relative_attention_num_buckets", 32),
+           K.LLM.DECODER_START_TOKEN_ID: cfg.get("decoder_start_token_id") or 0}
+    kvs += [(key.format(arch=a), int(v), V.UINT32, None) for key, v in u32.items()]
+    kvs += [(key.format(arch=a), eps, V.FLOAT32, None) for key in (K.Attention.LAYERNORM_EPS,
+                                                                   K.Attention.LAYERNORM_RMS_EPS)]
+    kvs += [("general.name", Path(model_dir).resolve().name, V.STRING, None),
+            ("general.file_type", int(gguf.LlamaFileType.MOSTLY_F16 if bits == 16 else gguf.LlamaFileType.ALL_F32),
+             V.UINT32, None)]
+    skip = {"encoder.embed_tokens.weight", "decoder.embed_tokens.weight"} | ({"lm_head.weight"} if tied else set())
+    tensors, seen = [], {}
+    for f in sorted(Path(model_dir).glob("*.safetensors")):
+        with safe_open(str(f), framework="numpy") as st:
+            for key in st.keys():
+                if key in skip:
+                    continue
+                name = gguf_t5_name(key, max(n_enc, n_dec))
+                if name is None:
+                    raise EdgekitError(f"{f}: tensor {key!r} has no GGUF name in llama.cpp's t5 architecture")
+                w = st.get_tensor(key).astype(np.float32)
+                if name == "dec.output_norm.weight" and tied:  # transformers' d^-0.5 before the tied head
+                    w = w * np.float32(d_model ** -0.5)
+                seen[name] = key
+                tensors.append((name, w.astype(np.float16) if bits == 16 and w.ndim == 2 and "rel_b" not in name
+                                else w, None))
+    if "token_embd.weight" not in seen:
+        raise EdgekitError(f"{model_dir} has no shared.weight (the token embedding); the weights are incomplete")
+    out = Path(output)
+    write_gguf(out, a, kvs, tensors)
+    return _summary(out, tensors, t0)
+
+
 def _summary(out: Path, tensors: list[tuple], t0: float) -> dict:
     types: dict[str, int] = {}
     for _, arr, raw in tensors:
@@ -356,14 +465,21 @@ def _summary(out: Path, tensors: list[tuple], t0: float) -> dict:
             "seconds": round(time.perf_counter() - t0, 2)}
 
 
-def export_gguf(model: str, output, bits: int | None = None, embed_type: str = "q8_0") -> dict:
-    """``edgekit export --format gguf``: an artifact as Q4_0, or (``bits=16``) a float model as F16.
+def export_gguf(model: str, output, bits: int | None = None, embed_type: str | None = None) -> dict:
+    """``edgekit export --format gguf``: an artifact as Q4_0, or (``bits=16``) a float model as F16; a T5
+    encoder-decoder directory (``edgekit distill``'s student) as F32, or F16 with ``bits=16``
+    (:func:`export_t5_gguf`).
 
     Raises:
         EdgekitError: ``model`` is not an artifact (and ``bits`` is not 16), or the export is not possible.
     """
     from edgekit.artifact import is_artifact
+    from edgekit.distill.student import is_t5_dir
 
+    if is_t5_dir(model):
+        if embed_type:
+            raise EdgekitError("--embed-type applies to an artifact's export; a T5 student is F32 (or F16: --bits 16)")
+        return export_t5_gguf(model, output, bits)
     if bits == 16:
         if is_artifact(model):
             raise EdgekitError(f"{model} is a quantized artifact; --bits 16 exports an unquantized model (pass "
@@ -375,7 +491,7 @@ def export_gguf(model: str, output, bits: int | None = None, embed_type: str = "
     if not is_artifact(model):
         raise EdgekitError(f"{model} is not an edgekit artifact; quantize it first (edgekit quantize) or pass "
                            "--bits 16 for a float GGUF")
-    return export_artifact_gguf(model, output, embed_type)
+    return export_artifact_gguf(model, output, embed_type or "q8_0")
 
 
 def _artifact_source(path) -> str:

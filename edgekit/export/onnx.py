@@ -23,6 +23,12 @@ and ``edgekit_export.json`` (what was exported, read back by ``edgekit eval/run 
 built in a temporary directory next to the destination, checked with ``onnx.checker`` (path-based, so models past
 2 GB work) and renamed into place only when complete.
 
+A float T5 encoder-decoder (``edgekit distill``'s student) is exported by :func:`export_seq2seq_onnx` as optimum's
+``text2text-generation-with-past`` graphs: ``encoder_model.onnx`` (run once per prompt), ``decoder_model.onnx``
+(the first step; it also returns the cross-attention K/V, computed once) and ``decoder_with_past_model.onnx`` (every
+later step, all caches as inputs), float32, with the student's tokenizer and ``edgekit_export.json`` (task
+``seq2seq``).
+
 Not exportable (one :class:`EdgekitError` naming each): the W4A4 token mix, quantized attention (Q/K/V or log2
 softmax), static per-tensor activation scales, group sizes ``MatMulNBits`` has no kernel for.
 """
@@ -43,6 +49,12 @@ from edgekit.errors import EdgekitError
 from edgekit.export.refusal import refuse
 
 TASKS = {"causal-lm": "text-generation-with-past", "encoder": "feature-extraction"}
+SEQ2SEQ_TASK = "text2text-generation-with-past"
+#: the graphs of a seq2seq export (module docstring)
+SEQ2SEQ_FILES = ("encoder_model.onnx", "decoder_model.onnx", "decoder_with_past_model.onnx")
+# what save_pretrained writes for a tokenizer (the ones present are copied)
+_TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "chat_template.jinja",
+                    "vocab.json", "merges.txt", "added_tokens.json")
 INFO_FILE = "edgekit_export.json"
 FORMAT = "edgekit-onnx"
 ACCURACY_LEVEL = 4  # int8 activations per block, int32 accumulation (MLAS SQNBIT_CompInt8)
@@ -148,8 +160,9 @@ def _first_line(e: BaseException) -> str:
     return f"{type(e).__name__}: {text[:cut + 1] if cut > 0 else text}"
 
 
-def _optimum_export(model, out_dir: Path, task: str) -> Path:
-    """Run optimum's exporter quietly; any failure becomes one line naming optimum's reason."""
+def optimum_export(model, out_dir: Path, task: str, files: tuple[str, ...] = ("model.onnx",)) -> Path:
+    """Run optimum's exporter quietly; any failure becomes one line naming optimum's reason. Returns the path of
+    ``files[0]`` once every one of ``files`` is there."""
     import logging
     import warnings
 
@@ -172,10 +185,10 @@ def _optimum_export(model, out_dir: Path, task: str) -> Path:
     finally:
         for lg, lv in zip(quiet, levels):
             lg.setLevel(lv)
-    path = out_dir / "model.onnx"
-    if not path.is_file():
-        raise EdgekitError(f"optimum wrote no model.onnx for task {task} (files: {sorted(os.listdir(out_dir))})")
-    return path
+    missing = [f for f in files if not (out_dir / f).is_file()]
+    if missing:
+        raise EdgekitError(f"optimum wrote no {missing[0]} for task {task} (files: {sorted(os.listdir(out_dir))})")
+    return out_dir / files[0]
 
 
 def _digest(a: np.ndarray) -> bytes:
@@ -285,7 +298,21 @@ def _save(model, path: Path) -> None:
     onnx.checker.check_model(str(path))  # path-based: works past protobuf's 2 GB
 
 
-def _place(tmp: Path, out: Path) -> None:
+def check_output_dir(output) -> Path:
+    """``output`` as a Path when an ONNX export may be written there (missing, empty, or an earlier export).
+
+    Raises:
+        EdgekitError: it holds something else, or its parent directory does not exist.
+    """
+    out = Path(output)
+    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / INFO_FILE).is_file())):
+        raise EdgekitError(f"{out} exists and is not an earlier ONNX export; choose another -o directory")
+    if not out.parent.is_dir():
+        raise EdgekitError(f"output directory does not exist: {out.parent}")
+    return out
+
+
+def place_export(tmp: Path, out: Path) -> None:
     """Move the finished directory ``tmp`` to ``out``, replacing an earlier export (never other content)."""
     if out.exists():
         if out.is_dir() and (not any(out.iterdir()) or (out / INFO_FILE).is_file()):
@@ -302,14 +329,15 @@ def _place(tmp: Path, out: Path) -> None:
     os.replace(tmp, out)
 
 
-def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
-    """``edgekit export ARTIFACT --format onnx -o DIR``.
+def export_onnx(artifact, output, accuracy_level: int | None = None) -> dict:
+    """``edgekit export ARTIFACT --format onnx -o DIR``; a T5 student directory goes to
+    :func:`export_seq2seq_onnx` (float, no MatMulNBits, so no ``accuracy_level``).
 
     Args:
         artifact: Path of the ``.ekq`` artifact (a Llama-family decoder or a BERT encoder).
         output: Directory to write (created; an earlier ONNX export there is replaced).
-        accuracy_level: ``MatMulNBits`` compute: 4 (int8 activations per block, the default) or 1 (fp32 compute
-            on the same 4-bit weights: the weight-only model, slower; a check of the export itself).
+        accuracy_level: ``MatMulNBits`` compute: 4 (int8 activations per block; None: the default) or 1 (fp32
+            compute on the same 4-bit weights: the weight-only model, slower; a check of the export itself).
 
     Returns:
         ``{"path", "task", "matmulnbits" (replaced linears), "bits", "zero_points", "tied_head", "bytes",
@@ -320,8 +348,14 @@ def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
             the architecture, or the output directory is unusable. Nothing is written then.
     """
     from edgekit.artifact import is_artifact, read_artifact, write_tokenizer
+    from edgekit.distill.student import is_t5_dir
 
     t0 = time.perf_counter()
+    if is_t5_dir(artifact):
+        if accuracy_level is not None:
+            raise EdgekitError("--accuracy-level sets MatMulNBits' compute; a T5 student is exported in float32")
+        return export_seq2seq_onnx(artifact, output)
+    accuracy_level = ACCURACY_LEVEL if accuracy_level is None else accuracy_level
     if accuracy_level not in ACCURACY_LEVELS:
         raise EdgekitError(f"accuracy level {accuracy_level}: choose 4 (int8 activations) or 1 (fp32 compute)")
     if not is_artifact(artifact):
@@ -331,18 +365,14 @@ def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
                            "-o A.ekq), then export A.ekq")
     art = read_artifact(artifact)
     check_exportable(art)
-    out = Path(output)
-    if out.exists() and not (out.is_dir() and (not any(out.iterdir()) or (out / INFO_FILE).is_file())):
-        raise EdgekitError(f"{out} exists and is not an earlier ONNX export; choose another -o directory")
-    if not out.parent.is_dir():
-        raise EdgekitError(f"output directory does not exist: {out.parent}")
+    out = check_output_dir(output)
     import onnx
 
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
     try:
         weights: dict[str, np.ndarray] = {}
         model = _float_model(art, weights)
-        raw = _optimum_export(model, tmp / "raw", TASKS[art.task])
+        raw = optimum_export(model, tmp / "raw", TASKS[art.task])
         del model
         proto = onnx.load(str(raw))
         summary = _replace_matmuls(proto, art, weights, accuracy_level)
@@ -360,10 +390,65 @@ def export_onnx(artifact, output, accuracy_level: int = ACCURACY_LEVEL) -> dict:
                 "artifact": str(art.path), "recipe": art.report.get("recipe"), "accuracy_level": accuracy_level,
                 **summary}
         (final / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
-        _place(final, out)
+        place_export(final, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
     return {"path": str(out), "task": art.task, **summary, "bytes": size,
             "seconds": round(time.perf_counter() - t0, 2)}
 
+
+def export_seq2seq_onnx(model_dir, output) -> dict:
+    """``edgekit export STUDENT --format onnx -o DIR`` for a T5 directory (``edgekit distill``'s ``DIR/student``):
+    optimum's ``text2text-generation-with-past`` graphs in float32 (module docstring).
+
+    Args:
+        model_dir: The T5 directory (``config.json``, safetensors, tokenizer files).
+        output: The directory to write (created; an earlier ONNX export there is replaced).
+
+    Returns:
+        ``{"path", "task": "seq2seq", "files", "bytes", "seconds"}``.
+
+    Raises:
+        EdgekitError: not a T5 directory, optimum cannot export it, or the output directory is unusable; nothing
+            is written then.
+    """
+    import torch
+    from transformers import T5ForConditionalGeneration
+
+    from edgekit.distill.student import load_t5_config
+
+    t0 = time.perf_counter()
+    cfg = load_t5_config(model_dir)
+    src = Path(model_dir)
+    if not (src / "tokenizer.json").is_file():
+        raise EdgekitError(f"{src} has no tokenizer.json; the export carries the student's tokenizer")
+    out = check_output_dir(output)
+    try:
+        model = T5ForConditionalGeneration.from_pretrained(str(src), dtype=torch.float32).eval()
+    except (OSError, ValueError, RuntimeError) as e:
+        raise EdgekitError(f"could not load the T5 model in {src}: {type(e).__name__}: {e}") from None
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent))
+    try:
+        raw = tmp / "raw"
+        optimum_export(model, raw, SEQ2SEQ_TASK, SEQ2SEQ_FILES)
+        del model
+        final = tmp / "final"
+        final.mkdir()
+        for name in SEQ2SEQ_FILES + ("config.json", "generation_config.json"):
+            if (raw / name).is_file():
+                shutil.move(str(raw / name), final / name)
+            if (raw / f"{name}_data").is_file():  # external weights of a graph past 2 GB
+                shutil.move(str(raw / f"{name}_data"), final / f"{name}_data")
+        for name in _TOKENIZER_FILES:
+            if (src / name).is_file():
+                shutil.copy(src / name, final / name)
+        info = {"format": FORMAT, "version": 1, "task": "seq2seq", "family": "t5", "source": str(src.resolve()),
+                "files": list(SEQ2SEQ_FILES), "decoder_start_token_id": cfg.get("decoder_start_token_id")}
+        (final / INFO_FILE).write_text(json.dumps(info, indent=2) + "\n")
+        place_export(final, out)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    size = sum(p.stat().st_size for p in out.iterdir() if p.is_file())
+    return {"path": str(out), "task": "seq2seq", "files": list(SEQ2SEQ_FILES), "bytes": size,
+            "seconds": round(time.perf_counter() - t0, 2)}

@@ -41,6 +41,15 @@ def open_gguf(path: str | os.PathLike) -> Any:
     return GGUFReader(str(path), "r")
 
 
+def gguf_architecture(path: str | os.PathLike) -> str | None:
+    """``general.architecture`` of a GGUF file (``llama``, ``t5``, ...); None when the file cannot be read (the
+    loader that opens it next reports why)."""
+    try:
+        return _meta(open_gguf(path), "general.architecture")
+    except Exception:  # a damaged or missing file: not ours to report here
+        return None
+
+
 @contextmanager
 def shared_gguf_reader(path: str | os.PathLike, reader: Any) -> Iterator[None]:
     """Within the block, ``gguf.GGUFReader(path)`` returns ``reader`` and the tensor-name map is memoized.

@@ -225,7 +225,7 @@ def test_bad_input_writes_nothing(tiny_llama_dir, tiny_rtn, tmp_path, monkeypatc
 
     xl = XLNetModel(XLNetConfig(vocab_size=50, d_model=32, n_layer=1, n_head=2, d_inner=64)).eval()
     with pytest.raises(EdgekitError, match="optimum could not export this xlnet model") as e:
-        ox._optimum_export(xl, tmp_path / "xl", "feature-extraction")
+        ox.optimum_export(xl, tmp_path / "xl", "feature-extraction")
     assert "\n" not in str(e.value)
 
     # a failure while writing leaves neither a temporary directory nor a half export, and an earlier export intact
