@@ -189,3 +189,17 @@ def compile_example(out: Path, include_dir: Path, lib_dir: Path, cc: str = "cc")
     p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=120)
     assert p.returncode == 0, f"{' '.join(cmd)}\n{p.stdout}"
     return out
+
+
+def need_cross_tools() -> None:
+    """Skip the calling test when the aarch64 cross compiler or qemu-aarch64 is missing (optional Debian packages);
+    fail it when cmake, which every build needs, is missing."""
+    import shutil
+
+    import pytest
+
+    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
+    if shutil.which("cmake") is None:
+        pytest.fail("cmake is not on PATH")

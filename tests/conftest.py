@@ -135,26 +135,12 @@ def rpi5_build(tmp_path_factory):
     """(target, build dir): the ``rpi5`` profile built by edgekit.build.build_target with its own flags (kernels, their
     C++ tests, libedgekit.so, the C example) into this session's tmp dir, once for tests/test_kernels_arm.py and
     tests/test_capi_arm.py. Skipped when the aarch64 cross compiler or qemu-aarch64 is missing."""
-    import shutil
-
     import capi_util as cu
 
-    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
+    cu.need_cross_tools()
     build = cu.source_module("edgekit.build")
     target = cu.source_module("edgekit.targets").load_target("rpi5")
     return target, build.build_target(target, tmp_path_factory.mktemp("rpi5"), jobs=2)
-
-
-def _need_cross_tools():
-    import shutil
-
-    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
-    if shutil.which("cmake") is None:
-        pytest.fail("cmake is not on PATH")
 
 
 @pytest.fixture(scope="session")
@@ -164,7 +150,7 @@ def arm_build(tmp_path_factory):
     into the same directory (the portable build bundles use). Skipped without the cross compiler or qemu-aarch64."""
     import capi_util as cu
 
-    _need_cross_tools()
+    cu.need_cross_tools()
     build = cu.source_module("edgekit.build")
     return build.configure_and_build(tmp_path_factory.mktemp("aarch64"), toolchain="cmake/aarch64-linux-gnu.cmake",
                                      jobs=2, targets=(build.TEST_PROGRAM,))

@@ -16,24 +16,16 @@ checked end to end as well. Skipped only when the cross compiler or qemu-aarch64
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 from pathlib import Path
 
+import capi_util as cu
 import pytest
 
 from edgekit.build import AARCH64_SYSROOT, TEST_PROGRAM, host_arch, run_target_tests
 
 JOBS = 2            # the test machines have two cores
 RUN_TIMEOUT = 300   # one run of the test program under qemu takes ~5-15 s
-
-
-def _need_cross_tools():
-    missing = [t for t in ("aarch64-linux-gnu-g++", "qemu-aarch64") if shutil.which(t) is None]
-    if missing:
-        pytest.skip(f"{' and '.join(missing)} not installed (Debian: g++-aarch64-linux-gnu, qemu-user)")
-    if shutil.which("cmake") is None:
-        pytest.fail("cmake is not on PATH")
 
 
 def _run(cmd: list[str], force: str | None = None) -> subprocess.CompletedProcess:
@@ -125,7 +117,7 @@ def test_native_kernels(host_build):
 
 def test_rpi5_target_build_and_run(rpi5_build):
     """edgekit.build end to end for one profile: its own flags, its qemu CPU, its expected kernel."""
-    _need_cross_tools()
+    cu.need_cross_tools()
     target, build_dir = rpi5_build
     run = run_target_tests(target, build_dir, timeout=RUN_TIMEOUT)
     assert run.ok and run.selected_gemm == "neondot", run.output[-2000:]
