@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -93,14 +94,12 @@ class OrtSession:
         self._dtype = np.float16 if "float16" in past[0].type else np.float32
         self._outputs = ["logits"] + [f"present.{i}.{kv}" for i in range(self.n_layers) for kv in ("key", "value")]
         self._has_pos = "position_ids" in names
-        self._tokenizer = None
         self.reset()
 
-    @property
+    @functools.cached_property
     def tokenizer(self):
-        if self._tokenizer is None:
-            self._tokenizer = hf_tokenizer(self.path)
-        return self._tokenizer
+        """The export's tokenizer, loaded on first use."""
+        return hf_tokenizer(self.path)
 
     @property
     def n_past(self) -> int:
@@ -185,15 +184,13 @@ class OrtSeq2Seq:
         if start is None:
             raise EdgekitError(f"{path}: neither edgekit_export.json nor config.json names the decoder start token")
         self.decoder_start = int(start)
-        self._tokenizer = None
         self._enc = None
         self.reset()
 
-    @property
+    @functools.cached_property
     def tokenizer(self):
-        if self._tokenizer is None:
-            self._tokenizer = hf_tokenizer(self.path)
-        return self._tokenizer
+        """The export's tokenizer, loaded on first use."""
+        return hf_tokenizer(self.path)
 
     @property
     def n_past(self) -> int:
