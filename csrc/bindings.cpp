@@ -24,6 +24,7 @@
 #include "edgekit/llama.h"
 #include "edgekit/load_llama.h"
 #include "edgekit/packed_q4.h"
+#include "edgekit/weight_arena.h"
 #include "edgekit/roofline.h"
 #include "edgekit/threadpool.h"
 #include "edgekit/tokenizer.h"
@@ -603,6 +604,12 @@ PYBIND11_MODULE(_C, m) {
         .def_property_readonly("n", &edgekit::PackedQ4::n)
         .def_property_readonly("k", &edgekit::PackedQ4::k)
         .def_property_readonly("nbytes", &edgekit::PackedQ4::nbytes)
+        .def_property_readonly(
+            "addresses",
+            [](const edgekit::PackedQ4& w) {
+                return py::make_tuple((uintptr_t)w.view().qs, (uintptr_t)w.view().d);
+            },
+            "(qs, d) start addresses, to check the weight chunks' alignment (weight_arena.h).")
         .def("gemm", &packed_gemm, py::arg("xq"), py::arg("xs"), py::arg("impl") = "", py::arg("int4") = false,
              "y [m, n] float32 from int8 codes xq [m, k] and per-row scales xs [m], or per-block scales xs "
              "[m, k/32] (op gemm_q4x4_q8b; gemm_q4x16_* on q4x16). int4=True runs the W4A4 packed-multiplier "
@@ -626,6 +633,10 @@ PYBIND11_MODULE(_C, m) {
     m.def("attention_causal", &attention_causal, py::arg("q"), py::arg("k"), py::arg("v"),
           "The runtime's causal GQA attention: q float32 [n, n_heads, hd] (the last n of L positions), k and v "
           "float32 [L, n_kv, hd] rounded to its fp16 cache → [n, n_heads, hd], bit for bit what the runtime computes.");
+    m.def("weight_arena_bytes", &edgekit::weight_arena_bytes,
+          "Bytes of weight chunks held from the system (weight_arena.h: regrouped weights, the Q8_0 head).");
+    m.def("weight_hugepages", &edgekit::weight_hugepages,
+          "Whether weight chunks are advised for transparent huge pages (Linux; EDGEKIT_HUGEPAGES=0 turns it off).");
     m.def("preferred_q4_rows", &edgekit::preferred_q4_rows,
           "Rows per tile of the int4 layout the runtime runs here: 16 (q4x16, AVX-512 VNNI) or 4 (q4x4).");
     m.def("silu_mul_f32", &silu_mul_f32, py::arg("g"), py::arg("u"), py::arg("impl") = "",

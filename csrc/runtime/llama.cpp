@@ -122,8 +122,8 @@ void check_gate(const AcmGate& g, int64_t h, int64_t ffn, const std::string& p) 
 void regroup_q4x16(Q4Weight& w) {
     const ek_q4x4 v = w.view();
     const int64_t groups = (w.n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS, nb = w.k / EK_Q4_BLOCK;
-    std::vector<uint8_t> qs((size_t)(groups * nb * EK_Q4X16_GROUP_QS_BYTES));
-    std::vector<uint16_t> d((size_t)(groups * nb * EK_Q4X16_ROWS));
+    WeightVec<uint8_t> qs((size_t)(groups * nb * EK_Q4X16_GROUP_QS_BYTES));
+    WeightVec<uint16_t> d((size_t)(groups * nb * EK_Q4X16_ROWS));
     ek_pack_q4x16(&v, qs.data(), d.data());
     w.qs = std::move(qs);
     w.d = std::move(d);

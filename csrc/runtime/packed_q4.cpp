@@ -6,6 +6,7 @@
 
 #include "edgekit/dispatch.h"
 #include "edgekit/linear.h"
+#include "edgekit/weight_arena.h"
 
 namespace edgekit {
 namespace {
@@ -14,8 +15,8 @@ const char* layout_name(int rows) { return rows == EK_Q4X4_ROWS ? "q4x4" : "q4x1
 
 // The arrays of a regrouped matrix, owned by its PackedQ4 (and copies).
 struct OwnedArrays {
-    std::vector<uint8_t> qs;
-    std::vector<uint16_t> d;
+    WeightVec<uint8_t> qs;
+    WeightVec<uint16_t> d;
 };
 
 }  // namespace

@@ -14,6 +14,7 @@
 #include "edgekit/acm.h"
 #include "edgekit/formats.h"
 #include "edgekit/prune.h"
+#include "edgekit/weight_arena.h"
 
 namespace edgekit {
 
@@ -28,8 +29,8 @@ struct LlamaConfig {
 enum class ActQuant : uint8_t { kPerToken, kPerBlock, kPerTensor };
 
 struct Q4Weight {
-    std::vector<uint8_t> qs;
-    std::vector<uint16_t> d;
+    WeightVec<uint8_t> qs;  // in the weight chunks (weight_arena.h): decode streams them, huge pages help
+    WeightVec<uint16_t> d;
     int64_t n = 0, k = 0;
     ActQuant act = ActQuant::kPerToken;
     float act_scale = 0.0f;   // kPerTensor: the grid's step (TRIP recipes)
@@ -46,8 +47,8 @@ struct LlamaLayer {
 // The tied embedding / LM head in Q8_0 (the artifact's lm_head_bits: 8): int8 codes [vocab, hidden] and one fp16
 // scale per 32 of them [vocab, hidden / 32] (kernels.h: ek_gemm_q8_0_f32, ek_quantize_q8_0).
 struct Q8Table {
-    std::vector<int8_t> q;
-    std::vector<uint16_t> d;
+    WeightVec<int8_t> q;
+    WeightVec<uint16_t> d;
 };
 
 class LlamaModel {

@@ -32,6 +32,7 @@ public:
     int64_t n() const { return view_.n; }
     int64_t k() const { return view_.k; }
     int64_t nbytes() const { return nbytes_; }
+    const ek_q4x4& view() const { return view_; }
 
     // y [m, n] (row stride n) from int8 codes xq [m, k] and per-row scales xs [m], or per-block scales xs [m, k/32]
     // (per_block: op gemm_q4x4_q8b, or gemm_q4x16_q8b on q4x16). int4: the W4A4 packed-multiplier kernel (op
