@@ -66,8 +66,8 @@ public:
 
 private:
     long new_chunk(std::size_t size) {
-        void* p = std::aligned_alloc(kHuge, size);
-        if (!p) throw std::bad_alloc();
+        void* p = nullptr;  // posix_memalign, not aligned_alloc: Android's libc has it from API level 16, not 28
+        if (posix_memalign(&p, kHuge, size) != 0 || !p) throw std::bad_alloc();
 #if defined(__linux__) && defined(MADV_HUGEPAGE)
         if (weight_hugepages()) madvise(p, size, MADV_HUGEPAGE);  // advice only: ignored where THP is off
 #endif
