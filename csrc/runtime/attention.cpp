@@ -2,6 +2,7 @@
 // over the pool; attention_causal_f32 runs both on a cache of its own.
 #include "edgekit/attention.h"
 
+#include <algorithm>
 #include <cmath>
 #include <vector>
 
@@ -26,21 +27,38 @@ void store_kv_fp16(const float* k, const float* v, int n, int64_t kv_dim, int ba
     });
 }
 
+// Parts each KV head's group of query heads is split into: 1, except when the rows are too few to give every thread
+// equal work (decode: one row of SmolLM2's 3 KV heads on 2 threads ran 2:1). Then each group runs as two tasks, so
+// the pool's contiguous ranges can even out (3 KV heads x {2 heads, 1 head} on 2 threads: 5:4 heads). The kernel's
+// heads are independent (kernels.h), so a head gives the same bits in whichever part it runs.
+namespace {
+
+int group_parts(int n, int n_kv, int group) {
+    const int threads = get_num_threads();
+    if (threads <= 1 || group < 2 || (int64_t)n * n_kv >= 8 * (int64_t)threads) return 1;
+    return ((int64_t)n * n_kv) % threads == 0 ? 1 : 2;
+}
+
+}  // namespace
+
 void attention_causal(const KvView& kv, const float* q, int n, int base, float* out, float* first) {
     const int hd = kv.head_dim, n_kv = kv.n_kv_heads, n_heads = kv.n_heads, group = n_heads / n_kv;
     const int64_t kv_dim = (int64_t)n_kv * hd, max_len = (int64_t)base + n;
     const float scale = 1.0f / std::sqrt((float)hd);
     static const ek_attn_f16_f32_fn attn = kernel<Op::attn_f16_f32>();
+    const int parts = group_parts(n, n_kv, group), first_part = (group + parts - 1) / parts;
     // causal rows grow with the token: the tasks go short, long, short, long (tokens 0, n-1, 1, n-2, ...) so that
     // the pool's equal contiguous ranges hold equal work
-    parallel_for((int64_t)n * n_kv, 1, [&](int64_t b, int64_t e) {
-        thread_local std::vector<float> p;  // probabilities of the group's heads
+    parallel_for((int64_t)n * n_kv * parts, 1, [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> p;  // probabilities of the task's heads
         if ((int64_t)p.size() < group * max_len) p.resize((size_t)(group * max_len));
         for (int64_t task = b; task < e; ++task) {
-            const int64_t r = task / n_kv;
-            const int i = (int)(r % 2 == 0 ? r / 2 : n - 1 - r / 2), kvh = (int)(task % n_kv);
-            const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group;  // the group's first query head
-            attn(q + head0 * hd, group, hd, kv.kt + (int64_t)kvh * hd * kv.ldk, kv.ldk, kv.v + (int64_t)kvh * hd,
+            const int64_t r = task / ((int64_t)n_kv * parts), rest = task % ((int64_t)n_kv * parts);
+            const int i = (int)(r % 2 == 0 ? r / 2 : n - 1 - r / 2), kvh = (int)(rest / parts);
+            const int part = (int)(rest % parts), h0 = part * first_part;
+            const int g = std::min(group, h0 + first_part) - h0;  // heads of this part
+            const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group + h0;  // the part's first query head
+            attn(q + head0 * hd, g, hd, kv.kt + (int64_t)kvh * hd * kv.ldk, kv.ldk, kv.v + (int64_t)kvh * hd,
                  kv_dim, base + i + 1, scale, p.data(), out + head0 * hd, first + head0);
         }
     });

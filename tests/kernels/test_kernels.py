@@ -347,6 +347,28 @@ def test_attention_matches_numpy_and_scalar(impl):
         np.testing.assert_array_equal(one[0], out[-1])
 
 
+@pytest.mark.parametrize("n_kv, group", [(3, 3), (3, 2), (1, 5), (5, 4)])
+def test_runtime_attention_same_bits_on_any_thread_count(n_kv, group):
+    """The runtime's attention splits a KV head's query heads into two tasks when the rows are too few to share
+    evenly among the threads (decode of 3 KV heads on 2 threads): every thread count gives the same bits."""
+    rng = np.random.default_rng(11)
+    hd, length = 64, 40
+    old = _C.get_num_threads()
+    try:
+        for n in (1, 2, 3, 7):
+            q = rng.standard_normal((n, n_kv * group, hd)).astype(np.float32)
+            k = rng.standard_normal((length, n_kv, hd)).astype(np.float32)
+            v = rng.standard_normal((length, n_kv, hd)).astype(np.float32)
+            outs = []
+            for t in (1, 2, 3):
+                _C.set_num_threads(t)
+                outs.append(_C.attention_causal(q, k, v))
+            for o in outs[1:]:
+                np.testing.assert_array_equal(o, outs[0])
+    finally:
+        _C.set_num_threads(old)
+
+
 def test_attention_rejects_bad_shapes():
     q = np.zeros((3, 64), np.float32)
     with pytest.raises(ValueError, match="kt must be"):
