@@ -73,7 +73,8 @@ $(EDGEKIT_STAMP): $(BASE_STAMP) pyproject.toml CMakeLists.txt $(NATIVE_SOURCES)
 	touch $@
 
 # Compilers and tools from Debian, installed only when missing. The aarch64 cross compiler and qemu-user run the
-# C++ kernel tests for Raspberry Pi CPUs; they are optional, so failing to get them only warns.
+# C++ kernel tests for Raspberry Pi CPUs, the JDK builds and tests the JNI wrapper (bindings/java); they are
+# optional, so failing to get them only warns.
 sysdeps:
 	@need=""; opt=""; \
 	command -v g++ >/dev/null || need="$$need g++"; \
@@ -84,6 +85,7 @@ sysdeps:
 	fi; \
 	command -v aarch64-linux-gnu-g++ >/dev/null || opt="$$opt g++-aarch64-linux-gnu"; \
 	command -v qemu-aarch64 >/dev/null || opt="$$opt qemu-user"; \
+	command -v javac >/dev/null || opt="$$opt openjdk-17-jdk-headless"; \
 	if [ -z "$$need$$opt" ]; then exit 0; fi; \
 	if [ "$$(id -u)" != 0 ] || ! command -v apt-get >/dev/null; then \
 	  echo "sysdeps: not root (or no apt-get): skipping install of$$need$$opt"; exit 0; \
