@@ -26,11 +26,13 @@ void check(bool ok, const std::string& what) {
 }
 
 void check_weight(const Q4Weight& w, int64_t n, int64_t k, const std::string& name) {
-    const int64_t tiles = (n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS, nb = k / EK_Q4_BLOCK;
+    // either layout: the loader makes the one preferred here (q4x16 on AVX-512 VNNI), a test may give q4x4
+    check(w.rows == EK_Q4X4_ROWS || w.rows == EK_Q4X16_ROWS, name + ": layout must be q4x4 or q4x16");
+    const int64_t units = (n + w.rows - 1) / w.rows, nb = k / EK_Q4_BLOCK;
     check(w.n == n && w.k == k && k % EK_Q4_BLOCK == 0, name + " must be [" + std::to_string(n) + ", " +
                                                             std::to_string(k) + "], got [" + std::to_string(w.n) +
                                                             ", " + std::to_string(w.k) + "]");
-    check((int64_t)w.qs.size() == tiles * nb * EK_Q4X4_TILE_QS_BYTES && (int64_t)w.d.size() == tiles * nb * EK_Q4X4_ROWS,
+    check((int64_t)w.qs.size() == units * nb * w.rows * (EK_Q4_BLOCK / 2) && (int64_t)w.d.size() == units * nb * w.rows,
           name + ": packed arrays do not match its shape");
 }
 
@@ -120,6 +122,7 @@ void check_gate(const AcmGate& g, int64_t h, int64_t ffn, const std::string& p) 
 // Where preferred_q4_rows() says q4x16 (linear.h), the weights are regrouped once here, in place of the loaded
 // layout.
 void regroup_q4x16(Q4Weight& w) {
+    if (w.rows == EK_Q4X16_ROWS) return;  // loaded so
     const ek_q4x4 v = w.view();
     const int64_t groups = (w.n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS, nb = w.k / EK_Q4_BLOCK;
     WeightVec<uint8_t> qs((size_t)(groups * nb * EK_Q4X16_GROUP_QS_BYTES));

@@ -18,6 +18,7 @@
 #include "edgekit/artifact.h"
 #include "edgekit/json.h"
 #include "edgekit/kernels.h"
+#include "edgekit/linear.h"
 
 namespace edgekit {
 namespace {
@@ -293,12 +294,25 @@ Q4Weight q4_weight(const Artifact& a, const std::string& name, int64_t n, int64_
         std::memcpy(blocks[b].qs, qw.data + b * half, (size_t)half);  // row r, block j = bytes (r * nb + j) * 16
     }
     const int64_t tiles = (n + EK_Q4X4_ROWS - 1) / EK_Q4X4_ROWS;
+    std::vector<uint8_t> qs4((size_t)(tiles * nb * EK_Q4X4_TILE_QS_BYTES));
+    std::vector<uint16_t> d4((size_t)(tiles * nb * EK_Q4X4_ROWS));
+    ek_pack_q4x4(blocks.data(), n, k, qs4.data(), d4.data());
     Q4Weight w;
     w.n = n;
     w.k = k;
-    w.qs.resize((size_t)(tiles * nb * EK_Q4X4_TILE_QS_BYTES));
-    w.d.resize((size_t)(tiles * nb * EK_Q4X4_ROWS));
-    ek_pack_q4x4(blocks.data(), n, k, w.qs.data(), w.d.data());
+    // the layout the kernels run here, made once into the weight chunks: a q4x4 copy regrouped later would leave
+    // its bytes there as dead, resident space (weight_arena.h allocates by bumping)
+    if (preferred_q4_rows() == EK_Q4X16_ROWS) {
+        const ek_q4x4 v{qs4.data(), d4.data(), n, k, 0};
+        const int64_t groups = (n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS;
+        w.qs.resize((size_t)(groups * nb * EK_Q4X16_GROUP_QS_BYTES));
+        w.d.resize((size_t)(groups * nb * EK_Q4X16_ROWS));
+        ek_pack_q4x16(&v, w.qs.data(), w.d.data());
+        w.rows = EK_Q4X16_ROWS;
+    } else {
+        w.qs.assign(qs4.begin(), qs4.end());
+        w.d.assign(d4.begin(), d4.end());
+    }
     a.release(qw.data, qw.nbytes());  // the packed copy is what stays resident
     a.release(sc.data, sc.nbytes());
     return w;
