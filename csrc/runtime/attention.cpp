@@ -41,7 +41,7 @@ void attention_causal(const KvView& kv, const float* q, int n, int base, float* 
             const int i = (int)(r % 2 == 0 ? r / 2 : n - 1 - r / 2), kvh = (int)(task % n_kv);
             const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group;  // the group's first query head
             attn(q + head0 * hd, group, hd, kv.kt + (int64_t)kvh * hd * kv.ldk, kv.ldk, kv.v + (int64_t)kvh * hd,
-                 kv_dim, base + i + 1, scale, p.data(), out + head0 * hd, first + head0);
+                 kv_dim, base + i + 1, scale, nullptr, p.data(), out + head0 * hd, first + head0);
         }
     });
 }
