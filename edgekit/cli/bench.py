@@ -1,4 +1,5 @@
-"""``edgekit bench``: side-by-side runs that print tables and write JSON rows (kernels, model, quality, prune).
+"""``edgekit bench``: side-by-side runs that print tables and write JSON rows (kernels, model, quality, prune, acm,
+distill).
 
 Importing this module costs only click; numpy, torch, onnxruntime and the engines load when a command runs (the
 model benchmark's engines only in their worker processes).
@@ -358,3 +359,46 @@ def acm(acm_artifact, dense_artifact, sets, gate_biases, ks, ctx, max_tokens, pr
         save_json(res, json_out)
     if plot_out:
         plot(res, plot_out)
+
+
+@bench.command(name="distill")
+@click.option("--speed", is_flag=True, required=True,
+              help="The speed part (the only one this command runs so far): TTFT and decode tok/s of the student, "
+                   "the teacher and llama.cpp on the student's GGUF, interleaved repeats.")
+@click.option("--student", required=True, type=click.Path(dir_okay=False),
+              help="The encoder-decoder student's W4A8 artifact (edgekit quantize of edgekit distill's student).")
+@click.option("--teacher", required=True, type=click.Path(dir_okay=False),
+              help="The teacher's W4A8 artifact (e.g. edgekit quantize smollm2-135m).")
+@click.option("--gguf", type=click.Path(dir_okay=False), default=None,
+              help="The student's GGUF (edgekit export STUDENT_DIR --format gguf) for llama.cpp's decode; omitted: "
+                   "no llama.cpp rows.")
+@click.option("--input-lens", default="512,1024", show_default=True, help="Prompt lengths (comma list).")
+@click.option("--output-len", type=int, default=128, show_default=True, help="Decoded tokens per run.")
+@click.option("--llamacpp-output-len", type=int, default=32, show_default=True,
+              help="Decoded tokens per llama.cpp run (it recomputes cross-attention per token: slow).")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Interleaved repeats (medians of >= 3).")
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads of every engine.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write {rows, ratios, settings, machine, command} here.")
+@friendly
+def distill(speed, student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats, threads, json_out):
+    """The encoder-decoder student against its teacher (issue #19's speed goals): both W4A8 in edgekit's runtime,
+    and the student's GGUF in llama.cpp; rows with model, params, engine, input_len, ttft_s, decode_tok_s."""
+    from edgekit.bench.distill_speed import run_speed
+    from edgekit.bench.model import machine_info
+    from edgekit.bench.model_report import document
+    from edgekit.bench.report import save_json
+
+    if repeats < 3:
+        raise EdgekitError("--repeats must be >= 3: each ratio is the median of interleaved repeats")
+    set_threads(threads)
+    res = run_speed(student, teacher, gguf, int_list(input_lens, "input-lens"), output_len, llamacpp_output_len,
+                    repeats, threads)
+    res["machine"] = machine_info(threads)
+    if json_out:
+        save_json(document(res, command=shlex.join(["edgekit", *sys.argv[1:]])), json_out)
+    print_rows(res["rows"], [("model", "model", "{}"), ("engine", "engine", "{}"), ("input_len", "input", "{}"),
+                             ("ttft_s", "TTFT (s)", "{:.3f}"), ("decode_tok_s", "decode tok/s", "{:.2f}")],
+               f"medians of {repeats} interleaved repeats, {threads} threads", left=("model", "engine"))
+    print_rows(res["ratios"], [("ratio", "ratio", "{}"), ("input_len", "input", "{}"), ("median", "median", "{:.3f}")],
+               "per-repeat ratios, median", left=("ratio",))

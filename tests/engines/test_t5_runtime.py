@@ -205,3 +205,19 @@ def test_eval_prefix_len_scores_the_continuation(t5_pair, tmp_path):
     assert q["windows"] == f["windows"] == 3 and q["prefix_len"] == 24 and q["score_len"] == 8
     assert np.isfinite(q["continuation_nll"]) and abs(q["continuation_delta_pct"]) < 1e-9
     assert q["continuation_ppl"] != f["continuation_ppl"]
+
+
+def test_bench_distill_speed_rows(t5_pair, tiny_w4a8):
+    """``bench distill --speed`` on tiny files: one row per model and input length with the issue's keys, and the
+    per-repeat ratios (no timing is asserted: benchmarks print numbers)."""
+    from edgekit.bench.distill_speed import run_speed
+
+    _, art_path = t5_pair
+    res = run_speed(str(art_path), str(tiny_w4a8), None, input_lens=(16, 24), n_out=3, repeats=3, threads=1,
+                    progress=False)
+    assert [(r["model"], r["input_len"]) for r in res["rows"]] == [("encdec", 16), ("teacher", 16), ("encdec", 24),
+                                                                    ("teacher", 24)]
+    for r in res["rows"]:
+        assert {"model", "params", "ttft_s", "input_len", "decode_tok_s", "engine"} <= set(r)
+        assert r["params"] > 0 and r["ttft_s"] > 0 and r["decode_tok_s"] > 0 and len(r["ttft_s_repeats"]) == 3
+    assert {q["ratio"] for q in res["ratios"]} == {"ttft encdec / teacher", "decode encdec / teacher"}
