@@ -136,23 +136,41 @@ void T5Model::reserve(int n) {
 // n query rows q [n, heads, d_kv] at positions pos0 .. pos0 + n - 1 over the fp16 keys (transposed, kt [inner][ldk])
 // and values (v [slot][inner]): each query sees every slot 0 .. len - 1 (causal: 0 .. its position), the bias row
 // of its position from rel (relative_bias with `back` slots before position 0; null: none); out [n, inner].
+//
+// One task per head and block of up to kQueryBlock queries that see the same slots (a causal row sees its own
+// number of slots, so there a block is one query): the kernel runs a block's queries as one group, so every key
+// and value it converts serves all of them. A query's result does not depend on its block (kernels.h), so decode
+// and prefill give the same bits.
 void T5Model::attention(const float* q, int n, int pos0, const uint16_t* kt, int64_t ldk, const uint16_t* v, int len,
                         bool causal, const float* rel, int64_t back, int64_t span, float* out) const {
     static const ek_attn_f16_f32_fn attn = kernel<Op::attn_f16_f32>();
-    const int heads = cfg_.n_heads, dk = cfg_.d_kv;
-    const int64_t inner = (int64_t)heads * dk;
-    parallel_for((int64_t)n * heads, 1, [&](int64_t b, int64_t e) {
-        thread_local std::vector<float> p;
-        if ((int64_t)p.size() < len) p.resize((size_t)len);
+    constexpr int kQueryBlock = 4;
+    const int heads = cfg_.n_heads, dk = cfg_.d_kv, block = causal ? 1 : kQueryBlock;
+    const int64_t inner = (int64_t)heads * dk, blocks = (n + block - 1) / block;
+    parallel_for(blocks * heads, 1, [&](int64_t b, int64_t e) {
+        thread_local std::vector<float> p, qb, ob, bias;
+        const int64_t cap = (int64_t)kQueryBlock * len;
+        if ((int64_t)p.size() < cap) p.resize((size_t)cap), bias.resize((size_t)cap);
+        qb.resize((size_t)(kQueryBlock * dk));
+        ob.resize((size_t)(kQueryBlock * dk));
+        float first[kQueryBlock];
         for (int64_t task = b; task < e; ++task) {
-            const int i = (int)(task / heads), hh = (int)(task % heads), pos = pos0 + i;
-            const int visible = causal ? pos + 1 : len;
-            // the bias of key t is rel[hh][back + t - pos]: the row starts at back - pos
-            const float* bias = rel ? rel + hh * span + back - pos : nullptr;
-            float first;
-            attn(q + (int64_t)i * inner + (int64_t)hh * dk, 1, dk, kt + (int64_t)hh * dk * ldk, ldk,
-                 v + (int64_t)hh * dk, inner, visible, 1.0f, bias, p.data(), out + (int64_t)i * inner + hh * dk,
-                 &first);
+            const int i0 = (int)(task / heads) * block, hh = (int)(task % heads), g = std::min(block, n - i0);
+            const int visible = causal ? pos0 + i0 + 1 : len;
+            for (int j = 0; j < g; ++j) {
+                const float* src = q + (int64_t)(i0 + j) * inner + (int64_t)hh * dk;
+                std::copy(src, src + dk, qb.data() + (int64_t)j * dk);
+                // the bias of key t is rel[hh][back + t - pos]: the row starts at back - pos
+                if (rel) {
+                    const float* row = rel + hh * span + back - (pos0 + i0 + j);
+                    std::copy(row, row + visible, bias.data() + (int64_t)j * visible);
+                }
+            }
+            attn(qb.data(), g, dk, kt + (int64_t)hh * dk * ldk, ldk, v + (int64_t)hh * dk, inner, visible, 1.0f,
+                 rel ? bias.data() : nullptr, p.data(), ob.data(), first);
+            for (int j = 0; j < g; ++j)
+                std::copy(ob.data() + (int64_t)j * dk, ob.data() + (int64_t)(j + 1) * dk,
+                          out + (int64_t)(i0 + j) * inner + (int64_t)hh * dk);
         }
     });
 }
