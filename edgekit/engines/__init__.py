@@ -284,6 +284,10 @@ def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, t
     if seq2seq and not ENGINES[name].seq2seq:
         able = ", ".join(n for n, e in ENGINES.items() if e.seq2seq)
         raise EdgekitError(f"{spec} is an encoder-decoder model, which {name} cannot run; use --engine {able}")
+    if seq2seq and name in ("llama.cpp", "onnxruntime") and path_kind(spec) == "artifact":
+        # their exports of an encoder-decoder are the float student's (export/gguf.py, export/onnx.py)
+        raise EdgekitError(f"{spec} is a quantized encoder-decoder, which runs with --engine runtime or fake; "
+                           f"{name} runs the float student's export (edgekit export STUDENT_DIR --format ...)")
     entry = ENGINES[name]
     module, func = entry.opener.split(":")
     sess = getattr(importlib.import_module(module), func)(spec, max_ctx=max_ctx, threads=threads,

@@ -221,3 +221,18 @@ def test_bench_distill_speed_rows(t5_pair, tiny_w4a8):
         assert {"model", "params", "ttft_s", "input_len", "decode_tok_s", "engine"} <= set(r)
         assert r["params"] > 0 and r["ttft_s"] > 0 and r["decode_tok_s"] > 0 and len(r["ttft_s_repeats"]) == 3
     assert {q["ratio"] for q in res["ratios"]} == {"ttft encdec / teacher", "decode encdec / teacher"}
+
+
+def test_t5_artifact_refusals(t5_pair):
+    """A T5 artifact is refused by decoder-only loops (no seq2seq=True) and by the engines that run only the float
+    student's exports, each with one clear error."""
+    from edgekit.engines import open_session
+
+    _, art_path = t5_pair
+    with pytest.raises(EdgekitError, match="encoder-decoder model"):
+        open_session(str(art_path), "runtime")
+    for engine in ("llama.cpp", "onnxruntime"):
+        with pytest.raises(EdgekitError, match="quantized encoder-decoder"):
+            open_session(str(art_path), engine, seq2seq=True)
+    with pytest.raises(EdgekitError, match="pruning"):
+        open_session(str(art_path), "runtime", seq2seq=True, pruning=True)
