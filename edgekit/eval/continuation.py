@@ -191,7 +191,7 @@ def evaluate_seq2seq_continuation(spec: str, data_paths=None, prefix_len: int = 
                                   progress: bool = True) -> dict:
     """``edgekit eval ENCDEC --prefix-len L --score-len T``: an encoder-decoder's (a T5 student, its artifact or
     export) continuation perplexity on the windows of :func:`continuation_windows`; with ``compare_reference`` also
-    the artifact's float source directory on the same windows, and each row's change against the first.
+    the artifact's float source directory on the same windows, and each row's change against it (the last row).
 
     Raises:
         EdgekitError: the engine cannot run ``spec``, the text is too short, or the reference is not at hand.
@@ -219,9 +219,10 @@ def evaluate_seq2seq_continuation(spec: str, data_paths=None, prefix_len: int = 
                      for w in tqdm(windows, desc=f"continuation {i}", unit="window", disable=not progress)]
         finally:
             sess.close()
-        rows.append({"model": f"{s} ({sess.label})", **summarize(parts, prefix_len, score_len, 0.0)})
-    for r in rows:
-        r["continuation_delta_pct"] = 100.0 * (r["continuation_ppl"] / rows[0]["continuation_ppl"] - 1.0)
+        label = sess.label if i == 0 else "float reference, PyTorch"
+        rows.append({"model": f"{s} ({label})", **summarize(parts, prefix_len, score_len, 0.0)})
+    for r in rows:  # against the float reference when there is one
+        r["continuation_delta_pct"] = 100.0 * (r["continuation_ppl"] / rows[-1]["continuation_ppl"] - 1.0)
         r["continuation_nll"] = math.log(r["continuation_ppl"])
     return {"model": str(spec), "engine": engine, "data": [str(p) for p in data_paths] if data_paths
             else ["/usr/share/common-licenses (default held-out text)"], "rows": rows}

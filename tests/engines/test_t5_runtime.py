@@ -203,7 +203,7 @@ def test_eval_prefix_len_scores_the_continuation(t5_pair, tmp_path):
     res = json.loads(r.output)
     q, f = res["rows"]
     assert q["windows"] == f["windows"] == 3 and q["prefix_len"] == 24 and q["score_len"] == 8
-    assert np.isfinite(q["continuation_nll"]) and abs(q["continuation_delta_pct"]) < 1e-9
+    assert np.isfinite(q["continuation_nll"]) and abs(f["continuation_delta_pct"]) < 1e-9
     assert q["continuation_ppl"] != f["continuation_ppl"]
 
 
