@@ -26,6 +26,7 @@
 #include "edgekit/packed_q4.h"
 #include "edgekit/weight_arena.h"
 #include "edgekit/roofline.h"
+#include "edgekit/t5.h"
 #include "edgekit/threadpool.h"
 #include "edgekit/tokenizer.h"
 #include "edgekit/unicode.h"
@@ -197,6 +198,49 @@ std::unique_ptr<edgekit::LlamaModel> load_llama(const std::string& path, int max
     } catch (const std::invalid_argument& e) {
         throw py::value_error(e.what());
     }
+}
+
+// The T5 encoder-decoder from a T5 artifact (csrc/runtime/load_t5.cpp).
+std::unique_ptr<edgekit::T5Model> load_t5(const std::string& path, int max_ctx) {
+    try {
+        py::gil_scoped_release nogil;
+        return edgekit::load_t5(path, max_ctx);
+    } catch (const edgekit::ArtifactError& e) {
+        throw py::value_error(e.what());
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+py::array_t<int32_t, py::array::c_style | py::array::forcecast> token_array(const py::array& tokens) {
+    auto t = py::array_t<int32_t, py::array::c_style | py::array::forcecast>::ensure(tokens);
+    if (!t || t.ndim() != 1 || t.shape(0) == 0) throw py::value_error("tokens must be a non-empty 1-D int array");
+    return t;
+}
+
+void t5_encode(edgekit::T5Model& m, const py::array& tokens) {
+    const auto t = token_array(tokens);
+    try {
+        py::gil_scoped_release nogil;
+        m.encode(t.data(), (int)t.shape(0));
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+}
+
+py::array_t<float> t5_eval(edgekit::T5Model& m, const py::array& tokens, bool all_logits) {
+    const auto t = token_array(tokens);
+    const int n = (int)t.shape(0), vocab = m.config().vocab;
+    py::array_t<float> out = all_logits ? py::array_t<float>({(int64_t)n, (int64_t)vocab})
+                                        : py::array_t<float>((int64_t)vocab);
+    float* o = out.mutable_data();
+    try {
+        py::gil_scoped_release nogil;
+        m.eval(t.data(), n, o, all_logits);
+    } catch (const std::invalid_argument& e) {
+        throw py::value_error(e.what());
+    }
+    return out;
 }
 
 // The C++ tokenizer (tokenizer.h) from a tokenizer.json text or an artifact; ValueError with the reason.
@@ -420,7 +464,7 @@ py::tuple quantize_q8_0(const py::array& x) {
 }
 
 py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array& v, float scale,
-                       const std::string& impl) {
+                       const std::string& impl, const py::object& bias) {
     const float* qp = checked<float>(q, "q", 2, "float32");
     const uint16_t* kp = checked<uint16_t>(kt, "kt", 2, "uint16 (fp16 bits)");
     const uint16_t* vp = checked<uint16_t>(v, "v", 2, "uint16 (fp16 bits)");
@@ -428,12 +472,19 @@ py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array&
     if (g < 1 || hd < 1 || n < 1) throw py::value_error("q [g, hd] and v [n, hd] must not be empty");
     if (kt.shape(0) != hd || ldk < n) throw py::value_error("kt must be [hd, >= n] (the keys transposed)");
     if (v.shape(1) != hd) throw py::value_error("v must be [n, hd]");
+    const float* bp = nullptr;  // the optional position bias [g, n]
+    py::array bias_arr;
+    if (!bias.is_none()) {
+        bias_arr = py::array::ensure(bias);
+        bp = checked<float>(bias_arr, "bias", 2, "float32");
+        if (bias_arr.shape(0) != g || bias_arr.shape(1) != n) throw py::value_error("bias must be [g, n]");
+    }
     const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(impl);
     py::array_t<float> out({g, hd}), p({g, n}), first(g);
     float *op = out.mutable_data(), *pp = p.mutable_data(), *fp = first.mutable_data();
     {
         py::gil_scoped_release nogil;
-        fn(qp, g, hd, kp, ldk, vp, hd, n, scale, pp, op, fp);
+        fn(qp, g, hd, kp, ldk, vp, hd, n, scale, bp, pp, op, fp);
     }
     return py::make_tuple(out, p, first);
 }
@@ -460,11 +511,13 @@ py::array_t<float> attention_causal(const py::array& q, const py::array& k, cons
     return out;
 }
 
-py::array_t<float> silu_mul_f32(const py::array& g, const py::array& u, const std::string& impl) {
+// The gated activations g ← act(g) * u (SwiGLU's silu_mul_f32, T5's gelu_mul_f32) on a copy of g.
+template <edgekit::Op op>
+py::array_t<float> gated_mul_f32(const py::array& g, const py::array& u, const std::string& impl) {
     const float* gp = checked<float>(g, "g", 1, "float32");
     const float* up = checked<float>(u, "u", 1, "float32");
     if (u.shape(0) != g.shape(0)) throw py::value_error("g and u must have the same length");
-    const ek_silu_mul_f32_fn fn = edgekit::kernel<edgekit::Op::silu_mul_f32>(impl);
+    const auto fn = edgekit::kernel<op>(impl);
     py::array_t<float> y(g.shape(0));
     float* yp = y.mutable_data();
     std::copy(gp, gp + g.shape(0), yp);
@@ -567,6 +620,25 @@ PYBIND11_MODULE(_C, m) {
                                "Learners per ACM layer (0: no adaptive computation modules).")
         .def_property_readonly("memory_bytes", &edgekit::LlamaModel::memory_bytes,
                                "Bytes of weights, KV cache and scratch held by the engine.");
+    py::class_<edgekit::T5Model>(m, "T5Runtime",
+                                 "The C++ T5 encoder-decoder on the W4A8 kernels: encode once, then decode with a "
+                                 "self-attention KV cache and the prompt's cross-attention K/V.")
+        .def_static("load", &load_t5, py::arg("path"), py::arg("max_ctx") = 0,
+                    "Load a W4A8 T5 artifact (.ekq) in C++ (max_ctx: decoder positions, <= 0 the default); "
+                    "ValueError with the reason when the file is damaged or not runnable.")
+        .def("encode", &t5_encode, py::arg("tokens"),
+             "Run the encoder over the prompt, compute every decoder layer's cross-attention K/V, empty the "
+             "decoder's cache.")
+        .def("eval", &t5_eval, py::arg("tokens"), py::arg("all_logits") = false,
+             "Append decoder tokens; logits [n, vocab] (all_logits) or [vocab] for the last.")
+        .def("reset", &edgekit::T5Model::reset, "Empty the decoder's cache (the encoded prompt stays).")
+        .def_property_readonly("n_past", &edgekit::T5Model::n_past, "Decoder tokens in the cache.")
+        .def_property_readonly("n_source", &edgekit::T5Model::n_source, "Tokens of the encoded prompt.")
+        .def_property_readonly("decoder_start", [](const edgekit::T5Model& t) { return t.config().decoder_start; })
+        .def_property_readonly("cross_kv_computations", &edgekit::T5Model::cross_kv_computations,
+                               "How many times the cross-attention K/V were computed (once per encode).")
+        .def_property_readonly("memory_bytes", &edgekit::T5Model::memory_bytes,
+                               "Bytes of weights, caches and scratch held by the engine.");
     py::class_<edgekit::Tokenizer>(m, "Tokenizer",
                                    "The C++ byte-level BPE tokenizer of the C API (ek_tokenize / ek_detokenize).")
         .def_static("from_json", &tokenizer_from_json, py::arg("text"),
@@ -627,9 +699,10 @@ PYBIND11_MODULE(_C, m) {
     m.def("quantize_q8_0", &quantize_q8_0, py::arg("x"),
           "float32 rows [n, k] → (codes int8 [n, k], fp16 scale bits uint16 [n, k / 32]); the runtime's Q8_0 rule.");
     m.def("attn_f16_f32", &attn_f16_f32, py::arg("q"), py::arg("kt"), py::arg("v"), py::arg("scale"),
-          py::arg("impl") = "",
+          py::arg("impl") = "", py::arg("bias") = py::none(),
           "Fused attention of g heads sharing one KV head: q float32 [g, hd], keys transposed kt uint16 fp16 bits "
-          "[hd, >= n], values v uint16 [n, hd] → (out [g, hd], probabilities [g, n], first [g]); kernels.h.");
+          "[hd, >= n], values v uint16 [n, hd], optional score bias float32 [g, n] → (out [g, hd], probabilities "
+          "[g, n], first [g]); kernels.h.");
     m.def("attention_causal", &attention_causal, py::arg("q"), py::arg("k"), py::arg("v"),
           "The runtime's causal GQA attention: q float32 [n, n_heads, hd] (the last n of L positions), k and v "
           "float32 [L, n_kv, hd] rounded to its fp16 cache → [n, n_heads, hd], bit for bit what the runtime computes.");
@@ -639,7 +712,9 @@ PYBIND11_MODULE(_C, m) {
           "Whether weight chunks are advised for transparent huge pages (Linux; EDGEKIT_HUGEPAGES=0 turns it off).");
     m.def("preferred_q4_rows", &edgekit::preferred_q4_rows,
           "Rows per tile of the int4 layout the runtime runs here: 16 (q4x16, AVX-512 VNNI) or 4 (q4x4).");
-    m.def("silu_mul_f32", &silu_mul_f32, py::arg("g"), py::arg("u"), py::arg("impl") = "",
+    m.def("gelu_mul_f32", &gated_mul_f32<edgekit::Op::gelu_mul_f32>, py::arg("g"), py::arg("u"),
+          py::arg("impl") = "", "T5's gated GELU: gelu_tanh(g) * u (kernels.h: ek_gelu_mul_f32).");
+    m.def("silu_mul_f32", &gated_mul_f32<edgekit::Op::silu_mul_f32>, py::arg("g"), py::arg("u"), py::arg("impl") = "",
           "SwiGLU gate: g / (1 + exp(-g)) * u with the kernels' exp, float32 [n] → float32 [n].");
     m.def("fp32_to_fp16", &fp32_to_fp16, py::arg("x"), py::arg("impl") = "",
           "float32 [n] → fp16 bits uint16 [n], round to nearest even (the KV cache's converter, cvt_f32_f16).");

@@ -200,6 +200,20 @@ const Table<Op::silu_mul_f32>& table<Op::silu_mul_f32>() {
 }
 
 template <>
+const Table<Op::gelu_mul_f32>& table<Op::gelu_mul_f32>() {
+    static const Table<Op::gelu_mul_f32> t = {
+        {"scalar", &ek_gelu_mul_f32__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_gelu_mul_f32__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+        {"avx512", &ek_gelu_mul_f32__avx512, kNeedsAVX512},
+#endif
+    };
+    return t;
+}
+
+template <>
 const Table<Op::cvt_f32_f16>& table<Op::cvt_f32_f16>() {
     static const Table<Op::cvt_f32_f16> t = {
         {"scalar", &ek_cvt_f32_f16__scalar, 0},
@@ -441,6 +455,7 @@ template ek_gemm_f16_f32_fn kernel<Op::gemm_f16_f32>(const std::string&);
 template ek_gemm_q8_0_f32_fn kernel<Op::gemm_q8_0_f32>(const std::string&);
 template ek_attn_f16_f32_fn kernel<Op::attn_f16_f32>(const std::string&);
 template ek_silu_mul_f32_fn kernel<Op::silu_mul_f32>(const std::string&);
+template ek_gelu_mul_f32_fn kernel<Op::gelu_mul_f32>(const std::string&);
 template ek_cvt_f32_f16_fn kernel<Op::cvt_f32_f16>(const std::string&);
 
 }  // namespace edgekit

@@ -1,5 +1,5 @@
-/* edgekit C API: run a quantized edgekit artifact (.ekq, a W4A8 llama-family causal LM) from C, C++ or any
- * language with a C FFI. Link with -ledgekit (libedgekit.so; the Python package ships it as edgekit/lib/ and this
+/* edgekit C API: run a quantized edgekit artifact (.ekq, a W4A8 llama-family causal LM or T5 encoder-decoder) from
+ * C, C++ or any language with a C FFI. Link with -ledgekit (libedgekit.so; the Python package ships it as edgekit/lib/ and this
  * header as edgekit/include/edgekit.h, see `edgekit.native.capi`).
  *
  *   ek_model* m = NULL;
@@ -39,7 +39,8 @@ extern "C" {
 #endif
 
 /* Version of this API; grows when functions are added (existing ones keep their meaning). */
-#define EK_API_VERSION 3  /* 2: ek_tokenize, ek_detokenize, ek_token_eos, ek_generate; 3: ek_kernels */
+#define EK_API_VERSION 4  /* 2: ek_tokenize, ek_detokenize, ek_token_eos, ek_generate; 3: ek_kernels;
+                             4: encoder-decoders (ek_is_encoder_decoder, ek_encode, ek_decoder_start) */
 
 typedef enum ek_status {
     EK_OK = 0,
@@ -96,6 +97,16 @@ EK_API const float* ek_get_logits(const ek_model* model, int32_t* n_rows);
 EK_API int32_t ek_n_vocab(const ek_model* model);
 EK_API int32_t ek_n_ctx(const ek_model* model);
 EK_API int32_t ek_n_past(const ek_model* model);
+
+/* Encoder-decoders (a T5 artifact of `edgekit quantize` on an `edgekit distill` student): ek_model_load loads them
+ * too, and ek_is_encoder_decoder says so (1; 0 for a decoder-only model). ek_encode runs the encoder over the prompt
+ * once, computes every decoder layer's cross-attention keys and values from it, and empties the decoder's cache;
+ * then ek_eval / ek_decode append *decoder* tokens, starting from ek_decoder_start (-1 for a decoder-only model),
+ * and n_past / n_ctx / ek_reset are the decoder's (ek_reset keeps the encoded prompt). ek_truncate, ek_set_pruning,
+ * the ACM calls and ek_generate give EK_ERR_UNSUPPORTED on an encoder-decoder; ek_encode gives it on a decoder. */
+EK_API int32_t ek_is_encoder_decoder(const ek_model* model);
+EK_API int32_t ek_decoder_start(const ek_model* model);
+EK_API ek_status ek_encode(ek_model* model, const int32_t* tokens, int32_t n_tokens);
 
 /* Empties the KV cache (n_past = 0). */
 EK_API ek_status ek_reset(ek_model* model);

@@ -29,21 +29,29 @@ static inline void ek_attn_values_tail(const float* p, int64_t n, const uint16_t
     }
 }
 
+// p[h, t] += bias[h, t] for hb heads (kernels.h: the position bias after the scale); nothing when bias is null.
+static inline void ek_attn_add_bias(float* p, const float* bias, int hb, int64_t n) {
+    if (!bias) return;
+    for (int64_t i = 0; i < hb * n; ++i) p[i] += bias[i];
+}
+
 #ifdef __cplusplus
 // The fused kernel's outer loop: query heads in blocks of up to four, each block run by Block<HB>::run(q, hd, kt,
-// ldk, v, ldv, n, scale, p, out) (scores, softmax, values of HB heads), then first[h] = p[h, 0].
+// ldk, v, ldv, n, scale, bias, p, out) (scores, bias, softmax, values of HB heads), then first[h] = p[h, 0].
 template <template <int> class Block>
 void ek_attn_head_blocks(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v,
-                         int64_t ldv, int64_t n, float scale, float* p, float* out, float* first) {
+                         int64_t ldv, int64_t n, float scale, const float* bias, float* p, float* out,
+                         float* first) {
     for (int64_t h = 0; h < g; h += 4) {
         const float* qh = q + h * hd;
+        const float* bh = bias ? bias + h * n : nullptr;
         float* ph = p + h * n;
         float* oh = out + h * hd;
         switch (g - h < 4 ? g - h : 4) {
-            case 4: Block<4>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
-            case 3: Block<3>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
-            case 2: Block<2>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
-            default: Block<1>::run(qh, hd, kt, ldk, v, ldv, n, scale, ph, oh); break;
+            case 4: Block<4>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
+            case 3: Block<3>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
+            case 2: Block<2>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
+            default: Block<1>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
         }
     }
     for (int64_t h = 0; h < g; ++h) first[h] = p[h * n];

@@ -59,7 +59,7 @@ void attention_causal(const KvView& kv, const float* q, int n, int base, float* 
             const int g = std::min(group, h0 + first_part) - h0;  // heads of this part
             const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group + h0;  // the part's first query head
             attn(q + head0 * hd, g, hd, kv.kt + (int64_t)kvh * hd * kv.ldk, kv.ldk, kv.v + (int64_t)kvh * hd,
-                 kv_dim, base + i + 1, scale, p.data(), out + head0 * hd, first + head0);
+                 kv_dim, base + i + 1, scale, nullptr, p.data(), out + head0 * hd, first + head0);
         }
     });
 }

@@ -20,11 +20,13 @@
 #include "edgekit/dispatch.h"
 #include "edgekit/generate.h"
 #include "edgekit/load_llama.h"
+#include "edgekit/t5.h"
 #include "edgekit/threadpool.h"
 #include "edgekit/tokenizer.h"
 
 struct ek_model {
-    std::unique_ptr<edgekit::LlamaModel> model;
+    std::unique_ptr<edgekit::LlamaModel> model;  // a decoder-only model, or
+    std::unique_ptr<edgekit::T5Model> t5;        // an encoder-decoder (then ek_eval runs its decoder)
     std::vector<float> logits;  // rows × vocab of the last evaluation
     int32_t rows = 0;
     std::string path;                                // the artifact, for the tokenizer read on first use
@@ -70,6 +72,19 @@ ek_status guard(Fn&& fn) {
 
 ek_status no_model() { return fail(EK_ERR_INVALID_ARGUMENT, "model is NULL"); }
 
+// What a decoder-only model has and an encoder-decoder does not (pruning, ACM, truncate, ek_generate).
+ek_status decoder_only(const char* what) {
+    return fail(EK_ERR_UNSUPPORTED, (std::string(what) + ": the model is an encoder-decoder (T5), which this call "
+                                     "does not run; use ek_encode, then ek_eval / ek_decode").c_str());
+}
+
+// Whether the artifact at `path` is an encoder-decoder (edgekit.task seq2seq-lm); throws ArtifactError.
+bool is_seq2seq_artifact(const char* path) {
+    const edgekit::Artifact a(path);
+    const std::string* task = a.meta("edgekit.task");
+    return task && *task == "seq2seq-lm";
+}
+
 // The model's tokenizer, read from its artifact the first time (models that only take ids never pay for it).
 // Throws ArtifactError as Tokenizer::from_artifact does.
 const edgekit::Tokenizer& tokenizer_of(ek_model* model) {
@@ -113,7 +128,8 @@ ek_status ek_model_load(const char* path, const ek_load_params* params, ek_model
         }
         if (p.n_threads > 0) edgekit::set_num_threads(p.n_threads);
         auto m = std::make_unique<ek_model>();
-        m->model = edgekit::load_llama(path, p.max_ctx);
+        if (is_seq2seq_artifact(path)) m->t5 = edgekit::load_t5(path, p.max_ctx);
+        else m->model = edgekit::load_llama(path, p.max_ctx);
         m->path = path;
         *out = m.release();
         return EK_OK;
@@ -126,24 +142,27 @@ ek_status ek_eval(ek_model* model, const int32_t* tokens, int32_t n_tokens, int 
     if (!model) return no_model();
     if (!tokens || n_tokens <= 0) return fail(EK_ERR_INVALID_ARGUMENT, "ek_eval: tokens must be a non-empty array");
     return guard([&] {
-        const edgekit::LlamaConfig& c = model->model->config();
+        const int32_t vocab = ek_n_vocab(model), max_ctx = ek_n_ctx(model);
         for (int32_t i = 0; i < n_tokens; ++i) {
-            if (tokens[i] < 0 || tokens[i] >= c.vocab) {
+            if (tokens[i] < 0 || tokens[i] >= vocab) {
                 const std::string msg = "ek_eval: token " + std::to_string(i) + " is " + std::to_string(tokens[i]) +
-                                        ", outside the vocabulary 0.." + std::to_string(c.vocab - 1);
+                                        ", outside the vocabulary 0.." + std::to_string(vocab - 1);
                 return fail(EK_ERR_INVALID_ARGUMENT, msg.c_str());
             }
         }
-        const int32_t past = model->model->n_past();
-        if ((int64_t)past + n_tokens > c.max_ctx) {
-            const std::string msg = "ek_eval: the KV cache holds " + std::to_string(c.max_ctx) + " tokens; " +
+        if (model->t5 && model->t5->n_source() == 0)
+            return fail(EK_ERR_INVALID_ARGUMENT, "ek_eval: an encoder-decoder decodes after ek_encode(prompt)");
+        const int32_t past = ek_n_past(model);
+        if ((int64_t)past + n_tokens > max_ctx) {
+            const std::string msg = "ek_eval: the KV cache holds " + std::to_string(max_ctx) + " tokens; " +
                                     std::to_string(past) + " used, " + std::to_string(n_tokens) + " more requested";
             return fail(EK_ERR_CONTEXT_FULL, msg.c_str());
         }
         const int32_t rows = all_logits ? n_tokens : 1;
         model->rows = 0;  // no logits while (and if) the evaluation fails
-        model->logits.resize((size_t)rows * (size_t)c.vocab);
-        model->model->eval(tokens, n_tokens, model->logits.data(), all_logits != 0);
+        model->logits.resize((size_t)rows * (size_t)vocab);
+        if (model->t5) model->t5->eval(tokens, n_tokens, model->logits.data(), all_logits != 0);
+        else model->model->eval(tokens, n_tokens, model->logits.data(), all_logits != 0);
         model->rows = rows;
         return EK_OK;
     });
@@ -157,19 +176,40 @@ const float* ek_get_logits(const ek_model* model, int32_t* n_rows) {
     return rows > 0 ? model->logits.data() : nullptr;
 }
 
-int32_t ek_n_vocab(const ek_model* model) { return model ? model->model->config().vocab : 0; }
-int32_t ek_n_ctx(const ek_model* model) { return model ? model->model->config().max_ctx : 0; }
-int32_t ek_n_past(const ek_model* model) { return model ? model->model->n_past() : 0; }
+int32_t ek_n_vocab(const ek_model* model) {
+    return !model ? 0 : model->t5 ? model->t5->config().vocab : model->model->config().vocab;
+}
+int32_t ek_n_ctx(const ek_model* model) {
+    return !model ? 0 : model->t5 ? model->t5->config().max_ctx : model->model->config().max_ctx;
+}
+int32_t ek_n_past(const ek_model* model) { return !model ? 0 : model->t5 ? model->t5->n_past() : model->model->n_past(); }
+
+int32_t ek_is_encoder_decoder(const ek_model* model) { return model && model->t5 ? 1 : 0; }
+
+int32_t ek_decoder_start(const ek_model* model) { return model && model->t5 ? model->t5->config().decoder_start : -1; }
+
+ek_status ek_encode(ek_model* model, const int32_t* tokens, int32_t n_tokens) {
+    if (!model) return no_model();
+    if (!model->t5) return fail(EK_ERR_UNSUPPORTED, "ek_encode: the model is decoder-only; ek_eval reads its prompt");
+    if (!tokens || n_tokens <= 0) return fail(EK_ERR_INVALID_ARGUMENT, "ek_encode: tokens must be a non-empty array");
+    return guard([&] {
+        model->rows = 0;
+        model->t5->encode(tokens, n_tokens);
+        return EK_OK;
+    });
+}
 
 ek_status ek_reset(ek_model* model) {
     if (!model) return no_model();
-    model->model->reset();
+    if (model->t5) model->t5->reset();
+    else model->model->reset();
     model->rows = 0;
     return EK_OK;
 }
 
 ek_status ek_truncate(ek_model* model, int32_t n) {
     if (!model) return no_model();
+    if (model->t5) return decoder_only("ek_truncate");
     return guard([&] {
         const int32_t past = model->model->n_past();
         if (n < 0 || n > past) {
@@ -185,6 +225,7 @@ ek_status ek_truncate(ek_model* model, int32_t n) {
 ek_status ek_set_pruning(ek_model* model, float ratio, const int32_t* layers, int32_t n_layers,
                          int32_t keep_last) {
     if (!model) return no_model();
+    if (model->t5) return decoder_only("ek_set_pruning");
     if (n_layers < 0 || (n_layers > 0 && !layers))
         return fail(EK_ERR_INVALID_ARGUMENT, "ek_set_pruning: layers must point to n_layers >= 0 layer indices");
     return guard([&] {
@@ -195,16 +236,18 @@ ek_status ek_set_pruning(ek_model* model, float ratio, const int32_t* layers, in
 
 ek_status ek_set_acm(ek_model* model, float gate_bias, int32_t force_k) {
     if (!model) return no_model();
+    if (model->t5) return decoder_only("ek_set_acm");
     return guard([&] {
         model->model->set_acm(edgekit::AcmControl{gate_bias, force_k});
         return EK_OK;
     });
 }
 
-int32_t ek_acm_learners(const ek_model* model) { return model ? model->model->acm_learners() : 0; }
+int32_t ek_acm_learners(const ek_model* model) { return model && model->model ? model->model->acm_learners() : 0; }
 
 ek_status ek_acm_counts(ek_model* model, int64_t* counts, int32_t n_counts, double* fraction, int reset) {
     if (!model) return no_model();
+    if (model->t5) return decoder_only("ek_acm_counts");
     const int n = model->model->acm_learners();
     if (n == 0) return fail(EK_ERR_INVALID_ARGUMENT, "ek_acm_counts: the model has no adaptive computation modules");
     if (!counts || n_counts < n + 1)
@@ -294,6 +337,7 @@ ek_status ek_generate(ek_model* model, const char* prompt, const ek_sampling* se
                       void* user_data, int32_t* n_generated) {
     if (n_generated) *n_generated = 0;
     if (!model) return no_model();
+    if (model->t5) return decoder_only("ek_generate");
     if (!prompt) return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: prompt must not be NULL");
     ek_sampling s = ek_sampling_default();
     if (settings) {

@@ -21,79 +21,6 @@
 namespace edgekit {
 namespace {
 
-void check(bool ok, const std::string& what) {
-    if (!ok) throw std::invalid_argument("runtime model: " + what);
-}
-
-void check_weight(const Q4Weight& w, int64_t n, int64_t k, const std::string& name) {
-    // either layout: the loader makes the one preferred here (q4x16 on AVX-512 VNNI), a test may give q4x4
-    check(w.rows == EK_Q4X4_ROWS || w.rows == EK_Q4X16_ROWS, name + ": layout must be q4x4 or q4x16");
-    const int64_t units = (n + w.rows - 1) / w.rows, nb = k / EK_Q4_BLOCK;
-    check(w.n == n && w.k == k && k % EK_Q4_BLOCK == 0, name + " must be [" + std::to_string(n) + ", " +
-                                                            std::to_string(k) + "], got [" + std::to_string(w.n) +
-                                                            ", " + std::to_string(w.k) + "]");
-    check((int64_t)w.qs.size() == units * nb * w.rows * (EK_Q4_BLOCK / 2) && (int64_t)w.d.size() == units * nb * w.rows,
-          name + ": packed arrays do not match its shape");
-}
-
-// Rows per parallel task of the row-wise steps (norms, RoPE): enough work to amortize a wake-up.
-constexpr int64_t kRowGrain = 16;
-// Elements per parallel task of the element-wise steps (residual adds, SwiGLU).
-constexpr int64_t kElemGrain = 16384;
-
-void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* out) {
-    parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
-        for (int64_t i = b; i < e; ++i) {
-            const float* xi = x + i * dim;
-            // the mean square summed in double and 1 / sqrt in double, each rounded once to float: the results do
-            // not depend on the summation order or on the libm (torch's float sqrt is not correctly rounded), so
-            // the PyTorch kernel path reproduces them exactly
-            double ss = 0.0;
-            for (int c = 0; c < dim; ++c) ss += (double)xi[c] * (double)xi[c];
-            const float ms = (float)(ss / dim);
-            const float inv = (float)(1.0 / std::sqrt((double)(ms + eps)));
-            for (int c = 0; c < dim; ++c) out[i * dim + c] = w[c] * (xi[c] * inv);
-        }
-    });
-}
-
-void add_inplace(float* x, const float* y, int64_t n) {
-    parallel_for(n, kElemGrain, [&](int64_t b, int64_t e) {
-        for (int64_t c = b; c < e; ++c) x[c] += y[c];
-    });
-}
-
-// y = W x for the rows x [n, v.k] through the view v of w (the whole weight, or a prefix of an ACM's learners),
-// activations quantized as w's recipe says.
-void linear(const Q4Weight& w, const ek_q4x4& v, const float* x, int n, float* y) {
-    switch (w.act) {
-        case ActQuant::kPerTensor: linear_q4x4_static(v, x, n, w.act_scale, y, w.rows); break;
-        case ActQuant::kPerBlock: linear_q4x4_blocks(v, x, n, y, nullptr, nullptr, w.rows); break;
-        case ActQuant::kPerToken: linear_q4x4(v, x, n, nullptr, y, nullptr, nullptr, w.rows); break;
-    }
-}
-
-void linear(const Q4Weight& w, const float* x, int n, float* y) { linear(w, w.view(), x, n, y); }
-
-// Linears reading the same rows x (q, k, v; gate, up; c null for two) through views va, vb (, vc): with per-block
-// activations, one quantization of x and one dispatch of the pool for all of them (linear_q4x4_blocks_multi, the
-// same bits as one call each); otherwise one linear() each.
-void linears(const float* x, int n, const Q4Weight& a, const ek_q4x4& va, float* ya, const Q4Weight& b,
-             const ek_q4x4& vb, float* yb, const Q4Weight* c = nullptr, const ek_q4x4* vc = nullptr,
-             float* yc = nullptr) {
-    const bool shared = a.act == ActQuant::kPerBlock && b.act == a.act && b.rows == a.rows && vb.k == va.k &&
-                        (!c || (c->act == a.act && c->rows == a.rows && vc->k == va.k));
-    if (!shared) {
-        linear(a, va, x, n, ya);
-        linear(b, vb, x, n, yb);
-        if (c) linear(*c, *vc, x, n, yc);
-        return;
-    }
-    const ek_q4x4 ws[3] = {va, vb, c ? *vc : ek_q4x4{}};
-    float* const ys[3] = {ya, yb, yc};
-    linear_q4x4_blocks_multi(ws, ys, c ? 3 : 2, x, n, a.rows);
-}
-
 // The first `rows` output rows of w (an ACM's gate / up for its first learners; rows a multiple of the tile rows).
 ek_q4x4 prefix_rows(const Q4Weight& w, int64_t rows) {
     ek_q4x4 v = w.view();
@@ -119,24 +46,7 @@ void check_gate(const AcmGate& g, int64_t h, int64_t ffn, const std::string& p) 
           p + "ACM gate weights must be [gate_hidden, hidden], [gate_hidden], [N + 1, gate_hidden], [N + 1]");
 }
 
-// Where preferred_q4_rows() says q4x16 (linear.h), the weights are regrouped once here, in place of the loaded
-// layout.
-void regroup_q4x16(Q4Weight& w) {
-    if (w.rows == EK_Q4X16_ROWS) return;  // loaded so
-    const ek_q4x4 v = w.view();
-    const int64_t groups = (w.n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS, nb = w.k / EK_Q4_BLOCK;
-    WeightVec<uint8_t> qs((size_t)(groups * nb * EK_Q4X16_GROUP_QS_BYTES));
-    WeightVec<uint16_t> d((size_t)(groups * nb * EK_Q4X16_ROWS));
-    ek_pack_q4x16(&v, qs.data(), d.data());
-    w.qs = std::move(qs);
-    w.d = std::move(d);
-    w.rows = EK_Q4X16_ROWS;
-}
-
 int64_t table_size(const LlamaConfig& c) { return c.vocab > 0 && c.hidden > 0 ? (int64_t)c.vocab * c.hidden : 0; }
-
-// Rows of the LM head per parallel task: ~150 KB of fp16 weights, enough to amortize the pool's wake-up.
-constexpr int64_t kHeadGrain = 128;
 
 }  // namespace
 
@@ -411,15 +321,8 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     const bool prune = prune_.enabled() && n_past_ == 0 && n > 1;
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data();
     float *att = att_.data(), *tmp = tmp_.data();
+    embed_rows(q8_, embed_, h, tokens, n, x);
     for (int i = 0; i < n; ++i) {
-        if (!q8_.q.empty()) {  // the code times its block's scale: exactly the head's value of that weight
-            const int8_t* e = q8_.q.data() + (int64_t)tokens[i] * h;
-            const uint16_t* ed = q8_.d.data() + (int64_t)tokens[i] * (h / 32);
-            for (int64_t c = 0; c < h; ++c) x[i * h + c] = (float)e[c] * ek_fp16_to_fp32(ed[c / 32]);
-        } else {
-            const uint16_t* e = embed_.data() + (int64_t)tokens[i] * h;
-            for (int64_t c = 0; c < h; ++c) x[i * h + c] = ek_fp16_to_fp32(e[c]);
-        }
         idx_[i] = i;
         pos_act_[i] = n_past_ + i;
     }
@@ -464,19 +367,7 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     // the last prompt position is never dropped, so without all_logits it is the last active row
     const int first = all_logits ? 0 : na - 1, rows = all_logits ? n : 1;
     rms_norm(hidden + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
-    // fp16 or Q8_0 LM head: one fixed summation order per logit (kernels.h), so decode and prefill give the same bits
-    const int vocab = cfg_.vocab;
-    if (!q8_.q.empty()) {
-        static const ek_gemm_q8_0_f32_fn q8_fn = kernel<Op::gemm_q8_0_f32>();
-        const int8_t* q = q8_.q.data();
-        const uint16_t* d = q8_.d.data();
-        parallel_for(vocab, kHeadGrain,
-                     [&](int64_t b, int64_t e) { q8_fn(q, d, h, xn, h, rows, h, logits, vocab, b, e); });
-        return;
-    }
-    static const ek_gemm_f16_f32_fn head_fn = kernel<Op::gemm_f16_f32>();
-    const uint16_t* head = head_.empty() ? embed_.data() : head_.data();
-    parallel_for(vocab, kHeadGrain, [&](int64_t b, int64_t e) { head_fn(head, h, xn, h, rows, h, logits, vocab, b, e); });
+    head_logits(q8_, head_.empty() ? embed_.data() : head_.data(), cfg_.vocab, h, xn, rows, logits);
 }
 
 }  // namespace edgekit

@@ -6,6 +6,7 @@
 // ek_pack_q4x4 → the kernel layout. Each file range is released once copied, so peak memory stays near the model's
 // own arrays.
 #include "edgekit/load_llama.h"
+#include "edgekit/load_util.h"
 
 #include <algorithm>
 #include <cmath>
@@ -21,11 +22,22 @@
 #include "edgekit/linear.h"
 
 namespace edgekit {
-namespace {
+namespace load {
 
 using K = ArtifactError::Kind;
 using json::Type;
 using json::Value;
+
+void check_format(const Artifact& a) {
+    const std::string* format = a.meta("edgekit.format");
+    if (!format || *format != "edgekit-artifact")
+        a.fail(K::kFormat, "a safetensors file but not an edgekit artifact; create one with `edgekit quantize`");
+    const std::string* version = a.meta("edgekit.format_version");
+    if (!version || *version != "1") {
+        a.fail(K::kUnsupported, "artifact format version '" + (version ? *version : std::string("?")) +
+                                "', this runtime reads version 1; re-quantize the model with this edgekit");
+    }
+}
 
 const char* const kRunElsewhere = "; run it with `edgekit eval --engine kernels` instead";
 const char* const kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
@@ -47,7 +59,7 @@ bool absent_or_null(const Value& obj, const char* key) {
 }
 
 // model_config[key] as an integer in [lo, hi]; `fallback` when absent or null (nullptr: required).
-int cfg_int(const Artifact& a, const Value& cfg, const char* key, int lo, int hi, const int* fallback = nullptr) {
+int cfg_int(const Artifact& a, const Value& cfg, const char* key, int lo, int hi, const int* fallback) {
     const Value* v = cfg.find(key);
     if (!v || v->is_null()) {
         if (fallback) return *fallback;
@@ -361,25 +373,21 @@ AcmGate acm_gate(const Artifact& a, const AcmSpec& s, const std::string& p, int6
     return g;
 }
 
-}  // namespace
+}  // namespace load
+
+using namespace load;
 
 std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
     if (max_ctx > kMaxCtxLimit)
         throw std::invalid_argument("max_ctx " + std::to_string(max_ctx) + " exceeds " + std::to_string(kMaxCtxLimit));
     Artifact a(path);
-    const std::string* format = a.meta("edgekit.format");
-    if (!format || *format != "edgekit-artifact")
-        a.fail(K::kFormat, "a safetensors file but not an edgekit artifact; create one with `edgekit quantize`");
-    const std::string* version = a.meta("edgekit.format_version");
-    if (!version || *version != "1") {
-        a.fail(K::kUnsupported, "artifact format version '" + (version ? *version : std::string("?")) +
-                                "', this runtime reads version 1; re-quantize the model with this edgekit");
-    }
+    check_format(a);
     const std::string* family = a.meta("edgekit.family");
     const std::string* task = a.meta("edgekit.task");
     if (!family || *family != "llama" || !task || *task != "causal-lm") {
         a.fail(K::kUnsupported, "a " + (family ? *family : std::string("?")) + " " + (task ? *task : std::string("?")) +
-                                " model; the C++ runtime runs llama-family causal LMs (causal-lm)");
+                                " model; the C++ runtime runs llama-family causal LMs (causal-lm) and T5 "
+                                "encoder-decoders (seq2seq-lm, load_t5)");
     }
     bool tied = false;
     const LlamaConfig c = read_config(a, meta_json(a, "edgekit.model_config"), max_ctx, &tied);

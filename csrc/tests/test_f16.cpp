@@ -91,7 +91,7 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
     for (auto& e : v) e = ek_fp32_to_fp16(extreme ? (next() & 1 ? 65504.0f : -65504.0f) : uniform() * 3.0f);
     const float scale = 0.125f;
     std::vector<float> p_ref((size_t)(g * n)), out_ref((size_t)(g * hd)), first_ref((size_t)g);
-    ek_attn_f16_f32__scalar(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, p_ref.data(), out_ref.data(),
+    ek_attn_f16_f32__scalar(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, p_ref.data(), out_ref.data(),
                             first_ref.data());
     // the reference itself against a float64 softmax-attention (its exp is ~1 ulp, its sums float32)
     double worst = 0.0;
@@ -115,7 +115,7 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
     for (const auto& name : edgekit::implementations("attn_f16_f32")) {
         std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
         const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
-        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, p.data(), out.data(), first.data());
+        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, p.data(), out.data(), first.data());
         size_t at = 0;
         expect(c, same_bits(out.data(), out_ref.data(), out.size(), &at) &&
                       same_bits(p.data(), p_ref.data(), p.size(), &at) &&

@@ -1,4 +1,5 @@
-"""``edgekit bench``: side-by-side runs that print tables and write JSON rows (kernels, model, quality, prune).
+"""``edgekit bench``: side-by-side runs that print tables and write JSON rows (kernels, model, quality, prune, acm,
+distill).
 
 Importing this module costs only click; numpy, torch, onnxruntime and the engines load when a command runs (the
 model benchmark's engines only in their worker processes).
@@ -358,3 +359,90 @@ def acm(acm_artifact, dense_artifact, sets, gate_biases, ks, ctx, max_tokens, pr
         save_json(res, json_out)
     if plot_out:
         plot(res, plot_out)
+
+
+@bench.command(name="distill")
+@click.option("--reports", default=None, metavar="LABEL=PATH,...",
+              help="The quality part: distillation runs (each edgekit distill output or its distill.json) side by "
+                   "side: held-out continuation NLL against the teacher's, KL, params, steps, times.")
+@click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
+              help="With --reports: write the runs' loss curves (CE, and KL where trained with KD) to this PNG.")
+@click.option("--speed", is_flag=True,
+              help="The speed part: TTFT and decode tok/s of the student, the teacher and llama.cpp on the "
+                   "student's GGUF, interleaved repeats (needs --student and --teacher).")
+@click.option("--student", type=click.Path(dir_okay=False),
+              help="--speed: the encoder-decoder student's W4A8 artifact (edgekit quantize of edgekit distill's "
+                   "student).")
+@click.option("--teacher", type=click.Path(dir_okay=False),
+              help="--speed: the teacher's W4A8 artifact (e.g. edgekit quantize smollm2-135m).")
+@click.option("--gguf", type=click.Path(dir_okay=False), default=None,
+              help="The student's GGUF (edgekit export STUDENT_DIR --format gguf) for llama.cpp's decode; omitted: "
+                   "no llama.cpp rows.")
+@click.option("--input-lens", default="512,1024", show_default=True, help="Prompt lengths (comma list).")
+@click.option("--output-len", type=int, default=128, show_default=True, help="Decoded tokens per run.")
+@click.option("--llamacpp-output-len", type=int, default=32, show_default=True,
+              help="Decoded tokens per llama.cpp run (it recomputes cross-attention per token: slow).")
+@click.option("--repeats", type=int, default=3, show_default=True, help="Interleaved repeats (medians of >= 3).")
+@click.option("--threads", type=int, default=2, show_default=True, help="CPU threads of every engine.")
+@click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
+              help="Write {rows, ratios, settings, machine, command} here.")
+@friendly
+def distill(reports, plot_out, speed, student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats,
+            threads, json_out):
+    """The encoder-decoder student against its teacher (issue #19): --reports compares distillation runs' quality
+    (rows with model, params, continuation_nll, engine) and draws their loss curves; --speed times the student
+    and the teacher, both W4A8 in edgekit's runtime, and the student's GGUF in llama.cpp (rows with model, params,
+    engine, input_len, ttft_s, decode_tok_s)."""
+    from edgekit.bench.model_report import document
+    from edgekit.bench.report import save_json
+
+    if not reports and not speed:
+        raise EdgekitError("say what to run: --reports LABEL=PATH,... (quality, loss curves) and/or --speed")
+    if plot_out and not reports:
+        raise EdgekitError("--plot draws the loss curves of --reports; give --reports")
+    if speed and not (student and teacher):
+        raise EdgekitError("--speed needs --student STUDENT.ekq and --teacher TEACHER.ekq")
+    out = {"rows": []}  # the quality rows, then the speed rows: one list, as the issue's JSON wants
+    if reports:
+        quality = _distill_quality(reports, plot_out)
+        out["rows"] += quality.pop("rows")
+        out.update(quality)
+    if speed:
+        res = _distill_speed(student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats, threads)
+        out["rows"] += res.pop("rows")
+        out.update(res)
+    if json_out:
+        save_json(document(out, command=shlex.join(["edgekit", *sys.argv[1:]])), json_out)
+
+
+def _distill_quality(reports, plot_out) -> dict:
+    from edgekit.bench.distill_report import parse_reports, plot_curves, quality_rows
+
+    runs = parse_reports(reports)
+    rows = quality_rows(runs)
+    if plot_out:
+        plot_curves(runs, plot_out)
+    print_rows(rows, [("model", "model", "{}"), ("params", "params", "{:,}"),
+                      ("continuation_nll", "held-out NLL", "{:.3f}"), ("gap_to_teacher", "gap", "{:+.3f}"),
+                      ("kl_full", "KL to teacher", "{:.3f}"), ("steps", "steps", "{}"),
+                      ("train_ce_last", "train CE, last 50", "{:.3f}")],
+               f"held-out continuation NLL (nats/token), {rows[0]['val_pairs']} pairs", left=("model",))
+    return {"rows": rows, "loss_plot": plot_out}
+
+
+def _distill_speed(student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats, threads) -> dict:
+    from edgekit.bench.distill_speed import run_speed
+    from edgekit.bench.model import machine_info
+
+    if repeats < 3:
+        raise EdgekitError("--repeats must be >= 3: each ratio is the median of interleaved repeats")
+    set_threads(threads)
+    res = run_speed(student, teacher, gguf, int_list(input_lens, "input-lens"), output_len, llamacpp_output_len,
+                    repeats, threads)
+    res["machine"] = machine_info(threads)
+    print_rows(res["rows"], [("model", "model", "{}"), ("engine", "engine", "{}"), ("input_len", "input", "{}"),
+                             ("ttft_s", "TTFT (s)", "{:.3f}"), ("decode_tok_s", "decode tok/s", "{:.2f}")],
+               f"medians of {repeats} interleaved repeats, {threads} threads", left=("model", "engine"))
+    print_rows(res["ratios"], [("ratio", "ratio", "{}"), ("input_len", "input", "{}"), ("median", "median", "{:.3f}")],
+               "per-repeat ratios, median", left=("ratio",))
+    return res

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import click
 
 from edgekit.cli.common import echo_json, friendly
+from edgekit.errors import EdgekitError
 
 
 @click.command()
@@ -52,6 +55,7 @@ def distill(teacher, student, output, steps, batch, lr, prefix_len, cont_len, kd
     if res.student is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     r = res.report
+    r["loss_plot"] = _plot_loss(Path(output), cfg.name, r)
     if as_json:
         echo_json({"output": str(res.student), **r})
         return
@@ -62,3 +66,16 @@ def distill(teacher, student, output, steps, batch, lr, prefix_len, cont_len, kd
     click.echo(f"  {t['steps']} steps in {t['seconds']:.0f} s ({t['tokens_per_s'] or 0:.0f} tok/s), teacher scoring "
                f"{r['teacher_scoring_seconds']:.0f} s; held-out continuation NLL: student {h['student_nll']:.3f}, "
                f"teacher {h['teacher_nll']:.3f} nats/token; top-{h['top_k']} KL error {h['kl_abs_error']:.2e}")
+    if r["loss_plot"]:
+        click.echo(f"  loss curve: {r['loss_plot']}")
+
+
+def _plot_loss(out: Path, name: str, report: dict) -> str | None:
+    """The run's loss curve as loss.png next to its distill.json; None without matplotlib (the bench extra)."""
+    from edgekit.bench.distill_report import plot_curves
+    from edgekit.distill.api import LOSS_PLOT
+
+    try:
+        return str(plot_curves({name: report}, out / LOSS_PLOT))
+    except EdgekitError:
+        return None

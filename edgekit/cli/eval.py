@@ -37,6 +37,11 @@ def eval_cmd(model, data_paths, sets, ctx, max_tokens, compare_reference, engine
     set_threads(threads)
     if prefix_len is not None and sets:
         raise EdgekitError("--set applies to plain perplexity; continuation perplexity (--prefix-len) takes --data")
+    from edgekit.engines import is_seq2seq
+
+    if prefix_len is not None and is_seq2seq(model):
+        return run_seq2seq_eval(model, list(data_paths), engine, as_json, prefix_len, score_len, max_windows,
+                                compare_reference)
     if prefix_len is not None:
         return run_continuation_eval(model, list(data_paths), engine, as_json, prefix_len, score_len, max_windows,
                                      prune_ratio, prune_start_layer, prune_layers)
@@ -64,6 +69,22 @@ def eval_cmd(model, data_paths, sets, ctx, max_tokens, compare_reference, engine
                                  ("delta_pct", "Δ vs ref", "{:+.2f} %"), ("bits_per_weight", "bits/weight", "{:.2f}"),
                                  ("tokens", "tokens", "{}")],
                    f"{res['windows']} windows × {res['ctx']} tokens of held-out text")
+
+
+def run_seq2seq_eval(model, data_paths, engine, as_json, prefix_len, score_len, max_windows,
+                     compare_reference) -> None:
+    """The body of ``edgekit eval ENCDEC --prefix-len``: the encoder reads the prefix, the decoder is scored."""
+    from edgekit.eval.continuation import evaluate_seq2seq_continuation
+
+    res = evaluate_seq2seq_continuation(model, data_paths, prefix_len, score_len, engine, max_windows,
+                                        compare_reference, progress=not as_json)
+    if as_json:
+        echo_json(res)
+        return
+    print_rows(res["rows"], [("model", "model", "{}"), ("continuation_ppl", "continuation ppl", "{:.3f}"),
+                             ("continuation_nll", "NLL (nats/token)", "{:.3f}"),
+                             ("continuation_delta_pct", "Δ", "{:+.2f} %"), ("ttft_s", "TTFT (s)", "{:.3f}")],
+               f"{res['rows'][0]['windows']} windows: encoder prefix {prefix_len}, {score_len} decoder tokens scored")
 
 
 @click.command()

@@ -30,7 +30,7 @@ from edgekit.errors import EdgekitError
 WORK = "work"
 STUDENT = "student"
 REPORT = "distill.json"
-LOSS_PLOT = "loss.png"
+LOSS_PLOT = "loss.png"  # the CLI draws the loss curve here (edgekit.bench.distill_report)
 
 
 @dataclass
@@ -65,16 +65,6 @@ def _atomic_json(path: Path, data: dict) -> None:
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
     tmp.write_text(json.dumps(data, indent=2), encoding="utf-8")
     os.replace(tmp, path)
-
-
-def _plot_loss(out: Path, name: str, report: dict) -> str | None:
-    """The run's loss curve as ``loss.png`` next to the report; None when matplotlib is not installed (an extra)."""
-    from edgekit.distill.curves import plot_curves
-
-    try:
-        return str(plot_curves({name: report}, out / LOSS_PLOT))
-    except EdgekitError:
-        return None
 
 
 def save_student(folder: Path, model, tokenizer, report: dict) -> Path:
@@ -183,7 +173,6 @@ def distill_model(teacher_spec: str, config: DistillConfig, out, *, data: list[s
         student.to("cpu")
         report["total_seconds"] = round(time.perf_counter() - t0, 2)
         path = save_student(out / STUDENT, student, lm.tokenizer, report)
-        report["loss_plot"] = _plot_loss(out, config.name, report)
         _atomic_json(out / REPORT, report)
     distributed.finish(dist)
     return DistillResult(path, report)

@@ -89,35 +89,3 @@ def summary(report: dict, window: int = 50) -> dict:
         out[term] = {"last_mean": round(float(last.mean()), 4),
                      "previous_mean": round(float(before.mean()), 4) if len(before) else None}
     return out
-
-
-def plot_curves(runs: dict[str, dict], path: str | os.PathLike, window: int = 10) -> Path:
-    """Draw the cross-entropy (left) and, where runs have one, the KL to the teacher (right) of each run against the
-    optimizer step, as means over ``window`` steps, to a PNG written atomically.
-
-    Args:
-        runs: label → distillation report.
-        path: the PNG to write.
-        window: steps per plotted mean.
-
-    Raises:
-        EdgekitError: when ``runs`` is empty or matplotlib is missing.
-    """
-    from edgekit.bench.report import plot_file
-
-    if not runs:
-        raise EdgekitError("no distillation runs to plot")
-    with plot_file(path, ncols=2, figsize=(10, 4)) as (_, (ax_ce, ax_kl)):
-        for label, report in runs.items():
-            for ax, term in ((ax_ce, "ce"), (ax_kl, "kl")):
-                steps, values = window_means(*curve(report, term), window)
-                if len(steps):
-                    ax.plot(steps, values, label=label)
-        for ax, title in ((ax_ce, "cross-entropy on the target tokens"), (ax_kl, "KL(teacher ‖ student), top-k")):
-            ax.set_xlabel("step")
-            ax.set_ylabel("nats/token")
-            ax.set_title(f"{title}, mean of {window} steps", fontsize=9)
-            ax.grid(alpha=0.3)
-            if ax.lines:
-                ax.legend(fontsize=8)
-    return Path(path)

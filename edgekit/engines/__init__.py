@@ -8,7 +8,8 @@ engine        runs
 fake          an artifact or float model in PyTorch (fake-quant QLinears; the reference), :mod:`.fake`;
               alias ``torch`` (the name ``edgekit bench model`` gives it)
 kernels       an artifact in PyTorch with the linears on edgekit's C++ int4 x int8 kernels, :mod:`.kernels`
-runtime       an artifact in edgekit's C++ engine, :mod:`.runtime`; alias ``edgekit``
+runtime       an artifact in edgekit's C++ engine (a T5 artifact as a Seq2SeqSession), :mod:`.runtime`;
+              alias ``edgekit``
 llama.cpp     a ``.gguf`` file (e.g. ``edgekit export A --format gguf``) through llama-cpp-python, or an artifact
               (exported once into ``~/.cache/edgekit/exports``, :func:`edgekit.cache.cached_export`), :mod:`.llamacpp`
 onnxruntime   an ONNX export directory (``edgekit export A --format onnx``) through ONNX Runtime's CPU provider,
@@ -134,7 +135,7 @@ ENGINES: dict[str, Engine] = {
     "kernels": Engine(("artifact",), "edgekit.engines.kernels:open_kernels", "PyTorch + edgekit kernels",
                       pruning=True, acm=True),
     "runtime": Engine(("artifact",), "edgekit.engines.runtime:open_runtime", "edgekit runtime (C++)",
-                      aliases=("edgekit",), pruning=True, acm=True),
+                      aliases=("edgekit",), pruning=True, acm=True, seq2seq=True),
     "llama.cpp": Engine(("artifact", "gguf"), "edgekit.engines.llamacpp:open_llamacpp", "llama.cpp (GGUF)",
                         seq2seq=True),
     "onnxruntime": Engine(("artifact", "onnx"), "edgekit.engines.onnxruntime:open_onnxruntime",
@@ -217,10 +218,18 @@ def is_acm_artifact(spec: str) -> bool:
 
 
 def is_seq2seq(spec: str) -> bool:
-    """Whether ``spec`` is an encoder-decoder model: a T5 directory, a ``t5`` GGUF or a seq2seq ONNX export."""
+    """Whether ``spec`` is an encoder-decoder model: a T5 directory, its artifact (task ``seq2seq-lm``), a ``t5``
+    GGUF or a seq2seq ONNX export."""
     from edgekit.distill.student import is_t5_dir
 
     kind = path_kind(spec)
+    if kind == "artifact":
+        from edgekit.artifact import read_artifact
+
+        try:
+            return read_artifact(spec).task == "seq2seq-lm"
+        except EdgekitError:
+            return False  # not readable: the engine's own loader reports why
     if kind == "onnx":
         return (Path(spec) / "encoder_model.onnx").is_file()
     if kind == "gguf":
@@ -275,6 +284,10 @@ def open_session(spec: str, engine: str | None = None, *, max_ctx: int = 2048, t
     if seq2seq and not ENGINES[name].seq2seq:
         able = ", ".join(n for n, e in ENGINES.items() if e.seq2seq)
         raise EdgekitError(f"{spec} is an encoder-decoder model, which {name} cannot run; use --engine {able}")
+    if seq2seq and name in ("llama.cpp", "onnxruntime") and path_kind(spec) == "artifact":
+        # their exports of an encoder-decoder are the float student's (export/gguf.py, export/onnx.py)
+        raise EdgekitError(f"{spec} is a quantized encoder-decoder, which runs with --engine runtime or fake; "
+                           f"{name} runs the float student's export (edgekit export STUDENT_DIR --format ...)")
     entry = ENGINES[name]
     module, func = entry.opener.split(":")
     sess = getattr(importlib.import_module(module), func)(spec, max_ctx=max_ctx, threads=threads,

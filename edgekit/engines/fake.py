@@ -271,32 +271,51 @@ class FakeSession:
 
 
 class TorchSeq2Seq:
-    """A float T5 encoder-decoder directory (``edgekit distill``'s student) in transformers: a
-    :class:`~edgekit.engines.Seq2SeqSession`, the reference its GGUF and ONNX exports are checked against.
+    """A T5 encoder-decoder in transformers: ``edgekit distill``'s float student directory (the reference its GGUF
+    and ONNX exports are checked against) or its quantized artifact (fake-quant QLinears, the reference of the C++
+    runtime); a :class:`~edgekit.engines.Seq2SeqSession`.
 
     ``encode`` keeps the encoder's states; ``eval`` runs the decoder with transformers' own cache (self-attention
     grown per call, cross-attention K/V computed on the first call and reused).
+
+    Args:
+        model: a ``T5ForConditionalGeneration`` in eval mode.
+        tokenizer: its tokenizer.
     """
 
     label = "PyTorch"  # open_session sets the registry's label again
 
-    def __init__(self, path, pruning: bool = False):
+    def __init__(self, model, tokenizer):
+        self.model = model
+        self.decoder_start = int(model.config.decoder_start_token_id or 0)
+        self.n_vocab = int(model.config.vocab_size)
+        self.tokenizer = tokenizer
+        self._enc = None
+        self.reset()
+
+    @classmethod
+    def open(cls, path, pruning: bool = False) -> "TorchSeq2Seq":
+        """A T5 student directory or a T5 artifact (``edgekit quantize`` of one).
+
+        Raises:
+            EdgekitError: pruning asked for, or a file that is not a T5 encoder-decoder.
+        """
         from transformers import T5ForConditionalGeneration
 
-        from edgekit.distill.student import load_t5_config
+        from edgekit.distill.student import is_t5_dir, load_t5_config
         from edgekit.engines import hf_tokenizer
 
         if pruning:
             raise EdgekitError("token pruning runs on decoder-only llama models; an encoder-decoder reads its prompt "
                                "with the encoder")
-        cfg = load_t5_config(path)
-        self.path = path
-        self.model = T5ForConditionalGeneration.from_pretrained(str(path), dtype=torch.float32).eval()
-        self.decoder_start = int(cfg.get("decoder_start_token_id") or 0)
-        self.n_vocab = int(cfg["vocab_size"])
-        self.tokenizer = hf_tokenizer(path)
-        self._enc = None
-        self.reset()
+        if not is_t5_dir(path):
+            from edgekit.quant.serialize import load_artifact_model
+
+            lm, _ = load_artifact_model(path)
+            return cls(lm.model, lm.tokenizer)
+        load_t5_config(path)
+        model = T5ForConditionalGeneration.from_pretrained(str(path), dtype=torch.float32).eval()
+        return cls(model, hf_tokenizer(path))
 
     @property
     def n_past(self) -> int:
@@ -337,12 +356,12 @@ class TorchSeq2Seq:
 
 def open_fake(spec: str, *, threads: int | None = None, pruning: bool = False, **_):
     """The opener of :data:`edgekit.engines.ENGINES`: an artifact, float model spec or ``.gguf`` in PyTorch; a T5
-    directory opens as a :class:`TorchSeq2Seq`."""
-    from edgekit.distill.student import is_t5_dir
-
+    directory or artifact opens as a :class:`TorchSeq2Seq`."""
     if threads:
         torch.set_num_threads(threads)
-    if is_t5_dir(spec):
-        return TorchSeq2Seq(spec, pruning)
+    from edgekit.engines import is_seq2seq
+
+    if is_seq2seq(spec):
+        return TorchSeq2Seq.open(spec, pruning)
     lm, art = load_any(spec)
     return FakeSession(lm, art, pruning)

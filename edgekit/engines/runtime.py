@@ -1,4 +1,6 @@
-"""``edgekit.Runtime``: a quantized Llama-family artifact run by the C++ engine (csrc/runtime/llama.cpp).
+"""``edgekit.Runtime``: a quantized Llama-family artifact run by the C++ engine (csrc/runtime/llama.cpp);
+:class:`Seq2SeqRuntime`: a quantized T5 encoder-decoder artifact in the C++ engine (csrc/runtime/t5.cpp), a
+:class:`~edgekit.engines.Seq2SeqSession`.
 
 The whole forward pass (norms, RoPE, attention over a KV cache, SwiGLU, head) runs in C++ on the W4A8 kernels, and
 the artifact is read by the C++ loader (csrc/runtime/load_llama.cpp, memory-mapped, every offset validated): no torch
@@ -123,10 +125,94 @@ class Runtime:
         """Nothing to free before the engine is garbage-collected (the cache goes with it)."""
 
 
-def open_runtime(spec: str, *, max_ctx: int = 2048, threads: int | None = None, **_) -> Runtime:
-    """The opener of :data:`edgekit.engines.ENGINES`: an artifact in the C++ engine (``threads``: its pool)."""
+class Seq2SeqRuntime:
+    """A T5 artifact in the C++ engine: :meth:`encode` runs the encoder once and computes every decoder layer's
+    cross-attention K/V, :meth:`eval` appends decoder tokens (self-attention KV cache), as
+    :class:`~edgekit.engines.Seq2SeqSession` says.
+
+    Args:
+        engine: the ``edgekit._C.T5Runtime``.
+        path: the artifact (its tokenizer is read on first use).
+    """
+
+    label = "edgekit runtime (C++)"  # open_session sets the registry's label again
+
+    def __init__(self, engine, path):
+        self.engine = engine
+        self.path = path
+        self.decoder_start = int(engine.decoder_start)
+        self._tokenizer = None
+
+    @property
+    def tokenizer(self):
+        """The artifact's tokenizer, restored on first use."""
+        if self._tokenizer is None:
+            from edgekit.artifact import read_artifact
+            from edgekit.quant.serialize import artifact_tokenizer
+
+            self._tokenizer = artifact_tokenizer(read_artifact(self.path))
+        return self._tokenizer
+
+    @classmethod
+    def from_artifact(cls, path, max_ctx: int = 2048) -> "Seq2SeqRuntime":
+        """Load a T5 W4A8 artifact with the C++ loader (``max_ctx``: decoder positions).
+
+        Raises:
+            EdgekitError: the file is missing, damaged, or holds something the runtime cannot run.
+        """
+        from pathlib import Path
+
+        from edgekit import _C
+
+        if not Path(path).is_file():
+            raise EdgekitError(f"artifact not found: {path}")
+        try:
+            return cls(_C.T5Runtime.load(str(path), int(max_ctx)), Path(path))
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
+
+    @property
+    def n_past(self) -> int:
+        return self.engine.n_past
+
+    @property
+    def cross_kv_computations(self) -> int:
+        """How many times the engine computed the cross-attention K/V (one per :meth:`encode`)."""
+        return int(self.engine.cross_kv_computations)
+
+    def encode(self, ids) -> None:
+        """Run the encoder over the prompt ``ids`` and empty the decoder's cache."""
+        try:
+            self.engine.encode(np.asarray(ids, dtype=np.int32).reshape(-1))
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
+
+    def reset(self) -> None:
+        self.engine.reset()
+
+    def eval(self, ids, all_logits: bool = False) -> np.ndarray:
+        """Append decoder ``ids``; logits ``[n, vocab]`` (``all_logits``) or ``[vocab]`` of the last one."""
+        try:
+            return self.engine.eval(np.asarray(ids, dtype=np.int32).reshape(-1), all_logits)
+        except ValueError as e:
+            raise EdgekitError(str(e)) from None
+
+    def close(self) -> None:
+        """Nothing to free before the engine is garbage-collected."""
+
+
+def open_runtime(spec: str, *, max_ctx: int = 2048, threads: int | None = None, pruning: bool = False, **_):
+    """The opener of :data:`edgekit.engines.ENGINES`: an artifact in the C++ engine (``threads``: its pool); a T5
+    artifact opens as a :class:`Seq2SeqRuntime`."""
+    from edgekit.engines import is_seq2seq
+
     if threads:
         from edgekit import _C
 
         _C.set_num_threads(threads)
+    if is_seq2seq(spec):
+        if pruning:
+            raise EdgekitError("token pruning runs on decoder-only llama models; an encoder-decoder reads its prompt "
+                               "with the encoder")
+        return Seq2SeqRuntime.from_artifact(spec, max_ctx=max_ctx)
     return Runtime.from_artifact(spec, max_ctx=max_ctx)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import time
+from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
@@ -165,3 +166,63 @@ def evaluate_continuation(spec: str, data_paths=None, prefix_len: int = 1024, sc
             "schedule": {"ratio": cfg.ratio, "layers": list(cfg.layers), "keep_last": cfg.keep_last,
                          "survivors": schedule.plan(cfg, prefix_len)},
             "rows": rows}
+
+
+def score_seq2seq_window(sess, w: np.ndarray, prefix_len: int) -> dict:
+    """An encoder-decoder's continuation NLL on one window: the encoder reads ``w[:prefix_len]``, the decoder
+    predicts ``w[prefix_len:]`` from its start token (teacher forcing). ``ttft_s``: encoding plus the first decoder
+    step, what a user waits for before the first token.
+
+    Returns:
+        ``{"cont_nll": [T], "prefix_nll": None, "ttft_s", "kept": 1.0}`` (:func:`summarize`'s input).
+    """
+    t0 = time.perf_counter()
+    sess.encode(w[:prefix_len])
+    first = sess.eval([sess.decoder_start])
+    ttft = time.perf_counter() - t0
+    rest = sess.eval(w[prefix_len:-1], all_logits=True).reshape(-1, first.shape[-1]) if len(w) - prefix_len > 1 \
+        else np.zeros((0, first.shape[-1]), np.float32)
+    cont = token_nll(np.vstack([first[None], rest]), w[prefix_len:])
+    return {"cont_nll": cont, "prefix_nll": None, "ttft_s": ttft, "kept": 1.0}
+
+
+def evaluate_seq2seq_continuation(spec: str, data_paths=None, prefix_len: int = 512, score_len: int = 128,
+                                  engine: str | None = None, max_windows: int = 8, compare_reference: bool = False,
+                                  progress: bool = True) -> dict:
+    """``edgekit eval ENCDEC --prefix-len L --score-len T``: an encoder-decoder's (a T5 student, its artifact or
+    export) continuation perplexity on the windows of :func:`continuation_windows`; with ``compare_reference`` also
+    the artifact's float source directory on the same windows, and each row's change against it (the last row).
+
+    Raises:
+        EdgekitError: the engine cannot run ``spec``, the text is too short, or the reference is not at hand.
+    """
+    from edgekit import data
+    from edgekit.engines import open_session
+
+    specs = [str(spec)]
+    if compare_reference:
+        from edgekit.artifact import is_artifact, read_artifact
+
+        src = read_artifact(spec).source if is_artifact(spec) else None
+        if not src or not Path(src).is_dir():
+            raise EdgekitError(f"--compare-reference needs the artifact's float source directory ({src}) on this "
+                               "machine")
+        specs.append(src)
+    rows, windows = [], None
+    for i, s in enumerate(specs):
+        sess = open_session(s, engine if i == 0 else "fake", max_ctx=score_len + 1, seq2seq=True)
+        try:
+            if windows is None:
+                toks = data.tokenize_docs(sess.tokenizer, data.load_texts(data_paths, "eval"))
+                windows = continuation_windows(toks, prefix_len, score_len, max_windows)
+            parts = [score_seq2seq_window(sess, w, prefix_len)
+                     for w in tqdm(windows, desc=f"continuation {i}", unit="window", disable=not progress)]
+        finally:
+            sess.close()
+        label = sess.label if i == 0 else "float reference, PyTorch"
+        rows.append({"model": f"{s} ({label})", **summarize(parts, prefix_len, score_len, 0.0)})
+    for r in rows:  # against the float reference when there is one
+        r["continuation_delta_pct"] = 100.0 * (r["continuation_ppl"] / rows[-1]["continuation_ppl"] - 1.0)
+        r["continuation_nll"] = math.log(r["continuation_ppl"])
+    return {"model": str(spec), "engine": engine, "data": [str(p) for p in data_paths] if data_paths
+            else ["/usr/share/common-licenses (default held-out text)"], "rows": rows}

@@ -18,7 +18,9 @@ from edgekit.errors import EdgekitError
 LLAMA_FAMILY = ("llama", "mistral", "qwen2")
 # config.model_type values loaded as encoders.
 ENCODER_FAMILY = ("bert",)
-SUPPORTED_ARCHITECTURES = LLAMA_FAMILY + ENCODER_FAMILY
+# config.model_type values loaded as encoder-decoders (the T5 v1.1 student of `edgekit distill`).
+SEQ2SEQ_FAMILY = ("t5",)
+SUPPORTED_ARCHITECTURES = LLAMA_FAMILY + ENCODER_FAMILY + SEQ2SEQ_FAMILY
 
 GGUF_MAGIC = b"GGUF"
 
@@ -41,7 +43,8 @@ def family_of(model_type: str, origin: str) -> str:
         origin: Where the name came from, for the error message (a file path).
 
     Returns:
-        ``"llama"`` for decoders in :data:`LLAMA_FAMILY`, ``"bert"`` for encoders in :data:`ENCODER_FAMILY`.
+        ``"llama"`` for decoders in :data:`LLAMA_FAMILY`, ``"bert"`` for encoders in :data:`ENCODER_FAMILY`,
+        ``"t5"`` for encoder-decoders in :data:`SEQ2SEQ_FAMILY`.
 
     Raises:
         EdgekitError: For any other architecture.
@@ -50,9 +53,12 @@ def family_of(model_type: str, origin: str) -> str:
         return "llama"
     if model_type in ENCODER_FAMILY:
         return "bert"
+    if model_type in SEQ2SEQ_FAMILY:
+        return "t5"
     raise EdgekitError(
         f"unsupported architecture {model_type!r} in {origin}; edgekit supports "
-        f"{', '.join(LLAMA_FAMILY)} (llama-family decoders) and {', '.join(ENCODER_FAMILY)} (encoders)"
+        f"{', '.join(LLAMA_FAMILY)} (llama-family decoders), {', '.join(ENCODER_FAMILY)} (encoders) and "
+        f"{', '.join(SEQ2SEQ_FAMILY)} (encoder-decoders)"
     )
 
 

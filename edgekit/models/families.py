@@ -35,6 +35,8 @@ class Family:
         gated_ffn: the block's gated (SwiGLU) FFN as ``(module, gate linear, up linear, down linear)``, the FFN's
             output being ``down(act(gate(x)) * up(x))``; None for a family whose FFN is not gated (adaptive
             computation modules, :mod:`edgekit.acm`, need one).
+        decoder: an encoder-decoder's decoder stack (its own blocks and linears; this Family then describes the
+            encoder stack); None for single-stack models.
     """
 
     name: str
@@ -46,6 +48,7 @@ class Family:
     head: str | None
     scale_folds: tuple[tuple[int, str, str], ...] = ()
     gated_ffn: tuple[str, str, str, str] | None = None
+    decoder: Family | None = None
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         """The model's list of blocks."""
@@ -62,6 +65,10 @@ class Family:
     def linears(self) -> tuple[str, ...]:
         """Every quantized linear of a block, in execution order (names relative to the block)."""
         return tuple(n for group in self.input_groups for n in group)
+
+    def stacks(self) -> tuple[Family, ...]:
+        """The block stacks in execution order: this family's, then its decoder's (encoder-decoders)."""
+        return (self,) if self.decoder is None else (self, self.decoder)
 
 
 def short_name(linear: str) -> str:
@@ -98,7 +105,35 @@ BERT = Family(
     scale_folds=((1, "attention.self.value", "rows"),),
 )
 
-FAMILIES = {f.name: f for f in (LLAMA, BERT)}
+# T5 v1.1 (edgekit distill's student): pre-RMSNorm blocks, relative position bias in the first block of each stack
+# (float), gated-GELU FFN. The decoder's cross-attention k / v read the encoder's output, its q the decoder stream.
+_T5_FFN = ("DenseReluDense.wi_0", "DenseReluDense.wi_1", "DenseReluDense.wo")
+T5_DECODER = Family(
+    name="t5-decoder",
+    layers_path="decoder.block",
+    input_groups=(("layer.0.SelfAttention.q", "layer.0.SelfAttention.k", "layer.0.SelfAttention.v"),
+                  ("layer.0.SelfAttention.o",), ("layer.1.EncDecAttention.q",),
+                  ("layer.1.EncDecAttention.k", "layer.1.EncDecAttention.v"), ("layer.1.EncDecAttention.o",),
+                  ("layer.2." + _T5_FFN[0], "layer.2." + _T5_FFN[1]), ("layer.2." + _T5_FFN[2],)),
+    norm_feeds=(("layer.0.layer_norm", 0), ("layer.1.layer_norm", 2), ("layer.2.layer_norm", 5)),
+    attention=None,
+    mix_linears=(),
+    head=None,
+)
+T5 = Family(
+    name="t5",
+    layers_path="encoder.block",
+    input_groups=(("layer.0.SelfAttention.q", "layer.0.SelfAttention.k", "layer.0.SelfAttention.v"),
+                  ("layer.0.SelfAttention.o",), ("layer.1." + _T5_FFN[0], "layer.1." + _T5_FFN[1]),
+                  ("layer.1." + _T5_FFN[2],)),
+    norm_feeds=(("layer.0.layer_norm", 0), ("layer.1.layer_norm", 2)),
+    attention=None,
+    mix_linears=(),
+    head="lm_head",
+    decoder=T5_DECODER,
+)
+
+FAMILIES = {f.name: f for f in (LLAMA, BERT, T5)}
 
 
 def get_family(name: str) -> Family:

@@ -21,7 +21,7 @@ try:
 except ImportError:  # pragma: no cover - torch is an optional extra
     torch = None  # type: ignore[assignment]
 
-_TASKS = {"llama": "causal-lm", "bert": "encoder"}
+_TASKS = {"llama": "causal-lm", "bert": "encoder", "t5": "seq2seq-lm"}
 
 
 @dataclass
@@ -31,8 +31,8 @@ class LoadedModel:
     Attributes:
         model: The torch ``nn.Module``, in eval mode with ``requires_grad`` off on every parameter.
         tokenizer: The matching Hugging Face tokenizer.
-        family: ``"llama"`` for causal decoders, ``"bert"`` for encoders.
-        task: ``"causal-lm"`` or ``"encoder"``.
+        family: ``"llama"`` for causal decoders, ``"bert"`` for encoders, ``"t5"`` for encoder-decoders.
+        task: ``"causal-lm"``, ``"encoder"`` or ``"seq2seq-lm"``.
         source: Where the model came from.
         config: The Hugging Face config of the model.
         notes: Human-readable remarks made while loading (e.g. tied embeddings), for logs and reports.
@@ -85,9 +85,10 @@ def _dtype_kwargs(dtype: Any) -> dict[str, Any]:
 
 
 def _auto_classes(family: str) -> tuple[Any, Any]:
-    from transformers import AutoModel, AutoModelForCausalLM, AutoTokenizer
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
-    return (AutoModelForCausalLM if family == "llama" else AutoModel), AutoTokenizer
+    auto = {"llama": AutoModelForCausalLM, "t5": AutoModelForSeq2SeqLM}.get(family, AutoModel)
+    return auto, AutoTokenizer
 
 
 def _first_line(exc: BaseException) -> str:

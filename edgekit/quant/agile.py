@@ -87,27 +87,66 @@ def _quantize_group(lins: list[nn.Linear], cfg: AgileQuantConfig, stats, name: s
 
 @register_handler(AgileQuantConfig)
 def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family, calib_ids: torch.Tensor,
-                      batch_size: int = 8, progress: bool = True) -> dict:
+                      batch_size: int = 8, progress: bool = True, decoder_ids: torch.Tensor | None = None) -> dict:
     """Quantize ``model`` in place with Agile-Quant.
 
     Args:
         model: a float transformers model of ``family``.
         cfg: the scheme.
         family: the model's :class:`Family`.
-        calib_ids: calibration token ids ``[n, L]``.
+        calib_ids: calibration token ids ``[n, L]`` (an encoder-decoder: what its encoder reads).
         batch_size: sequences per calibration forward pass.
         progress: show a progress bar over blocks.
+        decoder_ids: an encoder-decoder's decoder inputs ``[n, T]`` (decoder start, then the continuation of
+            each ``calib_ids`` row but its last token); required for a family with a decoder stack.
 
     Returns:
         A report dict (timings, per-linear relative output error of the last calibration batch).
     """
     t0 = time.perf_counter()
+    report = {"blocks": 0, "linears": 0, "trip_channels_scaled": 0, "awq_alphas": []}
+    if family.decoder is None:
+        mixes = attach_attention(model, family, cfg)
+        inputs, kwargs = capture_block_inputs(model, family, calib_ids, batch_size)
+        quantize_stack(model, family, cfg, inputs, kwargs, mixes, report, progress, "layers")
+    else:
+        from edgekit.quant import calibrate
+
+        if decoder_ids is None:
+            raise EdgekitError(f"the {family.name} encoder-decoder calibrates on prefix -> continuation pairs; "
+                               "pass decoder_ids")
+        attach_attention(model, family, cfg)  # refuses attention quantization and W4A4 (family.attention None)
+        inputs, kwargs = calibrate.t5_encoder_inputs(model, calib_ids, batch_size)
+        no_mix = [None] * len(family.layers(model))
+        outs = quantize_stack(model, family, cfg, inputs, kwargs, no_mix, report, progress, "encoder")
+        # the decoder calibrates on what the quantized encoder gives it
+        inputs, kwargs = calibrate.t5_decoder_inputs(model, outs, decoder_ids, batch_size)
+        no_mix = [None] * len(family.decoder.layers(model))
+        quantize_stack(model, family.decoder, cfg, inputs, kwargs, no_mix, report, progress, "decoder")
+    if cfg.lm_head_bits == 8 and family.head:
+        _quantize_head(model, family)
+    report["seconds"] = time.perf_counter() - t0
+    return report
+
+
+def quantize_stack(model: nn.Module, family: Family, cfg: AgileQuantConfig, inputs: list, kwargs, mixes: list,
+                   report: dict, progress: bool = True, desc: str = "layers") -> list[torch.Tensor]:
+    """Quantize the blocks of one stack (``family.layers``) in place, block by block, feeding each quantized block's
+    outputs to the next.
+
+    Args:
+        inputs: the first block's inputs, one ``[b, L, hidden]`` tensor per calibration batch.
+        kwargs: the blocks' keyword arguments (one dict, or one per batch: :func:`calibrate.run_block`).
+        mixes: each block's W4A4 token mix (None where there is none).
+        report: counts added to (``blocks``, ``linears``, ``trip_channels_scaled``, ``awq_alphas``).
+
+    Returns:
+        The last block's outputs per batch (the stack's output before its final norm).
+    """
     static = cfg.activation.bits == 8 and cfg.activation.granularity == "per_tensor"
-    mixes = attach_attention(model, family, cfg)
-    inputs, kwargs = capture_block_inputs(model, family, calib_ids, batch_size)
     layers = family.layers(model)
-    report = {"blocks": len(layers), "linears": 0, "trip_channels_scaled": 0, "awq_alphas": []}
-    for bi, block in enumerate(tqdm(layers, desc="quantize", unit="block", disable=not progress)):
+    report["blocks"] += len(layers)
+    for bi, block in enumerate(tqdm(layers, desc=f"quantize {desc}", unit="block", disable=not progress)):
         hessian = "none"
         if cfg.weight.method == "gptq" or (cfg.weight.weighted_search and (static or cfg.weight.awq)):
             hessian = "full"  # GPTQ needs it, and the TRIP / AWQ folds rescale it
@@ -143,7 +182,7 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
                     scales[gi] = mse_tensor_scale(x)
         for gi, group in enumerate(family.input_groups):
             lins = [block.get_submodule(name) for name in group]
-            qws = _quantize_group(lins, cfg, hess.get(gi), f"layers.{bi}." + "+".join(group))
+            qws = _quantize_group(lins, cfg, hess.get(gi), f"{desc}.{bi}." + "+".join(group))
             for name, lin, qw in zip(group, lins, qws):
                 mix = mixes[bi] if name in family.mix_linears else None
                 q = QLinear(qw, lin.bias, cfg.activation.bits, cfg.activation.granularity, scales.get(gi), mix)
@@ -154,10 +193,7 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
         # the folds above are exact, so the float outputs are still the float block's outputs
         inputs = run_block(block, inputs, kwargs) if cfg.weight.sequential else float_out
         del float_out
-    if cfg.lm_head_bits == 8 and family.head:
-        _quantize_head(model, family)
-    report["seconds"] = time.perf_counter() - t0
-    return report
+    return inputs
 
 
 def _apply_awq(model, block, family: Family, cfg: AgileQuantConfig, hess: dict, samples: dict) -> list[float]:

@@ -113,7 +113,9 @@ def load_for_calibration(spec: str, calib: list[str] | None = None, threads: int
 def calibration_ids(lm, calib: list[str] | None = None, calib_samples: int | None = None,
                     calib_seqlen: int | None = None, seed: int = 0):
     """The calibration windows of a loaded model (``load_model``), as ``edgekit quantize`` and ``edgekit imatrix``
-    use them: 128 × 512 tokens for decoders, 512 × 32 for encoders (framed by their special tokens) by default.
+    use them: 128 × 512 tokens for decoders, 512 × 32 for encoders (framed by their special tokens) by default; an
+    encoder-decoder's are 64 windows of a 512-token prefix and its 128-token continuation (seqlen + seqlen / 4,
+    split by :func:`seq2seq_pairs`).
 
     Raises:
         EdgekitError: if the windows are longer than the model's positions or the text is too short.
@@ -121,12 +123,33 @@ def calibration_ids(lm, calib: list[str] | None = None, calib_samples: int | Non
     from edgekit import data
 
     encoder = lm.task == "encoder"
-    calib_samples = calib_samples or (512 if encoder else 128)
+    calib_samples = calib_samples or (512 if encoder else 64 if lm.task == "seq2seq-lm" else 128)
     seqlen = calib_seqlen or (32 if encoder else 512)
+    if lm.task == "seq2seq-lm":
+        seqlen += continuation_len(seqlen)  # quantize_model splits them again
     max_pos = getattr(lm.config, "max_position_embeddings", None)
     if max_pos and seqlen > max_pos:
         raise EdgekitError(f"--calib-seqlen {seqlen} exceeds the model's {max_pos} positions")
     return data.calibration_windows(lm.tokenizer, calib, calib_samples, seqlen, seed, special_tokens=encoder)
+
+
+def continuation_len(prefix_len: int) -> int:
+    """Tokens of continuation an encoder-decoder calibrates on after a prefix of ``prefix_len`` (a quarter)."""
+    return max(1, prefix_len // 4)
+
+
+def seq2seq_pairs(ids, decoder_start: int, cont: int):
+    """Calibration windows ``[n, L + T]`` as an encoder-decoder's pairs: the encoder reads the prefix of ``L``, the
+    decoder ``[decoder_start ; continuation[:-1]]`` of ``T = cont`` (teacher forcing, as the student was trained).
+
+    Returns:
+        ``(encoder ids [n, L], decoder ids [n, T])``.
+    """
+    import torch
+
+    prefix, target = ids[:, :-cont], ids[:, -cont:]
+    start = torch.full_like(target[:, :1], decoder_start)
+    return prefix, torch.cat([start, target[:, :-1]], dim=1)
 
 
 def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, calib: list[str] | None = None,
@@ -170,7 +193,17 @@ def quantize_model(spec: str, config: AgileQuantConfig, out: str | Path, *, cali
     acm = bool(acm_modules(lm.model))
     if acm:
         set_mode(lm.model, "dense")
-    report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress)
+    pairs = {}
+    if family.decoder is not None:  # an encoder-decoder: prefix -> continuation pairs
+        cont = continuation_len(calib_seqlen or 512)
+        ids, pairs["decoder_ids"] = seq2seq_pairs(ids, int(lm.config.decoder_start_token_id), cont)
+        seqlen = ids.shape[1]
+        pairs_report = {"calib_continuation": int(pairs["decoder_ids"].shape[1])}
+    else:
+        pairs_report = {}
+    report = quantize_(lm.model, config, family=family, calib_ids=ids, batch_size=batch_size, progress=progress,
+                       **pairs)
+    report.update(pairs_report)
     if acm:
         set_mode(lm.model, "gated")
         from edgekit.acm.store import read_info

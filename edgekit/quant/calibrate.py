@@ -104,14 +104,54 @@ def _kwargs_for(kwargs: dict, batch: int) -> dict:
 
 
 @torch.no_grad()
-def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict,
+def t5_encoder_inputs(model: nn.Module, ids: torch.Tensor, batch_size: int):
+    """A T5's encoder blocks' inputs and keyword arguments for every calibration batch of prefixes ``ids``.
+
+    T5 computes the relative position bias in the first block of a stack and hands it to the others; here it is
+    computed once and given to every block (the same values), so that each block can run on its own.
+
+    Returns:
+        ``(inputs, kwargs)``: ``[b, L, d_model]`` embeddings per batch and the blocks' keyword arguments.
+    """
+    emb = model.get_input_embeddings()
+    inputs = [emb(ids[i:i + batch_size]).float() for i in range(0, ids.shape[0], batch_size)]
+    attn = model.encoder.block[0].layer[0].SelfAttention
+    return inputs, {"position_bias": attn.compute_bias(ids.shape[1], ids.shape[1])}
+
+
+@torch.no_grad()
+def t5_decoder_inputs(model: nn.Module, encoder_blocks_out: list[torch.Tensor], dec_ids: torch.Tensor,
+                      batch_size: int):
+    """A T5's decoder blocks' inputs and per-batch keyword arguments: decoder ids ``dec_ids`` (start token first)
+    attending causally to themselves and to the encoder's output (``encoder_blocks_out`` through its final norm).
+
+    Returns:
+        ``(inputs, kwargs)``: ``[b, T, d_model]`` embeddings per batch and one keyword dict per batch.
+    """
+    emb = model.get_input_embeddings()
+    inputs = [emb(dec_ids[i:i + batch_size]).float() for i in range(0, dec_ids.shape[0], batch_size)]
+    t, n_heads = dec_ids.shape[1], model.config.num_heads
+    bias = model.decoder.block[0].layer[0].SelfAttention.compute_bias(t, t)
+    causal = torch.full((t, t), torch.finfo(bias.dtype).min).triu(1)
+    kwargs = []
+    for enc in encoder_blocks_out:
+        states = model.encoder.final_layer_norm(enc)
+        cross = torch.zeros(1, n_heads, t, states.shape[1], dtype=bias.dtype)
+        kwargs.append({"position_bias": bias + causal, "encoder_hidden_states": states,
+                       "encoder_decoder_position_bias": cross, "cache_position": torch.arange(t)})
+    return inputs, kwargs
+
+
+@torch.no_grad()
+def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict | list[dict],
               stop_at: nn.Module | None = None) -> list[torch.Tensor] | None:
-    """Run one block over every captured batch and return its outputs (the next block's inputs).
+    """Run one block over every captured batch and return its outputs (the next block's inputs). ``kwargs`` is one
+    dict for every batch, or a list with one per batch (a decoder's encoder states).
 
     With ``stop_at`` the pass ends as each batch reaches that submodule (after its forward pre-hooks ran) and
     returns None: a statistics-only pass need not compute what comes after the last hooked input.
     """
-    args = kwargs.get("__args__", ())
+    per_batch = kwargs if isinstance(kwargs, list) else [kwargs] * len(inputs)
     handle = None
     if stop_at is not None:
         def _stop(mod, a):
@@ -120,9 +160,9 @@ def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict,
         handle = stop_at.register_forward_pre_hook(_stop)
     outs = []
     try:
-        for x in inputs:
+        for x, kw in zip(inputs, per_batch):
             try:
-                y = block(x, *args, **_kwargs_for(kwargs, x.shape[0]))
+                y = block(x, *kw.get("__args__", ()), **_kwargs_for(kw, x.shape[0]))
             except _Stop:
                 continue
             outs.append((y[0] if isinstance(y, tuple) else y).detach())

@@ -83,7 +83,7 @@ def empty_model(art: Artifact):
     Raises:
         EdgekitError: for a model type transformers does not know.
     """
-    from transformers import AutoModel, AutoModelForCausalLM
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForSeq2SeqLM
     from transformers.models.auto.configuration_auto import CONFIG_MAPPING
     from transformers.modeling_utils import no_init_weights
 
@@ -92,7 +92,7 @@ def empty_model(art: Artifact):
     if model_type not in CONFIG_MAPPING:
         raise EdgekitError(f"{art.path}: unknown model_type {model_type!r} in the artifact")
     config = CONFIG_MAPPING[model_type].from_dict(cfg_dict)
-    auto = AutoModelForCausalLM if art.task == "causal-lm" else AutoModel
+    auto = {"causal-lm": AutoModelForCausalLM, "seq2seq-lm": AutoModelForSeq2SeqLM}.get(art.task, AutoModel)
     with no_init_weights():
         model = auto.from_config(config, torch_dtype=torch.float32)
     return model.eval()
@@ -116,7 +116,10 @@ def load_float_tensors(model, art: Artifact, f, state: dict, skip_missing=lambda
     missing = [k for k in missing if not skip_missing(k)]
     if getattr(model.config, "tie_word_embeddings", False):
         model.tie_weights()
-        missing = [k for k in missing if k != "lm_head.weight"]
+        # a tied name (lm_head; T5's encoder / decoder embed_tokens) shares the table stored under another name
+        sd = model.state_dict(keep_vars=True)
+        loaded = {sd[k].data_ptr() for k in state if k in sd}
+        missing = [k for k in missing if sd[k].data_ptr() not in loaded]
     if missing or unexpected:
         raise EdgekitError(f"{art.path}: tensors do not match a {art.family} model "
                            f"(missing {missing[:3]}, unexpected {unexpected[:3]}); the artifact is damaged")

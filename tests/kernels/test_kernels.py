@@ -369,6 +369,29 @@ def test_runtime_attention_same_bits_on_any_thread_count(n_kv, group):
         _C.set_num_threads(old)
 
 
+@pytest.mark.parametrize("impl", _C.implementations("attn_f16_f32"))
+def test_attention_bias_is_added_after_the_scale(impl):
+    """The optional score bias (T5's relative position bias, scale 1): the reference with the bias added to the
+    scaled scores, every ISA the scalar's bits."""
+    rng = np.random.default_rng(9)
+    for g, n, hd in [(1, 5, 64), (3, 37, 64), (5, 16, 14)]:
+        q = rng.standard_normal((g, hd)).astype(np.float32)
+        kt = (rng.standard_normal((hd, n)) * 0.5).astype(np.float16)
+        v = rng.standard_normal((n, hd)).astype(np.float16)
+        bias = (rng.standard_normal((g, n)) * 3).astype(np.float32)
+        out, p, _ = _C.attn_f16_f32(q, kt.view(np.uint16), v.view(np.uint16), 1.0, impl, bias)
+        s = q.astype(np.float64) @ kt.astype(np.float64) + bias
+        pref = np.exp(s - s.max(1, keepdims=True))
+        pref /= pref.sum(1, keepdims=True)
+        np.testing.assert_allclose(p, pref, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(out, pref @ v.astype(np.float64), rtol=1e-4, atol=1e-5)
+        scalar = _C.attn_f16_f32(q, kt.view(np.uint16), v.view(np.uint16), 1.0, "scalar", bias)
+        for a, b in zip((out, p), scalar):
+            np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="bias must be"):
+        _C.attn_f16_f32(q, kt.view(np.uint16), v.view(np.uint16), 1.0, impl, bias[:, :-1])
+
+
 def test_attention_rejects_bad_shapes():
     q = np.zeros((3, 64), np.float32)
     with pytest.raises(ValueError, match="kt must be"):
@@ -386,6 +409,19 @@ def test_silu_mul_matches_numpy_and_scalar(impl):
     ref = g.astype(np.float64) / (1 + np.exp(-g.astype(np.float64))) * u
     np.testing.assert_allclose(y, ref, rtol=2e-6, atol=1e-30)
     np.testing.assert_array_equal(y, _C.silu_mul_f32(g, u, "scalar"))
+
+
+@pytest.mark.parametrize("impl", _C.implementations("gelu_mul_f32"))
+def test_gelu_mul_matches_torch_tanh_gelu_and_scalar(impl):
+    """T5's gated GELU: gelu_pytorch_tanh(g) * u (float64 reference), every implementation the scalar bits."""
+    rng = np.random.default_rng(11)
+    g = np.concatenate([rng.standard_normal(1001) * 6, [0.0, -0.0, 30.0, -30.0, 1e-3, -1e-3]]).astype(np.float32)
+    u = rng.standard_normal(g.size).astype(np.float32)
+    y = _C.gelu_mul_f32(g, u, impl)
+    x = g.astype(np.float64)
+    ref = 0.5 * x * (1 + np.tanh(np.sqrt(2 / np.pi) * (x + 0.044715 * x ** 3))) * u
+    np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-7)
+    np.testing.assert_array_equal(y, _C.gelu_mul_f32(g, u, "scalar"))
 
 
 @pytest.mark.parametrize("impl", _C.implementations("cvt_f32_f16"))

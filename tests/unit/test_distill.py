@@ -319,7 +319,6 @@ def test_distill_end_to_end_on_a_tiny_teacher(tiny_llama_dir, tmp_path):
     r = json.loads((out / "distill.json").read_text())
     assert len(r["loss_curve"]) == 4 and r["train"]["tokens_per_s"] > 0 and r["held_out"]["pairs"] == 2
     assert r["held_out"]["student_nll"] > 0 and r["held_out"]["kl_full"] >= r["held_out"]["kl_topk"] - 1e-6
-    assert r["loss_plot"] == str(out / "loss.png") and (out / "loss.png").read_bytes()[:4] == b"\x89PNG"
     loaded = T5ForConditionalGeneration.from_pretrained(out / "student").eval()
     assert loaded.config.vocab_size == vocab and (out / "student" / "tokenizer_config.json").is_file()
     # the saved weights are the trained ones: the report's held-out NLL again from the files

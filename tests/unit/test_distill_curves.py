@@ -1,4 +1,5 @@
-"""Loss curves of distillation reports: window means, the CE-only run's unmeasured KL, the PNG, bad input."""
+"""Loss curves and quality rows of distillation reports (edgekit/distill/curves.py, edgekit/bench/distill_report.py):
+window means, the CE-only run's unmeasured KL, the PNG, the rows, the --reports spec, bad input."""
 
 import json
 
@@ -9,10 +10,14 @@ from edgekit.distill import curves
 from edgekit.errors import EdgekitError
 
 
-def _report(steps: int, kd_weight: float) -> dict:
+def _report(steps: int, kd_weight: float, student_nll: float = 3.5, teacher_nll: float = 2.0) -> dict:
     rows = [{"step": s, "lr": 1e-3, "loss": 10.0 / s, "kl": (5.0 / s) if kd_weight else 0.0, "ce": 8.0 / s}
             for s in range(1, steps + 1)]
-    return {"config": {"train": {"kd_weight": kd_weight}}, "loss_curve": rows}
+    return {"config": {"train": {"kd_weight": kd_weight}}, "loss_curve": rows, "teacher": "smollm2-135m",
+            "params": {"student": {"total": 62_000_000}, "teacher": {"total": 134_000_000}},
+            "held_out": {"student_nll": student_nll, "teacher_nll": teacher_nll, "kl_full": 2.3, "pairs": 32,
+                         "tokens": 2048},
+            "train": {"steps": steps, "seconds": 100.0}, "teacher_scoring_seconds": 50.0}
 
 
 def test_window_means_keep_a_partial_last_window():
@@ -56,8 +61,50 @@ def test_load_report_errors(tmp_path):
 
 def test_plot_writes_a_png(tmp_path):
     pytest.importorskip("matplotlib")
-    out = curves.plot_curves({"kd": _report(40, 0.9), "ce": _report(40, 0.0)}, tmp_path / "loss.png", window=5)
+    from edgekit.bench.distill_report import plot_curves
+
+    out = plot_curves({"kd": _report(40, 0.9), "ce": _report(40, 0.0)}, tmp_path / "loss.png", window=5)
     assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not list(tmp_path.glob("*.tmp*"))
     with pytest.raises(EdgekitError, match="no distillation runs"):
-        curves.plot_curves({}, tmp_path / "none.png")
+        plot_curves({}, tmp_path / "none.png")
+
+
+def test_quality_rows_put_the_teacher_first_and_refuse_other_pairs():
+    from edgekit.bench.distill_report import quality_rows
+
+    rows = quality_rows({"encdec-kd": _report(100, 0.9, 3.6), "encdec-ce": _report(100, 0.0, 3.5)})
+    assert [r["model"] for r in rows] == ["teacher", "encdec-kd", "encdec-ce"]
+    assert rows[0]["continuation_nll"] == 2.0 and rows[0]["params"] == 134_000_000
+    assert rows[1]["gap_to_teacher"] == pytest.approx(1.6) and rows[2]["kd_weight"] == 0.0
+    assert all(r["engine"] == "torch" for r in rows)
+    with pytest.raises(EdgekitError, match="other pairs"):
+        quality_rows({"a": _report(10, 0.9), "b": _report(10, 0.9, teacher_nll=2.5)})
+
+
+def test_reports_spec_and_the_cli(tmp_path):
+    pytest.importorskip("matplotlib")
+    from click.testing import CliRunner
+
+    from edgekit.bench.distill_report import parse_reports
+    from edgekit.cli import main
+
+    run_dir = tmp_path / "kd"
+    run_dir.mkdir()
+    (run_dir / "distill.json").write_text(json.dumps(_report(60, 0.9, 3.6)))
+    (tmp_path / "ce.json").write_text(json.dumps(_report(60, 0.0, 3.5)))
+    runs = parse_reports(f"kd={run_dir},ce={tmp_path / 'ce.json'}")
+    assert list(runs) == ["kd", "ce"]  # a directory means its distill.json
+    for bad, msg in (("kd", "LABEL=PATH"), (f"a={run_dir},a={run_dir}", "twice"), (",", "empty")):
+        with pytest.raises(EdgekitError, match=msg):
+            parse_reports(bad)
+    out, png = tmp_path / "q.json", tmp_path / "loss.png"
+    res = CliRunner().invoke(main, ["bench", "distill", "--reports", f"kd={run_dir},ce={tmp_path / 'ce.json'}",
+                                    "--plot", str(png), "--json", str(out)])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(out.read_text())
+    assert [r["model"] for r in doc["rows"]] == ["teacher", "kd", "ce"] and png.read_bytes()[:4] == b"\x89PNG"
+    res = CliRunner().invoke(main, ["bench", "distill"])
+    assert res.exit_code != 0 and "--reports" in res.output
+    res = CliRunner().invoke(main, ["bench", "distill", "--speed"])
+    assert res.exit_code != 0 and "--student" in res.output

@@ -71,6 +71,7 @@ enum class Op : unsigned {
     gemm_q8_0_f32,   // the Q8_0 LM head (the same sums over int8 codes times their block scales)
     attn_f16_f32,
     silu_mul_f32,
+    gelu_mul_f32,    // T5's gated GELU (tanh form)
     cvt_f32_f16,
     kCount,          // not an op: the number of ops
 };
@@ -95,6 +96,7 @@ EK_OP_TRAITS(gemm_f16_f32, ek_gemm_f16_f32_fn)
 EK_OP_TRAITS(gemm_q8_0_f32, ek_gemm_q8_0_f32_fn)
 EK_OP_TRAITS(attn_f16_f32, ek_attn_f16_f32_fn)
 EK_OP_TRAITS(silu_mul_f32, ek_silu_mul_f32_fn)
+EK_OP_TRAITS(gelu_mul_f32, ek_gelu_mul_f32_fn)
 EK_OP_TRAITS(cvt_f32_f16, ek_cvt_f32_f16_fn)
 #undef EK_OP_TRAITS
 

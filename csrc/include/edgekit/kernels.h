@@ -188,6 +188,7 @@ void ek_quantize_q8_0(const float* x, int64_t n, int64_t k, int8_t* q, uint16_t*
 // Attention of g query heads that share one KV head, over the first n slots of an fp16 cache, fused:
 //
 //   s[h, t]  = (sum_{c < hd} q[h, c] * fp32(kt[c * ldk + t])) * scale     one fma chain per score, c ascending from 0
+//              (+ bias[h * n + t] when bias is not null: T5's relative position bias, added after the scale)
 //   e[h, t]  = ek_exp(s[h, t] - max_t s[h, t])                             ek_exp: kernels/exp_common.h
 //   p[h, t]  = e[h, t] * (1 / sum_t e[h, t])                               the sum in the 16-lane order of gemm_f16_f32
 //   out[h,c] = sum_{t < n} p[h, t] * fp32(v[t * ldv + c])                  one fma chain per output, t ascending from 0
@@ -195,29 +196,29 @@ void ek_quantize_q8_0(const float* x, int64_t n, int64_t k, int8_t* q, uint16_t*
 //
 // q and out are [g, hd] row-major; kt holds the keys transposed (kt[c * ldk + t]: one row of ldk >= n slots per
 // dimension, so consecutive keys are consecutive lanes); p is [g, n] scratch the kernel fills with the
-// probabilities. Every lane runs its own chain, so the result does not depend on the vector width: every
+// probabilities; bias, when given, is [g, n] like p. Every lane runs its own chain, so the result does not depend on the vector width: every
 // implementation gives the scalar bits, and a token's attention does not depend on what else is in the batch.
 typedef void (*ek_attn_f16_f32_fn)(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                                   const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
-                                   float* first);
+                                   const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                                   float* p, float* out, float* first);
 
 void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                             const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
-                             float* first);
+                             const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                             float* p, float* out, float* first);
 #if defined(EDGEKIT_HAVE_AVX2)
 void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                           const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
-                           float* first);
+                           const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                           float* p, float* out, float* first);
 #endif
 #if defined(EDGEKIT_HAVE_AVX512)
 void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                             const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
-                             float* first);
+                             const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                             float* p, float* out, float* first);
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
 void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                           const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p, float* out,
-                           float* first);
+                           const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                           float* p, float* out, float* first);
 #endif
 
 // SwiGLU's gate in place: g[i] = g[i] / (1 + ek_exp(-g[i])) * u[i], i < n (the same bits in every implementation).
@@ -232,6 +233,19 @@ void ek_silu_mul_f32__avx512(float* g, const float* u, int64_t n);
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
 void ek_silu_mul_f32__neon(float* g, const float* u, int64_t n);
+#endif
+
+// T5 v1.1's gated GELU (gelu_pytorch_tanh) in place: g[i] = g[i] / (1 + ek_exp(-z)) * u[i] with
+// z = g[i] * (C1 + C2 * (g[i] * g[i])), C1 = 2 sqrt(2 / pi), C2 = C1 * 0.044715 (0.5 (1 + tanh(a)) = 1 / (1 + e^-2a)),
+// each product and sum rounded on its own (kernels/gelu_mul_common.h): the same bits in every implementation.
+typedef void (*ek_gelu_mul_f32_fn)(float* g, const float* u, int64_t n);
+
+void ek_gelu_mul_f32__scalar(float* g, const float* u, int64_t n);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_gelu_mul_f32__avx2(float* g, const float* u, int64_t n);
+#endif
+#if defined(EDGEKIT_HAVE_AVX512)
+void ek_gelu_mul_f32__avx512(float* g, const float* u, int64_t n);
 #endif
 
 // fp32 → fp16 bits, y[i] = ek_fp32_to_fp16(x[i]) for i < n (NaNs stay NaN, their payload may differ).

@@ -12,9 +12,9 @@
 #include <vector>
 
 #include "edgekit/acm.h"
+#include "edgekit/blocks.h"
 #include "edgekit/formats.h"
 #include "edgekit/prune.h"
-#include "edgekit/weight_arena.h"
 
 namespace edgekit {
 
@@ -24,31 +24,10 @@ struct LlamaConfig {
     int max_ctx = 2048;  // KV cache length
 };
 
-// One int4 weight in the q4x4 layout (owned copies of the packed arrays).
-// How a linear quantizes its input to int8: dynamically per token or per block of 32, or on a static per-tensor grid.
-enum class ActQuant : uint8_t { kPerToken, kPerBlock, kPerTensor };
-
-struct Q4Weight {
-    WeightVec<uint8_t> qs;  // in the weight chunks (weight_arena.h): decode streams them, huge pages help
-    WeightVec<uint16_t> d;
-    int64_t n = 0, k = 0;
-    ActQuant act = ActQuant::kPerToken;
-    float act_scale = 0.0f;   // kPerTensor: the grid's step (TRIP recipes)
-    int rows = EK_Q4X4_ROWS;  // the layout: q4x4 (as loaded) or q4x16 (regrouped for AVX-512, formats.h)
-    ek_q4x4 view() const { return {qs.data(), d.data(), n, k, 0}; }
-};
-
 struct LlamaLayer {
     std::vector<float> attn_norm, ffn_norm;  // [hidden]
     Q4Weight q, k, v, o, gate, up, down;
     AcmGate acm;  // an adaptive computation module's gate (acm.h); empty: a dense FFN
-};
-
-// The tied embedding / LM head in Q8_0 (the artifact's lm_head_bits: 8): int8 codes [vocab, hidden] and one fp16
-// scale per 32 of them [vocab, hidden / 32] (kernels.h: ek_gemm_q8_0_f32, ek_quantize_q8_0).
-struct Q8Table {
-    WeightVec<int8_t> q;
-    WeightVec<uint16_t> d;
 };
 
 class LlamaModel {

@@ -116,8 +116,9 @@ void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t h
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
-                    int64_t n, float scale, float* p, float* out) {
+                    int64_t n, float scale, const float* bias, float* p, float* out) {
         scores<HB>(q, hd, kt, ldk, n, scale, p);
+        ek_attn_add_bias(p, bias, HB, n);
         for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
         values<HB>(p, n, v, ldv, hd, out);
     }
@@ -126,8 +127,8 @@ struct Heads {
 }  // namespace
 
 extern "C" void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                                        const uint16_t* v, int64_t ldv, int64_t n, float scale, float* p,
-                                        float* out, float* first) {
+                                        const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                                        float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, p, out, first);
+    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
 }

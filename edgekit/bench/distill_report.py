@@ -1,0 +1,89 @@
+"""``edgekit bench distill --reports``: distillation runs side by side, from the reports ``edgekit distill`` writes.
+
+Each run's ``distill.json`` holds its held-out continuation NLL next to the teacher's on the same pairs, the full KL
+to the teacher, the parameter counts, the times, and the loss per step. This module turns several of them into the
+quality rows of issue #19 (model, params, continuation_nll, gap to the teacher, KL, steps, seconds) and draws their
+loss curves (:mod:`edgekit.distill.curves` holds the curve data; drawing lives here, with the other plots).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from edgekit.distill import curves
+from edgekit.errors import EdgekitError
+
+
+def parse_reports(spec: str) -> dict[str, dict]:
+    """``label=PATH[,label=PATH...]`` → label → report (a PATH that is a directory means its distill.json).
+
+    Raises:
+        EdgekitError: an item without ``=``, a repeated label, or a report that does not load.
+    """
+    from edgekit.distill.api import REPORT
+
+    runs: dict[str, dict] = {}
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise EdgekitError(f"--reports item {item!r} is not LABEL=PATH (e.g. encdec-kd=distill-kd/distill.json)")
+        if label in runs:
+            raise EdgekitError(f"--reports names {label!r} twice; give each run its own label")
+        p = Path(path)
+        runs[label] = curves.load_report(p / REPORT if p.is_dir() else p)
+    if not runs:
+        raise EdgekitError("--reports is empty; give LABEL=PATH of at least one distillation report")
+    return runs
+
+
+def quality_rows(runs: dict[str, dict], window: int = 50) -> list[dict]:
+    """One row per run (and one for the teacher, from the first run that scored it): held-out continuation NLL in
+    nats/token, its gap to the teacher's on the same pairs, the full KL to the teacher, the parameter counts, steps,
+    training and teacher-scoring seconds, and the mean training CE over the last ``window`` steps and the window
+    before (is it still falling?)."""
+    rows, teacher = [], None
+    for label, r in runs.items():
+        h, p, t = r["held_out"], r["params"], r["train"]
+        if teacher is None:
+            teacher = {"model": "teacher", "source": r.get("teacher"), "params": p["teacher"].get("total"),
+                       "continuation_nll": h["teacher_nll"], "gap_to_teacher": 0.0, "engine": "torch",
+                       "val_pairs": h["pairs"], "val_tokens": h["tokens"]}
+        elif abs(h["teacher_nll"] - teacher["continuation_nll"]) > 1e-3:
+            raise EdgekitError(f"run {label!r} was validated on other pairs (teacher NLL {h['teacher_nll']:.4f} vs "
+                               f"{teacher['continuation_nll']:.4f}): compare runs made with the same data settings")
+        ce = curves.summary(r, window).get("ce", {})
+        rows.append({"model": label, "params": p["student"].get("total"), "continuation_nll": h["student_nll"],
+                     "gap_to_teacher": round(h["student_nll"] - h["teacher_nll"], 4), "kl_full": h["kl_full"],
+                     "kd_weight": r["config"]["train"].get("kd_weight"), "steps": t["steps"],
+                     "train_seconds": t["seconds"], "teacher_scoring_seconds": r.get("teacher_scoring_seconds"),
+                     "train_ce_last": ce.get("last_mean"), "train_ce_previous": ce.get("previous_mean"),
+                     "engine": "torch", "val_pairs": h["pairs"], "val_tokens": h["tokens"]})
+    return [teacher, *rows]
+
+
+def plot_curves(runs: dict[str, dict], path: str | os.PathLike, window: int = 10) -> Path:
+    """Draw the cross-entropy (left) and, where runs have a KD term, the top-k KL to the teacher (right) of each run
+    against the optimizer step, as means over ``window`` steps, to a PNG written atomically.
+
+    Raises:
+        EdgekitError: when ``runs`` is empty or matplotlib is missing.
+    """
+    from edgekit.bench.report import plot_file
+
+    if not runs:
+        raise EdgekitError("no distillation runs to plot")
+    with plot_file(path, ncols=2, figsize=(10, 4)) as (_, (ax_ce, ax_kl)):
+        for label, report in runs.items():
+            for ax, term in ((ax_ce, "ce"), (ax_kl, "kl")):
+                steps, values = curves.window_means(*curves.curve(report, term), window)
+                if len(steps):
+                    ax.plot(steps, values, label=label)
+        for ax, title in ((ax_ce, "cross-entropy on the target tokens"), (ax_kl, "KL(teacher ‖ student), top-k")):
+            ax.set_xlabel("step")
+            ax.set_ylabel("nats/token")
+            ax.set_title(f"{title}, mean of {window} steps", fontsize=9)
+            ax.grid(alpha=0.3)
+            if ax.lines:
+                ax.legend(fontsize=8)
+    return Path(path)
