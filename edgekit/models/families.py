@@ -35,6 +35,9 @@ class Family:
         gated_ffn: the block's gated (SwiGLU) FFN as ``(module, gate linear, up linear, down linear)``, the FFN's
             output being ``down(act(gate(x)) * up(x))``; None for a family whose FFN is not gated (adaptive
             computation modules, :mod:`edgekit.acm`, need one).
+        residual_writers: the block's linears whose outputs are added to the residual stream (a residual rotation,
+            :mod:`edgekit.quant.rotate`, multiplies them by ``Qᵀ`` on the left); empty where none is supported.
+        final_norm: the norm before the head (folded into the head by a rotation), or None.
     """
 
     name: str
@@ -46,6 +49,8 @@ class Family:
     head: str | None
     scale_folds: tuple[tuple[int, str, str], ...] = ()
     gated_ffn: tuple[str, str, str, str] | None = None
+    residual_writers: tuple[str, ...] = ()
+    final_norm: str | None = None
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         """The model's list of blocks."""
@@ -82,6 +87,8 @@ LLAMA = Family(
     scale_folds=((0, "input_layernorm", "norm"), (1, "self_attn.v_proj", "rows_gqa"),
                  (2, "post_attention_layernorm", "norm"), (3, "mlp.up_proj", "rows")),
     gated_ffn=("mlp", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+    residual_writers=("self_attn.o_proj", "mlp.down_proj"),
+    final_norm="model.norm",
 )
 
 BERT = Family(

@@ -43,7 +43,8 @@ struct LlamaLayer {
     AcmGate acm;  // an adaptive computation module's gate (acm.h); empty: a dense FFN
 };
 
-// The tied embedding / LM head in Q8_0 (the artifact's lm_head_bits: 8): int8 codes [vocab, hidden] and one fp16
+// The tied embedding / LM head in Q8_0 (the artifact's lm_head_bits: 8), or one of the two when a rotated model's
+// head is untied (edgekit/quant/rotate.py): int8 codes [vocab, hidden] and one fp16
 // scale per 32 of them [vocab, hidden / 32] (kernels.h: ek_gemm_q8_0_f32, ek_quantize_q8_0).
 struct Q8Table {
     std::vector<int8_t> q;
@@ -56,9 +57,10 @@ public:
     // embed16 and head16 are fp16 tables (IEEE half bits, [vocab * hidden]; head16 empty when the head is tied to
     // the embedding), which a loader converts chunk by chunk so that the float32 file pages never all sit in memory
     // at once; final_norm [hidden] is float32, copied here, so it need only outlive the constructor.
-    // With a non-empty q8 table, embed16 and head16 are empty: embedding and head are that one Q8_0 table.
+    // With a non-empty q8 table, embed16 and head16 are empty: embedding and head are that one Q8_0 table, or, with
+    // a non-empty head_q8 too, q8 is the embedding and head_q8 the (untied) head.
     LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
-               std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8 = {});
+               std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8 = {}, Q8Table head_q8 = {});
 
     const LlamaConfig& config() const { return cfg_; }
     int n_past() const { return n_past_; }
@@ -114,6 +116,7 @@ private:
     LlamaConfig cfg_;
     std::vector<uint16_t> embed_, head_;  // fp16 [vocab, hidden]; head_ empty: tied to embed_
     Q8Table q8_;                          // or, when not empty, the tied table in Q8_0 (embed_ and head_ empty)
+    Q8Table head_q8_;                     // not empty: an untied Q8_0 head (q8_ is then the embedding alone)
     std::vector<float> final_norm_;
     std::vector<LlamaLayer> layers_;
     // fp16 caches: keys transposed, [layer][kv_head][head_dim][slot] (a head's keys are consecutive lanes for the
