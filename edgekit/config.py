@@ -165,7 +165,8 @@ class AgileQuantConfig:
         w4a4_ratio: fraction of tokens (lowest attention to the first token) whose o_proj, gate/up and down inputs are
             quantized to int4 instead of int8; 0 disables the W4A4 mix.
         lm_head_bits: None keeps the LM head in float (fp16 in the runtime); 8 makes the tied embedding / LM head
-            one Q8_0 table (int8 per 32 values with an fp16 scale, GGUF's Q8_0; float activations).
+            one Q8_0 table (int8 per 32 values with an fp16 scale, GGUF's Q8_0; float activations); an untied head (a
+            rotated model's) is a second Q8_0 table.
         prune: token pruning of prompt prefills, stored with the artifact for the runtimes to apply.
         rotation: ``"none"``, or a rotation of the residual stream folded into the weights before calibration
             (:mod:`edgekit.quant.rotate`): ``"hadamard"`` (randomized Hadamard) or ``"random"`` (seeded random
