@@ -165,8 +165,12 @@ class AgileQuantConfig:
         w4a4_ratio: fraction of tokens (lowest attention to the first token) whose o_proj, gate/up and down inputs are
             quantized to int4 instead of int8; 0 disables the W4A4 mix.
         lm_head_bits: None keeps the LM head in float (fp16 in the runtime); 8 makes the tied embedding / LM head
-            one Q8_0 table (int8 per 32 values with an fp16 scale, GGUF's Q8_0; float activations).
+            one Q8_0 table (int8 per 32 values with an fp16 scale, GGUF's Q8_0; float activations); an untied head (a
+            rotated model's) is a second Q8_0 table.
         prune: token pruning of prompt prefills, stored with the artifact for the runtimes to apply.
+        rotation: ``"none"``, or a rotation of the residual stream folded into the weights before calibration
+            (:mod:`edgekit.quant.rotate`): ``"hadamard"`` (randomized Hadamard) or ``"random"`` (seeded random
+            orthogonal). The model stays a plain Llama with an untied head and norm weights of 1.
         version: config schema version.
     """
 
@@ -176,9 +180,12 @@ class AgileQuantConfig:
     w4a4_ratio: float = 0.0
     lm_head_bits: int | None = None
     prune: PruneConfig = field(default_factory=PruneConfig)
+    rotation: str = "none"
     version: int = CONFIG_VERSION
 
     def __post_init__(self):
+        _check(self.rotation in ("none", "hadamard", "random"),
+               f"rotation must be 'none', 'hadamard' or 'random', got {self.rotation!r}")
         _check(0.0 <= self.w4a4_ratio <= 1.0, f"w4a4_ratio must be in [0, 1], got {self.w4a4_ratio}")
         _check(self.lm_head_bits in (None, 8), f"lm_head_bits must be 8 or null, got {self.lm_head_bits}")
         _check(self.version == CONFIG_VERSION, f"config version {self.version} is not supported "
@@ -193,7 +200,9 @@ class AgileQuantConfig:
         g = "per-channel" if w.group_size == 0 else f"g{w.group_size}"
         trip = "+trip" if a.trip else ""
         prune = f" prune {self.prune.ratio:g}" if self.prune.ratio else ""
-        return f"W{w.bits}{act} {g} {'sym' if w.symmetric else 'asym'} {w.method} {a.granularity}{trip}{prune}"
+        rot = f" rot-{self.rotation}" if self.rotation != "none" else ""
+        return (f"W{w.bits}{act} {g} {'sym' if w.symmetric else 'asym'} {w.method} {a.granularity}{trip}{prune}"
+                f"{rot}")
 
 
 @dataclass(frozen=True)

@@ -51,8 +51,9 @@ int64_t table_size(const LlamaConfig& c) { return c.vocab > 0 && c.hidden > 0 ? 
 }  // namespace
 
 LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
-                       std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8)
-    : cfg_(cfg), embed_(std::move(embed16)), head_(std::move(head16)), q8_(std::move(q8)), layers_(std::move(layers)) {
+                       std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8, Q8Table head_q8)
+    : cfg_(cfg), embed_(std::move(embed16)), head_(std::move(head16)), q8_(std::move(q8)),
+      head_q8_(std::move(head_q8)), layers_(std::move(layers)) {
     const int64_t h = cfg_.hidden, q_dim = (int64_t)cfg_.n_heads * cfg_.head_dim;
     const int64_t kv_dim = (int64_t)cfg_.n_kv_heads * cfg_.head_dim;
     check(cfg_.n_layers > 0 && h > 0 && cfg_.vocab > 0 && cfg_.ffn > 0 && cfg_.max_ctx > 0, "sizes must be positive");
@@ -65,7 +66,11 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
         check(h % 32 == 0, "a Q8_0 table needs a hidden size that is a multiple of 32");
         check((int64_t)q8_.q.size() == table_size(cfg_) && (int64_t)q8_.d.size() == table_size(cfg_) / 32,
               "the Q8_0 table must be [vocab, hidden] codes and [vocab, hidden / 32] scales");
+        check(head_q8_.q.empty() || ((int64_t)head_q8_.q.size() == table_size(cfg_) &&
+                                     (int64_t)head_q8_.d.size() == table_size(cfg_) / 32),
+              "the untied Q8_0 head must be [vocab, hidden] codes and [vocab, hidden / 32] scales");
     } else {
+        check(head_q8_.q.empty(), "an untied Q8_0 head needs the embedding in Q8_0 too");
         check((int64_t)embed_.size() == table_size(cfg_), "the embedding must be [vocab, hidden]");
         check(head_.empty() || (int64_t)head_.size() == table_size(cfg_),
               "the LM head must be [vocab, hidden] or tied");
@@ -119,6 +124,7 @@ LlamaModel::LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, co
 int64_t LlamaModel::memory_bytes() const {
     int64_t b = (int64_t)(embed_.size() + head_.size() + k_cache_.size() + v_cache_.size()) * 2;
     b += (int64_t)q8_.q.size() + 2 * (int64_t)q8_.d.size();
+    b += (int64_t)head_q8_.q.size() + 2 * (int64_t)head_q8_.d.size();
     for (const auto& l : layers_) {
         for (const Q4Weight* w : {&l.q, &l.k, &l.v, &l.o, &l.gate, &l.up, &l.down})
             b += (int64_t)w->qs.size() + 2 * (int64_t)w->d.size();
@@ -367,7 +373,9 @@ void LlamaModel::eval(const int32_t* tokens, int n, float* logits, bool all_logi
     // the last prompt position is never dropped, so without all_logits it is the last active row
     const int first = all_logits ? 0 : na - 1, rows = all_logits ? n : 1;
     rms_norm(hidden + first * h, final_norm_.data(), rows, (int)h, cfg_.rms_eps, xn);
-    head_logits(q8_, head_.empty() ? embed_.data() : head_.data(), cfg_.vocab, h, xn, rows, logits);
+    // tied, or a rotated model's own Q8_0 head (edgekit/quant/rotate.py)
+    head_logits(head_q8_.q.empty() ? q8_ : head_q8_, head_.empty() ? embed_.data() : head_.data(), cfg_.vocab, h, xn,
+                rows, logits);
 }
 
 }  // namespace edgekit

@@ -2,7 +2,7 @@
 //
 // Everything the runtime cannot run is refused here with a message that names the key or the linear, rather than
 // run with a silently different meaning. The float32 embedding (and an untied head) is converted to fp16 (with
-// lm_head_bits 8: the tied table to Q8_0) a chunk at a time, norms are copied; int4 weights go Q4_0 blocks →
+// lm_head_bits 8: to Q8_0) a chunk at a time, norms are copied; int4 weights go Q4_0 blocks →
 // ek_pack_q4x4 → the kernel layout. Each file range is released once copied, so peak memory stays near the model's
 // own arrays.
 #include "edgekit/load_llama.h"
@@ -136,15 +136,13 @@ void check_quant(const Artifact& a, const Value& q) {
     }
 }
 
-// lm_head_bits: null keeps the tied table (or untied head) in fp16; 8 makes the tied table Q8_0 (edgekit/config.py).
-bool q8_head(const Artifact& a, const Value& q, bool tied) {
+// lm_head_bits: null keeps the tied table (or untied head) in fp16; 8 makes the tied table (or the embedding and an
+// untied head, as a rotation leaves them) Q8_0 (edgekit/config.py).
+bool q8_head(const Artifact& a, const Value& q) {
     const Value* b = q.find("lm_head_bits");
     if (!b || b->is_null()) return false;
     if (!(b->type == Type::kNumber && b->number == 8.0))
         a.fail(K::kFormat, "edgekit.quant lm_head_bits must be 8 or null");
-    if (!tied)
-        a.fail(K::kUnsupported, "lm_head_bits 8 is a Q8_0 table shared by the embedding and a tied head; this model "
-                                "has its own head" + std::string(kRunElsewhere));
     return true;
 }
 
@@ -424,11 +422,12 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
                                     "runtime runs" + kRunElsewhere);
     }
     const TensorInfo& table = tensor(a, "model.embed_tokens.weight", DType::kF32, {c.vocab, h});
-    Q8Table q8;
+    Q8Table q8, head_q8;
     std::vector<uint16_t> embed, head;
-    if (q8_head(a, quant, tied)) {
+    if (q8_head(a, quant)) {
         if (h % 32) a.fail(K::kFormat, "lm_head_bits 8 needs a hidden size that is a multiple of 32");
         q8 = q8_table(a, table);
+        if (!tied) head_q8 = q8_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));
     } else {
         embed = fp16_table(a, table);
         if (!tied) head = fp16_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));
@@ -436,7 +435,7 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
     const std::vector<float> norm = float_vector(a, "model.norm.weight", h);
     try {
         auto model = std::make_unique<LlamaModel>(c, std::move(embed), norm.data(), std::move(layers), std::move(head),
-                                                  std::move(q8));
+                                                  std::move(q8), std::move(head_q8));
         model->set_pruning(prune);
         return model;
     } catch (const std::invalid_argument& e) {

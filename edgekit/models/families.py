@@ -37,6 +37,9 @@ class Family:
             computation modules, :mod:`edgekit.acm`, need one).
         decoder: an encoder-decoder's decoder stack (its own blocks and linears; this Family then describes the
             encoder stack); None for single-stack models.
+        residual_writers: the block's linears whose outputs are added to the residual stream (a residual rotation,
+            :mod:`edgekit.quant.rotate`, multiplies them by ``Qᵀ`` on the left); empty where none is supported.
+        final_norm: the norm before the head (folded into the head by a rotation), or None.
     """
 
     name: str
@@ -49,6 +52,8 @@ class Family:
     scale_folds: tuple[tuple[int, str, str], ...] = ()
     gated_ffn: tuple[str, str, str, str] | None = None
     decoder: Family | None = None
+    residual_writers: tuple[str, ...] = ()
+    final_norm: str | None = None
 
     def layers(self, model: nn.Module) -> nn.ModuleList:
         """The model's list of blocks."""
@@ -89,6 +94,8 @@ LLAMA = Family(
     scale_folds=((0, "input_layernorm", "norm"), (1, "self_attn.v_proj", "rows_gqa"),
                  (2, "post_attention_layernorm", "norm"), (3, "mlp.up_proj", "rows")),
     gated_ffn=("mlp", "mlp.gate_proj", "mlp.up_proj", "mlp.down_proj"),
+    residual_writers=("self_attn.o_proj", "mlp.down_proj"),
+    final_norm="model.norm",
 )
 
 BERT = Family(

@@ -18,6 +18,7 @@ from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_
 from edgekit.models.families import Family
 from edgekit.quant.gptq import ChannelMeanSquares, HessianAccumulator, gptq_quantize
 from edgekit.quant.modules import QLinear, TokenMix
+from edgekit.quant.rotate import rotate_model
 from edgekit.quant.trip import TokenReservoir, fold_trip, mse_tensor_scale, trip_factors
 from edgekit.quant.weights import channel_importance, rtn_quantize, split_rows
 
@@ -105,6 +106,9 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
     """
     t0 = time.perf_counter()
     report = {"blocks": 0, "linears": 0, "trip_channels_scaled": 0, "awq_alphas": []}
+    # the one transform of the float model before calibration: exact, so the statistics below are the rotated model's
+    # (a no-op for rotation: none; a clear error for families it does not fold into, e.g. T5)
+    rotate_model(model, family, cfg.rotation)
     if family.decoder is None:
         mixes = attach_attention(model, family, cfg)
         inputs, kwargs = capture_block_inputs(model, family, calib_ids, batch_size)
@@ -219,16 +223,16 @@ def _apply_awq(model, block, family: Family, cfg: AgileQuantConfig, hess: dict, 
 
 
 def _quantize_head(model: nn.Module, family: Family) -> None:
-    """The tied embedding / LM head table snapped to the Q8_0 grid (formats.quantize_q8_0): every engine then reads
-    the same values, the runtime and the GGUF export recover the exact codes and scales, and the fake-quant head is
-    that table times float activations (the runtime's gemm_q8_0_f32)."""
+    """The embedding and LM head tables snapped to the Q8_0 grid (formats.quantize_q8_0): one table when they are
+    tied, two when the head is untied (a rotation unties it). Every engine then reads the same values, the runtime and the GGUF export
+    recover the exact codes and scales, and the fake-quant head is that table times float activations (the
+    runtime's gemm_q8_0_f32)."""
     from edgekit.quant.formats import dequantize_q8_0, quantize_q8_0
 
     head, emb = model.get_submodule(family.head), model.get_input_embeddings()
-    if head.weight.data_ptr() != emb.weight.data_ptr():
-        raise EdgekitError("lm_head_bits 8 is one Q8_0 table shared by the embedding and a tied LM head; this model's "
-                           "head is untied: quantize with lm_head_bits null")
+    tied = head.weight.data_ptr() == emb.weight.data_ptr()
     with torch.no_grad():
-        q, d = quantize_q8_0(emb.weight.detach().float().numpy())
-        emb.weight.copy_(torch.from_numpy(dequantize_q8_0(q, d)))
+        for table in (emb.weight,) if tied else (emb.weight, head.weight):
+            q, d = quantize_q8_0(table.detach().float().numpy())
+            table.copy_(torch.from_numpy(dequantize_q8_0(q, d)))
     emb.ek_q8_0 = True  # the kernel path then runs the head on the runtime's Q8_0 kernel (engines/kernels.py)

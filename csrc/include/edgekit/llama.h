@@ -36,9 +36,10 @@ public:
     // embed16 and head16 are fp16 tables (IEEE half bits, [vocab * hidden]; head16 empty when the head is tied to
     // the embedding), which a loader converts chunk by chunk so that the float32 file pages never all sit in memory
     // at once; final_norm [hidden] is float32, copied here, so it need only outlive the constructor.
-    // With a non-empty q8 table, embed16 and head16 are empty: embedding and head are that one Q8_0 table.
+    // With a non-empty q8 table, embed16 and head16 are empty: embedding and head are that one Q8_0 table, or, with
+    // a non-empty head_q8 too, q8 is the embedding and head_q8 the (untied) head.
     LlamaModel(const LlamaConfig& cfg, std::vector<uint16_t> embed16, const float* final_norm,
-               std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8 = {});
+               std::vector<LlamaLayer> layers, std::vector<uint16_t> head16, Q8Table q8 = {}, Q8Table head_q8 = {});
 
     const LlamaConfig& config() const { return cfg_; }
     int n_past() const { return n_past_; }
@@ -94,6 +95,7 @@ private:
     LlamaConfig cfg_;
     std::vector<uint16_t> embed_, head_;  // fp16 [vocab, hidden]; head_ empty: tied to embed_
     Q8Table q8_;                          // or, when not empty, the tied table in Q8_0 (embed_ and head_ empty)
+    Q8Table head_q8_;                     // not empty: an untied Q8_0 head (q8_ is then the embedding alone)
     std::vector<float> final_norm_;
     std::vector<LlamaLayer> layers_;
     // fp16 caches: keys transposed, [layer][kv_head][head_dim][slot] (a head's keys are consecutive lanes for the
