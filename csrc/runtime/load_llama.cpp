@@ -39,6 +39,19 @@ void check_format(const Artifact& a) {
     }
 }
 
+void check_kind(const Artifact& a, const char* family, const char* task, const std::string& runs) {
+    check_format(a);
+    const std::string* f = a.meta("edgekit.family");
+    const std::string* t = a.meta("edgekit.task");
+    if (!f || *f != family || !t || *t != task)
+        a.fail(K::kUnsupported, "a " + (f ? *f : std::string("?")) + " " + (t ? *t : std::string("?")) + " model" + runs);
+}
+
+void check_max_ctx(int max_ctx) {
+    if (max_ctx > kMaxCtxLimit)
+        throw std::invalid_argument("max_ctx " + std::to_string(max_ctx) + " exceeds " + std::to_string(kMaxCtxLimit));
+}
+
 const char* const kRunElsewhere = "; run it with `edgekit eval --engine kernels` instead";
 const char* const kLinears[] = {"self_attn.q_proj", "self_attn.k_proj", "self_attn.v_proj", "self_attn.o_proj",
                                 "mlp.gate_proj",    "mlp.up_proj",      "mlp.down_proj"};
@@ -376,17 +389,10 @@ AcmGate acm_gate(const Artifact& a, const AcmSpec& s, const std::string& p, int6
 using namespace load;
 
 std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
-    if (max_ctx > kMaxCtxLimit)
-        throw std::invalid_argument("max_ctx " + std::to_string(max_ctx) + " exceeds " + std::to_string(kMaxCtxLimit));
+    check_max_ctx(max_ctx);
     Artifact a(path);
-    check_format(a);
-    const std::string* family = a.meta("edgekit.family");
-    const std::string* task = a.meta("edgekit.task");
-    if (!family || *family != "llama" || !task || *task != "causal-lm") {
-        a.fail(K::kUnsupported, "a " + (family ? *family : std::string("?")) + " " + (task ? *task : std::string("?")) +
-                                " model; the C++ runtime runs llama-family causal LMs (causal-lm) and T5 "
-                                "encoder-decoders (seq2seq-lm, load_t5)");
-    }
+    check_kind(a, "llama", "causal-lm", "; the C++ runtime runs llama-family causal LMs (causal-lm) and T5 "
+                                        "encoder-decoders (seq2seq-lm, load_t5)");
     bool tied = false;
     const LlamaConfig c = read_config(a, meta_json(a, "edgekit.model_config"), max_ctx, &tied);
     const Value quant = meta_json(a, "edgekit.quant");

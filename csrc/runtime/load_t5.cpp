@@ -91,16 +91,9 @@ T5Layer t5_layer(const Artifact& a, const Value& linears, const T5Config& c, con
 }  // namespace
 
 std::unique_ptr<T5Model> load_t5(const std::string& path, int max_ctx) {
-    if (max_ctx > kMaxCtxLimit)
-        throw std::invalid_argument("max_ctx " + std::to_string(max_ctx) + " exceeds " + std::to_string(kMaxCtxLimit));
+    check_max_ctx(max_ctx);
     Artifact a(path);
-    check_format(a);
-    const std::string* family = a.meta("edgekit.family");
-    const std::string* task = a.meta("edgekit.task");
-    if (!family || *family != "t5" || !task || *task != "seq2seq-lm") {
-        a.fail(K::kUnsupported, "a " + (family ? *family : std::string("?")) + " " + (task ? *task : std::string("?")) +
-                                " model, not a T5 encoder-decoder (t5 seq2seq-lm)");
-    }
+    check_kind(a, "t5", "seq2seq-lm", ", not a T5 encoder-decoder (t5 seq2seq-lm)");
     const T5Config c = read_t5_config(a, meta_json(a, "edgekit.model_config"), max_ctx);
     const Value quant = meta_json(a, "edgekit.quant");
     check_quant(a, quant);

@@ -16,6 +16,11 @@ namespace load {
 
 // edgekit.format and edgekit.format_version: an edgekit artifact this runtime reads (ArtifactError otherwise).
 void check_format(const Artifact& a);
+// check_format, then edgekit.family / edgekit.task must be `family` / `task` (kUnsupported naming what the artifact
+// is, then `runs`: what the C++ runtime runs instead).
+void check_kind(const Artifact& a, const char* family, const char* task, const std::string& runs);
+// max_ctx within the runtime's limit (std::invalid_argument otherwise), before any file is opened.
+void check_max_ctx(int max_ctx);
 // The metadata value of `key` parsed as JSON (kFormat when absent or invalid).
 json::Value meta_json(const Artifact& a, const std::string& key);
 // model_config[key] as an integer in [lo, hi]; `fallback` when absent or null (nullptr: required).
