@@ -73,16 +73,19 @@ void linears(const float* x, int n, const Q4Weight& a, const ek_q4x4& va, float*
     linear_q4x4_blocks_multi(ws, ys, c ? 3 : 2, x, n, a.rows);
 }
 
-void regroup_q4x16(Q4Weight& w) {
-    if (w.rows == EK_Q4X16_ROWS) return;  // loaded so (load_llama.cpp: q4_weight)
-    const ek_q4x4 v = w.view();
+void set_q4x16(Q4Weight& w, const ek_q4x4& v) {
     const int64_t groups = (w.n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS, nb = w.k / EK_Q4_BLOCK;
     WeightVec<uint8_t> qs((size_t)(groups * nb * EK_Q4X16_GROUP_QS_BYTES));
     WeightVec<uint16_t> d((size_t)(groups * nb * EK_Q4X16_ROWS));
-    ek_pack_q4x16(&v, qs.data(), d.data());
+    ek_pack_q4x16(&v, qs.data(), d.data());  // into new arrays first: v may view w's own
     w.qs = std::move(qs);
     w.d = std::move(d);
     w.rows = EK_Q4X16_ROWS;
+}
+
+void regroup_q4x16(Q4Weight& w) {
+    if (w.rows == EK_Q4X16_ROWS) return;  // loaded so (load_llama.cpp: q4_weight)
+    set_q4x16(w, w.view());
 }
 
 void embed_rows(const Q8Table& q8, const std::vector<uint16_t>& table16, int64_t h, const int32_t* tokens, int n,

@@ -326,12 +326,7 @@ Q4Weight q4_weight(const Artifact& a, const std::string& name, int64_t n, int64_
     // the layout the kernels run here, made once into the weight chunks: a q4x4 copy regrouped later would leave
     // its bytes there as dead, resident space (weight_arena.h allocates by bumping)
     if (preferred_q4_rows() == EK_Q4X16_ROWS) {
-        const ek_q4x4 v{qs4.data(), d4.data(), n, k, 0};
-        const int64_t groups = (n + EK_Q4X16_ROWS - 1) / EK_Q4X16_ROWS;
-        w.qs.resize((size_t)(groups * nb * EK_Q4X16_GROUP_QS_BYTES));
-        w.d.resize((size_t)(groups * nb * EK_Q4X16_ROWS));
-        ek_pack_q4x16(&v, w.qs.data(), w.d.data());
-        w.rows = EK_Q4X16_ROWS;
+        set_q4x16(w, ek_q4x4{qs4.data(), d4.data(), n, k, 0});
     } else {
         w.qs.assign(qs4.begin(), qs4.end());
         w.d.assign(d4.begin(), d4.end());

@@ -42,9 +42,12 @@ constexpr int64_t kElemGrain = 16384;
 
 // Throws std::invalid_argument("runtime model: " + what) unless ok.
 void check(bool ok, const std::string& what);
-// w must be [n, k] in the q4x4 layout as loaded (k a multiple of 32); throws naming `name`.
+// w must be [n, k] in the q4x4 or q4x16 layout (k a multiple of 32); throws naming `name`.
 void check_weight(const Q4Weight& w, int64_t n, int64_t k, const std::string& name);
-// Where preferred_q4_rows() says q4x16 (linear.h), a weight is regrouped once at load, in place of the q4x4 layout.
+// w's arrays become the q4x16 regrouping (ek_pack_q4x16) of the q4x4 view v of [w.n, w.k], in the weight chunks;
+// v may view w's own arrays.
+void set_q4x16(Q4Weight& w, const ek_q4x4& v);
+// Where preferred_q4_rows() says q4x16 (linear.h), a q4x4 weight is regrouped once (loaders make q4x16 directly).
 void regroup_q4x16(Q4Weight& w);
 
 // out[i] = w * x[i] / sqrt(mean(x[i]^2) + eps) for n rows of dim: the mean square summed in double and 1 / sqrt in
