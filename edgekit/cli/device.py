@@ -22,17 +22,25 @@ BUNDLE_TARGETS = ("rpi4", "rpi5", "android-arm64", "x86-64")
 @click.option("--build-dir", type=click.Path(file_okay=False), default=None,
               help="Build directory of the architecture's programs (default: under ~/.cache/edgekit).")
 @click.option("--jobs", type=int, default=2, show_default=True, help="Parallel compile jobs.")
+@click.option("--llama-bench", "llama_bench", type=click.Path(dir_okay=False), default=None,
+              help="A llama-bench built for the target: the bundle then carries llama.cpp too, and device run "
+                   "measures it beside edgekit (same tests, threads, device).")
+@click.option("--llama-gguf", type=click.Path(dir_okay=False), default=None,
+              help="The GGUF llama-bench runs (default: llama.cpp's own Q4_0 requantization of the artifact's "
+                   "source, made with llama-cpp-python).")
 @friendly
-def bundle(artifact, target_name, out_dir, build_dir, jobs):
+def bundle(artifact, target_name, out_dir, build_dir, jobs, llama_bench, llama_gguf):
     """Write a device bundle of ARTIFACT: static edgekit-bench / edgekit-generate, the model, its tokenizer, golden
     logits, manifest.json and run.sh (no Python needed on the device)."""
     from edgekit.device.bundle import make_bundle
 
-    out = make_bundle(artifact, target_name, out_dir, build_dir=build_dir, jobs=jobs)
+    out = make_bundle(artifact, target_name, out_dir, build_dir=build_dir, jobs=jobs, llama_bench=llama_bench,
+                      llama_gguf=llama_gguf)
     manifest = json.loads((out / "manifest.json").read_text())
     req = ", ".join(manifest["isa"]["required"]) or "nothing beyond the architecture"
-    click.echo(f"wrote {out} for {manifest['target']['name']} ({manifest['target']['arch']}; requires {req}); "
-               f"on the device: ./run.sh")
+    peer = " and llama.cpp (./run.sh llama-bench)" if manifest.get("llama_cpp") else ""
+    click.echo(f"wrote {out} for {manifest['target']['name']} ({manifest['target']['arch']}; requires {req}) with "
+               f"edgekit{peer}; on the device: ./run.sh")
 
 
 @click.group()
@@ -50,8 +58,9 @@ def device():
               help="Where to write the JSON lines (default: <bundle>-<via>.jsonl here).")
 @click.option("--json", "as_json", is_flag=True, help="Print the records as JSON instead of a table.")
 @click.option("--timeout", type=float, default=3600, show_default=True, help="Seconds for the whole run.")
+@click.option("--no-llama", is_flag=True, help="Skip the bundle's llama-bench (when it carries one).")
 @friendly
-def device_run(bundle_dir, address, via, bench_args, out, as_json, timeout):
+def device_run(bundle_dir, address, via, bench_args, out, as_json, timeout, no_llama):
     """Push BUNDLE to a device, run it there (verification first), pull the JSON lines back.
 
     \b
@@ -67,7 +76,7 @@ def device_run(bundle_dir, address, via, bench_args, out, as_json, timeout):
 
     if via == "ssh" and not address:
         raise EdgekitError("--via ssh needs HOST after the bundle: edgekit device run BUNDLE --via ssh HOST")
-    records = run_bundle(bundle_dir, via, address, shlex.split(bench_args), timeout=timeout)
+    records = run_bundle(bundle_dir, via, address, shlex.split(bench_args), timeout=timeout, llama_cpp=not no_llama)
     path = Path(out) if out else Path(f"{Path(bundle_dir).resolve().name}-{via}.jsonl")
     save_jsonl(records, path)
     if as_json:

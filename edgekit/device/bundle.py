@@ -10,6 +10,8 @@ A bundle is a directory::
     manifest.json           schema version, target, ISA features, recipe, tokenizer hash, sha256 of every file
     SHA256SUMS              the same hashes for ``sha256sum -c`` on the device
     run.sh                  checks the hashes, then runs edgekit-bench (``./run.sh generate ...``: edgekit-generate)
+    llama/                  only with ``--llama-bench``: the user's llama-bench (+ libraries), llama.cpp's Q4_0 of
+                            the same model (``./run.sh llama-bench ...``; :mod:`edgekit.device.llama`)
 
 The programs come from the architecture's portable build (the toolchain of the target's profile, none of its
 ``-march`` flags): the kernels of every ISA are compiled in with their own per-file flags and dispatch picks what
@@ -42,6 +44,8 @@ RUN_SH = """#!/bin/sh
 # edgekit bundle for {target} ({description}).
 #   ./run.sh [edgekit-bench options]      verify the files, check the model's logits, benchmark (default -o md)
 #   ./run.sh generate -p "PROMPT" [-n N]  generate text (examples/generate.c)
+#   ./run.sh llama-bench [options]        llama.cpp's llama-bench on its Q4_0 of the model, when the bundle has it,
+#                                         under edgekit-bench --measure (adds a JSON line with its peak RSS)
 # EDGEKIT_WRAP is put before the program (e.g. "taskset f0", or an emulator).
 cd "$(dirname "$0")" || exit 1
 if command -v sha256sum >/dev/null 2>&1; then
@@ -56,6 +60,15 @@ fi
 if [ "$1" = generate ]; then
   shift
   exec $EDGEKIT_WRAP ./bin/{generate} {model} "$@"
+fi
+if [ "$1" = llama-bench ]; then
+  shift
+  if [ ! -f ./{llama_bench} ]; then
+    echo "run.sh: error: this bundle has no llama-bench (make it with edgekit bundle --llama-bench PATH)" >&2
+    exit 2
+  fi
+  LD_LIBRARY_PATH="$PWD/{llama_libs}${{LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}}" exec $EDGEKIT_WRAP ./bin/{bench} \
+    --measure -- ./{llama_bench} -m {llama_model} "$@"
 fi
 exec $EDGEKIT_WRAP ./bin/{bench} -m {model} --golden golden --require "{require}" "$@"
 """
@@ -101,12 +114,16 @@ def _strip(src: Path, dst: Path, target: Target) -> None:
 
 
 def make_bundle(artifact: str | os.PathLike, target: str | Target, out: str | os.PathLike, *,
-                build_dir: str | os.PathLike | None = None, jobs: int = 2) -> Path:
+                build_dir: str | os.PathLike | None = None, jobs: int = 2,
+                llama_bench: str | os.PathLike | None = None, llama_gguf: str | os.PathLike | None = None) -> Path:
     """Write the bundle of ``artifact`` for ``target`` to ``out`` (which must not exist yet); returns ``out``.
 
     ``build_dir`` reuses a build directory of the architecture's portable build; the golden logits come from this
-    host's libedgekit.so (:func:`edgekit.native.capi.load_library`).
+    host's libedgekit.so (:func:`edgekit.native.capi.load_library`). ``llama_bench`` (a llama-bench built for the
+    target) adds llama.cpp to the bundle, run on ``llama_gguf`` or else on llama.cpp's own Q4_0 requantization of
+    the artifact's source model (needs llama-cpp-python, ``edgekit[bench]``).
     """
+    from edgekit.device import llama
     from edgekit.artifact import read_artifact, write_tokenizer
     from edgekit.device.golden import write_golden_files
 
@@ -117,7 +134,18 @@ def make_bundle(artifact: str | os.PathLike, target: str | Target, out: str | os
     art = read_artifact(artifact)
     if art.family != "llama" or art.task != "causal-lm":
         raise EdgekitError(f"{artifact} is a {art.family} {art.task} artifact; bundles run llama-family causal LMs")
+    if llama_gguf is not None and llama_bench is None:
+        raise EdgekitError("--llama-gguf is the model for --llama-bench; pass --llama-bench PATH too")
+    peer = llama.check_llama_bench(llama_bench, t.arch) if llama_bench is not None else None
+    gguf = llama.check_gguf(llama_gguf) if llama_gguf is not None else None
+    source = None
+    if peer is not None and gguf is None:
+        from edgekit.bench.model import cached_q4_0, source_gguf
+
+        source = source_gguf(art.source)  # before the build: a source that is no GGUF fails at once
     built = build_programs(t, Path(build_dir) if build_dir else None, jobs)
+    if source is not None:
+        gguf = cached_q4_0(source)[0]
 
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))
@@ -134,9 +162,24 @@ def make_bundle(artifact: str | os.PathLike, target: str | Target, out: str | os
             tj = tmp / "tokenizer" / "tokenizer.json"
             tokenizer = {"path": "tokenizer/tokenizer.json", "sha256": sha256(tj) if tj.is_file() else None}
         golden = write_golden_files(tmp / MODEL, tmp / "golden", t.arch)
+        llama_cpp = None
+        if peer is not None:
+            prog, libs = peer
+            (tmp / llama.LLAMA_BENCH).parent.mkdir(parents=True)
+            shutil.copyfile(prog, tmp / llama.LLAMA_BENCH)
+            (tmp / llama.LLAMA_BENCH).chmod(0o755)
+            if libs:
+                (tmp / llama.LLAMA_LIBS).mkdir(parents=True)
+                for lib in libs:
+                    shutil.copyfile(lib, tmp / llama.LLAMA_LIBS / lib.name)
+            shutil.copyfile(gguf, tmp / llama.LLAMA_MODEL)
+            llama_cpp = {"bench": llama.LLAMA_BENCH, "libraries": [f"{llama.LLAMA_LIBS}/{x.name}" for x in libs],
+                         "model": llama.LLAMA_MODEL, "model_from": str(llama_gguf) if llama_gguf is not None else
+                         f"llama.cpp's Q4_0 requantization of {art.source}"}
         (tmp / "run.sh").write_text(RUN_SH.format(
             target=t.name, description=t.description, sums=SUMS, generate=GENERATE_PROGRAM, bench=BENCH_PROGRAM,
-            model=MODEL, require=",".join(t.features)), encoding="utf-8")
+            model=MODEL, require=",".join(t.features), llama_bench=llama.LLAMA_BENCH, llama_libs=llama.LLAMA_LIBS,
+            llama_model=llama.LLAMA_MODEL), encoding="utf-8")
         (tmp / "run.sh").chmod(0o755)
         files = {p.relative_to(tmp).as_posix(): sha256(p) for p in sorted(tmp.rglob("*")) if p.is_file()}
         (tmp / SUMS).write_text("".join(f"{h}  {name}\n" for name, h in files.items()), encoding="utf-8")
@@ -146,7 +189,7 @@ def make_bundle(artifact: str | os.PathLike, target: str | Target, out: str | os
             "isa": {"required": list(t.features), "optional": list(t.optional_features)},
             "model": {"path": MODEL, "source": art.source, "family": art.family, "config": art.model_config},
             "recipe": art.report.get("recipe"), "quant": art.quant, "tokenizer": tokenizer, "golden": golden,
-            "programs": {p: f"bin/{p}" for p in PROGRAMS}, "files": files,
+            "programs": {p: f"bin/{p}" for p in PROGRAMS}, "llama_cpp": llama_cpp, "files": files,
         }
         (tmp / MANIFEST).write_text(json.dumps(manifest, indent=2) + "\n", encoding="utf-8")
         os.rename(tmp, out)

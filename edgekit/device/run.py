@@ -58,21 +58,64 @@ def parse_records(text: str, where: str) -> list[dict]:
     return out
 
 
-def _remote_script(folder: str, bench_args: list[str]) -> str:
-    return (f"cd {shlex.quote(folder)} && chmod 755 run.sh bin/* && "
-            f"sh run.sh -o jsonl {shlex.join(bench_args)} > {RESULT}")
+def _remote_script(folder: str, args: list[str]) -> str:
+    return f"cd {shlex.quote(folder)} && chmod 755 run.sh bin/* && sh run.sh {shlex.join(args)} > {RESULT}"
+
+
+def _connect(bundle: Path, via: str, address: str | None, timeout: float, adb: str, ssh: str):
+    """Put the bundle on the device (ssh, adb; local runs in place) and return ``run(args, what)``, which runs
+    ``run.sh ARGS`` there and returns what it wrote to stdout, as the device wrote it."""
+    if via == "local":
+        def run(args: list[str], what: str) -> str:
+            with tempfile.TemporaryFile() as f:
+                _call(["sh", str(bundle / "run.sh"), *args], what, timeout, stdout=f)
+                f.seek(0)
+                return f.read().decode("utf-8")
+        return run
+    if via == "ssh":
+        folder = REMOTE_DIR["ssh"]
+        base = [ssh, "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", address]
+        _call(base + ["true"], f"reaching {address} over ssh", 60)
+        tar = subprocess.Popen(["tar", "-C", str(bundle), "-cf", "-", "."], stdout=subprocess.PIPE)
+        _call(base + [f"rm -rf {folder} && mkdir -p {folder} && tar -C {folder} -xf -"],
+              f"copying the bundle to {address}", timeout, stdin=tar.stdout)
+        tar.wait()
+
+        def run(args: list[str], what: str) -> str:
+            _call(base + [_remote_script(folder, args)], f"{what} on {address}", timeout)
+            return _call(base + [f"cat {folder}/{RESULT}"], f"fetching the results from {address}",
+                         120).stdout.decode("utf-8")
+        return run
+    folder = REMOTE_DIR["adb"]
+    base = [adb] + (["-s", address] if address else [])
+    state = _call(base + ["get-state"], f"reaching the adb device {address or ''}".rstrip(), 60)
+    if state.stdout.decode().strip() != "device":
+        raise EdgekitError(f"the adb device {address or ''} is {state.stdout.decode().strip()!r}, not ready")
+    _call(base + ["shell", f"rm -rf {folder}"], "clearing the device folder", 120)
+    _call(base + ["push", str(bundle), folder], "pushing the bundle (adb push)", timeout)
+
+    def run(args: list[str], what: str) -> str:
+        _call(base + ["shell", _remote_script(folder, args)], f"{what} on the device", timeout)
+        with tempfile.TemporaryDirectory(prefix="edgekit-device-") as tmp:
+            _call(base + ["pull", f"{folder}/{RESULT}", f"{tmp}/{RESULT}"], "pulling the results (adb pull)", 120)
+            return Path(tmp, RESULT).read_text(encoding="utf-8")
+    return run
 
 
 def run_bundle(bundle: str | Path, via: str = "local", address: str | None = None, bench_args=(),
-               timeout: float = 3600.0, adb: str = "adb", ssh: str = "ssh") -> list[dict]:
-    """Run ``bundle`` on a device and return its records, each with ``via``, ``address``, ``target`` and the
-    artifact's ``recipe`` (from the manifest) added.
+               timeout: float = 3600.0, adb: str = "adb", ssh: str = "ssh", llama_cpp: bool = True) -> list[dict]:
+    """Run ``bundle`` on a device and return its records, each with ``engine``, ``via``, ``address``, ``target``
+    and the artifact's ``recipe`` (from the manifest) added.
 
     Args:
         via: ``local``, ``ssh`` (``address``: the host, as ssh takes it) or ``adb`` (``address``: a serial or None).
         bench_args: extra edgekit-bench options (``["-p", "128", "-n", "64"]``).
         adb, ssh: the programs to call (tests pass a fake adb).
+        llama_cpp: when the bundle carries llama-bench, run it after edgekit-bench with the same tests and threads
+            (:mod:`edgekit.device.llama`) and add its records (``engine: llama.cpp``).
     """
+    from edgekit.device import llama
+
     if via not in VIAS:
         raise EdgekitError(f"--via must be one of {', '.join(VIAS)}, got {via!r}")
     if via == "local" and address:
@@ -80,38 +123,16 @@ def run_bundle(bundle: str | Path, via: str = "local", address: str | None = Non
     if via == "ssh" and not address:
         raise EdgekitError("--via ssh needs a HOST (e.g. pi@raspberrypi.local)")
     manifest = check_bundle(bundle)
-    bundle = Path(bundle).resolve()
     args = [str(a) for a in bench_args]
-    with tempfile.TemporaryDirectory(prefix="edgekit-device-") as tmp:
-        result = Path(tmp) / RESULT
-        if via == "local":
-            with open(result, "wb") as f:
-                _call(["sh", str(bundle / "run.sh"), "-o", "jsonl", *args], "the bundle's run.sh", timeout, stdout=f)
-        elif via == "ssh":
-            folder = REMOTE_DIR["ssh"]
-            base = [ssh, "-o", "BatchMode=yes", "-o", "ConnectTimeout=15", address]
-            _call(base + ["true"], f"reaching {address} over ssh", 60)
-            tar = subprocess.Popen(["tar", "-C", str(bundle), "-cf", "-", "."], stdout=subprocess.PIPE)
-            _call(base + [f"rm -rf {folder} && mkdir -p {folder} && tar -C {folder} -xf -"],
-                  f"copying the bundle to {address}", timeout, stdin=tar.stdout)
-            tar.wait()
-            _call(base + [_remote_script(folder, args)], f"running the bundle on {address}", timeout)
-            with open(result, "wb") as f:
-                _call(base + [f"cat {folder}/{RESULT}"], f"fetching the results from {address}", 120, stdout=f)
-        else:
-            folder = REMOTE_DIR["adb"]
-            base = [adb] + (["-s", address] if address else [])
-            state = _call(base + ["get-state"], f"reaching the adb device {address or ''}".rstrip(), 60)
-            if state.stdout.decode().strip() != "device":
-                raise EdgekitError(f"the adb device {address or ''} is {state.stdout.decode().strip()!r}, not ready")
-            _call(base + ["shell", f"rm -rf {folder}"], "clearing the device folder", 120)
-            _call(base + ["push", str(bundle), folder], "pushing the bundle (adb push)", timeout)
-            _call(base + ["shell", _remote_script(folder, args)], "running the bundle on the device", timeout)
-            _call(base + ["pull", f"{folder}/{RESULT}", str(result)], "pulling the results (adb pull)", 120)
-        records = parse_records(result.read_text(encoding="utf-8"), f"{via} {RESULT}")
+    run = _connect(Path(bundle).resolve(), via, address, timeout, adb, ssh)
+    records = parse_records(run(["-o", "jsonl", *args], "running the bundle's run.sh"), f"{via} {RESULT}")
     if not records:
         raise EdgekitError(f"the bundle ran on {via} but wrote no records (no tests? check -p / -n)")
     for r in records:
+        r["engine"] = "edgekit"
+    if llama_cpp and manifest.get("llama_cpp"):
+        text = run(["llama-bench", *llama.llama_bench_args(records, args)], "running llama-bench from the bundle")
+        records += llama.convert(parse_records(text, f"{via} llama-bench output"), f"{via} llama-bench output")
+    for r in records:
         r.update(via=via, address=address, target=manifest["target"]["name"], recipe=manifest.get("recipe"))
     return records
-

@@ -367,3 +367,81 @@ def test_device_run_via_fake_ssh(arm_bundles, tmp_path, monkeypatch):
     assert (tmp_path / "pi/tmp/edgekit-bundle/manifest.json").is_file()  # the bundle really went over
     with pytest.raises(errors.EdgekitError, match="reaching pi@nowhere over ssh failed .* Could not resolve"):
         run_mod.run_bundle(arm_bundles["rpi4"], "ssh", "pi@nowhere", QUICK, ssh=str(ssh))
+
+
+FAKE_LLAMA_BENCH = """#!{python}
+# llama-bench stand-in: writes -o jsonl lines in llama-bench's field names for the tests it is asked for
+import json, sys
+a = sys.argv[1:]
+def opt(flag, default):
+    return [a[i + 1] for i, x in enumerate(a) if x == flag] or default
+ints = lambda v: [int(x) for x in v.split(",")]
+assert opt("-o", ["md"])[-1] == "jsonl" and opt("-m", [""])[0].endswith("model-q4_0.gguf"), a
+reps, threads = int(opt("-r", ["5"])[0]), int(opt("-t", ["4"])[0])
+tests = [(p, 0) for p in ints(opt("-p", ["512"])[0]) if p] + [(0, n) for n in ints(opt("-n", ["128"])[0]) if n]
+tests += [tuple(ints(v)) for v in opt("-pg", [])]
+for p, n in tests:
+    ts = [100.0 + i for i in range(reps)]
+    print(json.dumps({{"build_commit": "fake", "cpu_info": "fake cpu", "backends": "CPU", "model_filename": "m",
+                      "model_type": "llama ?B Q4_0", "model_size": 1, "n_threads": threads, "n_batch": 2048,
+                      "n_ubatch": 512, "type_k": "f16", "flash_attn": -1, "n_prompt": p, "n_gen": n,
+                      "samples_ns": [(p + n) / t * 1e9 for t in ts], "samples_ts": ts}}))
+"""
+
+
+@pytest.fixture(scope="module")
+def llama_bundle(host_build, tiny, tmp_path_factory) -> Path:
+    """The x86-64 bundle of the tiny model with a stand-in llama-bench and a stand-in GGUF."""
+    if cu.source_module("edgekit.build").host_arch() != "x86_64":
+        pytest.skip("the x86-64 bundle runs on an x86-64 host")
+    d = tmp_path_factory.mktemp("llama")
+    fake = d / "llama-bench"
+    fake.write_text(FAKE_LLAMA_BENCH.format(python=sys.executable))
+    fake.chmod(0o755)
+    (d / "m.gguf").write_bytes(b"GGUF" + bytes(60))
+    return bundle_mod.make_bundle(tiny, "x86-64", d / "b", build_dir=host_build, llama_bench=fake,
+                                  llama_gguf=d / "m.gguf")
+
+
+def test_device_run_puts_llama_cpp_beside_edgekit(llama_bundle, tmp_path):
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    m = json.loads((llama_bundle / "manifest.json").read_text())
+    assert m["llama_cpp"]["bench"] == "llama/bin/llama-bench" and "llama/model-q4_0.gguf" in m["files"]
+    out = tmp_path / "dev.jsonl"
+    res = CliRunner().invoke(main, ["device", "run", str(llama_bundle), "--bench-args", "-p 8 -n 4 -r 3 -t 1",
+                                    "-o", str(out)])
+    assert res.exit_code == 0, res.output
+    recs = [json.loads(line) for line in out.read_text().splitlines()]
+    assert [(r["engine"], r["test"]) for r in recs] == [("edgekit", "pp8"), ("edgekit", "tg4"),
+                                                        ("llama.cpp", "pp8"), ("llama.cpp", "tg4")]
+    llama_schema = json.loads((cu.ROOT / "docs" / "llama-bench-record.schema.json").read_text())
+    for ours, theirs in zip(recs[:2], recs[2:]):
+        check_schema(ours)
+        assert not [k for k in llama_schema["required"] if k not in theirs]
+        assert not [k for k in theirs if k not in llama_schema["properties"]]
+        # same tests, same threads, at least as many repetitions; the RSS is llama-bench's process's (--measure)
+        assert theirs["threads"] == ours["threads"] == 1 and theirs["reps"] >= max(5, ours["reps"])
+        assert theirs["cpu"] == ours["cpu"] and 0 < theirs["peak_rss_mb"] < 200 and theirs["verified"] is False
+        # the two engines' intervals are the same statistic: edgekit-bench's samples give its own record back
+        med, lo, hi = cu.source_module("edgekit.device.llama").summarize(ours["tokens_per_s_samples"])
+        assert [med, lo, hi] == pytest.approx([ours["tokens_per_s"], *ours["tokens_per_s_ci95"]], rel=1e-5)
+    assert "| llama.cpp |" in res.output and "×" in res.output
+    res = CliRunner().invoke(main, ["device", "run", str(llama_bundle), "--bench-args", "-p 8 -n 0 -r 1",
+                                    "--no-llama", "-o", str(tmp_path / "only.jsonl"), "--json"])
+    assert res.exit_code == 0 and [r["engine"] for r in json.loads(res.output)] == ["edgekit"]
+
+
+def test_measure_reports_a_childs_peak_rss_and_status(x86_bundle):
+    bench = x86_bundle / "bin" / "edgekit-bench"
+    code = "b = bytearray(64 << 20); b[::4096] = b'x' * len(b[::4096]); raise SystemExit(7)"
+    p = subprocess.run([bench, "--measure", "--", sys.executable, "-c", code], capture_output=True, text=True)
+    rec = json.loads(p.stdout.strip().splitlines()[-1])
+    assert p.returncode == 7 and rec["exit_status"] == 7 and rec["schema"] == "edgekit-bench/measure"
+    assert 64 < rec["peak_rss_mb"] < 400 and rec["cpu"]["features"]
+    p = subprocess.run([bench, "--measure", "--", "/nonexistent/llama-bench"], capture_output=True, text=True)
+    assert p.returncode == 127 and "cannot run /nonexistent/llama-bench" in p.stderr
+    p = subprocess.run(["sh", x86_bundle / "run.sh", "llama-bench"], capture_output=True, text=True)
+    assert p.returncode == 2 and "has no llama-bench" in p.stderr

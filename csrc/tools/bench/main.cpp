@@ -4,10 +4,13 @@
 // Records: docs/edgekit-bench.schema.json. Exit status: 0 ok, 1 a runtime failure, 2 bad usage, 3 verification
 // failed or this CPU lacks a required ISA feature (nothing was timed).
 #include <sched.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <chrono>
+#include <cerrno>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -30,6 +33,7 @@ struct Options {
     std::string model, golden, output = "md", cores = "all", root = "/", require;
     std::vector<int> p = {512}, n = {128};
     std::vector<std::pair<int, int>> pg;
+    std::vector<std::string> measure;  // --measure -- CMD ARGS: run another program, report its peak RSS
     int reps = 5, max_reps = 30, threads = 0, ctx = 0;
     double delay = 0, ci_width = 0.05, cool_temp = 0, cool_s = 0, sustained = 0;
     bool verify = true, warmup = true, device_info = false;
@@ -56,6 +60,8 @@ void usage() {
         "  --cooldown T:S    before each test wait until every thermal zone is <= T degC, at most S seconds\n"
         "  --sustained S     afterwards, decode for S seconds and report throughput over time\n"
         "  --device-info     print the device facts as JSON and exit\n"
+        "  --measure -- CMD ARGS   run CMD (e.g. llama-bench), then print one JSON line with its peak RSS and the\n"
+        "                    device facts; exits with CMD's status (how a bundle measures llama.cpp's memory)\n"
         "  --sysfs-root DIR  read /proc and /sys under DIR (tests)");
 }
 
@@ -129,6 +135,11 @@ Options parse(int argc, char** argv) {
         else if (a == "--sustained") o.sustained = number(a, value());
         else if (a == "--device-info") o.device_info = true;
         else if (a == "--sysfs-root") o.root = value();
+        else if (a == "--measure") {
+            if (i + 1 < argc && std::string(argv[i + 1]) == "--") ++i;
+            for (++i; i < argc; ++i) o.measure.push_back(argv[i]);
+            if (o.measure.empty()) die(2, "--measure needs a command after it: --measure -- CMD ARGS");
+        }
         else die(2, "unknown option '" + a + "' (--help lists them)");
     }
     if (o.output != "md" && o.output != "csv" && o.output != "json" && o.output != "jsonl")
@@ -136,8 +147,8 @@ Options parse(int argc, char** argv) {
     if (o.cores != "big" && o.cores != "little" && o.cores != "all")
         die(2, "--cores must be big, little or all, got '" + o.cores + "'");
     if (o.reps < 1 || o.max_reps < o.reps) die(2, "-r must be >= 1 and --max-reps >= -r");
-    if (!o.device_info && o.model.empty()) die(2, "-m MODEL is required (--help)");
-    if (!o.device_info && o.verify && o.golden.empty())
+    if (!o.device_info && o.measure.empty() && o.model.empty()) die(2, "-m MODEL is required (--help)");
+    if (!o.device_info && o.measure.empty() && o.verify && o.golden.empty())
         die(2, "--verify (the default) needs --golden FILE (a bundle's run.sh passes it); --no-verify times unchecked");
     return o;
 }
@@ -204,11 +215,41 @@ std::pair<double, double> run_once(ek_model* m, int n_prompt, int n_gen, std::mt
     return {(n_prompt + n_gen) / seconds_since(t0), ttft};
 }
 
+// --measure: the child's own output first, then one record of what the child cost; wait4's ru_maxrss is the
+// child's peak resident set, the same figure edgekit-bench reports for itself (VmHWM)
+int run_measured(const Options& o, const Device& dev) {
+    const std::string thermal_before = thermal_json(read_thermal(o.root));
+    std::fflush(stdout);
+    const auto t0 = Clock::now();
+    const pid_t pid = fork();
+    if (pid < 0) die(1, "cannot fork to run " + o.measure[0]);
+    if (pid == 0) {
+        std::vector<char*> args;
+        for (const std::string& a : o.measure) args.push_back(const_cast<char*>(a.c_str()));
+        args.push_back(nullptr);
+        execvp(args[0], args.data());
+        std::fprintf(stderr, "edgekit-bench: error: cannot run %s: %s\n", args[0], std::strerror(errno));
+        _exit(127);
+    }
+    int status = 0;
+    struct rusage ru {};
+    if (wait4(pid, &status, 0, &ru) < 0) die(1, "wait4 failed for " + o.measure[0]);
+    const int code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    std::string cmd = "[";
+    for (size_t i = 0; i < o.measure.size(); ++i) cmd += (i ? "," : "") + jstr(o.measure[i]);
+    std::printf("{\"schema\":\"edgekit-bench/measure\",\"command\":%s],\"exit_status\":%d,\"wall_s\":%.3f,"
+                "\"peak_rss_mb\":%.2f,\"cpu\":%s,\"thermal_before\":%s,\"thermal_after\":%s}\n",
+                cmd.c_str(), code, seconds_since(t0), ru.ru_maxrss / 1024.0, device_json(dev).c_str(),
+                thermal_before.c_str(), thermal_json(read_thermal(o.root)).c_str());
+    return code;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
     const Options o = parse(argc, argv);
     const Device dev = read_device(o.root);
+    if (!o.measure.empty()) return run_measured(o, dev);
     if (o.device_info) {
         std::printf("{\"cpu\":%s,\"thermal\":%s,\"big\":%s,\"little\":%s}\n", device_json(dev).c_str(),
                     thermal_json(read_thermal(o.root)).c_str(), int_array(cores_of_class(dev, "big")).c_str(),
