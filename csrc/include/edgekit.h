@@ -102,8 +102,9 @@ EK_API int32_t ek_n_past(const ek_model* model);
  * too, and ek_is_encoder_decoder says so (1; 0 for a decoder-only model). ek_encode runs the encoder over the prompt
  * once, computes every decoder layer's cross-attention keys and values from it, and empties the decoder's cache;
  * then ek_eval / ek_decode append *decoder* tokens, starting from ek_decoder_start (-1 for a decoder-only model),
- * and n_past / n_ctx / ek_reset are the decoder's (ek_reset keeps the encoded prompt). ek_truncate, ek_set_pruning,
- * the ACM calls and ek_generate give EK_ERR_UNSUPPORTED on an encoder-decoder; ek_encode gives it on a decoder. */
+ * and n_past / n_ctx / ek_reset are the decoder's (ek_reset keeps the encoded prompt). ek_generate runs both: the
+ * encoder reads the prompt, the decoder generates from ek_decoder_start. ek_truncate, ek_set_pruning and the ACM
+ * calls give EK_ERR_UNSUPPORTED on an encoder-decoder; ek_encode gives it on a decoder. */
 EK_API int32_t ek_is_encoder_decoder(const ek_model* model);
 EK_API int32_t ek_decoder_start(const ek_model* model);
 EK_API ek_status ek_encode(ek_model* model, const int32_t* tokens, int32_t n_tokens);
@@ -181,7 +182,8 @@ EK_API ek_sampling ek_sampling_default(void);
  * Return non-zero to stop after this token (text still held back then is not reported). */
 typedef int (*ek_token_callback)(void* user_data, int32_t token, const char* text, int32_t n_text);
 
-/* Generates a continuation of `prompt` (NUL-terminated UTF-8): empties the cache, prefills the prompt's tokens, then
+/* Generates a continuation of `prompt` (NUL-terminated UTF-8): empties the cache, prefills the prompt's tokens (an
+ * encoder-decoder: encodes them and starts the decoder from ek_decoder_start), then
  * samples until max_tokens, EOS (stop_at_eos), a stop string (neither its text nor anything after it is reported),
  * the callback's non-zero return, or a full cache. callback may be NULL. *n_generated (if not NULL) receives the
  * number of new tokens. Afterwards the cache holds the prompt and every new token but the last (reported, not

@@ -72,7 +72,7 @@ ek_status guard(Fn&& fn) {
 
 ek_status no_model() { return fail(EK_ERR_INVALID_ARGUMENT, "model is NULL"); }
 
-// What a decoder-only model has and an encoder-decoder does not (pruning, ACM, truncate, ek_generate).
+// What a decoder-only model has and an encoder-decoder does not (pruning, ACM, truncate).
 ek_status decoder_only(const char* what) {
     return fail(EK_ERR_UNSUPPORTED, (std::string(what) + ": the model is an encoder-decoder (T5), which this call "
                                      "does not run; use ek_encode, then ek_eval / ek_decode").c_str());
@@ -337,7 +337,6 @@ ek_status ek_generate(ek_model* model, const char* prompt, const ek_sampling* se
                       void* user_data, int32_t* n_generated) {
     if (n_generated) *n_generated = 0;
     if (!model) return no_model();
-    if (model->t5) return decoder_only("ek_generate");
     if (!prompt) return fail(EK_ERR_INVALID_ARGUMENT, "ek_generate: prompt must not be NULL");
     ek_sampling s = ek_sampling_default();
     if (settings) {
@@ -365,9 +364,11 @@ ek_status ek_generate(ek_model* model, const char* prompt, const ek_sampling* se
         const edgekit::Tokenizer& tok = tokenizer_of(model);
         model->rows = 0;  // the logits of earlier calls are gone once the cache is reset
         try {  // std::invalid_argument (bad input) goes on to guard()
-            const int n = edgekit::generate(*model->model, tok, prompt, opt, [&](int32_t id, const std::string& text) {
+            const edgekit::TokenCallback each = [&](int32_t id, const std::string& text) {
                 return !callback || callback(user_data, id, text.c_str(), (int32_t)text.size()) == 0;
-            });
+            };
+            const int n = model->t5 ? edgekit::generate(*model->t5, tok, prompt, opt, each)
+                                    : edgekit::generate(*model->model, tok, prompt, opt, each);
             if (n_generated) *n_generated = n;
         } catch (const edgekit::ContextFullError& e) {
             return fail(EK_ERR_CONTEXT_FULL, e.what());

@@ -6,6 +6,7 @@
 #include <stdexcept>
 
 #include "edgekit/llama.h"
+#include "edgekit/t5.h"
 #include "edgekit/tokenizer.h"
 #include "edgekit/unicode.h"
 
@@ -94,41 +95,81 @@ private:
     std::string pending_;
 };
 
-}  // namespace
+// What the loop needs of a model: its sizes, how it turns the prompt into the first logits, and one step.
+struct Decoder {
+    int vocab, max_ctx;
+    std::function<void(const std::vector<int32_t>&, float*)> start;
+    std::function<void(int32_t, float*)> step;
+    std::function<int()> n_past;
+};
 
-int generate(LlamaModel& model, const Tokenizer& tok, const std::string& prompt, const GenerateOptions& opt,
-             const TokenCallback& on_token) {
+std::vector<int32_t> prompt_ids(const Tokenizer& tok, const std::string& prompt, const GenerateOptions& opt,
+                                int vocab) {
     if (opt.max_tokens <= 0) throw std::invalid_argument("generate: max_tokens must be > 0");
     for (const std::string& s : opt.stop)
         if (s.empty()) throw std::invalid_argument("generate: stop strings must not be empty");
-    const std::vector<int32_t> ids = tok.encode(prompt, opt.add_special);
-    const LlamaConfig& c = model.config();
+    std::vector<int32_t> ids = tok.encode(prompt, opt.add_special);
     if (ids.empty()) throw std::invalid_argument("generate: the prompt has no tokens; pass some text");
-    if ((int64_t)ids.size() > c.max_ctx)
-        throw ContextFullError("generate: the prompt has " + std::to_string(ids.size()) + " tokens, the cache "
-                                    "holds " + std::to_string(c.max_ctx) + "; load with a larger max_ctx");
     for (int32_t id : ids)
-        if (id >= c.vocab) throw std::invalid_argument("generate: the tokenizer gave id " + std::to_string(id) +
-                                                       ", outside the model's vocabulary");
+        if (id >= vocab) throw std::invalid_argument("generate: the tokenizer gave id " + std::to_string(id) +
+                                                     ", outside the model's vocabulary");
+    return ids;
+}
+
+int run(const Decoder& m, const Tokenizer& tok, const std::vector<int32_t>& ids, const GenerateOptions& opt,
+        const TokenCallback& on_token) {
     Sampler sampler(opt.sampling);
     Stream stream(opt.stop);
-    std::vector<float> logits((size_t)c.vocab);
-    model.reset();
-    model.eval(ids.data(), (int)ids.size(), logits.data(), false);
+    std::vector<float> logits((size_t)m.vocab);
+    m.start(ids, logits.data());
     int n = 0;
     while (true) {
-        const int32_t next = sampler.sample(logits.data(), c.vocab);
+        const int32_t next = sampler.sample(logits.data(), m.vocab);
         ++n;
         const bool eos = opt.stop_at_eos && next == tok.eos();
-        const bool last = eos || n == opt.max_tokens || model.n_past() >= c.max_ctx;
+        const bool last = eos || n == opt.max_tokens || m.n_past() >= m.max_ctx;
         bool stopped = false;
         std::string bytes;  // an id the model has but the tokenizer does not (a padded vocabulary) adds no text
         if (next < tok.n_vocab() && tok.find_id(next)) bytes = tok.token_bytes(next, true);
         const std::string text = stream.add(bytes, last, &stopped);
         const bool go_on = on_token ? on_token(next, text) : true;
         if (last || stopped || !go_on) return n;
-        model.eval(&next, 1, logits.data(), false);
+        m.step(next, logits.data());
     }
+}
+
+}  // namespace
+
+int generate(LlamaModel& model, const Tokenizer& tok, const std::string& prompt, const GenerateOptions& opt,
+             const TokenCallback& on_token) {
+    const LlamaConfig& c = model.config();
+    const std::vector<int32_t> ids = prompt_ids(tok, prompt, opt, c.vocab);
+    if ((int64_t)ids.size() > c.max_ctx)
+        throw ContextFullError("generate: the prompt has " + std::to_string(ids.size()) + " tokens, the cache "
+                               "holds " + std::to_string(c.max_ctx) + "; load with a larger max_ctx");
+    const Decoder d{c.vocab, c.max_ctx,
+                    [&](const std::vector<int32_t>& p, float* logits) {
+                        model.reset();
+                        model.eval(p.data(), (int)p.size(), logits, false);
+                    },
+                    [&](int32_t t, float* logits) { model.eval(&t, 1, logits, false); },
+                    [&] { return model.n_past(); }};
+    return run(d, tok, ids, opt, on_token);
+}
+
+int generate(T5Model& model, const Tokenizer& tok, const std::string& prompt, const GenerateOptions& opt,
+             const TokenCallback& on_token) {
+    const T5Config& c = model.config();
+    const std::vector<int32_t> ids = prompt_ids(tok, prompt, opt, c.vocab);
+    const Decoder d{c.vocab, c.max_ctx,
+                    [&](const std::vector<int32_t>& p, float* logits) {
+                        model.encode(p.data(), (int)p.size());  // also empties the decoder's cache
+                        const int32_t s = c.decoder_start;
+                        model.eval(&s, 1, logits, false);
+                    },
+                    [&](int32_t t, float* logits) { model.eval(&t, 1, logits, false); },
+                    [&] { return model.n_past(); }};
+    return run(d, tok, ids, opt, on_token);
 }
 
 }  // namespace edgekit

@@ -21,14 +21,15 @@ def generate(spec: str, prompt: str, max_tokens: int = 64, temperature: float = 
     """
     from transformers import TextStreamer
 
-    from edgekit.engines import open_session
+    from edgekit.engines import is_seq2seq, open_session
     from edgekit.engines.fake import FakeSession
     from edgekit.errors import EdgekitError
 
     if max_tokens < 1:
         raise EdgekitError(f"--max-tokens must be >= 1 (got {max_tokens})")
-    sess = open_session(spec, engine, threads=threads)
-    if not isinstance(sess, FakeSession):
+    enc_dec = is_seq2seq(spec)  # the T5 student: the encoder reads the prompt, the decoder generates
+    sess = open_session(spec, engine, threads=threads, seq2seq=enc_dec)
+    if enc_dec or not isinstance(sess, FakeSession):
         return generate_in_session(sess, prompt, max_tokens, temperature, top_k, top_p, chat, seed, stream)
     # the PyTorch engines keep transformers' own generate(): its samplers, so sampled text stays what it was
     lm = sess.lm
@@ -77,15 +78,22 @@ def _pick(logits: torch.Tensor, temperature: float, top_k: int, top_p: float, ge
 def generate_in_session(sess, prompt: str, max_tokens: int = 64, temperature: float = 0.0, top_k: int = 0,
                         top_p: float = 1.0, chat: bool = False, seed: int = 0, stream: bool = False) -> dict:
     """:func:`generate` in a session engine (the C++ runtime, llama.cpp or ONNX Runtime; :mod:`edgekit.engines`):
-    prefill the prompt from an empty cache, then decode one token at a time; same return value."""
+    prefill the prompt from an empty cache, then decode one token at a time; same return value. An encoder-decoder
+    session (:class:`~edgekit.engines.Seq2SeqSession`) encodes the prompt and decodes from its ``decoder_start``."""
     from transformers import TextStreamer
+
+    from edgekit.engines import Seq2SeqSession
 
     tok = sess.tokenizer
     ids = _prompt_ids(tok, prompt, chat)
     gen = torch.Generator().manual_seed(seed)
     streamer = TextStreamer(tok, skip_prompt=True) if stream else None
-    sess.reset()
-    logits = sess.eval(ids)  # prefill
+    if isinstance(sess, Seq2SeqSession):
+        sess.encode(ids)  # empties the decoder's cache
+        logits = sess.eval([sess.decoder_start])
+    else:
+        sess.reset()
+        logits = sess.eval(ids)  # prefill
     new: list[int] = []
     for _ in range(max_tokens):
         nxt = _pick(torch.from_numpy(logits), temperature, top_k, top_p, gen)

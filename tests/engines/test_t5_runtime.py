@@ -236,3 +236,38 @@ def test_t5_artifact_refusals(t5_pair):
             open_session(str(art_path), engine, seq2seq=True)
     with pytest.raises(EdgekitError, match="pruning"):
         open_session(str(art_path), "runtime", seq2seq=True, pruning=True)
+
+
+def test_generate_text_from_the_encoder_decoder(t5_pair):
+    """Text in, text out for the student: ``edgekit run`` (the runtime and fake-quant engines) and the C API's
+    ek_generate give the greedy tokens of generate_greedy (the encoder reads the prompt once, the decoder starts from
+    decoder_start)."""
+    from edgekit.engines import open_session
+    from edgekit.eval.generate import generate, generate_greedy
+    from edgekit.native.capi import TOKEN_CALLBACK, load_library
+
+    _, art_path = t5_pair
+    rt = open_session(str(art_path), "runtime", seq2seq=True)
+    ids = rt.tokenizer(PROMPTS[0], add_special_tokens=False)["input_ids"]
+    want, _ = generate_greedy(rt, ids, 8)
+    got = generate(str(art_path), PROMPTS[0], max_tokens=8, stream=False, engine="runtime")
+    eos = rt.tokenizer.eos_token_id
+    n = next((i + 1 for i, t in enumerate(want) if t == eos), 8)  # generate stops at EOS
+    assert got["new_token_ids"] == want[:n]
+    fake = generate(str(art_path), PROMPTS[0], max_tokens=8, stream=False, engine="fake")
+    assert len(fake["new_token_ids"]) == n
+
+    lib = load_library()
+    m = ctypes.c_void_p()
+    assert lib.ek_model_load(str(art_path).encode(), None, ctypes.byref(m)) == 0, lib.ek_last_error()
+    try:
+        s = lib.ek_sampling_default()
+        s.max_tokens = 8
+        seen = []
+        cb = TOKEN_CALLBACK(lambda _u, tok, _t, _n: seen.append(tok) or 0)
+        n_gen = ctypes.c_int32()
+        assert lib.ek_generate(m, PROMPTS[0].encode(), ctypes.byref(s), cb, None, ctypes.byref(n_gen)) == 0, \
+            lib.ek_last_error()
+        assert seen == want[:n] and n_gen.value == n
+    finally:
+        lib.ek_model_free(m)

@@ -12,6 +12,7 @@
 namespace edgekit {
 
 class LlamaModel;
+class T5Model;
 class Tokenizer;
 
 struct SamplingOptions {
@@ -60,6 +61,10 @@ public:
 // not evaluated, so the cache holds the prompt and every new token but the last. Returns the number of new tokens.
 // std::invalid_argument for an empty prompt or bad options, ContextFullError for a prompt longer than the cache.
 int generate(LlamaModel& model, const Tokenizer& tok, const std::string& prompt, const GenerateOptions& opt,
+             const TokenCallback& on_token);
+// The same for an encoder-decoder: the encoder reads the prompt once (any length), the decoder starts from its
+// decoder_start token and its cache bounds the new tokens.
+int generate(T5Model& model, const Tokenizer& tok, const std::string& prompt, const GenerateOptions& opt,
              const TokenCallback& on_token);
 
 }  // namespace edgekit
