@@ -1,5 +1,6 @@
 // Pieces of the fused attention kernels that every ISA shares (kernels.h gives the contract): the scalar tails,
-// which are the reference's own loops, and the walk over the query heads in blocks of up to four.
+// which are the reference's own loops, and the walk over the query heads in blocks (up to four, or what the ISA's
+// registers hold).
 // Internal to csrc/kernels; not installed.
 #ifndef EDGEKIT_KERNELS_ATTENTION_COMMON_H
 #define EDGEKIT_KERNELS_ATTENTION_COMMON_H
@@ -36,23 +37,31 @@ static inline void ek_attn_add_bias(float* p, const float* bias, int hb, int64_t
 }
 
 #ifdef __cplusplus
-// The fused kernel's outer loop: query heads in blocks of up to four, each block run by Block<HB>::run(q, hd, kt,
-// ldk, v, ldv, n, scale, bias, p, out) (scores, bias, softmax, values of HB heads), then first[h] = p[h, 0].
-template <template <int> class Block>
+// Block<HB>::run for the largest HB <= MaxHB that is <= hb (hb >= 1): one compiled block size per count of heads.
+template <template <int> class Block, int HB>
+inline void ek_attn_run_block(int64_t hb, const float* q, int64_t hd, const uint16_t* kt, int64_t ldk,
+                              const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias, float* p,
+                              float* out) {
+    if constexpr (HB > 1) {
+        if (hb < HB) {
+            ek_attn_run_block<Block, HB - 1>(hb, q, hd, kt, ldk, v, ldv, n, scale, bias, p, out);
+            return;
+        }
+    }
+    Block<HB>::run(q, hd, kt, ldk, v, ldv, n, scale, bias, p, out);
+}
+
+// The fused kernel's outer loop: query heads in blocks of up to MaxHB, each block run by Block<HB>::run(q, hd, kt,
+// ldk, v, ldv, n, scale, bias, p, out) (scores, bias, softmax, values of HB heads), then first[h] = p[h, 0]. MaxHB
+// is what the ISA's registers hold (kernels.h: a head's bits do not depend on its block).
+template <template <int> class Block, int MaxHB = 4>
 void ek_attn_head_blocks(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v,
                          int64_t ldv, int64_t n, float scale, const float* bias, float* p, float* out,
                          float* first) {
-    for (int64_t h = 0; h < g; h += 4) {
-        const float* qh = q + h * hd;
-        const float* bh = bias ? bias + h * n : nullptr;
-        float* ph = p + h * n;
-        float* oh = out + h * hd;
-        switch (g - h < 4 ? g - h : 4) {
-            case 4: Block<4>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
-            case 3: Block<3>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
-            case 2: Block<2>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
-            default: Block<1>::run(qh, hd, kt, ldk, v, ldv, n, scale, bh, ph, oh); break;
-        }
+    for (int64_t h = 0; h < g; h += MaxHB) {
+        const int64_t hb = g - h < MaxHB ? g - h : MaxHB;
+        ek_attn_run_block<Block, MaxHB>(hb, q + h * hd, hd, kt, ldk, v, ldv, n, scale, bias ? bias + h * n : nullptr,
+                                        p + h * n, out + h * hd);
     }
     for (int64_t h = 0; h < g; ++h) first[h] = p[h * n];
 }

@@ -330,7 +330,9 @@ def test_attention_matches_numpy_and_scalar(impl):
     """The fused attention kernel: scores, softmax and value sum of a KV head's query heads; every ISA gives the
     scalar's bits, and a head's result does not depend on the other heads in the call."""
     rng = np.random.default_rng(8)
-    for g, n, hd in [(1, 1, 64), (3, 300, 64), (3, 17, 64), (4, 8, 14), (5, 33, 2), (9, 7, 64)]:
+    # g around the ISAs' blocks of query rows (4; 6 on AVX2): one block, a block and one row, two blocks and one
+    for g, n, hd in [(1, 1, 64), (3, 300, 64), (3, 17, 64), (4, 8, 14), (5, 33, 2), (9, 7, 64), (6, 48, 64),
+                     (7, 5, 64), (13, 129, 32), (12, 1000, 64)]:
         q = rng.standard_normal((g, hd)).astype(np.float32)
         kt = (rng.standard_normal((hd, n + 3)) * 0.5).astype(np.float16)  # three spare slots: ldk > n
         v = rng.standard_normal((n, hd)).astype(np.float16)
@@ -343,8 +345,9 @@ def test_attention_matches_numpy_and_scalar(impl):
         scalar = _C.attn_f16_f32(q, kt.view(np.uint16), v.view(np.uint16), scale, "scalar")
         for a, b in zip((out, p, first), scalar):
             np.testing.assert_array_equal(a, b)
-        one, _, _ = _C.attn_f16_f32(q[-1:], kt.view(np.uint16), v.view(np.uint16), scale, impl)
-        np.testing.assert_array_equal(one[0], out[-1])
+        for h in sorted({0, g // 2, g - 1}):  # a row alone gives its bits in any block
+            one, _, _ = _C.attn_f16_f32(q[h:h + 1], kt.view(np.uint16), v.view(np.uint16), scale, impl)
+            np.testing.assert_array_equal(one[0], out[h])
 
 
 @pytest.mark.parametrize("n_kv, group", [(3, 3), (3, 2), (1, 5), (5, 4)])
@@ -374,7 +377,7 @@ def test_attention_bias_is_added_after_the_scale(impl):
     """The optional score bias (T5's relative position bias, scale 1): the reference with the bias added to the
     scaled scores, every ISA the scalar's bits."""
     rng = np.random.default_rng(9)
-    for g, n, hd in [(1, 5, 64), (3, 37, 64), (5, 16, 14)]:
+    for g, n, hd in [(1, 5, 64), (3, 37, 64), (5, 16, 14), (6, 64, 64), (7, 23, 64), (13, 130, 32)]:
         q = rng.standard_normal((g, hd)).astype(np.float32)
         kt = (rng.standard_normal((hd, n)) * 0.5).astype(np.float16)
         v = rng.standard_normal((n, hd)).astype(np.float16)

@@ -1,11 +1,14 @@
 // AVX2 + F16C + FMA fused attention kernel, bit-identical to the scalar reference (kernels.h).
 //
 // Scores: keys are lanes (the cache holds them transposed), so each score is one lane's fma chain over the head
-// dimension; up to four heads of the group share every converted key vector, 16 keys (two registers) at a time:
-// eight independent chains, enough to hide the FMA latency. Values: 16 output dimensions (two registers) of up to
-// four heads per pass over the probabilities, each converted value vector shared by the heads.
+// dimension; up to six query rows of the group share every converted key vector, 16 keys (two registers) at a
+// time: twelve independent chains, 12 fma per 8 loads (four rows: eight chains, 8 per 6; six rows took 0.82x the
+// time of four on the T5 encoder's calls, AMD EPYC Zen 3, one thread). The score pass also adds the bias and keeps
+// each row's maximum, so the softmax reads the scores twice instead of four times. Values: 16 output dimensions
+// (two registers) of up to six rows per pass over the probabilities, each converted value vector shared by them.
 #include <assert.h>
 #include <immintrin.h>
+#include <math.h>
 
 #include <algorithm>
 #include <vector>
@@ -25,10 +28,14 @@ inline float hmax(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-// scores of HB heads for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale
+// scores of HB heads for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
+// each head's maximum mx[h] (exact, so in any order)
 template <int HB>
-void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, float* p) {
+void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, const float* bias,
+            float* p, float* mx) {
     const __m256 sc = _mm256_set1_ps(scale);
+    __m256 mv[HB];
+    for (int h = 0; h < HB; ++h) mv[h] = _mm256_set1_ps(-INFINITY);
     int64_t t = 0;
     for (; t + 16 <= n; t += 16) {
         __m256 a[HB][2];
@@ -42,8 +49,14 @@ void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t
             }
         }
         for (int h = 0; h < HB; ++h) {
-            _mm256_storeu_ps(p + h * n + t, _mm256_mul_ps(a[h][0], sc));
-            _mm256_storeu_ps(p + h * n + t + 8, _mm256_mul_ps(a[h][1], sc));
+            __m256 s0 = _mm256_mul_ps(a[h][0], sc), s1 = _mm256_mul_ps(a[h][1], sc);
+            if (bias) {
+                s0 = _mm256_add_ps(s0, _mm256_loadu_ps(bias + h * n + t));
+                s1 = _mm256_add_ps(s1, _mm256_loadu_ps(bias + h * n + t + 8));
+            }
+            mv[h] = _mm256_max_ps(mv[h], _mm256_max_ps(s0, s1));
+            _mm256_storeu_ps(p + h * n + t, s0);
+            _mm256_storeu_ps(p + h * n + t + 8, s1);
         }
     }
     // the last 1..15 keys, eight at a time; fewer than eight are copied into a zero-padded block first (reading
@@ -69,18 +82,19 @@ void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t
         for (int h = 0; h < HB; ++h) {
             float tmp[8];
             _mm256_storeu_ps(tmp, _mm256_mul_ps(a[h], sc));
-            std::copy(tmp, tmp + rem, p + h * n + t);
+            for (int64_t j = 0; j < rem; ++j) p[h * n + t + j] = bias ? tmp[j] + bias[h * n + t + j] : tmp[j];
         }
+    }
+    for (int h = 0; h < HB; ++h) {
+        float m = hmax(mv[h]);
+        for (int64_t j = n - n % 16; j < n; ++j) m = p[h * n + j] > m ? p[h * n + j] : m;
+        mx[h] = m;
     }
 }
 
-// scores → probabilities in place (kernels.h: max, ek_exp, the 16-lane sum, one reciprocal)
-void softmax(float* p, int64_t n) {
+// scores → probabilities in place, given their maximum mx (kernels.h: ek_exp, the 16-lane sum, one reciprocal)
+void softmax(float* p, int64_t n, float mx) {
     const int64_t n8 = n - n % 8, n16 = n - n % 16;
-    __m256 mv = _mm256_set1_ps(p[0]);
-    for (int64_t t = 0; t < n8; t += 8) mv = _mm256_max_ps(mv, _mm256_loadu_ps(p + t));
-    float mx = hmax(mv);
-    for (int64_t t = n8; t < n; ++t) mx = p[t] > mx ? p[t] : mx;
     const __m256 m = _mm256_set1_ps(mx);
     __m256 s0 = _mm256_setzero_ps(), s1 = _mm256_setzero_ps();
     int64_t t = 0;
@@ -125,13 +139,16 @@ void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t h
     ek_attn_values_tail(p, n, v, ldv, hd, c, HB, out);
 }
 
+// query heads per block: 6 x 2 accumulators + 2 key / value registers + a broadcast fill 15 of the 16 registers
+constexpr int kMaxHeads = 6;
+
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
                     int64_t n, float scale, const float* bias, float* p, float* out) {
-        scores<HB>(q, hd, kt, ldk, n, scale, p);
-        ek_attn_add_bias(p, bias, HB, n);
-        for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
+        float mx[HB];
+        scores<HB>(q, hd, kt, ldk, n, scale, bias, p, mx);
+        for (int h = 0; h < HB; ++h) softmax(p + h * n, n, mx[h]);
         values<HB>(p, n, v, ldv, hd, out);
     }
 };
@@ -142,5 +159,5 @@ extern "C" void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, con
                                       const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
                                       float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
+    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
 }
