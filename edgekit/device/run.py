@@ -59,7 +59,9 @@ def parse_records(text: str, where: str) -> list[dict]:
 
 
 def _remote_script(folder: str, args: list[str]) -> str:
-    return f"cd {shlex.quote(folder)} && chmod 755 run.sh bin/* && sh run.sh {shlex.join(args)} > {RESULT}"
+    # a push may drop the execute bits: the programs, and llama-bench when the bundle carries it
+    return (f"cd {shlex.quote(folder)} && chmod 755 run.sh bin/* && {{ [ ! -d llama/bin ] || chmod 755 llama/bin/*; }}"
+            f" && sh run.sh {shlex.join(args)} > {RESULT}")
 
 
 def _connect(bundle: Path, via: str, address: str | None, timeout: float, adb: str, ssh: str):

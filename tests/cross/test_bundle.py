@@ -140,10 +140,15 @@ if args == ["get-state"]:
     print("device")
 elif args[0] == "push":
     shutil.copytree(args[1], here(args[2]))
+    if os.environ.get("FAKE_ADB_DROP_MODES"):  # a push that loses the execute bits
+        for d, _, files in os.walk(here(args[2])):
+            for f in files:
+                os.chmod(os.path.join(d, f), 0o644)
 elif args[0] == "pull":
     shutil.copyfile(here(args[1]), args[2])
 elif args[0] == "shell":
-    env = dict(os.environ, EDGEKIT_WRAP="qemu-aarch64 -cpu " + os.environ["FAKE_ADB_CPU"])
+    cpu = os.environ["FAKE_ADB_CPU"]  # "host": the bundle is this machine's own architecture
+    env = dict(os.environ, EDGEKIT_WRAP="" if cpu == "host" else "qemu-aarch64 -cpu " + cpu)
     sys.exit(subprocess.run(["sh", "-c", args[1].replace("/data/", root + "/data/")], env=env).returncode)
 else:
     sys.exit("fake adb: unsupported " + " ".join(args))
@@ -445,3 +450,12 @@ def test_measure_reports_a_childs_peak_rss_and_status(x86_bundle):
     assert p.returncode == 127 and "cannot run /nonexistent/llama-bench" in p.stderr
     p = subprocess.run(["sh", x86_bundle / "run.sh", "llama-bench"], capture_output=True, text=True)
     assert p.returncode == 2 and "has no llama-bench" in p.stderr
+
+
+def test_llama_bench_runs_on_an_adb_device_that_drops_modes(llama_bundle, fake_adb, monkeypatch):
+    """Through adb too, llama.cpp's records follow edgekit's; the pushed programs get their execute bits back."""
+    monkeypatch.setenv("FAKE_ADB_CPU", "host")
+    monkeypatch.setenv("FAKE_ADB_DROP_MODES", "1")
+    recs = run_mod.run_bundle(llama_bundle, "adb", None, ["-p", "8", "-n", "0", "-r", "1", "--max-reps", "1"],
+                              adb=str(fake_adb))
+    assert [(r["engine"], r["test"], r["via"]) for r in recs] == [("edgekit", "pp8", "adb"), ("llama.cpp", "pp8", "adb")]
