@@ -108,7 +108,10 @@ def test_jni_greedy_equals_capi_and_python_runtime(java_run, artifact):
             assert text(got_text) == text(pieces) == want_text, prompt
             py = gen.generate(str(artifact), prompt, N, stream=False, engine="runtime")
             assert ids(got) == py["new_token_ids"] and text(got_text) == py["text"], prompt
-    assert len(ids(recs["gen 0"][0])) == N  # no early EOS: the comparison covers N tokens
+        # the comparison covers N tokens, or fewer when greedy decoding reached EOS (where depends on the CPU's
+        # kernels: float sums in their own order), but never a trivially short run
+        first = ids(recs["gen 0"][0])
+        assert len(first) == N or (first[-1] == lib.ek_token_eos(m.h) and len(first) >= 16), first
 
 
 def test_jni_tokenize_detokenize_round_trip(java_run, artifact):
@@ -137,9 +140,9 @@ def test_jni_callback_stop_exception_and_closed_model(java_run, artifact):
     assert ids(recs["stop"][0]) == greedy[:4] and text(recs["stop"][1]) == want_text
     assert recs["throw"] == ["same", ",".join(map(str, greedy[:3]))]  # stopped at the 3rd token, rethrown as is
     assert ids(recs["again"][0]) == greedy
-    # no options, no callback: the defaults' 64 greedy tokens continue the 24 above
+    # no options, no callback: the defaults' 64 greedy tokens continue the 24 above (unless those ended at EOS)
     nocb, first = text(recs["nocb"][0]), text(recs["gen 0"][1])
-    assert nocb.startswith(first) and len(nocb) > len(first)
+    assert nocb.startswith(first) and (len(nocb) > len(first) if len(greedy) == N else nocb == first)
     for check in ("reenter-close", "reenter-tokenize", "nul-prompt", "bad-id", "bad-settings", "closed-generate",
                   "closed-tokenize", "closed-detokenize"):
         assert recs[check] == ["ok"], (check, recs[check])
