@@ -57,6 +57,22 @@ def host_arch() -> str:
     return {"amd64": "x86_64", "x64": "x86_64", "arm64": "aarch64"}.get(m, m)
 
 
+#: ELF e_machine of each architecture edgekit builds for
+ELF_MACHINE = {"x86_64": 62, "aarch64": 183}
+
+
+def elf_machine(path: str | Path) -> int | None:
+    """The ELF ``e_machine`` of ``path``, or None when it is not an ELF file (a script) or cannot be read."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(20)
+    except OSError:
+        return None
+    if head[:4] != b"\x7fELF":
+        return None
+    return int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
+
+
 def _check_source_tree() -> None:
     if not (SOURCE_DIR / "CMakeLists.txt").is_file() or not (SOURCE_DIR / "csrc").is_dir():
         raise EdgekitError(f"building for a target needs edgekit's source tree (CMakeLists.txt, csrc/); "

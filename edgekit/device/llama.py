@@ -17,25 +17,15 @@ import shutil
 import subprocess
 from pathlib import Path
 
+from edgekit.build import ELF_MACHINE, elf_machine
 from edgekit.errors import EdgekitError
 
 LLAMA_BENCH = "llama/bin/llama-bench"
 LLAMA_LIBS = "llama/lib"
 LLAMA_MODEL = "llama/model-q4_0.gguf"
 RESULT = "llama.jsonl"
-#: ELF e_machine of each bundle architecture
-ELF_MACHINE = {"x86_64": 62, "aarch64": 183}
 #: edgekit-bench options that mean the same to llama-bench and are passed on (with their value, if they take one)
 SHARED_FLAGS = {"--delay": True, "--no-warmup": False}
-
-
-def elf_machine(path: Path) -> int | None:
-    """The ELF ``e_machine`` of ``path``, or None when it is not an ELF file (a script)."""
-    with open(path, "rb") as f:
-        head = f.read(20)
-    if head[:4] != b"\x7fELF":
-        return None
-    return int.from_bytes(head[18:20], "little" if head[5] == 1 else "big")
 
 
 def needed_libraries(path: Path) -> list[str]:

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import sys
 from pathlib import Path
 
@@ -45,20 +44,14 @@ def _package_dirs(sub: str) -> list[Path]:
     return dirs
 
 
-_ELF_MACHINE = {"x86_64": 62, "amd64": 62, "aarch64": 183, "arm64": 183}
-
-
 def _host_loadable(path: Path) -> bool:
     """False for an ELF library built for another CPU (a cross build lying in build/), True otherwise."""
-    want = _ELF_MACHINE.get(platform.machine().lower())
-    try:
-        with path.open("rb") as f:
-            head = f.read(20)
-    except OSError:
+    from edgekit.build import ELF_MACHINE, elf_machine, host_arch
+
+    if not os.access(path, os.R_OK):
         return False
-    if want is None or head[:4] != b"\x7fELF":
-        return True
-    return int.from_bytes(head[18:20], "little") == want
+    want, got = ELF_MACHINE.get(host_arch()), elf_machine(path)
+    return want is None or got is None or got == want
 
 
 def library_path() -> Path:
