@@ -140,7 +140,7 @@ void T5Model::reserve(int n) {
 // One task per head and block of up to kQueryBlock queries that see the same slots (a causal row sees its own
 // number of slots, so there a block is one query): the kernel runs a block's queries as one group, so every key
 // and value it converts serves all of them. kQueryBlock is a multiple of every kernel's own block of query rows
-// (4; 6 on AVX2). The tasks go head by head, so that a thread's consecutive tasks read one head's keys and values
+// (4; 6 on AVX2; 12 on AVX-512). The tasks go head by head, so that a thread's consecutive tasks read one head's keys and values
 // (256 KB at 1024 slots: they stay in L2) instead of all heads' (2.3 MB). A query's result does not depend on its
 // block (kernels.h), so decode and prefill give the same bits.
 void T5Model::attention(const float* q, int n, int pos0, const uint16_t* kt, int64_t ldk, const uint16_t* v, int len,

@@ -330,9 +330,11 @@ def test_attention_matches_numpy_and_scalar(impl):
     """The fused attention kernel: scores, softmax and value sum of a KV head's query heads; every ISA gives the
     scalar's bits, and a head's result does not depend on the other heads in the call."""
     rng = np.random.default_rng(8)
-    # g around the ISAs' blocks of query rows (4; 6 on AVX2): one block, a block and one row, two blocks and one
+    # g around the ISAs' blocks of query rows (4; 6 on AVX2; 12 on AVX-512): one block, a block and one row, two
+    # blocks and one
     for g, n, hd in [(1, 1, 64), (3, 300, 64), (3, 17, 64), (4, 8, 14), (5, 33, 2), (9, 7, 64), (6, 48, 64),
-                     (7, 5, 64), (13, 129, 32), (12, 1000, 64)]:
+                     (7, 5, 64), (13, 129, 32), (12, 1000, 64),
+                     (25, 40, 64), (24, 31, 16)]:
         q = rng.standard_normal((g, hd)).astype(np.float32)
         kt = (rng.standard_normal((hd, n + 3)) * 0.5).astype(np.float16)  # three spare slots: ldk > n
         v = rng.standard_normal((n, hd)).astype(np.float16)

@@ -1,10 +1,13 @@
 // AVX-512 fused attention kernel, bit-identical to the scalar reference (kernels.h).
 //
-// The AVX2 file's plan on 16-lane registers: scores take 32 keys (two registers) of up to four heads per pass over
-// the head dimension, values 32 output dimensions of up to four heads per pass over the probabilities, and one
-// register holds the 16 running sums of the softmax denominator, so the contract's tree is the register's halves.
+// The AVX2 file's plan on 16-lane registers: scores take 32 keys (two registers) of up to twelve query rows per pass
+// over the head dimension (24 accumulators of the 32 registers: 24 fma per 2 converted loads), adding the bias and
+// keeping each row's maximum in the same pass; values 32 output dimensions of up to twelve rows per pass over the
+// probabilities; one register holds the 16 running sums of the softmax denominator, so the contract's tree is the
+// register's halves.
 #include <assert.h>
 #include <immintrin.h>
+#include <math.h>
 
 #include <algorithm>
 #include <vector>
@@ -19,9 +22,14 @@ inline __m512 load_f16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
+// scores of HB rows for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
+// each row's maximum mx[h] (exact, so in any order)
 template <int HB>
-void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, float* p) {
+void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, const float* bias,
+            float* p, float* mx) {
     const __m512 sc = _mm512_set1_ps(scale);
+    __m512 mv[HB];
+    for (int h = 0; h < HB; ++h) mv[h] = _mm512_set1_ps(-INFINITY);
     int64_t t = 0;
     for (; t + 32 <= n; t += 32) {
         __m512 a[HB][2];
@@ -35,8 +43,14 @@ void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t
             }
         }
         for (int h = 0; h < HB; ++h) {
-            _mm512_storeu_ps(p + h * n + t, _mm512_mul_ps(a[h][0], sc));
-            _mm512_storeu_ps(p + h * n + t + 16, _mm512_mul_ps(a[h][1], sc));
+            __m512 s0 = _mm512_mul_ps(a[h][0], sc), s1 = _mm512_mul_ps(a[h][1], sc);
+            if (bias) {
+                s0 = _mm512_add_ps(s0, _mm512_loadu_ps(bias + h * n + t));
+                s1 = _mm512_add_ps(s1, _mm512_loadu_ps(bias + h * n + t + 16));
+            }
+            mv[h] = _mm512_max_ps(mv[h], _mm512_max_ps(s0, s1));
+            _mm512_storeu_ps(p + h * n + t, s0);
+            _mm512_storeu_ps(p + h * n + t + 16, s1);
         }
     }
     // the last 1..31 keys, 16 at a time; fewer than 16 through a zero-padded block (reading past the n-th key could
@@ -60,16 +74,19 @@ void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t
             for (int h = 0; h < HB; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * hd + c]), k0, a[h]);
         }
         const __mmask16 keep = (__mmask16)((1u << rem) - 1);
-        for (int h = 0; h < HB; ++h) _mm512_mask_storeu_ps(p + h * n + t, keep, _mm512_mul_ps(a[h], sc));
+        for (int h = 0; h < HB; ++h) {
+            __m512 s0 = _mm512_mul_ps(a[h], sc);
+            if (bias) s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(keep, bias + h * n + t));
+            mv[h] = _mm512_mask_max_ps(mv[h], keep, mv[h], s0);
+            _mm512_mask_storeu_ps(p + h * n + t, keep, s0);
+        }
     }
+    for (int h = 0; h < HB; ++h) mx[h] = _mm512_reduce_max_ps(mv[h]);
 }
 
-void softmax(float* p, int64_t n) {
+// scores → probabilities in place, given their maximum mx (kernels.h: ek_exp, the 16-lane sum, one reciprocal)
+void softmax(float* p, int64_t n, float mx) {
     const int64_t n16 = n - n % 16;
-    __m512 mv = _mm512_set1_ps(p[0]);
-    for (int64_t t = 0; t < n16; t += 16) mv = _mm512_max_ps(mv, _mm512_loadu_ps(p + t));
-    float mx = _mm512_reduce_max_ps(mv);
-    for (int64_t t = n16; t < n; ++t) mx = p[t] > mx ? p[t] : mx;
     const __m512 m = _mm512_set1_ps(mx);
     __m512 s = _mm512_setzero_ps();
     int64_t t = 0;
@@ -113,13 +130,16 @@ void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t h
     ek_attn_values_tail(p, n, v, ldv, hd, c, HB, out);
 }
 
+// query rows per block: 12 x 2 accumulators + 2 key / value registers + broadcasts fit the 32 registers
+constexpr int kMaxHeads = 12;
+
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
                     int64_t n, float scale, const float* bias, float* p, float* out) {
-        scores<HB>(q, hd, kt, ldk, n, scale, p);
-        ek_attn_add_bias(p, bias, HB, n);
-        for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
+        float mx[HB];
+        scores<HB>(q, hd, kt, ldk, n, scale, bias, p, mx);
+        for (int h = 0; h < HB; ++h) softmax(p + h * n, n, mx[h]);
         values<HB>(p, n, v, ldv, hd, out);
     }
 };
@@ -130,5 +150,5 @@ extern "C" void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, c
                                         const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
                                         float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
+    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
 }
