@@ -15,25 +15,37 @@ from edgekit.distill import curves
 from edgekit.errors import EdgekitError
 
 
+def parse_labels(spec: str, option: str = "--reports") -> dict[str, str]:
+    """``label=PATH[,label=PATH...]`` → label → PATH, as given.
+
+    Raises:
+        EdgekitError: an item without ``=``, a repeated label, or nothing given (naming ``option``).
+    """
+    out: dict[str, str] = {}
+    for item in (x.strip() for x in spec.split(",") if x.strip()):
+        label, sep, path = item.partition("=")
+        if not sep or not label or not path:
+            raise EdgekitError(f"{option} item {item!r} is not LABEL=PATH (e.g. encdec-kd=distill-kd)")
+        if label in out:
+            raise EdgekitError(f"{option} names {label!r} twice; give each its own label")
+        out[label] = path
+    if not out:
+        raise EdgekitError(f"{option} is empty; give at least one LABEL=PATH")
+    return out
+
+
 def parse_reports(spec: str) -> dict[str, dict]:
     """``label=PATH[,label=PATH...]`` → label → report (a PATH that is a directory means its distill.json).
 
     Raises:
-        EdgekitError: an item without ``=``, a repeated label, or a report that does not load.
+        EdgekitError: as :func:`parse_labels`, or a report that does not load.
     """
     from edgekit.distill.api import REPORT
 
     runs: dict[str, dict] = {}
-    for item in (x.strip() for x in spec.split(",") if x.strip()):
-        label, sep, path = item.partition("=")
-        if not sep or not label or not path:
-            raise EdgekitError(f"--reports item {item!r} is not LABEL=PATH (e.g. encdec-kd=distill-kd/distill.json)")
-        if label in runs:
-            raise EdgekitError(f"--reports names {label!r} twice; give each run its own label")
+    for label, path in parse_labels(spec).items():
         p = Path(path)
         runs[label] = curves.load_report(p / REPORT if p.is_dir() else p)
-    if not runs:
-        raise EdgekitError("--reports is empty; give LABEL=PATH of at least one distillation report")
     return runs
 
 
@@ -60,6 +72,71 @@ def quality_rows(runs: dict[str, dict], window: int = 50) -> list[dict]:
                      "train_ce_last": ce.get("last_mean"), "train_ce_previous": ce.get("previous_mean"),
                      "engine": "torch", "val_pairs": h["pairs"], "val_tokens": h["tokens"]})
     return [teacher, *rows]
+
+
+def quantized_rows(runs: dict[str, dict], paths: dict[str, Path], artifacts: dict[str, str],
+                   engines=("fake", "runtime"), progress: bool = True) -> list[dict]:
+    """The issue's "quantized student within +8 % of its float continuation perplexity": each ``artifacts[label]``
+    (``edgekit quantize`` of run ``label``'s student) scored on exactly that run's held-out pairs, per engine, against
+    the run's float student on the same pairs (scored again here: it must give the report's NLL, which checks that
+    the pairs are the run's).
+
+    Args:
+        runs: label → report (:func:`parse_reports`).
+        paths: label → the run's directory (its ``student/`` is the float reference).
+        artifacts: label → the quantized student's artifact.
+
+    Raises:
+        EdgekitError: a label that is not a run directory, a run made on ``--data`` (its pairs are not rebuilt
+            here), or pairs that do not reproduce the report's NLL.
+    """
+    import dataclasses
+    import math
+
+    import numpy as np
+
+    from edgekit.distill.api import STUDENT
+    from edgekit.distill.config import TrainConfig
+    from edgekit.distill.pairs import build_pairs
+    from edgekit.engines import open_session
+    from edgekit.eval.continuation import score_seq2seq_window
+
+    for label, art in artifacts.items():  # every check before any scoring
+        if label not in runs or label not in paths or not (paths[label] / STUDENT).is_dir():
+            raise EdgekitError(f"--quantized {label}=...: {label!r} must be a --reports label given as a run "
+                               f"directory (with its {STUDENT}/ folder), the run whose student {art} quantizes")
+        if not str(runs[label].get("data", {}).get("source", "")).startswith("man pages"):
+            raise EdgekitError(f"run {label!r} was trained on --data files; its held-out pairs are rebuilt only for "
+                               "man-page runs")
+    rows = []
+    for label, art in artifacts.items():
+        r = runs[label]
+        names = {f.name for f in dataclasses.fields(TrainConfig)}
+        tc = TrainConfig(**{k: v for k, v in r["config"]["train"].items() if k in names})
+        scored, val = {}, None
+        for spec, eng in [(str(paths[label] / STUDENT), "fake"), *((art, e) for e in engines)]:
+            sess = open_session(spec, eng, max_ctx=tc.cont_len + 1, seq2seq=True)
+            try:
+                if val is None:
+                    val = build_pairs(sess.tokenizer, tc)[1]
+                nll = [score_seq2seq_window(sess, np.concatenate([p, c]), len(p))["cont_nll"]
+                       for p, c in zip(val.prefix, val.cont)]
+            finally:
+                sess.close()
+            scored[(spec, eng)] = float(np.mean(np.concatenate(nll)))
+            if progress:
+                print(f"{label}: {spec} ({eng}) held-out NLL {scored[(spec, eng)]:.4f}", flush=True)
+        ref = scored[(str(paths[label] / STUDENT), "fake")]
+        if abs(ref - r["held_out"]["student_nll"]) > 2e-3:
+            want = r["held_out"]["student_nll"]
+            raise EdgekitError(f"run {label!r}: its student scores {ref:.4f} here against {want:.4f} in its report; "
+                               "the held-out pairs did not reproduce")
+        for eng in engines:
+            nll = scored[(art, eng)]
+            rows.append({"model": f"{label} w4a8", "source_run": label, "file": art, "engine": eng,
+                         "continuation_nll": nll, "float_nll": ref,
+                         "ppl_vs_float_pct": 100.0 * (math.exp(nll - ref) - 1.0), "val_pairs": len(val)})
+    return rows
 
 
 def plot_curves(runs: dict[str, dict], path: str | os.PathLike, window: int = 10) -> Path:

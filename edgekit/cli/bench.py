@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import shlex
 import sys
+from pathlib import Path
 
 import click
 
@@ -367,6 +368,9 @@ def acm(acm_artifact, dense_artifact, sets, gate_biases, ks, ctx, max_tokens, pr
                    "side: held-out continuation NLL against the teacher's, KL, params, steps, times.")
 @click.option("--plot", "plot_out", type=click.Path(dir_okay=False), default=None,
               help="With --reports: write the runs' loss curves (CE, and KL where trained with KD) to this PNG.")
+@click.option("--quantized", default=None, metavar="LABEL=FILE,...",
+              help="With --reports: the W4A8 artifact of run LABEL's student (LABEL=a run directory), scored on that "
+                   "run's held-out pairs by the fake-quant and runtime engines against its float student.")
 @click.option("--speed", is_flag=True,
               help="The speed part: TTFT and decode tok/s of the student, the teacher and llama.cpp on the "
                    "student's GGUF, interleaved repeats (needs --student and --teacher).")
@@ -387,7 +391,7 @@ def acm(acm_artifact, dense_artifact, sets, gate_biases, ks, ctx, max_tokens, pr
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write {rows, ratios, settings, machine, command} here.")
 @friendly
-def distill(reports, plot_out, speed, student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats,
+def distill(reports, plot_out, quantized, speed, student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats,
             threads, json_out):
     """The encoder-decoder student against its teacher (issue #19): --reports compares distillation runs' quality
     (rows with model, params, continuation_nll, engine) and draws their loss curves; --speed times the student
@@ -400,11 +404,14 @@ def distill(reports, plot_out, speed, student, teacher, gguf, input_lens, output
         raise EdgekitError("say what to run: --reports LABEL=PATH,... (quality, loss curves) and/or --speed")
     if plot_out and not reports:
         raise EdgekitError("--plot draws the loss curves of --reports; give --reports")
+    if quantized and not reports:
+        raise EdgekitError("--quantized scores a run's quantized student on the run's held-out pairs; give the run "
+                           "in --reports LABEL=RUN_DIR")
     if speed and not (student and teacher):
         raise EdgekitError("--speed needs --student STUDENT.ekq and --teacher TEACHER.ekq")
     out = {"rows": []}  # the quality rows, then the speed rows: one list, as the issue's JSON wants
     if reports:
-        quality = _distill_quality(reports, plot_out)
+        quality = _distill_quality(reports, plot_out, quantized)
         out["rows"] += quality.pop("rows")
         out.update(quality)
     if speed:
@@ -415,10 +422,14 @@ def distill(reports, plot_out, speed, student, teacher, gguf, input_lens, output
         save_json(document(out, command=shlex.join(["edgekit", *sys.argv[1:]])), json_out)
 
 
-def _distill_quality(reports, plot_out) -> dict:
-    from edgekit.bench.distill_report import parse_reports, plot_curves, quality_rows
+def _distill_quality(reports, plot_out, quantized=None) -> dict:
+    from edgekit.bench.distill_report import parse_labels, parse_reports, plot_curves, quality_rows, quantized_rows
 
     runs = parse_reports(reports)
+    artifacts = parse_labels(quantized, "--quantized") if quantized else {}
+    for label, art in artifacts.items():  # cheap checks before any scoring
+        if not Path(art).is_file():
+            raise EdgekitError(f"--quantized {label}={art}: no such artifact file")
     rows = quality_rows(runs)
     if plot_out:
         plot_curves(runs, plot_out)
@@ -427,6 +438,14 @@ def _distill_quality(reports, plot_out) -> dict:
                       ("kl_full", "KL to teacher", "{:.3f}"), ("steps", "steps", "{}"),
                       ("train_ce_last", "train CE, last 50", "{:.3f}")],
                f"held-out continuation NLL (nats/token), {rows[0]['val_pairs']} pairs", left=("model",))
+    if artifacts:
+        paths = {k: Path(v) for k, v in parse_labels(reports).items() if Path(v).is_dir()}
+        qrows = quantized_rows(runs, paths, artifacts)
+        print_rows(qrows, [("model", "model", "{}"), ("engine", "engine", "{}"),
+                           ("continuation_nll", "held-out NLL", "{:.4f}"), ("float_nll", "float", "{:.4f}"),
+                           ("ppl_vs_float_pct", "ppl vs float", "{:+.2f} %")],
+                   "quantized students on their runs' held-out pairs", left=("model", "engine"))
+        rows += qrows
     return {"rows": rows, "loss_plot": plot_out}
 
 

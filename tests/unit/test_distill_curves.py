@@ -108,3 +108,32 @@ def test_reports_spec_and_the_cli(tmp_path):
     assert res.exit_code != 0 and "--reports" in res.output
     res = CliRunner().invoke(main, ["bench", "distill", "--speed"])
     assert res.exit_code != 0 and "--student" in res.output
+
+
+def test_quantized_option_refuses_before_scoring(tmp_path):
+    """--quantized: one clear error for each bad input, before any model is opened."""
+    from click.testing import CliRunner
+
+    from edgekit.cli import main
+
+    run_dir = tmp_path / "kd"
+    run_dir.mkdir()
+    rep = _report(60, 0.9, 3.6)
+    (run_dir / "distill.json").write_text(json.dumps(rep))
+    (tmp_path / "ce.json").write_text(json.dumps(rep))
+    art = tmp_path / "s.ekq"
+    art.write_bytes(b"x")
+
+    def run(*args):
+        return CliRunner().invoke(main, ["bench", "distill", *args])
+
+    res = run("--quantized", f"kd={art}")
+    assert res.exit_code != 0 and "--reports" in res.output
+    res = run("--reports", f"kd={run_dir}", "--quantized", f"kd={tmp_path / 'missing.ekq'}")
+    assert res.exit_code != 0 and "no such artifact" in res.output
+    res = run("--reports", f"ce={tmp_path / 'ce.json'}", "--quantized", f"ce={art}")  # a report file, no student/
+    assert res.exit_code != 0 and "run directory" in res.output
+    res = run("--reports", f"kd={run_dir}", "--quantized", f"kd={art}")  # the directory has no student/ folder
+    assert res.exit_code != 0 and "run directory" in res.output
+    res = run("--reports", f"kd={run_dir}", "--quantized", f"kd={art},kd={art}")
+    assert res.exit_code != 0 and "twice" in res.output and "--quantized" in res.output
