@@ -53,7 +53,8 @@ class TuneConfig:
     target: str = "float"
 
     def __post_init__(self):
-        _check(isinstance(self.iters, int) and self.iters >= 0, f"tune iters must be an integer >= 0, got {self.iters!r}")
+        _check(isinstance(self.iters, int) and self.iters >= 0,
+               f"tune iters must be an integer >= 0, got {self.iters!r}")
         _check(self.lr is None or self.lr > 0, f"tune lr must be positive or null, got {self.lr!r}")
         _check(isinstance(self.samples, int) and self.samples >= 1,
                f"tune samples must be an integer >= 1, got {self.samples!r}")

@@ -47,8 +47,8 @@ def _qlinears(model):
 def test_tuning_lowers_each_blocks_error_and_keeps_q4_0(ids, target):
     base, tuned = tiny_model(), tiny_model()
     quantize_(base, w4a8(), family=LLAMA, calib_ids=ids, batch_size=4, progress=False)
-    rep = quantize_(tuned, w4a8(iters=40, samples=4, target=target), family=LLAMA, calib_ids=ids, batch_size=4,
-                    progress=False)
+    rep = quantize_(tuned, w4a8(iters=20, samples=4, seqlen=16, target=target), family=LLAMA, calib_ids=ids,
+                    batch_size=4, progress=False)
     assert len(rep["tune"]) == 2
     for t in rep["tune"]:
         assert t["loss"] < 0.9 * t["loss0"], t  # clearly lower than GPTQ's on the tuning windows
@@ -143,7 +143,7 @@ def test_window_heads_are_exact_for_a_causal_block(ids):
 
 def test_tuning_with_minibatches_and_held_out_windows(ids):
     m = tiny_model()
-    rep = quantize_(m, w4a8(iters=20, samples=5, batch=2, seqlen=16, holdout=2), family=LLAMA, calib_ids=ids,
+    rep = quantize_(m, w4a8(iters=10, samples=5, batch=2, seqlen=16, holdout=2), family=LLAMA, calib_ids=ids,
                     batch_size=4, progress=False)
     for t in rep["tune"]:
         assert t["held"] <= t["held0"]  # the kept iterate is the best on the held-out windows (GPTQ's included)
