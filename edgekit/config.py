@@ -41,6 +41,8 @@ class TuneConfig:
         target: ``"float"``: the float model's block output (the float stream carried beside the quantized one,
             so a block also learns to undo the error of the blocks before it; AutoRound's choice); ``"local"``: the
             float block on the quantized stream's input (GPTQ's objective).
+        loss: ``"mse"`` (AutoRound's) or ``"relative"``: each token's squared error over its target's squared norm
+            (from SmolLM2's block 11 on, the first token's massive residual is most of the plain MSE).
     """
 
     iters: int = 0
@@ -51,6 +53,7 @@ class TuneConfig:
     holdout: int = 0
     scale_range: float = 0.2
     target: str = "float"
+    loss: str = "mse"
 
     def __post_init__(self):
         _check(isinstance(self.iters, int) and self.iters >= 0,
@@ -66,6 +69,7 @@ class TuneConfig:
                f"tune seqlen must be an integer >= 0, got {self.seqlen!r}")
         _check(0 <= self.scale_range < 1, f"tune scale_range must be in [0, 1), got {self.scale_range}")
         _check(self.target in ("float", "local"), f"tune target must be 'float' or 'local', got {self.target!r}")
+        _check(self.loss in ("mse", "relative"), f"tune loss must be 'mse' or 'relative', got {self.loss!r}")
 
     @property
     def step(self) -> float:

@@ -111,6 +111,15 @@ def gather_windows(inputs: list[torch.Tensor], kwargs, picks: list[tuple[int, in
     return xs, kws
 
 
+def _error(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
+    """``"mse"``: the mean squared error; ``"relative"``: each token's squared error over its target's squared
+    norm, averaged over tokens (the next block reads its input through an RMSNorm, so a token's error matters
+    relative to its size; the few tokens with massive residuals, such as the first, then do not dominate)."""
+    if kind == "mse":
+        return F.mse_loss(out, y)
+    return ((out - y).pow(2).sum(-1) / y.pow(2).sum(-1).clamp_min(1e-12)).mean()
+
+
 def _call(block: nn.Module, x: torch.Tensor, kw: dict) -> torch.Tensor:
     y = block(x, *kw.get("__args__", ()), **_kwargs_for(kw, x.shape[0]))
     return y[0] if isinstance(y, tuple) else y
@@ -164,12 +173,12 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
                 batch = [train[int(i)] for i in torch.randperm(len(train), generator=gen)[:cfg.batch]]
             with torch.set_grad_enabled(not last):
                 for x, kw, y in batch:
-                    loss = F.mse_loss(_call(block, x, kw), y) / len(batch)
+                    loss = _error(_call(block, x, kw), y, cfg.loss) / len(batch)
                     if not last:
                         loss.backward()
                     total += float(loss.detach())
             with torch.no_grad():
-                score = sum(float(F.mse_loss(_call(block, x, kw), y)) for x, kw, y in hold) / max(len(hold), 1)
+                score = sum(float(_error(_call(block, x, kw), y, cfg.loss)) for x, kw, y in hold) / max(len(hold), 1)
             if loss0 is None:
                 loss0, held0 = total, score
             key = score if hold else total

@@ -43,11 +43,11 @@ def _qlinears(model):
     return {n: m for n, m in model.named_modules() if isinstance(m, QLinear)}
 
 
-@pytest.mark.parametrize("target", ["float", "local"])
-def test_tuning_lowers_each_blocks_error_and_keeps_q4_0(ids, target):
+@pytest.mark.parametrize("target,loss", [("float", "mse"), ("local", "relative")])
+def test_tuning_lowers_each_blocks_error_and_keeps_q4_0(ids, target, loss):
     base, tuned = tiny_model(), tiny_model()
     quantize_(base, w4a8(), family=LLAMA, calib_ids=ids, batch_size=4, progress=False)
-    rep = quantize_(tuned, w4a8(iters=20, samples=4, seqlen=16, target=target), family=LLAMA, calib_ids=ids,
+    rep = quantize_(tuned, w4a8(iters=20, samples=4, seqlen=16, target=target, loss=loss), family=LLAMA, calib_ids=ids,
                     batch_size=4, progress=False)
     assert len(rep["tune"]) == 2
     for t in rep["tune"]:
@@ -115,6 +115,8 @@ def test_tune_config_is_strict():
         WeightConfig(bits=8, tune=TuneConfig(iters=5))
     with pytest.raises(EdgekitError, match="target"):
         TuneConfig(target="both")
+    with pytest.raises(EdgekitError, match="tune loss"):
+        TuneConfig(loss="mae")
     with pytest.raises(EdgekitError, match="scale_range"):
         TuneConfig(scale_range=1.5)
     cfg = w4a8(iters=50, lr=0.01)
