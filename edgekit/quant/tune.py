@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgekit.config import TuneConfig
-from edgekit.quant.calibrate import _kwargs_for
+from edgekit.quant.calibrate import kwargs_for
 from edgekit.quant.modules import QLinear
 from edgekit.quant.weights import from_codes
 
@@ -121,7 +121,7 @@ def _error(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
 
 
 def _call(block: nn.Module, x: torch.Tensor, kw: dict) -> torch.Tensor:
-    y = block(x, *kw.get("__args__", ()), **_kwargs_for(kw, x.shape[0]))
+    y = block(x, *kw.get("__args__", ()), **kwargs_for(kw, x.shape[0]))
     return y[0] if isinstance(y, tuple) else y
 
 
