@@ -18,6 +18,66 @@ CONFIG_VERSION = 1
 
 
 @dataclass(frozen=True)
+class TuneConfig:
+    """Block-wise output reconstruction after GPTQ/RTN (AutoRound / SignRound style, :mod:`edgekit.quant.tune`).
+
+    For each decoder block, once its linears are quantized, a rounding offset ``v`` in [-0.5, 0.5] per weight and a
+    scale multiplier per group are learned by signed gradient descent (straight-through rounding, the runtime's
+    activation fake-quant in the loop) so that the quantized block's output on calibration windows matches the
+    float block's. Only codes and fp16 scales change: the format stays the same.
+
+    Attributes:
+        iters: optimisation steps per block; 0 turns tuning off.
+        lr: the signed step, decayed linearly to 0; None is ``1 / iters`` (AutoRound's default).
+        samples: calibration windows (evenly spaced over the calibration set) tuned on.
+        batch: windows per step, drawn afresh from the ``samples`` every step (seeded); 0 for all of them.
+        holdout: more windows, not trained on: the iterate kept is the one with the least error on them (0: the
+            least error on the training windows).
+        seqlen: the first ``seqlen`` tokens of each of those windows (exact for a causal block: its outputs there do
+            not depend on later tokens); 0 for the whole windows. Encoder stacks (bidirectional) need 0.
+        scale_range: each group's scale multiplier stays in ``[1 - scale_range, 1 + scale_range]`` and moves by
+            ``2 * scale_range`` times the offsets' step (it crosses its range at their pace); 0 tunes the rounding
+            alone.
+        target: ``"float"``: the float model's block output (the float stream carried beside the quantized one,
+            so a block also learns to undo the error of the blocks before it; AutoRound's choice); ``"local"``: the
+            float block on the quantized stream's input (GPTQ's objective).
+        loss: ``"mse"`` (AutoRound's) or ``"relative"``: each token's squared error over its target's squared norm
+            (from SmolLM2's block 11 on, the first token's massive residual is most of the plain MSE).
+    """
+
+    iters: int = 0
+    lr: float | None = None
+    samples: int = 4
+    batch: int = 0
+    seqlen: int = 0
+    holdout: int = 0
+    scale_range: float = 0.2
+    target: str = "float"
+    loss: str = "mse"
+
+    def __post_init__(self):
+        _check(isinstance(self.iters, int) and self.iters >= 0,
+               f"tune iters must be an integer >= 0, got {self.iters!r}")
+        _check(self.lr is None or self.lr > 0, f"tune lr must be positive or null, got {self.lr!r}")
+        _check(isinstance(self.samples, int) and self.samples >= 1,
+               f"tune samples must be an integer >= 1, got {self.samples!r}")
+        _check(isinstance(self.batch, int) and self.batch >= 0,
+               f"tune batch must be an integer >= 0, got {self.batch!r}")
+        _check(isinstance(self.holdout, int) and self.holdout >= 0,
+               f"tune holdout must be an integer >= 0, got {self.holdout!r}")
+        _check(isinstance(self.seqlen, int) and self.seqlen >= 0,
+               f"tune seqlen must be an integer >= 0, got {self.seqlen!r}")
+        _check(0 <= self.scale_range < 1, f"tune scale_range must be in [0, 1), got {self.scale_range}")
+        _check(self.target in ("float", "local"), f"tune target must be 'float' or 'local', got {self.target!r}")
+        _check(self.loss in ("mse", "relative"), f"tune loss must be 'mse' or 'relative', got {self.loss!r}")
+
+    @property
+    def step(self) -> float:
+        """The initial signed step."""
+        return self.lr if self.lr is not None else 1.0 / max(self.iters, 1)
+
+
+@dataclass(frozen=True)
 class WeightConfig:
     """How linear weights are quantized.
 
@@ -44,6 +104,7 @@ class WeightConfig:
             bf16 and accumulates in fp32 (AMX / bf16 dot units where the CPU has them, about 2x faster; a Hessian
             stays an exact Gram matrix, so positive semi-definite); ``"fp32"`` is full IEEE. The block forward
             passes are always fp32.
+        tune: block-wise tuning of the codes and scales after quantizing (:class:`TuneConfig`; off by default).
     """
 
     bits: int = 4
@@ -59,6 +120,7 @@ class WeightConfig:
     awq: bool = False
     sequential: bool = True
     stats_precision: str = "bf16"
+    tune: TuneConfig = field(default_factory=TuneConfig)
 
     def __post_init__(self):
         _check(self.bits in (4, 8), f"weight bits must be 4 or 8, got {self.bits}")
@@ -72,6 +134,8 @@ class WeightConfig:
         _check(self.block_size > 0, f"block_size must be positive, got {self.block_size}")
         _check(self.stats_precision in ("bf16", "fp32"),
                f"stats_precision must be 'bf16' or 'fp32', got {self.stats_precision!r}")
+        _check(not self.tune.iters or (self.bits == 4 and self.symmetric and self.group_size > 0),
+               "weight tune supports 4-bit symmetric group quantization (Q4_0) only")
 
 
 @dataclass(frozen=True)
@@ -350,6 +414,7 @@ def from_dict(cls, data: dict[str, Any] | None, where: str = ""):
 
 _NESTED = {
     (AgileQuantConfig, "weight"): WeightConfig,
+    (WeightConfig, "tune"): TuneConfig,
     (AgileQuantConfig, "activation"): ActivationConfig,
     (AgileQuantConfig, "attention"): AttentionConfig,
     (AgileQuantConfig, "prune"): PruneConfig,

@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from edgekit.config import AgileQuantConfig, register_handler
 from edgekit.errors import EdgekitError
 from edgekit.quant import attention as attn
+from edgekit.quant import tune
 from edgekit.quant.awq import fold_scales, search_scales
 from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_block
 from edgekit.models.families import Family
@@ -73,17 +74,26 @@ def _hook_inputs(block: nn.Module, family: Family, hessian: str, want_samples: b
 def _quantize_group(lins: list[nn.Linear], cfg: AgileQuantConfig, stats, name: str):
     """Quantize the linears reading one input (``stats``: their input statistics from :func:`_hook_inputs`, or
     None). GPTQ treats every output row on its own given the shared Hessian, so the group's weights are stacked and
-    solved in one pass (same result, one Cholesky, fewer column steps)."""
+    solved in one pass (same result, one Cholesky, fewer column steps).
+
+    Returns:
+        ``(quantized weights, rounded weights)``: one QuantizedWeight per linear, and per linear the float weights
+        whose rounding gave its codes (GPTQ's error-fed ones, RTN's own) when ``weight.tune`` is on, else None.
+    """
     w = cfg.weight
+    tune = w.tune.iters > 0
+    sizes = [lin.weight.shape[0] for lin in lins]
     if w.method == "gptq":
         stacked = torch.cat([lin.weight.detach() for lin in lins]) if len(lins) > 1 else lins[0].weight
-        qw = gptq_quantize(stacked, stats.h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
-                           w.scale_search, name, w.weighted_search, w.hessian_shrink)
-        return split_rows(qw, [lin.weight.shape[0] for lin in lins])
+        out = gptq_quantize(stacked, stats.h, w.bits, w.group_size, w.symmetric, w.act_order, w.damp, w.block_size,
+                            w.scale_search, name, w.weighted_search, w.hessian_shrink, return_updated=tune)
+        qw, upd = out if tune else (out, None)
+        return split_rows(qw, sizes), None if upd is None else list(torch.split(upd, sizes))
+    upds = [lin.weight.detach().float() for lin in lins] if tune else None
     if w.weighted_search:  # each weight's error weighs as much as its input channel's mean square
         return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name,
-                             channel_importance(stats.diagonal(), lin.weight.shape[0])) for lin in lins]
-    return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name) for lin in lins]
+                             channel_importance(stats.diagonal(), lin.weight.shape[0])) for lin in lins], upds
+    return [rtn_quantize(lin.weight, w.bits, w.group_size, w.symmetric, w.scale_search, name) for lin in lins], upds
 
 
 @register_handler(AgileQuantConfig)
@@ -150,6 +160,12 @@ def quantize_stack(model: nn.Module, family: Family, cfg: AgileQuantConfig, inpu
     static = cfg.activation.bits == 8 and cfg.activation.granularity == "per_tensor"
     layers = family.layers(model)
     report["blocks"] += len(layers)
+    tcfg = cfg.weight.tune
+    if tcfg.iters:  # the tuning windows: the quantized stream's, and the float model's beside them
+        picks = tune.pick_windows(inputs, tcfg.samples + tcfg.holdout)
+        tune_x, tune_kw = tune.gather_windows(inputs, kwargs, picks, tcfg.seqlen)
+        float_x = tune_x
+        report.setdefault("tune", [])
     for bi, block in enumerate(tqdm(layers, desc=f"quantize {desc}", unit="block", disable=not progress)):
         hessian = "none"
         if cfg.weight.method == "gptq" or (cfg.weight.weighted_search and (static or cfg.weight.awq)):
@@ -166,6 +182,8 @@ def quantize_stack(model: nn.Module, family: Family, cfg: AgileQuantConfig, inpu
         finally:
             for h in handles:
                 h.remove()
+        if tcfg.iters:  # what the tuned block should give: the float block's output (before any fold below)
+            targets = tune.block_outputs(block, float_x if tcfg.target == "float" else tune_x, tune_kw)
         if cfg.weight.awq:
             report["awq_alphas"].append(_apply_awq(model, block, family, cfg, hess, samples))
         scales: dict[int, float] = {}
@@ -184,16 +202,26 @@ def quantize_stack(model: nn.Module, family: Family, cfg: AgileQuantConfig, inpu
                     scales[gi] = s
                 else:
                     scales[gi] = mse_tensor_scale(x)
+        tunable = {}
         for gi, group in enumerate(family.input_groups):
             lins = [block.get_submodule(name) for name in group]
-            qws = _quantize_group(lins, cfg, hess.get(gi), f"{desc}.{bi}." + "+".join(group))
-            for name, lin, qw in zip(group, lins, qws):
+            qws, upds = _quantize_group(lins, cfg, hess.get(gi), f"{desc}.{bi}." + "+".join(group))
+            for li, (name, lin, qw) in enumerate(zip(group, lins, qws)):
                 mix = mixes[bi] if name in family.mix_linears else None
                 q = QLinear(qw, lin.bias, cfg.activation.bits, cfg.activation.granularity, scales.get(gi), mix)
                 parent, _, child = name.rpartition(".")
                 setattr(block.get_submodule(parent) if parent else block, child, q)
                 report["linears"] += 1
+                if upds is not None:
+                    tunable[name] = (q, upds[li])
         del hess, samples
+        if tcfg.iters:
+            t = tune.tune_block(block, tunable, tune_x, tune_kw, targets, tcfg, f"tune {desc}.{bi}", progress,
+                                held=max(len(tune_x) - tcfg.samples, 0))
+            report["tune"].append({k: round(v, 6) if isinstance(v, float) else v for k, v in t.items()})
+            float_x = targets if tcfg.target == "float" else None
+            tune_x = tune.block_outputs(block, tune_x, tune_kw)
+            del targets, tunable
         # the folds above are exact, so the float outputs are still the float block's outputs
         inputs = run_block(block, inputs, kwargs) if cfg.weight.sequential else float_out
         del float_out

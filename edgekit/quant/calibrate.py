@@ -89,7 +89,7 @@ def capture_block_inputs(model: nn.Module, family: Family, ids: torch.Tensor, ba
     return store, kwargs
 
 
-def _kwargs_for(kwargs: dict, batch: int) -> dict:
+def kwargs_for(kwargs: dict, batch: int) -> dict:
     """Resize batch-dependent keyword tensors (masks, rotary tables) captured for the first batch."""
     out = {}
     for k, v in kwargs.items():
@@ -162,7 +162,7 @@ def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict | list[
     try:
         for x, kw in zip(inputs, per_batch):
             try:
-                y = block(x, *kw.get("__args__", ()), **_kwargs_for(kw, x.shape[0]))
+                y = block(x, *kw.get("__args__", ()), **kwargs_for(kw, x.shape[0]))
             except _Stop:
                 continue
             outs.append((y[0] if isinstance(y, tuple) else y).detach())

@@ -60,7 +60,7 @@ class ChannelMeanSquares:
 
 def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, symmetric: bool,
                   act_order: bool = True, damp: float = 0.01, block_size: int = 128, search: bool = True,
-                  name: str = "", weighted: bool = False, shrink: float = 0.0) -> QuantizedWeight:
+                  name: str = "", weighted: bool = False, shrink: float = 0.0, return_updated: bool = False):
     """GPTQ-quantize a float ``[N, K]`` weight given the Hessian ``h`` ``[K, K]`` of its inputs.
 
     Args:
@@ -77,9 +77,13 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
         shrink: pull the Hessian towards its diagonal, ``(1-shrink) H + shrink diag(H)``: 0 is GPTQ, 1 drops every
             cross-channel correlation (no error feedback: importance-weighted rounding). The off-diagonal terms are
             what GPTQ fits to the calibration text, so shrinking trades that fit for robustness on other text.
+        return_updated: also return the weights GPTQ rounded (each column after the error feedback it received,
+            ``[N, K]`` in the original K order), so that ``clamp(round(updated / d))`` are the codes; the rounding
+            tuner (:mod:`edgekit.quant.tune`) starts from their fractional parts.
 
     Returns:
-        The :class:`QuantizedWeight` (codes in the original K order).
+        The :class:`QuantizedWeight` (codes in the original K order); with ``return_updated`` the pair
+        ``(QuantizedWeight, updated)``.
     """
     w = w.detach().float().clone()
     h = h.detach().float().clone()
@@ -113,6 +117,7 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
     m_all = None if sym else torch.zeros(n, n_groups)
     fitted = torch.zeros(n_groups, dtype=torch.bool)
     codes = torch.zeros(n, k)
+    updated = torch.zeros(n, k) if return_updated else None
 
     for i1 in range(0, k, block_size):
         i2 = min(i1 + block_size, k)
@@ -134,6 +139,8 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
             d = d_all[:, gi]
             m = None if m_all is None else m_all[:, gi]
             col = w1[:, i]
+            if updated is not None:
+                updated[:, i1 + i] = col
             q = quantize_with_params(col, d, m, bits)
             e = (col - dequantize_codes(q, d, m, bits)) / hinv1[i, i]
             w1[:, i:] -= e[:, None] * hinv1[i, i:][None, :]
@@ -141,4 +148,5 @@ def gptq_quantize(w: torch.Tensor, h: torch.Tensor, bits: int, group_size: int, 
             codes[:, i1 + i] = q
         w[:, i2:] -= err1 @ hinv[i1:i2, i2:]
 
-    return from_codes(codes[:, pos], d_all, m_all, bits, g)
+    qw = from_codes(codes[:, pos], d_all, m_all, bits, g)
+    return (qw, updated[:, pos]) if return_updated else qw
