@@ -8,7 +8,7 @@ from edgekit import recipes
 from edgekit.errors import EdgekitError
 from edgekit.recipes import RECIPE_ALIASES, default_recipe, list_recipes, load_recipe
 
-SHIPPED = ["agile-quant", "agile-quant-trip", "agile-quant-w4a4", "rtn-w4a8", "w4a8", "w8a8"]
+SHIPPED = ["agile-quant", "agile-quant-trip", "agile-quant-w4a4", "rtn-w4a8", "w4a8", "w4a8-tune", "w8a8"]
 
 
 def test_shipped_names_and_defaults():
@@ -19,6 +19,10 @@ def test_shipped_names_and_defaults():
     w4a8 = load_recipe("w4a8").config
     assert w4a8.weight.method == "gptq" and w4a8.weight.weighted_search and not w4a8.weight.awq
     assert 0 < w4a8.weight.hessian_shrink < 1 and w4a8.lm_head_bits == 8
+    assert w4a8.weight.tune.iters == 0  # block-wise tuning is the w4a8-tune recipe's, off in the default
+    tuned = load_recipe("w4a8-tune").config
+    assert tuned.weight.tune.iters > 0 and tuned.weight.tune.loss == "relative"
+    assert tuned.weight.__class__(**{**tuned.weight.__dict__, "tune": w4a8.weight.tune}) == w4a8.weight
     assert load_recipe("agile-quant").config.weight.method == "gptq"
     assert load_recipe("agile-quant").config.activation.granularity == "per_token"
 
