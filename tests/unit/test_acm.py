@@ -9,7 +9,8 @@ import json
 import pytest
 import torch
 from click.testing import CliRunner
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny_llama import tiny_model
+from transformers import LlamaConfig
 
 from edgekit.acm.convert import check_acm_model, convert_ffn, neuron_importance
 from edgekit.acm.finetune import budget_terms, finetune, task_loss
@@ -23,16 +24,6 @@ from edgekit.quant.api import quantize_
 from edgekit.recipes import load_acm_recipe
 
 N = 4
-
-
-def tiny_model(seed=0, layers=2):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
-    m = LlamaForCausalLM(cfg).eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
 
 
 def small_cfg(steps1=0, steps2=0, steps3=0, **kw):

@@ -8,23 +8,13 @@ import copy
 import numpy as np
 import pytest
 import torch
-from transformers import LlamaConfig, LlamaForCausalLM
+from tiny_llama import tiny_model
 
 from edgekit.config import AgileQuantConfig, TuneConfig, WeightConfig, from_dict
 from edgekit.errors import EdgekitError
 from edgekit.models.families import LLAMA
 from edgekit.quant.api import quantize_
 from edgekit.quant.modules import QLinear
-
-
-def tiny_model(seed=0, layers=2):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=128)
-    m = LlamaForCausalLM(cfg).eval()
-    for p in m.parameters():
-        p.requires_grad_(False)
-    return m
 
 
 def w4a8(iters=0, **tune):
