@@ -89,7 +89,7 @@ def capture_block_inputs(model: nn.Module, family: Family, ids: torch.Tensor, ba
     return store, kwargs
 
 
-def kwargs_for(kwargs: dict, batch: int) -> dict:
+def _kwargs_for(kwargs: dict, batch: int) -> dict:
     """Resize batch-dependent keyword tensors (masks, rotary tables) captured for the first batch."""
     out = {}
     for k, v in kwargs.items():
@@ -142,6 +142,18 @@ def t5_decoder_inputs(model: nn.Module, encoder_blocks_out: list[torch.Tensor], 
     return inputs, kwargs
 
 
+def per_batch_kwargs(kwargs: dict | list[dict], n: int) -> list[dict]:
+    """The block keyword arguments of each of ``n`` captured batches (one dict shared by all, or one per batch)."""
+    return kwargs if isinstance(kwargs, list) else [kwargs] * n
+
+
+def call_block(block: nn.Module, x: torch.Tensor, kw: dict) -> torch.Tensor:
+    """One block's hidden-state output on ``x`` with its captured keyword arguments ``kw`` (positional extras
+    under ``"__args__"``; batch-dependent tensors resized to ``x``'s batch)."""
+    y = block(x, *kw.get("__args__", ()), **_kwargs_for(kw, x.shape[0]))
+    return y[0] if isinstance(y, tuple) else y
+
+
 @torch.no_grad()
 def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict | list[dict],
               stop_at: nn.Module | None = None) -> list[torch.Tensor] | None:
@@ -151,7 +163,7 @@ def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict | list[
     With ``stop_at`` the pass ends as each batch reaches that submodule (after its forward pre-hooks ran) and
     returns None: a statistics-only pass need not compute what comes after the last hooked input.
     """
-    per_batch = kwargs if isinstance(kwargs, list) else [kwargs] * len(inputs)
+    per_batch = per_batch_kwargs(kwargs, len(inputs))
     handle = None
     if stop_at is not None:
         def _stop(mod, a):
@@ -162,10 +174,9 @@ def run_block(block: nn.Module, inputs: list[torch.Tensor], kwargs: dict | list[
     try:
         for x, kw in zip(inputs, per_batch):
             try:
-                y = block(x, *kw.get("__args__", ()), **kwargs_for(kw, x.shape[0]))
+                outs.append(call_block(block, x, kw).detach())
             except _Stop:
                 continue
-            outs.append((y[0] if isinstance(y, tuple) else y).detach())
     finally:
         if handle is not None:
             handle.remove()

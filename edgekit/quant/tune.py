@@ -22,7 +22,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgekit.config import TuneConfig
-from edgekit.quant.calibrate import kwargs_for
+from edgekit.quant.calibrate import call_block, per_batch_kwargs
 from edgekit.quant.modules import QLinear
 from edgekit.quant.weights import from_codes
 
@@ -102,7 +102,7 @@ def gather_windows(inputs: list[torch.Tensor], kwargs, picks: list[tuple[int, in
     """The picked windows (``[1, T, hidden]`` each: the first ``seqlen`` tokens, all with 0) and each one's block
     keyword arguments. A causal block's outputs on a window's first T tokens do not depend on the rest, so a
     shorter window is exact, only less text."""
-    per_batch = kwargs if isinstance(kwargs, list) else [kwargs] * len(inputs)
+    per_batch = per_batch_kwargs(kwargs, len(inputs))
     length = inputs[0].shape[1]
     keep = length if not seqlen or seqlen >= length else seqlen
     xs = [inputs[b][r:r + 1, :keep] for b, r in picks]
@@ -120,15 +120,10 @@ def _error(out: torch.Tensor, y: torch.Tensor, kind: str) -> torch.Tensor:
     return ((out - y).pow(2).sum(-1) / y.pow(2).sum(-1).clamp_min(1e-12)).mean()
 
 
-def _call(block: nn.Module, x: torch.Tensor, kw: dict) -> torch.Tensor:
-    y = block(x, *kw.get("__args__", ()), **kwargs_for(kw, x.shape[0]))
-    return y[0] if isinstance(y, tuple) else y
-
-
 @torch.no_grad()
 def block_outputs(block: nn.Module, xs: list[torch.Tensor], kws: list[dict]) -> list[torch.Tensor]:
     """The block's outputs on every window (float, or quantized once its linears are QLinears)."""
-    return [_call(block, x, kw).detach() for x, kw in zip(xs, kws)]
+    return [call_block(block, x, kw).detach() for x, kw in zip(xs, kws)]
 
 
 def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], xs: list[torch.Tensor],
@@ -173,12 +168,12 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
                 batch = [train[int(i)] for i in torch.randperm(len(train), generator=gen)[:cfg.batch]]
             with torch.set_grad_enabled(not last):
                 for x, kw, y in batch:
-                    loss = _error(_call(block, x, kw), y, cfg.loss) / len(batch)
+                    loss = _error(call_block(block, x, kw), y, cfg.loss) / len(batch)
                     if not last:
                         loss.backward()
                     total += float(loss.detach())
             with torch.no_grad():
-                score = sum(float(_error(_call(block, x, kw), y, cfg.loss)) for x, kw, y in hold) / max(len(hold), 1)
+                score = sum(float(_error(call_block(block, x, kw), y, cfg.loss)) for x, kw, y in hold) / max(len(hold), 1)
             if loss0 is None:
                 loss0, held0 = total, score
             key = score if hold else total
