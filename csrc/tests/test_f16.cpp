@@ -244,7 +244,7 @@ std::pair<int, int> run_f16_suite() {
             for (int64_t m : {1, 2, 5}) q8_case(c, m, n, k, (k + n + m) % 3 == 0 ? 32 : 0);
     for (int64_t g : {1, 2, 3, 4, 5, 9})
         for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 300})
-            for (int64_t hd : {2, 8, 14, 64}) attn_case(c, g, n, hd, (g + n) % 3 ? 0 : 5, false);
+            for (int64_t hd : {2, 8, 14, 64, 96}) attn_case(c, g, n, hd, (g + n) % 3 ? 0 : 5, false);
     attn_case(c, 3, 100, 64, 1, true);
     for (int64_t n : {1, 7, 8, 9, 1000}) silu_case(c, n);
     return {c.checks, c.failures};

@@ -30,35 +30,48 @@ inline float hmax(__m256 v) {
 
 // scores of HB heads for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
 // each head's maximum mx[h] (exact, so in any order)
+// Keys per pass: 8 * KB. A pass is a chain of hd fma per accumulator, so one or two rows (decode: a query row's
+// heads of one KV head, split over the threads) take 32 keys per pass to keep eight chains in flight, and read 64
+// contiguous bytes of each of the hd key rows (which lie ldk apart) per visit instead of 32.
+template <int HB>
+constexpr int keys_regs() { return HB <= 2 ? 4 : 2; }
+
+template <int HB, int KB>
+void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, int64_t t, __m256 sc,
+                 const float* bias, float* p, __m256* mv) {
+    __m256 a[HB][KB];
+    for (int h = 0; h < HB; ++h)
+        for (int b = 0; b < KB; ++b) a[h][b] = _mm256_setzero_ps();
+    for (int64_t c = 0; c < hd; ++c) {
+        __m256 k[KB];
+        for (int b = 0; b < KB; ++b) k[b] = load_f16(kt + c * ldk + t + 8 * b);
+        for (int h = 0; h < HB; ++h) {
+            const __m256 qc = _mm256_broadcast_ss(q + h * hd + c);
+            for (int b = 0; b < KB; ++b) a[h][b] = _mm256_fmadd_ps(qc, k[b], a[h][b]);
+        }
+    }
+    for (int h = 0; h < HB; ++h) {
+        for (int b = 0; b < KB; ++b) {
+            __m256 s0 = _mm256_mul_ps(a[h][b], sc);
+            if (bias) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(bias + h * n + t + 8 * b));
+            mv[h] = _mm256_max_ps(mv[h], s0);
+            _mm256_storeu_ps(p + h * n + t + 8 * b, s0);
+        }
+    }
+}
+
+// scores of HB heads for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
+// each head's maximum mx[h] (exact, so in any order)
 template <int HB>
 void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, const float* bias,
             float* p, float* mx) {
+    constexpr int KB = keys_regs<HB>();
     const __m256 sc = _mm256_set1_ps(scale);
     __m256 mv[HB];
     for (int h = 0; h < HB; ++h) mv[h] = _mm256_set1_ps(-INFINITY);
     int64_t t = 0;
-    for (; t + 16 <= n; t += 16) {
-        __m256 a[HB][2];
-        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm256_setzero_ps();
-        for (int64_t c = 0; c < hd; ++c) {
-            const __m256 k0 = load_f16(kt + c * ldk + t), k1 = load_f16(kt + c * ldk + t + 8);
-            for (int h = 0; h < HB; ++h) {
-                const __m256 qc = _mm256_broadcast_ss(q + h * hd + c);
-                a[h][0] = _mm256_fmadd_ps(qc, k0, a[h][0]);
-                a[h][1] = _mm256_fmadd_ps(qc, k1, a[h][1]);
-            }
-        }
-        for (int h = 0; h < HB; ++h) {
-            __m256 s0 = _mm256_mul_ps(a[h][0], sc), s1 = _mm256_mul_ps(a[h][1], sc);
-            if (bias) {
-                s0 = _mm256_add_ps(s0, _mm256_loadu_ps(bias + h * n + t));
-                s1 = _mm256_add_ps(s1, _mm256_loadu_ps(bias + h * n + t + 8));
-            }
-            mv[h] = _mm256_max_ps(mv[h], _mm256_max_ps(s0, s1));
-            _mm256_storeu_ps(p + h * n + t, s0);
-            _mm256_storeu_ps(p + h * n + t + 8, s1);
-        }
-    }
+    for (; t + 8 * KB <= n; t += 8 * KB) scores_pass<HB, KB>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
+    for (; KB > 2 && t + 16 <= n; t += 16) scores_pass<HB, 2>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
     // the last 1..15 keys, eight at a time; fewer than eight are copied into a zero-padded block first (reading
     // past the n-th key could leave the cache), and only their lanes are kept
     thread_local std::vector<uint16_t> pad;
@@ -116,26 +129,32 @@ void softmax(float* p, int64_t n, float mx) {
     for (; t < n; ++t) p[t] *= 1.0f / tot;
 }
 
-// out[h, c] = sum_t p[h, t] * v[t, c] for HB heads
-template <int HB>
-void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, float* out) {
-    int64_t c = 0;
-    for (; c + 16 <= hd; c += 16) {
-        __m256 a[HB][2];
-        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm256_setzero_ps();
-        for (int64_t t = 0; t < n; ++t) {
-            const __m256 v0 = load_f16(v + t * ldv + c), v1 = load_f16(v + t * ldv + c + 8);
-            for (int h = 0; h < HB; ++h) {
-                const __m256 pt = _mm256_broadcast_ss(p + h * n + t);
-                a[h][0] = _mm256_fmadd_ps(pt, v0, a[h][0]);
-                a[h][1] = _mm256_fmadd_ps(pt, v1, a[h][1]);
-            }
-        }
+// out[h, c] = sum_t p[h, t] * v[t, c] for HB heads, output dimensions [c, c + 8 * VB) in one pass over the n
+// probabilities
+template <int HB, int VB>
+void values_pass(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, int64_t c, float* out) {
+    __m256 a[HB][VB];
+    for (int h = 0; h < HB; ++h)
+        for (int b = 0; b < VB; ++b) a[h][b] = _mm256_setzero_ps();
+    for (int64_t t = 0; t < n; ++t) {
+        __m256 vv[VB];
+        for (int b = 0; b < VB; ++b) vv[b] = load_f16(v + t * ldv + c + 8 * b);
         for (int h = 0; h < HB; ++h) {
-            _mm256_storeu_ps(out + h * hd + c, a[h][0]);
-            _mm256_storeu_ps(out + h * hd + c + 8, a[h][1]);
+            const __m256 pt = _mm256_broadcast_ss(p + h * n + t);
+            for (int b = 0; b < VB; ++b) a[h][b] = _mm256_fmadd_ps(pt, vv[b], a[h][b]);
         }
     }
+    for (int h = 0; h < HB; ++h)
+        for (int b = 0; b < VB; ++b) _mm256_storeu_ps(out + h * hd + c + 8 * b, a[h][b]);
+}
+
+// the scores' register plan: one or two rows take 32 dimensions per pass
+template <int HB>
+void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, float* out) {
+    constexpr int VB = keys_regs<HB>();
+    int64_t c = 0;
+    for (; c + 8 * VB <= hd; c += 8 * VB) values_pass<HB, VB>(p, n, v, ldv, hd, c, out);
+    for (; VB > 2 && c + 16 <= hd; c += 16) values_pass<HB, 2>(p, n, v, ldv, hd, c, out);
     ek_attn_values_tail(p, n, v, ldv, hd, c, HB, out);
 }
 

@@ -24,35 +24,46 @@ inline __m512 load_f16(const uint16_t* p) {
 
 // scores of HB rows for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
 // each row's maximum mx[h] (exact, so in any order)
+// Keys per pass: 16 * KB. A pass is a chain of hd fma per accumulator, so few rows (decode: one query row's two or
+// three heads) need more keys per pass to keep enough chains in flight, and then also read 2 KB contiguous bytes
+// of each of the hd key rows (which lie ldk apart) per visit instead of 64.
+template <int HB>
+constexpr int keys_regs() { return HB <= 3 ? 4 : 2; }
+
+template <int HB, int KB>
+void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, int64_t t, __m512 sc,
+                 const float* bias, float* p, __m512* mv) {
+    __m512 a[HB][KB];
+    for (int h = 0; h < HB; ++h)
+        for (int b = 0; b < KB; ++b) a[h][b] = _mm512_setzero_ps();
+    for (int64_t c = 0; c < hd; ++c) {
+        __m512 k[KB];
+        for (int b = 0; b < KB; ++b) k[b] = load_f16(kt + c * ldk + t + 16 * b);
+        for (int h = 0; h < HB; ++h) {
+            const __m512 qc = _mm512_set1_ps(q[h * hd + c]);
+            for (int b = 0; b < KB; ++b) a[h][b] = _mm512_fmadd_ps(qc, k[b], a[h][b]);
+        }
+    }
+    for (int h = 0; h < HB; ++h) {
+        for (int b = 0; b < KB; ++b) {
+            __m512 s0 = _mm512_mul_ps(a[h][b], sc);
+            if (bias) s0 = _mm512_add_ps(s0, _mm512_loadu_ps(bias + h * n + t + 16 * b));
+            mv[h] = _mm512_max_ps(mv[h], s0);
+            _mm512_storeu_ps(p + h * n + t + 16 * b, s0);
+        }
+    }
+}
+
 template <int HB>
 void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, const float* bias,
             float* p, float* mx) {
+    constexpr int KB = keys_regs<HB>();
     const __m512 sc = _mm512_set1_ps(scale);
     __m512 mv[HB];
     for (int h = 0; h < HB; ++h) mv[h] = _mm512_set1_ps(-INFINITY);
     int64_t t = 0;
-    for (; t + 32 <= n; t += 32) {
-        __m512 a[HB][2];
-        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm512_setzero_ps();
-        for (int64_t c = 0; c < hd; ++c) {
-            const __m512 k0 = load_f16(kt + c * ldk + t), k1 = load_f16(kt + c * ldk + t + 16);
-            for (int h = 0; h < HB; ++h) {
-                const __m512 qc = _mm512_set1_ps(q[h * hd + c]);
-                a[h][0] = _mm512_fmadd_ps(qc, k0, a[h][0]);
-                a[h][1] = _mm512_fmadd_ps(qc, k1, a[h][1]);
-            }
-        }
-        for (int h = 0; h < HB; ++h) {
-            __m512 s0 = _mm512_mul_ps(a[h][0], sc), s1 = _mm512_mul_ps(a[h][1], sc);
-            if (bias) {
-                s0 = _mm512_add_ps(s0, _mm512_loadu_ps(bias + h * n + t));
-                s1 = _mm512_add_ps(s1, _mm512_loadu_ps(bias + h * n + t + 16));
-            }
-            mv[h] = _mm512_max_ps(mv[h], _mm512_max_ps(s0, s1));
-            _mm512_storeu_ps(p + h * n + t, s0);
-            _mm512_storeu_ps(p + h * n + t + 16, s1);
-        }
-    }
+    for (; t + 16 * KB <= n; t += 16 * KB) scores_pass<HB, KB>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
+    for (; KB > 2 && t + 32 <= n; t += 32) scores_pass<HB, 2>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
     // the last 1..31 keys, 16 at a time; fewer than 16 through a zero-padded block (reading past the n-th key could
     // leave the cache), keeping only their lanes
     thread_local std::vector<uint16_t> pad;
@@ -108,25 +119,32 @@ void softmax(float* p, int64_t n, float mx) {
     for (; t < n; ++t) p[t] *= inv;
 }
 
-template <int HB>
-void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, float* out) {
-    int64_t c = 0;
-    for (; c + 32 <= hd; c += 32) {
-        __m512 a[HB][2];
-        for (int h = 0; h < HB; ++h) a[h][0] = a[h][1] = _mm512_setzero_ps();
-        for (int64_t t = 0; t < n; ++t) {
-            const __m512 v0 = load_f16(v + t * ldv + c), v1 = load_f16(v + t * ldv + c + 16);
-            for (int h = 0; h < HB; ++h) {
-                const __m512 pt = _mm512_set1_ps(p[h * n + t]);
-                a[h][0] = _mm512_fmadd_ps(pt, v0, a[h][0]);
-                a[h][1] = _mm512_fmadd_ps(pt, v1, a[h][1]);
-            }
-        }
+// Output dimensions [c, c + 16 * VB) of HB rows in one pass over the n probabilities.
+template <int HB, int VB>
+void values_pass(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, int64_t c, float* out) {
+    __m512 a[HB][VB];
+    for (int h = 0; h < HB; ++h)
+        for (int b = 0; b < VB; ++b) a[h][b] = _mm512_setzero_ps();
+    for (int64_t t = 0; t < n; ++t) {
+        __m512 vv[VB];
+        for (int b = 0; b < VB; ++b) vv[b] = load_f16(v + t * ldv + c + 16 * b);
         for (int h = 0; h < HB; ++h) {
-            _mm512_storeu_ps(out + h * hd + c, a[h][0]);
-            _mm512_storeu_ps(out + h * hd + c + 16, a[h][1]);
+            const __m512 pt = _mm512_set1_ps(p[h * n + t]);
+            for (int b = 0; b < VB; ++b) a[h][b] = _mm512_fmadd_ps(pt, vv[b], a[h][b]);
         }
     }
+    for (int h = 0; h < HB; ++h)
+        for (int b = 0; b < VB; ++b) _mm512_storeu_ps(out + h * hd + c + 16 * b, a[h][b]);
+}
+
+// the same register plan as the scores: few rows take 64 dimensions per pass (a head of 64 in one pass over the
+// values, reading each value row's 128 contiguous bytes once)
+template <int HB>
+void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t hd, float* out) {
+    constexpr int VB = keys_regs<HB>();
+    int64_t c = 0;
+    for (; c + 16 * VB <= hd; c += 16 * VB) values_pass<HB, VB>(p, n, v, ldv, hd, c, out);
+    for (; VB > 2 && c + 32 <= hd; c += 32) values_pass<HB, 2>(p, n, v, ldv, hd, c, out);
     ek_attn_values_tail(p, n, v, ldv, hd, c, HB, out);
 }
 

@@ -27,76 +27,63 @@ inline __m512i bcast32(const int8_t* p) {
     return _mm512_set1_epi32(v);
 }
 
-// MR tokens x NT groups of 16 rows: every unpacked block meets MR tokens, every broadcast activation NT groups.
-template <int MR, int NT, bool kBlockScales>
-void groups_tokens(const ek_q4x4* w, int64_t g, const int8_t* xq, const float* xs, const int32_t* off8, float* y,
-                   int64_t ldy) {
+// MR tokens x one group of 16 rows: every unpacked block meets MR tokens. One group per pass in decode too: two
+// groups interleaved (two weight streams per thread) decoded SmolLM2-135M 17-22 % slower on a Zen 4 EPYC than one
+// sequential stream (bench_results/q4x16-decode-streams-zen4.json).
+template <int MR, bool kBlockScales>
+void group_tokens(const ek_q4x4* w, int64_t g, const int8_t* xq, const float* xs, const int32_t* off8, float* y,
+                  int64_t ldy) {
     const int64_t k = w->k, nb = k / EK_Q4_BLOCK;
     const __m512i nib = _mm512_set1_epi8(EK_Q4_LO_MASK);
     const int64_t group_qs = ek_q4_ldb(w) * EK_Q4X16_GROUP_QS_BYTES, group_d = ek_q4_ldb(w) * EK_Q4X16_ROWS;
     const uint8_t* qs = w->qs + g * group_qs;
     const uint16_t* ds = w->d + g * group_d;
     const bool prefetch = MR == 1 && group_qs < kPrefetchBytes;
-    __m512 acc[NT][MR];
-    for (int u = 0; u < NT; ++u)
-        for (int i = 0; i < MR; ++i) acc[u][i] = _mm512_setzero_ps();
+    __m512 acc[MR];
+    for (int i = 0; i < MR; ++i) acc[i] = _mm512_setzero_ps();
     for (int64_t j = 0; j < nb; ++j) {
-        __m512i c[NT][8];
-        __m512 d[NT];
-        for (int u = 0; u < NT; ++u) {
-            const uint8_t* b = qs + u * group_qs + j * EK_Q4X16_GROUP_QS_BYTES;
-            if (prefetch) {
-                for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchBytes + 64 * l,
-                                                         _MM_HINT_T0);
-            }
-            for (int l = 0; l < 4; ++l) {
-                const __m512i v = _mm512_loadu_si512(b + 64 * l);
-                c[u][l] = _mm512_and_si512(v, nib);                          // codes 4l .. 4l+3 of every row
-                c[u][4 + l] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);  // codes 16+4l .. 16+4l+3
-            }
-            d[u] = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ds + u * group_d + j * 16)));
+        __m512i c[8];
+        const uint8_t* b = qs + j * EK_Q4X16_GROUP_QS_BYTES;
+        if (prefetch) {
+            for (int l = 0; l < 4; ++l) _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchBytes + 64 * l,
+                                                     _MM_HINT_T0);
         }
-        // unrolled so that acc[][] stays in registers (GCC otherwise keeps it on the stack: a load and a store per
+        for (int l = 0; l < 4; ++l) {
+            const __m512i v = _mm512_loadu_si512(b + 64 * l);
+            c[l] = _mm512_and_si512(v, nib);                          // codes 4l .. 4l+3 of every row
+            c[4 + l] = _mm512_and_si512(_mm512_srli_epi16(v, 4), nib);  // codes 16+4l .. 16+4l+3
+        }
+        const __m512 d = _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(ds + j * 16)));
+        // unrolled so that acc[] stays in registers (GCC otherwise keeps it on the stack: a load and a store per
         // token and block)
 #pragma GCC unroll 8
         for (int i = 0; i < MR; ++i) {
             const int8_t* xb = xq + i * k + j * EK_Q4_BLOCK;
-            // the -8 offset starts the low chain (exact int32: the same sum as subtracting it at the end)
-            const __m512i neg_off = _mm512_set1_epi32(-off8[i * nb + j]);
-            __m512i lo[NT], hi[NT];
-            for (int u = 0; u < NT; ++u) lo[u] = neg_off, hi[u] = _mm512_setzero_si512();
-            for (int l = 0; l < 4; ++l) {  // two chains per group (codes < 16 and >= 16) for the dpbusd latency
-                const __m512i xl = bcast32(xb + 4 * l), xh = bcast32(xb + 16 + 4 * l);
-                for (int u = 0; u < NT; ++u) {
-                    lo[u] = _mm512_dpbusd_epi32(lo[u], c[u][l], xl);
-                    hi[u] = _mm512_dpbusd_epi32(hi[u], c[u][4 + l], xh);
-                }
+            // the -8 offset starts the low chain (exact int32: the same sum as subtracting it at the end); two
+            // chains (codes < 16 and >= 16) for the dpbusd latency
+            __m512i lo = _mm512_set1_epi32(-off8[i * nb + j]), hi = _mm512_setzero_si512();
+            for (int l = 0; l < 4; ++l) {
+                lo = _mm512_dpbusd_epi32(lo, c[l], bcast32(xb + 4 * l));
+                hi = _mm512_dpbusd_epi32(hi, c[4 + l], bcast32(xb + 16 + 4 * l));
             }
-            for (int u = 0; u < NT; ++u) {
-                const __m512i dot = _mm512_add_epi32(lo[u], hi[u]);
-                const __m512 dx = kBlockScales ? _mm512_mul_ps(d[u], _mm512_set1_ps(xs[i * nb + j])) : d[u];
-                acc[u][i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dx, acc[u][i]);
-            }
+            const __m512i dot = _mm512_add_epi32(lo, hi);
+            const __m512 dx = kBlockScales ? _mm512_mul_ps(d, _mm512_set1_ps(xs[i * nb + j])) : d;
+            acc[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(dot), dx, acc[i]);
         }
     }
-    for (int u = 0; u < NT; ++u) {
-        const int64_t row0 = (g + u) * EK_Q4X16_ROWS;
-        const int64_t rows = w->n - row0 < EK_Q4X16_ROWS ? w->n - row0 : EK_Q4X16_ROWS;
-        const __mmask16 keep = (__mmask16)((1u << rows) - 1);
-        for (int i = 0; i < MR; ++i) {
-            const __m512 out = kBlockScales ? acc[u][i] : _mm512_mul_ps(acc[u][i], _mm512_set1_ps(xs[i]));
-            _mm512_mask_storeu_ps(y + i * ldy + row0, keep, out);  // padding rows are never written
-        }
+    const int64_t row0 = g * EK_Q4X16_ROWS;
+    const int64_t rows = w->n - row0 < EK_Q4X16_ROWS ? w->n - row0 : EK_Q4X16_ROWS;
+    const __mmask16 keep = (__mmask16)((1u << rows) - 1);
+    for (int i = 0; i < MR; ++i) {
+        const __m512 out = kBlockScales ? acc[i] : _mm512_mul_ps(acc[i], _mm512_set1_ps(xs[i]));
+        _mm512_mask_storeu_ps(y + i * ldy + row0, keep, out);  // padding rows are never written
     }
 }
 
 template <int MR, bool kBlockScales>
 void tokens_all_groups(const ek_q4x4* w, int64_t g0, int64_t g1, const int8_t* xq, const float* xs,
                        const int32_t* off8, float* y, int64_t ldy) {
-    constexpr int NT = MR == 1 ? 2 : 1;  // registers: NT * 8 code vectors + NT * MR accumulators (<= 24 of 32)
-    int64_t g = g0;
-    for (; g + NT <= g1; g += NT) groups_tokens<MR, NT, kBlockScales>(w, g, xq, xs, off8, y, ldy);
-    for (; g < g1; ++g) groups_tokens<MR, 1, kBlockScales>(w, g, xq, xs, off8, y, ldy);
+    for (int64_t g = g0; g < g1; ++g) group_tokens<MR, kBlockScales>(w, g, xq, xs, off8, y, ldy);
 }
 
 template <bool kBlockScales>
