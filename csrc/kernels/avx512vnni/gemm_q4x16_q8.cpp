@@ -28,7 +28,7 @@ inline __m512i bcast32(const int8_t* p) {
 }
 
 // MR tokens x one group of 16 rows: every unpacked block meets MR tokens. One group per pass in decode too: two
-// groups interleaved (two weight streams per thread) decoded SmolLM2-135M 17-22 % slower on a Zen 4 EPYC than one
+// groups interleaved (two weight streams per thread) decoded SmolLM2-135M 14-26 % slower on a Zen 4 EPYC than one
 // sequential stream (bench_results/q4x16-decode-streams-zen4.json).
 template <int MR, bool kBlockScales>
 void group_tokens(const ek_q4x4* w, int64_t g, const int8_t* xq, const float* xs, const int32_t* off8, float* y,
