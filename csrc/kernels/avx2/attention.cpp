@@ -3,9 +3,11 @@
 // Scores: keys are lanes (the cache holds them transposed), so each score is one lane's fma chain over the head
 // dimension; up to six query rows of the group share every converted key vector, 16 keys (two registers) at a
 // time: twelve independent chains, 12 fma per 8 loads (four rows: eight chains, 8 per 6; six rows took 0.82x the
-// time of four on the T5 encoder's calls, AMD EPYC Zen 3, one thread). The score pass also adds the bias and keeps
+// time of four on the T5 encoder's calls, AMD EPYC Zen 3, one thread); one or two rows (decode) take 32 keys (four
+// registers) at a time instead. The score pass also adds the bias and keeps
 // each row's maximum, so the softmax reads the scores twice instead of four times. Values: 16 output dimensions
-// (two registers) of up to six rows per pass over the probabilities, each converted value vector shared by them.
+// (two registers; 32 for one or two rows) of up to six rows per pass over the probabilities, each converted value
+// vector shared by them.
 #include <assert.h>
 #include <immintrin.h>
 #include <math.h>
@@ -28,8 +30,6 @@ inline float hmax(__m256 v) {
     return _mm_cvtss_f32(m);
 }
 
-// scores of HB heads for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
-// each head's maximum mx[h] (exact, so in any order)
 // Keys per pass: 8 * KB. A pass is a chain of hd fma per accumulator, so one or two rows (decode: a query row's
 // heads of one KV head, split over the threads) take 32 keys per pass to keep eight chains in flight, and read 64
 // contiguous bytes of each of the hd key rows (which lie ldk apart) per visit instead of 32.

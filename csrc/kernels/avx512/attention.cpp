@@ -3,7 +3,7 @@
 // The AVX2 file's plan on 16-lane registers: scores take 32 keys (two registers) of up to twelve query rows per pass
 // over the head dimension (24 accumulators of the 32 registers: 24 fma per 2 converted loads), adding the bias and
 // keeping each row's maximum in the same pass; values 32 output dimensions of up to twelve rows per pass over the
-// probabilities; one register holds the 16 running sums of the softmax denominator, so the contract's tree is the
+// probabilities; up to three rows (decode) take 64 keys and 64 dimensions per pass instead; one register holds the 16 running sums of the softmax denominator, so the contract's tree is the
 // register's halves.
 #include <assert.h>
 #include <immintrin.h>
@@ -22,10 +22,8 @@ inline __m512 load_f16(const uint16_t* p) {
     return _mm512_cvtph_ps(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(p)));
 }
 
-// scores of HB rows for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
-// each row's maximum mx[h] (exact, so in any order)
 // Keys per pass: 16 * KB. A pass is a chain of hd fma per accumulator, so few rows (decode: one query row's two or
-// three heads) need more keys per pass to keep enough chains in flight, and then also read 2 KB contiguous bytes
+// three heads) need more keys per pass to keep enough chains in flight, and then also read 128 contiguous bytes
 // of each of the hd key rows (which lie ldk apart) per visit instead of 64.
 template <int HB>
 constexpr int keys_regs() { return HB <= 3 ? 4 : 2; }
@@ -54,6 +52,8 @@ void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, in
     }
 }
 
+// scores of HB rows for keys [0, n): p[h * n + t] = (sum_c q[h, c] * k[c, t]) * scale (+ bias[h * n + t]), and
+// each row's maximum mx[h] (exact, so in any order)
 template <int HB>
 void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, const float* bias,
             float* p, float* mx) {
