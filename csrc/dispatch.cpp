@@ -166,6 +166,26 @@ const Table<Op::gemm_q8_0_f32>& table<Op::gemm_q8_0_f32>() {
 }
 
 template <>
+const Table<Op::gemm_q8_0_q8b>& table<Op::gemm_q8_0_q8b>() {
+    static const Table<Op::gemm_q8_0_q8b> t = {
+        {"scalar", &ek_gemm_q8_0_q8b__scalar, 0},
+#if defined(EDGEKIT_HAVE_AVX2)
+        {"avx2", &ek_gemm_q8_0_q8b__avx2, kNeedsAVX2},
+#endif
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
+        {"avx512vnni", &ek_gemm_q8_0_q8b__avx512vnni, kNeedsAVX512VNNI},
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+        {"neon", &ek_gemm_q8_0_q8b__neon, kNeedsNEON},
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+        {"neondot", &ek_gemm_q8_0_q8b__neondot, kNeedsNEONDOT},
+#endif
+    };
+    return t;
+}
+
+template <>
 const Table<Op::attn_f16_f32>& table<Op::attn_f16_f32>() {
     static const Table<Op::attn_f16_f32> t = {
         {"scalar", &ek_attn_f16_f32__scalar, 0},
@@ -453,6 +473,7 @@ template ek_gemm_q4x4_q8_fn kernel<Op::gemm_q4x16_q8b>(const std::string&);
 template ek_gemm_q4x4_q8_fn kernel<Op::gemm_q4x4_q4>(const std::string&);
 template ek_gemm_f16_f32_fn kernel<Op::gemm_f16_f32>(const std::string&);
 template ek_gemm_q8_0_f32_fn kernel<Op::gemm_q8_0_f32>(const std::string&);
+template ek_gemm_q8_0_q8b_fn kernel<Op::gemm_q8_0_q8b>(const std::string&);
 template ek_attn_f16_f32_fn kernel<Op::attn_f16_f32>(const std::string&);
 template ek_silu_mul_f32_fn kernel<Op::silu_mul_f32>(const std::string&);
 template ek_gelu_mul_f32_fn kernel<Op::gelu_mul_f32>(const std::string&);

@@ -231,6 +231,9 @@ class AgileQuantConfig:
         lm_head_bits: None keeps the LM head in float (fp16 in the runtime); 8 makes the tied embedding / LM head
             one Q8_0 table (int8 per 32 values with an fp16 scale, GGUF's Q8_0; float activations); an untied head (a
             rotated model's) is a second Q8_0 table.
+        lm_head_act_bits: None keeps the Q8_0 head's input in float; 8 rounds it per block of 32 to int8 as well
+            (GGUF Q8_0's rule, as llama.cpp runs a Q8_0 head) so that the runtime's head is integer dot products
+            (kernels.h: ek_gemm_q8_0_q8b). Needs ``lm_head_bits: 8``.
         prune: token pruning of prompt prefills, stored with the artifact for the runtimes to apply.
         rotation: ``"none"``, or a rotation of the residual stream folded into the weights before calibration
             (:mod:`edgekit.quant.rotate`): ``"hadamard"`` (randomized Hadamard) or ``"random"`` (seeded random
@@ -243,6 +246,7 @@ class AgileQuantConfig:
     attention: AttentionConfig = field(default_factory=AttentionConfig)
     w4a4_ratio: float = 0.0
     lm_head_bits: int | None = None
+    lm_head_act_bits: int | None = None
     prune: PruneConfig = field(default_factory=PruneConfig)
     rotation: str = "none"
     version: int = CONFIG_VERSION
@@ -252,6 +256,9 @@ class AgileQuantConfig:
                f"rotation must be 'none', 'hadamard' or 'random', got {self.rotation!r}")
         _check(0.0 <= self.w4a4_ratio <= 1.0, f"w4a4_ratio must be in [0, 1], got {self.w4a4_ratio}")
         _check(self.lm_head_bits in (None, 8), f"lm_head_bits must be 8 or null, got {self.lm_head_bits}")
+        _check(self.lm_head_act_bits in (None, 8), f"lm_head_act_bits must be 8 or null, got {self.lm_head_act_bits}")
+        _check(self.lm_head_act_bits is None or self.lm_head_bits == 8,
+               "lm_head_act_bits 8 needs lm_head_bits 8 (integer activations meet the Q8_0 table's codes)")
         _check(self.version == CONFIG_VERSION, f"config version {self.version} is not supported "
                                                f"(this edgekit reads version {CONFIG_VERSION})")
         _check(self.w4a4_ratio == 0 or (self.activation.bits == 8 and self.activation.granularity == "per_token"),

@@ -1,7 +1,8 @@
 """Recipes: YAML files that map onto :class:`edgekit.config.AgileQuantConfig`, validated strictly.
 
 A recipe has a ``name``, an optional ``description``, a ``scheme`` (``agile_quant``), the config fields (``weight``,
-``activation``, ``attention``, ``w4a4_ratio``, ``lm_head_bits``, ``rotation``) and optional ``calibration`` defaults
+``activation``, ``attention``, ``w4a4_ratio``, ``lm_head_bits``, ``lm_head_act_bits``,
+``rotation``) and optional ``calibration`` defaults
 (``samples``, ``seqlen``). Any other key is an error that names it and lists the allowed ones.
 
 The shipped recipes (``recipes/*.yaml``): ``agile-quant`` is Agile-Quant W4A8 as published (GPTQ int4 weights after

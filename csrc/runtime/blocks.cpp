@@ -3,6 +3,7 @@
 
 #include <cmath>
 #include <stdexcept>
+#include <vector>
 
 #include "edgekit/dispatch.h"
 #include "edgekit/linear.h"
@@ -104,6 +105,23 @@ void embed_rows(const Q8Table& q8, const std::vector<uint16_t>& table16, int64_t
 
 void head_logits(const Q8Table& q8, const uint16_t* table16, int vocab, int64_t h, const float* xn, int rows,
                  float* logits) {
+    if (!q8.q.empty() && q8.act8) {
+        // the rows quantized once per call, each block of 32 on its own (GGUF Q8_0's blocking), then integer dots
+        static const ek_quant_row_q8_fn quant_fn = kernel<Op::quant_row_q8>();
+        static const ek_gemm_q8_0_q8b_fn q8b_fn = kernel<Op::gemm_q8_0_q8b>();
+        thread_local std::vector<int8_t> xq;
+        thread_local std::vector<float> xs;
+        xq.resize((size_t)(rows * h));
+        xs.resize((size_t)(rows * h / 32));
+        quant_fn(xn, rows * h / 32, 32, EK_Q8_ROW_QMAX, xq.data(), xs.data());
+        const int8_t* q = q8.q.data();
+        const uint16_t* d = q8.d.data();
+        const int8_t* xqp = xq.data();
+        const float* xsp = xs.data();
+        parallel_for(vocab, kHeadGrain,
+                     [&](int64_t b, int64_t e) { q8b_fn(q, d, h, xqp, xsp, rows, h, logits, vocab, b, e); });
+        return;
+    }
     if (!q8.q.empty()) {
         static const ek_gemm_q8_0_f32_fn q8_fn = kernel<Op::gemm_q8_0_f32>();
         const int8_t* q = q8.q.data();

@@ -159,6 +159,17 @@ bool q8_head(const Artifact& a, const Value& q) {
     return true;
 }
 
+// lm_head_act_bits: null (or absent: artifacts before it) keeps the Q8_0 head's input in float; 8 quantizes it per
+// block of 32 (edgekit/config.py), and needs lm_head_bits 8.
+bool q8_head_act8(const Artifact& a, const Value& q) {
+    const Value* b = q.find("lm_head_act_bits");
+    if (!b || b->is_null()) return false;
+    if (!(b->type == Type::kNumber && b->number == 8.0))
+        a.fail(K::kFormat, "edgekit.quant lm_head_act_bits must be 8 or null");
+    if (!q8_head(a, q)) a.fail(K::kFormat, "edgekit.quant lm_head_act_bits 8 needs lm_head_bits 8");
+    return true;
+}
+
 // The recipe's token-pruning schedule (edgekit.quant "prune": ratio, layers, keep_last; edgekit/config.py resolves
 // the layers before it saves), or none when the artifact has none.
 PruneSchedule read_prune(const Artifact& a, const Value& q, int n_layers) {
@@ -425,10 +436,12 @@ std::unique_ptr<LlamaModel> load_llama(const std::string& path, int max_ctx) {
     const TensorInfo& table = tensor(a, "model.embed_tokens.weight", DType::kF32, {c.vocab, h});
     Q8Table q8, head_q8;
     std::vector<uint16_t> embed, head;
+    const bool act8 = q8_head_act8(a, quant);  // checked even where the head is fp16
     if (q8_head(a, quant)) {
         if (h % 32) a.fail(K::kFormat, "lm_head_bits 8 needs a hidden size that is a multiple of 32");
         q8 = q8_table(a, table);
         if (!tied) head_q8 = q8_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));
+        q8.act8 = head_q8.act8 = act8;
     } else {
         embed = fp16_table(a, table);
         if (!tied) head = fp16_table(a, tensor(a, "lm_head.weight", DType::kF32, {c.vocab, h}));

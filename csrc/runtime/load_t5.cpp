@@ -119,9 +119,11 @@ std::unique_ptr<T5Model> load_t5(const std::string& path, int max_ctx) {
     const TensorInfo& table = tensor(a, table_name, DType::kF32, {c.vocab, h});
     Q8Table q8;
     std::vector<uint16_t> embed;
+    const bool act8 = q8_head_act8(a, quant);  // checked even where the head is fp16
     if (q8_head(a, quant)) {
         if (h % 32) a.fail(K::kFormat, "lm_head_bits 8 needs a d_model that is a multiple of 32");
         q8 = q8_table(a, table);
+        q8.act8 = act8;
     } else {
         embed = fp16_table(a, table);
     }

@@ -1,4 +1,4 @@
-// The fp16-row kernels (gemm_f16_f32, attn_f16_f32), the Q8_0-row head kernel (gemm_q8_0_f32), silu_mul_f32 and
+// The fp16-row kernels (gemm_f16_f32, attn_f16_f32), the Q8_0-row head kernels (gemm_q8_0_f32, gemm_q8_0_q8b), silu_mul_f32 and
 // the fp16 converters, checked by edgekit_test_kernels.
 //
 // kernels.h fixes their summation order, so every implementation must equal the scalar one bit for bit, for any
@@ -226,6 +226,61 @@ void q8_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
     }
 }
 
+// The integer Q8_0 head kernel (lm_head_act_bits 8): the scalar against its contract (exact four-byte lane sums, one
+// fma chain per lane, the 8-4-2 tree), spelled out here; every implementation against the scalar (split row ranges,
+// decode rows alone). One block holds extreme codes (+-127 both sides: maddubs' pairs must not saturate).
+void q8b_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
+    const int64_t ldq = k + pad, ldy = n + 3, nb = k / 32;
+    std::vector<float> src((size_t)(n * ldq));
+    for (auto& v : src) v = uniform() * 3.0f;
+    for (int64_t i = 0; i < std::min<int64_t>(32, ldq); ++i) src[(size_t)i] = 0.0f;  // a zero block: scale 0
+    std::vector<int8_t> q((size_t)(n * ldq));
+    std::vector<uint16_t> d((size_t)(n * ldq / 32));
+    ek_quantize_q8_0(src.data(), n, ldq, q.data(), d.data());
+    std::vector<float> x((size_t)(m * k));
+    for (auto& v : x) v = uniform();
+    std::vector<int8_t> xq((size_t)(m * k));
+    std::vector<float> xs((size_t)(m * nb));
+    ek_quant_row_q8__scalar(x.data(), m * nb, 32, 127, xq.data(), xs.data());
+    if (n > 1 && k > 32)  // row 1's second block and token 0's: all codes at the extremes, signs mixed
+        for (int cc = 0; cc < 32; ++cc) q[ldq + 32 + cc] = (cc % 3) ? -127 : 127, xq[32 + cc] = (cc % 5) ? -127 : 127;
+    std::vector<float> ref((size_t)(m * ldy), -7.0f);
+    ek_gemm_q8_0_q8b__scalar(q.data(), d.data(), ldq, xq.data(), xs.data(), m, k, ref.data(), ldy, 0, n);
+    for (int64_t i = 0; i < m; ++i)
+        for (int64_t r = 0; r < n; ++r) {
+            float acc[8] = {0};
+            for (int64_t j = 0; j < nb; ++j) {
+                const float s = ek_fp16_to_fp32(d[r * (ldq / 32) + j]) * xs[i * nb + j];
+                for (int l = 0; l < 8; ++l) {
+                    int64_t p = 0;
+                    for (int cc = 0; cc < 4; ++cc) p += q[r * ldq + 32 * j + 4 * l + cc] * xq[i * k + 32 * j + 4 * l + cc];
+                    acc[l] = std::fma((float)p, s, acc[l]);
+                }
+            }
+            for (int w = 4; w >= 1; w /= 2)
+                for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
+            size_t at = 0;
+            expect(c, same_bits(&acc[0], &ref[i * ldy + r], 1, &at),
+                   shape("gemm_q8_0_q8b", "scalar", m, n, k) + " is not the contract's sum");
+        }
+    for (const auto& name : edgekit::implementations("gemm_q8_0_q8b")) {
+        const ek_gemm_q8_0_q8b_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_q8b>(name);
+        std::vector<float> y((size_t)(m * ldy), -7.0f);
+        const int64_t split = n / 3;
+        fn(q.data(), d.data(), ldq, xq.data(), xs.data(), m, k, y.data(), ldy, 0, split);
+        fn(q.data(), d.data(), ldq, xq.data(), xs.data(), m, k, y.data(), ldy, split, n);
+        size_t at = 0;
+        expect(c, same_bits(y.data(), ref.data(), y.size(), &at),
+               shape("gemm_q8_0_q8b", name, m, n, k) + " differs from scalar at " + std::to_string(at));
+        for (int64_t i = 0; i < m; ++i) {
+            std::vector<float> yi((size_t)n);
+            fn(q.data(), d.data(), ldq, xq.data() + i * k, xs.data() + i * nb, 1, k, yi.data(), n, 0, n);
+            expect(c, same_bits(yi.data(), ref.data() + i * ldy, (size_t)n, &at),
+                   shape("gemm_q8_0_q8b", name, m, n, k) + " row " + std::to_string(i) + " alone differs");
+        }
+    }
+}
+
 }  // namespace
 
 // Runs the suite; adds to the caller's counters. Returns the number of failures.
@@ -241,7 +296,10 @@ std::pair<int, int> run_f16_suite() {
     gemm_case(c, 2, 9, 48, 0, true);  // huge products: inf / overflow behave alike everywhere
     for (int64_t k : {32, 64, 96, 576})
         for (int64_t n : {1, 2, 3, 5, 37})
-            for (int64_t m : {1, 2, 5}) q8_case(c, m, n, k, (k + n + m) % 3 == 0 ? 32 : 0);
+            for (int64_t m : {1, 2, 5}) {
+                q8_case(c, m, n, k, (k + n + m) % 3 == 0 ? 32 : 0);
+                q8b_case(c, m, n, k, (k + n + m) % 3 == 0 ? 32 : 0);
+            }
     for (int64_t g : {1, 2, 3, 4, 5, 9})
         for (int64_t n : {1, 7, 8, 15, 16, 17, 33, 300})
             for (int64_t hd : {2, 8, 14, 64, 96}) attn_case(c, g, n, hd, (g + n) % 3 ? 0 : 5, false);

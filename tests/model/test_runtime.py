@@ -61,6 +61,8 @@ def test_kernel_path_has_the_runtime_numerics(kernel_model, smollm2_artifacts):
     emb = kernel_model.model.embed_tokens.weight
     if smollm2_artifacts["w4a8"].config.lm_head_bits == 8:  # the default: one Q8_0 table, head and embedding
         assert isinstance(kernel_model.lm_head, Q8Head)
+        # the default rounds the head's input per block too (integer head kernel), as the runtime does
+        assert kernel_model.lm_head.act8 == (smollm2_artifacts["w4a8"].config.lm_head_act_bits == 8)
         q, d = quantize_q8_0(emb.detach().numpy())
         assert torch.equal(emb, torch.from_numpy(dequantize_q8_0(q, d)))
     else:

@@ -18,7 +18,7 @@ def test_shipped_names_and_defaults():
     assert load_recipe(None).name == "w4a8" == default_recipe(None)
     w4a8 = load_recipe("w4a8").config
     assert w4a8.weight.method == "gptq" and w4a8.weight.weighted_search and not w4a8.weight.awq
-    assert 0 < w4a8.weight.hessian_shrink < 1 and w4a8.lm_head_bits == 8
+    assert 0 < w4a8.weight.hessian_shrink < 1 and w4a8.lm_head_bits == 8 and w4a8.lm_head_act_bits == 8
     assert w4a8.weight.tune.iters == 0  # block-wise tuning is the w4a8-tune recipe's, off in the default
     tuned = load_recipe("w4a8-tune").config
     assert tuned.weight.tune.iters > 0 and tuned.weight.tune.loss == "relative"
@@ -51,3 +51,16 @@ def test_unknown_names_list_the_valid_ones():
     with pytest.raises(EdgekitError, match="recipe not found: agile-w4a9") as e:
         load_recipe("agile-w4a9")
     assert all(name in str(e.value) for name in SHIPPED)
+
+
+def test_head_activation_bits_need_the_q8_0_head(tmp_path):
+    """lm_head_act_bits 8 rounds the head's input to meet the Q8_0 table's codes: without that table, or with other
+    bits, one error that names the key."""
+    text = (recipes.RECIPES_DIR / "w4a8.yaml").read_text()
+    for bad, match in [("lm_head_bits: null\nlm_head_act_bits: 8", "needs lm_head_bits 8"),
+                       ("lm_head_bits: 8\nlm_head_act_bits: 4", "lm_head_act_bits must be 8 or null")]:
+        path = tmp_path / "bad.yaml"
+        lines = [ln for ln in text.splitlines() if not ln.startswith("lm_head")]
+        path.write_text("\n".join(lines + bad.splitlines()) + "\n")
+        with pytest.raises(EdgekitError, match=match):
+            load_recipe(str(path))

@@ -33,6 +33,9 @@ struct Q4Weight {
 struct Q8Table {
     WeightVec<int8_t> q;
     WeightVec<uint16_t> d;
+    // lm_head_act_bits 8: the head's input is quantized per block of 32 too and meets the codes in integer dot
+    // products (ek_gemm_q8_0_q8b, as llama.cpp runs a Q8_0 head); false: float activations (ek_gemm_q8_0_f32)
+    bool act8 = false;
 };
 
 // Rows per parallel task of the row-wise steps (norms, RoPE): enough work to amortize a wake-up.

@@ -69,6 +69,7 @@ enum class Op : unsigned {
     gemm_q4x4_q4,    // the packed-multiplier W4A4 kernels (activations in -7..7)
     gemm_f16_f32,    // float kernels: the fp16 LM head, attention over the fp16 KV cache, SwiGLU, fp16 stores
     gemm_q8_0_f32,   // the Q8_0 LM head (the same sums over int8 codes times their block scales)
+    gemm_q8_0_q8b,   // the Q8_0 LM head on activations quantized per block (integer dot products)
     attn_f16_f32,
     silu_mul_f32,
     gelu_mul_f32,    // T5's gated GELU (tanh form)
@@ -94,6 +95,7 @@ EK_OP_TRAITS(gemm_q4x16_q8b, ek_gemm_q4x4_q8_fn)
 EK_OP_TRAITS(gemm_q4x4_q4, ek_gemm_q4x4_q8_fn)
 EK_OP_TRAITS(gemm_f16_f32, ek_gemm_f16_f32_fn)
 EK_OP_TRAITS(gemm_q8_0_f32, ek_gemm_q8_0_f32_fn)
+EK_OP_TRAITS(gemm_q8_0_q8b, ek_gemm_q8_0_q8b_fn)
 EK_OP_TRAITS(attn_f16_f32, ek_attn_f16_f32_fn)
 EK_OP_TRAITS(silu_mul_f32, ek_silu_mul_f32_fn)
 EK_OP_TRAITS(gelu_mul_f32, ek_gelu_mul_f32_fn)

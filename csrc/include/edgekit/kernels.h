@@ -180,6 +180,44 @@ void ek_gemm_q8_0_f32__neon(const int8_t* q, const uint16_t* d, int64_t ldq, con
                             int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
 #endif
 
+// The Q8_0 rows against activations quantized per block of 32 (lm_head_act_bits 8: codes and scales from
+// ek_quant_row_q8 over [m * k / 32, 32] with qmax 127, as GGUF Q8_0 and llama.cpp's own Q8_0 head do), integer
+// dot products instead of float ones. For row r and token i, block j gives eight exact int32 lane sums
+//
+//   p[j, l] = sum_{c < 4} q[r * ldq + 32j + 4l + c] * xq[i * k + 32j + 4l + c]        l < 8
+//
+// (the lanes of one 256-bit vpdpbusd, or of two 128-bit sdot), added in float lane by lane, blocks in order:
+//
+//   acc[l] = fma((float)p[j, l], fp32(d[r * (ldq / 32) + j]) * xs[i * (k / 32) + j], acc[l])    j = 0, 1, ...
+//   y[i * ldy + r] = ((acc[0] + acc[4]) + (acc[2] + acc[6])) + ((acc[1] + acc[5]) + (acc[3] + acc[7]))
+//
+// (the product of the two scales rounded once; the last line is the 8-4-2 tree of the lanes). Every lane runs its
+// own chain, so every implementation gives the scalar bits. k and ldq are multiples of 32; xq holds codes in
+// -127..127 (the kernels that multiply |x| by sign-adjusted codes rely on it).
+typedef void (*ek_gemm_q8_0_q8b_fn)(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq,
+                                    const float* xs, int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0,
+                                    int64_t r1);
+
+void ek_gemm_q8_0_q8b__scalar(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq, const float* xs,
+                              int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+#if defined(EDGEKIT_HAVE_AVX2)
+void ek_gemm_q8_0_q8b__avx2(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq, const float* xs,
+                            int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+#endif
+#if defined(EDGEKIT_HAVE_AVX512VNNI)
+void ek_gemm_q8_0_q8b__avx512vnni(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq,
+                                  const float* xs, int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0,
+                                  int64_t r1);
+#endif
+#if defined(EDGEKIT_HAVE_NEON)
+void ek_gemm_q8_0_q8b__neon(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq, const float* xs,
+                            int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+#endif
+#if defined(EDGEKIT_HAVE_NEONDOT)
+void ek_gemm_q8_0_q8b__neondot(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq, const float* xs,
+                               int64_t m, int64_t k, float* y, int64_t ldy, int64_t r0, int64_t r1);
+#endif
+
 // Float rows [n, k] (k a multiple of 32) to Q8_0, the rule of formats.quantize_q8_0 (and of the GGUF export):
 // d = amax / 127 per block of 32 (float32), q = clamp(rint(x * (1 / d)), -127, 127) (0 where d = 0), the stored
 // scale fp16(d). A table already on this grid (values q * fp16(d)) comes back with the same codes and scales.

@@ -31,6 +31,8 @@ float cfg_positive(const Artifact& a, const json::Value& cfg, const char* key, c
 void check_quant(const Artifact& a, const json::Value& q);
 // lm_head_bits 8: the tied table (or the embedding and an untied head) in Q8_0 (true); null: fp16 (false).
 bool q8_head(const Artifact& a, const json::Value& q);
+// lm_head_act_bits 8: the Q8_0 head's input quantized per block of 32 (true); null or absent: float (false).
+bool q8_head_act8(const Artifact& a, const json::Value& q);
 // One edgekit.linears entry: the W4A8 scheme of the kernels with shape [n, k]; returns its activation mode.
 ActQuant check_linear(const Artifact& a, const json::Value& linears, const std::string& name, int64_t n, int64_t k);
 // The tensor `name` with exactly this dtype and shape (kFormat otherwise).
