@@ -34,8 +34,9 @@ def parse_labels(spec: str, option: str = "--reports") -> dict[str, str]:
     return out
 
 
-def parse_reports(spec: str) -> dict[str, dict]:
-    """``label=PATH[,label=PATH...]`` → label → report (a PATH that is a directory means its distill.json).
+def parse_reports(spec: str | dict[str, str]) -> dict[str, dict]:
+    """``label=PATH[,label=PATH...]`` (or that spec already parsed by :func:`parse_labels`) → label → report (a PATH
+    that is a directory means its distill.json).
 
     Raises:
         EdgekitError: as :func:`parse_labels`, or a report that does not load.
@@ -43,7 +44,7 @@ def parse_reports(spec: str) -> dict[str, dict]:
     from edgekit.distill.api import REPORT
 
     runs: dict[str, dict] = {}
-    for label, path in parse_labels(spec).items():
+    for label, path in (spec if isinstance(spec, dict) else parse_labels(spec)).items():
         p = Path(path)
         runs[label] = curves.load_report(p / REPORT if p.is_dir() else p)
     return runs

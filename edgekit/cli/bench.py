@@ -425,7 +425,8 @@ def distill(reports, plot_out, quantized, speed, student, teacher, gguf, input_l
 def _distill_quality(reports, plot_out, quantized=None) -> dict:
     from edgekit.bench.distill_report import parse_labels, parse_reports, plot_curves, quality_rows, quantized_rows
 
-    runs = parse_reports(reports)
+    labels = parse_labels(reports)
+    runs = parse_reports(labels)
     artifacts = parse_labels(quantized, "--quantized") if quantized else {}
     for label, art in artifacts.items():  # cheap checks before any scoring
         if not Path(art).is_file():
@@ -439,7 +440,7 @@ def _distill_quality(reports, plot_out, quantized=None) -> dict:
                       ("train_ce_last", "train CE, last 50", "{:.3f}")],
                f"held-out continuation NLL (nats/token), {rows[0]['val_pairs']} pairs", left=("model",))
     if artifacts:
-        paths = {k: Path(v) for k, v in parse_labels(reports).items() if Path(v).is_dir()}
+        paths = {k: Path(v) for k, v in labels.items() if Path(v).is_dir()}
         qrows = quantized_rows(runs, paths, artifacts)
         print_rows(qrows, [("model", "model", "{}"), ("engine", "engine", "{}"),
                            ("continuation_nll", "held-out NLL", "{:.4f}"), ("float_nll", "float", "{:.4f}"),
