@@ -169,7 +169,7 @@ void T5Model::attention(const float* q, int n, int pos0, const uint16_t* kt, int
                 }
             }
             attn(qb.data(), g, dk, kt + (int64_t)hh * dk * ldk, ldk, v + (int64_t)hh * dk, inner, visible, 1.0f,
-                 rel ? bias.data() : nullptr, p.data(), ob.data(), first);
+                 rel ? bias.data() : nullptr, nullptr, p.data(), ob.data(), first);
             for (int j = 0; j < g; ++j)
                 std::copy(ob.data() + (int64_t)j * dk, ob.data() + (int64_t)(j + 1) * dk,
                           out + (int64_t)(i0 + j) * inner + (int64_t)hh * dk);

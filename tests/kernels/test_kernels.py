@@ -408,6 +408,23 @@ def test_runtime_attention_same_bits_on_any_thread_count(n_kv, group):
         _C.set_num_threads(old)
 
 
+@pytest.mark.parametrize("n_kv, group", [(3, 3), (1, 5), (2, 4)])
+def test_prefill_attention_gives_each_token_its_decode_bits(n_kv, group):
+    """Prefill batches four causal positions per kernel call (rows of their own lengths, kernels.h: lens): every
+    token's output equals the per-token call at its position (decode), for chunks of several sizes and offsets."""
+    rng = np.random.default_rng(12)
+    hd = 64
+    for n, length in [(8, 8), (9, 40), (13, 13), (30, 70)]:
+        q = rng.standard_normal((n, n_kv * group, hd)).astype(np.float32)
+        k = rng.standard_normal((length, n_kv, hd)).astype(np.float32)
+        v = rng.standard_normal((length, n_kv, hd)).astype(np.float32)
+        full = _C.attention_causal(q, k, v)
+        base = length - n
+        for i in range(n):
+            one = _C.attention_causal(q[i:i + 1], k[:base + i + 1], v[:base + i + 1])
+            np.testing.assert_array_equal(one[0], full[i], err_msg=f"n={n} token {i}")
+
+
 @pytest.mark.parametrize("impl", _C.implementations("attn_f16_f32"))
 def test_attention_bias_is_added_after_the_scale(impl):
     """The optional score bias (T5's relative position bias, scale 1): the reference with the bias added to the

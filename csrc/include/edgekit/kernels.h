@@ -236,27 +236,32 @@ void ek_quantize_q8_0(const float* x, int64_t n, int64_t k, int8_t* q, uint16_t*
 // dimension, so consecutive keys are consecutive lanes); p is [g, n] scratch the kernel fills with the
 // probabilities; bias, when given, is [g, n] like p. Every lane runs its own chain, so the result does not depend on the vector width: every
 // implementation gives the scalar bits, and a token's attention does not depend on what else is in the batch.
+//
+// lens, when not null, gives each row its own key count 1 <= lens[h] <= n: row h is then exactly the kernel on that
+// row alone with n = lens[h] (so several causal positions can share one call), and p[h, t] = 0 for t >= lens[h].
+// The SIMD kernels run the value sums of a block of rows over all n keys, adding fma(0, v, .) terms past a row's
+// length: they leave a finite sum unchanged, except that an exact -0 may become +0.
 typedef void (*ek_attn_f16_f32_fn)(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                    const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                   float* p, float* out, float* first);
+                                   const int32_t* lens, float* p, float* out, float* first);
 
 void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                              const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                             float* p, float* out, float* first);
+                             const int32_t* lens, float* p, float* out, float* first);
 #if defined(EDGEKIT_HAVE_AVX2)
 void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                            const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                           float* p, float* out, float* first);
+                           const int32_t* lens, float* p, float* out, float* first);
 #endif
 #if defined(EDGEKIT_HAVE_AVX512)
 void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                              const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                             float* p, float* out, float* first);
+                             const int32_t* lens, float* p, float* out, float* first);
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
 void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                            const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                           float* p, float* out, float* first);
+                           const int32_t* lens, float* p, float* out, float* first);
 #endif
 
 // SwiGLU's gate in place: g[i] = g[i] / (1 + ek_exp(-g[i])) * u[i], i < n (the same bits in every implementation).

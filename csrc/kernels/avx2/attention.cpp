@@ -105,6 +105,16 @@ void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t
     }
 }
 
+// the maximum of a row's first len scores (exact in any order; kernels.h: lens)
+float row_max(const float* p, int64_t len) {
+    __m256 m = _mm256_set1_ps(-INFINITY);
+    int64_t t = 0;
+    for (; t + 8 <= len; t += 8) m = _mm256_max_ps(m, _mm256_loadu_ps(p + t));
+    float r = hmax(m);
+    for (; t < len; ++t) r = p[t] > r ? p[t] : r;
+    return r;
+}
+
 // scores → probabilities in place, given their maximum mx (kernels.h: ek_exp, the 16-lane sum, one reciprocal)
 void softmax(float* p, int64_t n, float mx) {
     const int64_t n8 = n - n % 8, n16 = n - n % 16;
@@ -164,10 +174,15 @@ constexpr int kMaxHeads = 6;
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
-                    int64_t n, float scale, const float* bias, float* p, float* out) {
+                    int64_t n, float scale, const float* bias, const int32_t* lens, float* p, float* out) {
         float mx[HB];
         scores<HB>(q, hd, kt, ldk, n, scale, bias, p, mx);
-        for (int h = 0; h < HB; ++h) softmax(p + h * n, n, mx[h]);
+        for (int h = 0; h < HB; ++h) {
+            const int64_t len = lens ? lens[h] : n;
+            if (len < n) mx[h] = row_max(p + h * n, len);
+            softmax(p + h * n, len, mx[h]);
+            ek_attn_zero_after(p + h * n, len, n);
+        }
         values<HB>(p, n, v, ldv, hd, out);
     }
 };
@@ -176,7 +191,7 @@ struct Heads {
 
 extern "C" void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                       const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                      float* p, float* out, float* first) {
+                                      const int32_t* lens, float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
+    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out, first);
 }

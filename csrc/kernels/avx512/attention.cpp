@@ -95,6 +95,18 @@ void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t
     for (int h = 0; h < HB; ++h) mx[h] = _mm512_reduce_max_ps(mv[h]);
 }
 
+// the maximum of a row's first len scores (exact in any order; kernels.h: lens)
+float row_max(const float* p, int64_t len) {
+    __m512 m = _mm512_set1_ps(-INFINITY);
+    int64_t t = 0;
+    for (; t + 16 <= len; t += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(p + t));
+    if (t < len) {
+        const __mmask16 keep = (__mmask16)((1u << (len - t)) - 1);
+        m = _mm512_mask_max_ps(m, keep, m, _mm512_maskz_loadu_ps(keep, p + t));
+    }
+    return _mm512_reduce_max_ps(m);
+}
+
 // scores → probabilities in place, given their maximum mx (kernels.h: ek_exp, the 16-lane sum, one reciprocal)
 void softmax(float* p, int64_t n, float mx) {
     const int64_t n16 = n - n % 16;
@@ -154,10 +166,15 @@ constexpr int kMaxHeads = 12;
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
-                    int64_t n, float scale, const float* bias, float* p, float* out) {
+                    int64_t n, float scale, const float* bias, const int32_t* lens, float* p, float* out) {
         float mx[HB];
         scores<HB>(q, hd, kt, ldk, n, scale, bias, p, mx);
-        for (int h = 0; h < HB; ++h) softmax(p + h * n, n, mx[h]);
+        for (int h = 0; h < HB; ++h) {
+            const int64_t len = lens ? lens[h] : n;
+            if (len < n) mx[h] = row_max(p + h * n, len);
+            softmax(p + h * n, len, mx[h]);
+            ek_attn_zero_after(p + h * n, len, n);
+        }
         values<HB>(p, n, v, ldv, hd, out);
     }
 };
@@ -166,7 +183,7 @@ struct Heads {
 
 extern "C" void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                         const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                        float* p, float* out, float* first) {
+                                        const int32_t* lens, float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
+    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out, first);
 }

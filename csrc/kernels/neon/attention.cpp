@@ -119,10 +119,14 @@ void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t h
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
-                    int64_t n, float scale, const float* bias, float* p, float* out) {
+                    int64_t n, float scale, const float* bias, const int32_t* lens, float* p, float* out) {
         scores<HB>(q, hd, kt, ldk, n, scale, p);
         ek_attn_add_bias(p, bias, HB, n);
-        for (int h = 0; h < HB; ++h) softmax(p + h * n, n);
+        for (int h = 0; h < HB; ++h) {
+            const int64_t len = lens ? lens[h] : n;
+            softmax(p + h * n, len);
+            ek_attn_zero_after(p + h * n, len, n);
+        }
         values<HB>(p, n, v, ldv, hd, out);
     }
 };
@@ -131,7 +135,7 @@ struct Heads {
 
 extern "C" void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                       const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                      float* p, float* out, float* first) {
+                                      const int32_t* lens, float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, p, out, first);
+    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out, first);
 }
