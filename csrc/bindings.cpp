@@ -434,46 +434,33 @@ py::array_t<float> gemm_f16_f32(const py::array& w, const py::array& x, const st
     return y;
 }
 
-// Fused attention of g heads over n cached fp16 keys (transposed, kt [hd, ldk >= n]) and values (v [n, hd]).
-// y [m, n] = x [m, k] · w [n, k]ᵀ over Q8_0 rows (codes int8 [n, k], fp16 scales [n, k / 32]); kernels.h.
-py::array_t<float> gemm_q8_0_f32(const py::array& q, const py::array& d, const py::array& x, const std::string& impl) {
+// y [m, n] = x [m, k] · w [n, k]ᵀ over Q8_0 rows (codes int8 [n, k], fp16 scales [n, k / 32]); kernels.h. act8: x
+// quantized per block of 32 first (quant_row_q8, qmax 127: the runtime's head_logits with lm_head_act_bits 8), then
+// integer dot products (ek_gemm_q8_0_q8b); otherwise float activations (ek_gemm_q8_0_f32).
+py::array_t<float> gemm_q8_0(const py::array& q, const py::array& d, const py::array& x, const std::string& impl,
+                             bool act8) {
     const int8_t* qp = checked<int8_t>(q, "q", 2, "int8");
     const uint16_t* dp = checked<uint16_t>(d, "d", 2, "uint16 (fp16 bits)");
     const auto [m, k] = check_matrix_f32(x, "x");
     const int64_t n = q.shape(0);
     if (k % 32 || q.shape(1) != k) throw py::value_error("q must be [n, k] with k a multiple of 32, matching x");
     if (d.shape(0) != n || d.shape(1) != k / 32) throw py::value_error("d must be [n, k / 32]");
-    const ek_gemm_q8_0_f32_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_f32>(impl);
-    py::array_t<float> y({m, n});
-    const float* xp = static_cast<const float*>(x.data());
-    float* yp = y.mutable_data();
-    {
-        py::gil_scoped_release nogil;
-        fn(qp, dp, k, xp, k, m, k, yp, n, 0, n);
-    }
-    return y;
-}
-
-// The same head with x quantized per block of 32 first (quant_row_q8, qmax 127: the runtime's head_logits with
-// lm_head_act_bits 8), then integer dot products (ek_gemm_q8_0_q8b).
-py::array_t<float> gemm_q8_0_q8b(const py::array& q, const py::array& d, const py::array& x, const std::string& impl) {
-    const int8_t* qp = checked<int8_t>(q, "q", 2, "int8");
-    const uint16_t* dp = checked<uint16_t>(d, "d", 2, "uint16 (fp16 bits)");
-    const auto [m, k] = check_matrix_f32(x, "x");
-    const int64_t n = q.shape(0);
-    if (k % 32 || q.shape(1) != k) throw py::value_error("q must be [n, k] with k a multiple of 32, matching x");
-    if (d.shape(0) != n || d.shape(1) != k / 32) throw py::value_error("d must be [n, k / 32]");
-    const ek_gemm_q8_0_q8b_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_q8b>(impl);
+    const ek_gemm_q8_0_f32_fn f32 = act8 ? nullptr : edgekit::kernel<edgekit::Op::gemm_q8_0_f32>(impl);
+    const ek_gemm_q8_0_q8b_fn q8b = act8 ? edgekit::kernel<edgekit::Op::gemm_q8_0_q8b>(impl) : nullptr;
     const ek_quant_row_q8_fn quant = edgekit::kernel<edgekit::Op::quant_row_q8>();
     py::array_t<float> y({m, n});
     const float* xp = static_cast<const float*>(x.data());
     float* yp = y.mutable_data();
     {
         py::gil_scoped_release nogil;
-        std::vector<int8_t> xq((size_t)(m * k));
-        std::vector<float> xs((size_t)(m * k / 32));
-        quant(xp, m * k / 32, 32, EK_Q8_ROW_QMAX, xq.data(), xs.data());
-        fn(qp, dp, k, xq.data(), xs.data(), m, k, yp, n, 0, n);
+        if (act8) {
+            std::vector<int8_t> xq((size_t)(m * k));
+            std::vector<float> xs((size_t)(m * k / 32));
+            quant(xp, m * k / 32, 32, EK_Q8_ROW_QMAX, xq.data(), xs.data());
+            q8b(qp, dp, k, xq.data(), xs.data(), m, k, yp, n, 0, n);
+        } else {
+            f32(qp, dp, k, xp, k, m, k, yp, n, 0, n);
+        }
     }
     return y;
 }
@@ -487,6 +474,7 @@ py::tuple quantize_q8_0(const py::array& x) {
     return py::make_tuple(q, d);
 }
 
+// Fused attention of g heads over n cached fp16 keys (transposed, kt [hd, ldk >= n]) and values (v [n, hd]).
 py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array& v, float scale,
                        const std::string& impl, const py::object& bias) {
     const float* qp = checked<float>(q, "q", 2, "float32");
@@ -717,10 +705,18 @@ PYBIND11_MODULE(_C, m) {
 
     m.def("gemm_f16_f32", &gemm_f16_f32, py::arg("w"), py::arg("x"), py::arg("impl") = "",
           "y [m, n] float32 = x [m, k] @ w.T for fp16 weights w (uint16 bits [n, k]); the runtime's LM head kernel.");
-    m.def("gemm_q8_0_f32", &gemm_q8_0_f32, py::arg("q"), py::arg("d"), py::arg("x"), py::arg("impl") = "",
+    m.def("gemm_q8_0_f32",
+          [](const py::array& q, const py::array& d, const py::array& x, const std::string& impl) {
+              return gemm_q8_0(q, d, x, impl, false);
+          },
+          py::arg("q"), py::arg("d"), py::arg("x"), py::arg("impl") = "",
           "y [m, n] float32 = x [m, k] @ w.T for Q8_0 rows w = q * fp16(d) (q int8 [n, k], d uint16 fp16 bits "
           "[n, k / 32]); the runtime's 8-bit LM head kernel.");
-    m.def("gemm_q8_0_q8b", &gemm_q8_0_q8b, py::arg("q"), py::arg("d"), py::arg("x"), py::arg("impl") = "",
+    m.def("gemm_q8_0_q8b",
+          [](const py::array& q, const py::array& d, const py::array& x, const std::string& impl) {
+              return gemm_q8_0(q, d, x, impl, true);
+          },
+          py::arg("q"), py::arg("d"), py::arg("x"), py::arg("impl") = "",
           "gemm_q8_0_f32 with x quantized per block of 32 first (int8, qmax 127) and integer dot products: the "
           "runtime's 8-bit LM head with lm_head_act_bits 8.");
     m.def("quantize_q8_0", &quantize_q8_0, py::arg("x"),

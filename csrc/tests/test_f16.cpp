@@ -204,6 +204,24 @@ void convert_suite(Counts& c) {
            "fp32_to_fp16 smallest subnormal rounding");
 }
 
+// One head kernel against the reference ref [m, ldy]: the rows in two calls split at n / 3, and each token alone
+// (decode). call(i0, mi, y, ldy, r0, r1) runs the kernel on tokens [i0, i0 + mi) into y for the rows [r0, r1).
+template <class Call>
+void expect_head_rows(Counts& c, const std::string& what, int64_t m, int64_t n, int64_t ldy,
+                      const std::vector<float>& ref, Call call) {
+    std::vector<float> y((size_t)(m * ldy), -7.0f);
+    call(0, m, y.data(), ldy, 0, n / 3);
+    call(0, m, y.data(), ldy, n / 3, n);
+    size_t at = 0;
+    expect(c, same_bits(y.data(), ref.data(), y.size(), &at), what + " differs from scalar at " + std::to_string(at));
+    for (int64_t i = 0; i < m; ++i) {
+        std::vector<float> yi((size_t)n);
+        call(i, 1, yi.data(), n, 0, n);
+        expect(c, same_bits(yi.data(), ref.data() + i * ldy, (size_t)n, &at),
+               what + " row " + std::to_string(i) + " alone differs");
+    }
+}
+
 // The Q8_0 head kernel: every implementation against the scalar (split row ranges, decode rows alone), and the
 // scalar against its contract: gemm_f16_f32's order over the values q * fp16(d), spelled out here.
 void q8_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
@@ -232,19 +250,10 @@ void q8_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
         }
     for (const auto& name : edgekit::implementations("gemm_q8_0_f32")) {
         const ek_gemm_q8_0_f32_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_f32>(name);
-        std::vector<float> y((size_t)(m * ldy), -7.0f);
-        const int64_t split = n / 3;
-        fn(q.data(), d.data(), ldq, x.data(), ldx, m, k, y.data(), ldy, 0, split);
-        fn(q.data(), d.data(), ldq, x.data(), ldx, m, k, y.data(), ldy, split, n);
-        size_t at = 0;
-        expect(c, same_bits(y.data(), ref.data(), y.size(), &at),
-               shape("gemm_q8_0_f32", name, m, n, k) + " differs from scalar at " + std::to_string(at));
-        for (int64_t i = 0; i < m; ++i) {
-            std::vector<float> yi((size_t)n);
-            fn(q.data(), d.data(), ldq, x.data() + i * ldx, ldx, 1, k, yi.data(), n, 0, n);
-            expect(c, same_bits(yi.data(), ref.data() + i * ldy, (size_t)n, &at),
-                   shape("gemm_q8_0_f32", name, m, n, k) + " row " + std::to_string(i) + " alone differs");
-        }
+        expect_head_rows(c, shape("gemm_q8_0_f32", name, m, n, k), m, n, ldy, ref,
+                         [&](int64_t i0, int64_t mi, float* y, int64_t ld, int64_t r0, int64_t r1) {
+                             fn(q.data(), d.data(), ldq, x.data() + i0 * ldx, ldx, mi, k, y, ld, r0, r1);
+                         });
     }
 }
 
@@ -287,19 +296,11 @@ void q8b_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
         }
     for (const auto& name : edgekit::implementations("gemm_q8_0_q8b")) {
         const ek_gemm_q8_0_q8b_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_q8b>(name);
-        std::vector<float> y((size_t)(m * ldy), -7.0f);
-        const int64_t split = n / 3;
-        fn(q.data(), d.data(), ldq, xq.data(), xs.data(), m, k, y.data(), ldy, 0, split);
-        fn(q.data(), d.data(), ldq, xq.data(), xs.data(), m, k, y.data(), ldy, split, n);
-        size_t at = 0;
-        expect(c, same_bits(y.data(), ref.data(), y.size(), &at),
-               shape("gemm_q8_0_q8b", name, m, n, k) + " differs from scalar at " + std::to_string(at));
-        for (int64_t i = 0; i < m; ++i) {
-            std::vector<float> yi((size_t)n);
-            fn(q.data(), d.data(), ldq, xq.data() + i * k, xs.data() + i * nb, 1, k, yi.data(), n, 0, n);
-            expect(c, same_bits(yi.data(), ref.data() + i * ldy, (size_t)n, &at),
-                   shape("gemm_q8_0_q8b", name, m, n, k) + " row " + std::to_string(i) + " alone differs");
-        }
+        expect_head_rows(c, shape("gemm_q8_0_q8b", name, m, n, k), m, n, ldy, ref,
+                         [&](int64_t i0, int64_t mi, float* y, int64_t ld, int64_t r0, int64_t r1) {
+                             fn(q.data(), d.data(), ldq, xq.data() + i0 * k, xs.data() + i0 * nb, mi, k, y, ld, r0,
+                                r1);
+                         });
     }
 }
 
