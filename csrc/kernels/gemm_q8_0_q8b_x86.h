@@ -29,52 +29,46 @@ inline float reduce8(__m256 acc) {
 // fp32(d) * xs, broadcast: the block's scale, rounded once as the contract says
 inline __m256 block_scale(const uint16_t* d, const float* xs) { return _mm256_set1_ps(_cvtsh_ss(*d) * *xs); }
 
-// Rows [r0, r1) for tokens i < m. Two rows per pass share each load of the activations; the token loop sits inside
-// the pass, so with several tokens the pass's two rows (2 x ldq bytes) stay in L1 while every token meets them.
+// R consecutive rows from r for tokens i < m: the rows share each load of the activations, and the token loop sits
+// inside, so with several tokens the R rows (R x ldq bytes) stay in L1 while every token meets them.
+template <class Dot, int R>
+void rows_pass(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq, const float* xs, int64_t m,
+               int64_t k, float* y, int64_t ldy, int64_t r) {
+    const int64_t nb = k / 32, ldd = ldq / 32;
+    const int8_t* w = q + r * ldq;
+    // one stream: the lines of the pass's rows (consecutive in memory) asked for early, in address order
+    const char* ahead = reinterpret_cast<const char*>(w) + kPrefetchBytes;
+    for (int64_t o = 0; o < R * ldq; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
+    for (int64_t i = 0; i < m; ++i) {
+        const int8_t* xi = xq + i * k;
+        const float* si = xs + i * nb;
+        __m256 acc[R];
+#pragma GCC unroll 2
+        for (int j = 0; j < R; ++j) acc[j] = _mm256_setzero_ps();
+        for (int64_t b = 0; b < nb; ++b) {
+            const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xi + 32 * b));
+            const __m256i a = _mm256_sign_epi8(x, x);  // |x|: one op, cheaper than a load of a copy
+            // unrolled so that acc[] stays in registers (as in the q4x16 kernel)
+#pragma GCC unroll 2
+            for (int j = 0; j < R; ++j) {
+                const __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w + j * ldq + 32 * b));
+                const __m256 p = _mm256_cvtepi32_ps(Dot::lanes(a, _mm256_sign_epi8(c, x)));
+                acc[j] = _mm256_fmadd_ps(p, block_scale(d + (r + j) * ldd + b, si + b), acc[j]);
+            }
+        }
+#pragma GCC unroll 2
+        for (int j = 0; j < R; ++j) y[i * ldy + r + j] = reduce8(acc[j]);
+    }
+}
+
+// Rows [r0, r1) for tokens i < m: two rows per pass, a last odd row alone.
 template <class Dot>
 void gemm(const int8_t* q, const uint16_t* d, int64_t ldq, const int8_t* xq, const float* xs, int64_t m, int64_t k,
           float* y, int64_t ldy, int64_t r0, int64_t r1) {
     assert(k % 32 == 0 && ldq % 32 == 0 && ldq >= k && r0 <= r1);
-    const int64_t nb = k / 32, ldd = ldq / 32;
     int64_t r = r0;
-    for (; r + 2 <= r1; r += 2) {
-        // one stream: the lines of both rows (consecutive in memory) asked for early, in address order
-        const char* ahead = reinterpret_cast<const char*>(q + r * ldq) + kPrefetchBytes;
-        for (int64_t o = 0; o < 2 * ldq; o += 64) _mm_prefetch(ahead + o, _MM_HINT_T0);
-        const int8_t* w0 = q + r * ldq;
-        const int8_t* w1 = w0 + ldq;
-        for (int64_t i = 0; i < m; ++i) {
-            const int8_t* xi = xq + i * k;
-            const float* si = xs + i * nb;
-            __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-            for (int64_t j = 0; j < nb; ++j) {
-                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xi + 32 * j));
-                const __m256i a = _mm256_sign_epi8(x, x);  // |x|: one op, cheaper than a load of a copy
-                const __m256i b0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + 32 * j));
-                const __m256i b1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w1 + 32 * j));
-                const __m256 p0 = _mm256_cvtepi32_ps(Dot::lanes(a, _mm256_sign_epi8(b0, x)));
-                const __m256 p1 = _mm256_cvtepi32_ps(Dot::lanes(a, _mm256_sign_epi8(b1, x)));
-                acc0 = _mm256_fmadd_ps(p0, block_scale(d + r * ldd + j, si + j), acc0);
-                acc1 = _mm256_fmadd_ps(p1, block_scale(d + (r + 1) * ldd + j, si + j), acc1);
-            }
-            y[i * ldy + r] = reduce8(acc0);
-            y[i * ldy + r + 1] = reduce8(acc1);
-        }
-    }
-    for (; r < r1; ++r) {
-        const int8_t* w0 = q + r * ldq;
-        for (int64_t i = 0; i < m; ++i) {
-            __m256 acc = _mm256_setzero_ps();
-            for (int64_t j = 0; j < nb; ++j) {
-                const __m256i x = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(xq + i * k + 32 * j));
-                const __m256i a = _mm256_sign_epi8(x, x);
-                const __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(w0 + 32 * j));
-                const __m256 p = _mm256_cvtepi32_ps(Dot::lanes(a, _mm256_sign_epi8(b, x)));
-                acc = _mm256_fmadd_ps(p, block_scale(d + r * ldd + j, xs + i * nb + j), acc);
-            }
-            y[i * ldy + r] = reduce8(acc);
-        }
-    }
+    for (; r + 2 <= r1; r += 2) rows_pass<Dot, 2>(q, d, ldq, xq, xs, m, k, y, ldy, r);
+    if (r < r1) rows_pass<Dot, 1>(q, d, ldq, xq, xs, m, k, y, ldy, r);
 }
 
 }  // namespace ek_q8b_x86
