@@ -18,7 +18,7 @@ from edgekit.quant.awq import fold_scales, search_scales
 from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_block
 from edgekit.models.families import Family
 from edgekit.quant.gptq import ChannelMeanSquares, HessianAccumulator, gptq_quantize
-from edgekit.quant.modules import QLinear, TokenMix, quantize_head_input
+from edgekit.quant.modules import QLinear, TokenMix, mark_q8_head
 from edgekit.quant.rotate import rotate_model
 from edgekit.quant.trip import TokenReservoir, fold_trip, mse_tensor_scale, trip_factors
 from edgekit.quant.weights import channel_importance, rtn_quantize, split_rows
@@ -139,8 +139,7 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
         quantize_stack(model, family.decoder, cfg, inputs, kwargs, no_mix, report, progress, "decoder")
     if cfg.lm_head_bits == 8 and family.head:
         _quantize_head(model, family)
-        if cfg.lm_head_act_bits == 8:
-            quantize_head_input(model.get_submodule(family.head))
+        mark_q8_head(model, family.head, cfg.lm_head_act_bits)
     report["seconds"] = time.perf_counter() - t0
     return report
 
@@ -255,8 +254,8 @@ def _apply_awq(model, block, family: Family, cfg: AgileQuantConfig, hess: dict, 
 def _quantize_head(model: nn.Module, family: Family) -> None:
     """The embedding and LM head tables snapped to the Q8_0 grid (formats.quantize_q8_0): one table when they are
     tied, two when the head is untied (a rotation unties it). Every engine then reads the same values, the runtime and the GGUF export
-    recover the exact codes and scales, and the fake-quant head is that table times float activations (the
-    runtime's gemm_q8_0_f32)."""
+    recover the exact codes and scales, and the fake-quant head is that table times the activations (float, or
+    rounded per block of 32 with lm_head_act_bits 8: :func:`mark_q8_head`)."""
     from edgekit.quant.formats import dequantize_q8_0, quantize_q8_0
 
     head, emb = model.get_submodule(family.head), model.get_input_embeddings()
@@ -265,4 +264,3 @@ def _quantize_head(model: nn.Module, family: Family) -> None:
         for table in (emb.weight,) if tied else (emb.weight, head.weight):
             q, d = quantize_q8_0(table.detach().float().numpy())
             table.copy_(torch.from_numpy(dequantize_q8_0(q, d)))
-    emb.ek_q8_0 = True  # the kernel path then runs the head on the runtime's Q8_0 kernel (engines/kernels.py)

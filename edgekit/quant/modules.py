@@ -44,12 +44,17 @@ def _head_input_per_block(module: nn.Module, args: tuple) -> tuple:
     return (fake_quant_per_block(args[0]),) + tuple(args[1:])
 
 
-def quantize_head_input(head: nn.Module) -> None:
-    """``lm_head_act_bits: 8``: the LM head's input rounded per block of 32 before the matmul (GGUF Q8_0's rule), as
-    the runtime's integer head kernel sees it; marks the module (``ek_act8``) for the kernel path."""
-    if not getattr(head, "ek_act8", False):
-        head.ek_act8 = True
-        head.register_forward_pre_hook(_head_input_per_block)
+def mark_q8_head(model: nn.Module, head: str | None, act_bits: int | None) -> None:
+    """A model whose tied table lies on the Q8_0 grid (``lm_head_bits: 8``), after quantizing or loading: marks the
+    embedding (``ek_q8_0``) so the kernel path runs the runtime's Q8_0 head; with ``act_bits`` 8
+    (``lm_head_act_bits``) the head module ``head`` also rounds its input per block of 32 before the matmul (GGUF
+    Q8_0's rule, as the runtime's integer head kernel sees it) and is marked ``ek_act8``."""
+    model.get_input_embeddings().ek_q8_0 = True
+    if act_bits == 8 and head:
+        module = model.get_submodule(head)
+        if not getattr(module, "ek_act8", False):
+            module.ek_act8 = True
+            module.register_forward_pre_hook(_head_input_per_block)
 
 
 def fake_quant_per_tensor(x: torch.Tensor, scale: torch.Tensor, qmax: int = 127) -> torch.Tensor:

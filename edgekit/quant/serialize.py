@@ -15,7 +15,7 @@ from edgekit.config import AgileQuantConfig, from_dict, to_dict
 from edgekit.errors import EdgekitError
 from edgekit.models.families import Family, get_family
 from edgekit.quant.agile import attach_attention
-from edgekit.quant.modules import QLinear, quantize_head_input
+from edgekit.quant.modules import QLinear, mark_q8_head
 from edgekit.quant.weights import QuantizedWeight
 
 
@@ -154,9 +154,7 @@ def load_artifact_model(path):
 
         mixes = attach_attention(model, family, qcfg) if art.task == "causal-lm" else []
         if qcfg.lm_head_bits == 8 and not art.linears.get(family.head or ""):  # a Q8_0 table (agile.quantize_head)
-            model.get_input_embeddings().ek_q8_0 = True
-            if qcfg.lm_head_act_bits == 8 and family.head:
-                quantize_head_input(model.get_submodule(family.head))
+            mark_q8_head(model, family.head, qcfg.lm_head_act_bits)
         for name, spec in art.linears.items():
             try:
                 parent_name, _, child = name.rpartition(".")
