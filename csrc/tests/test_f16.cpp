@@ -204,6 +204,26 @@ void convert_suite(Counts& c) {
            "fp32_to_fp16 smallest subnormal rounding");
 }
 
+// n random Q8_0 rows of ldq values (codes, fp16 scale bits), the first block zero (scale 0).
+std::pair<std::vector<int8_t>, std::vector<uint16_t>> random_q8_rows(int64_t n, int64_t ldq) {
+    std::vector<float> src((size_t)(n * ldq));
+    for (auto& v : src) v = uniform() * 3.0f;
+    for (int64_t i = 0; i < std::min<int64_t>(32, ldq); ++i) src[(size_t)i] = 0.0f;
+    std::vector<int8_t> q((size_t)(n * ldq));
+    std::vector<uint16_t> d((size_t)(n * ldq / 32));
+    ek_quantize_q8_0(src.data(), n, ldq, q.data(), d.data());
+    return {std::move(q), std::move(d)};
+}
+
+// A head kernel's running lane sums s[lanes] added by the contract's halving tree (s_l += s_{l + lanes / 2}, ...,
+// s_0 + s_1) must give the reference's output got exactly.
+void expect_lane_tree(Counts& c, float* s, int lanes, float got, const std::string& what) {
+    for (int w = lanes / 2; w >= 1; w /= 2)
+        for (int l = 0; l < w; ++l) s[l] += s[l + w];
+    size_t at = 0;
+    expect(c, same_bits(&s[0], &got, 1, &at), what + " is not the contract's sum");
+}
+
 // One head kernel against the reference ref [m, ldy]: the rows in two calls split at n / 3, and each token alone
 // (decode). call(i0, mi, y, ldy, r0, r1) runs the kernel on tokens [i0, i0 + mi) into y for the rows [r0, r1).
 template <class Call>
@@ -226,12 +246,9 @@ void expect_head_rows(Counts& c, const std::string& what, int64_t m, int64_t n, 
 // scalar against its contract: gemm_f16_f32's order over the values q * fp16(d), spelled out here.
 void q8_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
     const int64_t ldq = k + pad, ldx = k + 3, ldy = n + 3;
-    std::vector<float> src((size_t)(n * ldq));
-    for (auto& v : src) v = uniform() * 3.0f;
-    for (int64_t i = 0; i < std::min<int64_t>(32, ldq); ++i) src[(size_t)i] = 0.0f;  // a zero block: scale 0
-    std::vector<int8_t> q((size_t)(n * ldq));
-    std::vector<uint16_t> d((size_t)(n * ldq / 32));
-    ek_quantize_q8_0(src.data(), n, ldq, q.data(), d.data());
+    auto rows = random_q8_rows(n, ldq);
+    std::vector<int8_t>& q = rows.first;  // references, not structured bindings: C++17 lambdas cannot capture those
+    std::vector<uint16_t>& d = rows.second;
     std::vector<float> x((size_t)(m * ldx));
     for (auto& v : x) v = uniform();
     std::vector<float> ref((size_t)(m * ldy), -7.0f);
@@ -242,11 +259,7 @@ void q8_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
             for (int64_t cc = 0; cc < k; ++cc)
                 s[cc % 16] = std::fma((float)q[r * ldq + cc] * ek_fp16_to_fp32(d[r * (ldq / 32) + cc / 32]),
                                       x[i * ldx + cc], s[cc % 16]);
-            for (int w = 8; w >= 1; w /= 2)
-                for (int l = 0; l < w; ++l) s[l] += s[l + w];
-            size_t at = 0;
-            expect(c, same_bits(&s[0], &ref[i * ldy + r], 1, &at),
-                   shape("gemm_q8_0_f32", "scalar", m, n, k) + " is not the contract's sum");
+            expect_lane_tree(c, s, 16, ref[i * ldy + r], shape("gemm_q8_0_f32", "scalar", m, n, k));
         }
     for (const auto& name : edgekit::implementations("gemm_q8_0_f32")) {
         const ek_gemm_q8_0_f32_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_f32>(name);
@@ -262,12 +275,9 @@ void q8_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
 // decode rows alone). One block holds extreme codes (+-127 both sides: maddubs' pairs must not saturate).
 void q8b_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
     const int64_t ldq = k + pad, ldy = n + 3, nb = k / 32;
-    std::vector<float> src((size_t)(n * ldq));
-    for (auto& v : src) v = uniform() * 3.0f;
-    for (int64_t i = 0; i < std::min<int64_t>(32, ldq); ++i) src[(size_t)i] = 0.0f;  // a zero block: scale 0
-    std::vector<int8_t> q((size_t)(n * ldq));
-    std::vector<uint16_t> d((size_t)(n * ldq / 32));
-    ek_quantize_q8_0(src.data(), n, ldq, q.data(), d.data());
+    auto rows = random_q8_rows(n, ldq);
+    std::vector<int8_t>& q = rows.first;  // references, not structured bindings: C++17 lambdas cannot capture those
+    std::vector<uint16_t>& d = rows.second;
     std::vector<float> x((size_t)(m * k));
     for (auto& v : x) v = uniform();
     std::vector<int8_t> xq((size_t)(m * k));
@@ -288,11 +298,7 @@ void q8b_case(Counts& c, int64_t m, int64_t n, int64_t k, int64_t pad) {
                     acc[l] = std::fma((float)p, s, acc[l]);
                 }
             }
-            for (int w = 4; w >= 1; w /= 2)
-                for (int l = 0; l < w; ++l) acc[l] += acc[l + w];
-            size_t at = 0;
-            expect(c, same_bits(&acc[0], &ref[i * ldy + r], 1, &at),
-                   shape("gemm_q8_0_q8b", "scalar", m, n, k) + " is not the contract's sum");
+            expect_lane_tree(c, acc, 8, ref[i * ldy + r], shape("gemm_q8_0_q8b", "scalar", m, n, k));
         }
     for (const auto& name : edgekit::implementations("gemm_q8_0_q8b")) {
         const ek_gemm_q8_0_q8b_fn fn = edgekit::kernel<edgekit::Op::gemm_q8_0_q8b>(name);
