@@ -496,7 +496,7 @@ py::tuple attn_f16_f32(const py::array& q, const py::array& kt, const py::array&
     float *op = out.mutable_data(), *pp = p.mutable_data(), *fp = first.mutable_data();
     {
         py::gil_scoped_release nogil;
-        fn(qp, g, hd, kp, ldk, vp, hd, n, scale, bp, nullptr, pp, op, fp);
+        fn(qp, g, hd, kp, ldk, vp, hd, n, scale, bp, n, nullptr, pp, op, fp);
     }
     return py::make_tuple(out, p, first);
 }

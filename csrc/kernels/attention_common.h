@@ -30,10 +30,12 @@ static inline void ek_attn_values_tail(const float* p, int64_t n, const uint16_t
     }
 }
 
-// p[h, t] += bias[h, t] for hb heads (kernels.h: the position bias after the scale); nothing when bias is null.
-static inline void ek_attn_add_bias(float* p, const float* bias, int hb, int64_t n) {
+// p[h, t] += bias[h * ldb + t] for hb heads of n scores (p's rows ldp apart; kernels.h: the position bias after
+// the scale); nothing when bias is null.
+static inline void ek_attn_add_bias(float* p, int64_t ldp, const float* bias, int64_t ldb, int hb, int64_t n) {
     if (!bias) return;
-    for (int64_t i = 0; i < hb * n; ++i) p[i] += bias[i];
+    for (int h = 0; h < hb; ++h)
+        for (int64_t t = 0; t < n; ++t) p[h * ldp + t] += bias[h * ldb + t];
 }
 
 // A row with fewer keys than the block's n (kernels.h: lens), once its softmax is done: zeros over [len, n), so the
@@ -47,27 +49,27 @@ static inline void ek_attn_zero_after(float* p, int64_t len, int64_t n) {
 template <template <int> class Block, int HB>
 inline void ek_attn_run_block(int64_t hb, const float* q, int64_t hd, const uint16_t* kt, int64_t ldk,
                               const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                              const int32_t* lens, float* p, float* out) {
+                              int64_t ldb, const int32_t* lens, float* p, float* out) {
     if constexpr (HB > 1) {
         if (hb < HB) {
-            ek_attn_run_block<Block, HB - 1>(hb, q, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out);
+            ek_attn_run_block<Block, HB - 1>(hb, q, hd, kt, ldk, v, ldv, n, scale, bias, ldb, lens, p, out);
             return;
         }
     }
-    Block<HB>::run(q, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out);
+    Block<HB>::run(q, hd, kt, ldk, v, ldv, n, scale, bias, ldb, lens, p, out);
 }
 
 // The fused kernel's outer loop: query heads in blocks of up to MaxHB, each block run by Block<HB>::run(q, hd, kt,
-// ldk, v, ldv, n, scale, bias, lens, p, out) (scores, bias, softmax, values of HB heads), then first[h] = p[h, 0].
+// ldk, v, ldv, n, scale, bias, ldb, lens, p, out) (scores, bias, softmax, values of HB heads), then first[h] = p[h, 0].
 // MaxHB is what the ISA's registers hold (kernels.h: a head's bits do not depend on its block).
 template <template <int> class Block, int MaxHB = 4>
 void ek_attn_head_blocks(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v,
-                         int64_t ldv, int64_t n, float scale, const float* bias, const int32_t* lens, float* p,
-                         float* out, float* first) {
+                         int64_t ldv, int64_t n, float scale, const float* bias, int64_t ldb, const int32_t* lens,
+                         float* p, float* out, float* first) {
     for (int64_t h = 0; h < g; h += MaxHB) {
         const int64_t hb = g - h < MaxHB ? g - h : MaxHB;
-        ek_attn_run_block<Block, MaxHB>(hb, q + h * hd, hd, kt, ldk, v, ldv, n, scale, bias ? bias + h * n : nullptr,
-                                        lens ? lens + h : nullptr, p + h * n, out + h * hd);
+        ek_attn_run_block<Block, MaxHB>(hb, q + h * hd, hd, kt, ldk, v, ldv, n, scale, bias ? bias + h * ldb : nullptr,
+                                        ldb, lens ? lens + h : nullptr, p + h * n, out + h * hd);
     }
     for (int64_t h = 0; h < g; ++h) first[h] = p[h * n];
 }

@@ -15,14 +15,23 @@ namespace edgekit {
 void store_kv_fp16(const float* k, const float* v, int n, int64_t kv_dim, int base, uint16_t* kt, int64_t ldk,
                    uint16_t* vc) {
     static const ek_cvt_f32_f16_fn cvt = kernel<Op::cvt_f32_f16>();
-    constexpr int64_t kRowGrain = 16;  // rows per task: enough to amortize a wake-up
-    parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
+    // Keys go through a block of kBlock converted rows, then out a column at a time: each transposed row gets
+    // kBlock contiguous slots per visit instead of one (one slot per visit touched kv_dim cache lines per token:
+    // 4 % of a T5 encoder's prefill at 576 dims)
+    constexpr int64_t kBlock = 16;
+    parallel_for(n, kBlock, [&](int64_t b, int64_t e) {
         thread_local std::vector<uint16_t> k16;
-        k16.resize((size_t)kv_dim);
-        for (int64_t i = b; i < e; ++i) {
-            cvt(v + i * kv_dim, vc + (base + i) * kv_dim, kv_dim);
-            cvt(k + i * kv_dim, k16.data(), kv_dim);
-            for (int64_t c = 0; c < kv_dim; ++c) kt[c * ldk + base + i] = k16[c];
+        k16.resize((size_t)(kBlock * kv_dim));
+        for (int64_t i0 = b; i0 < e; i0 += kBlock) {
+            const int64_t rows = std::min(kBlock, e - i0);
+            for (int64_t j = 0; j < rows; ++j) {
+                cvt(v + (i0 + j) * kv_dim, vc + (base + i0 + j) * kv_dim, kv_dim);
+                cvt(k + (i0 + j) * kv_dim, k16.data() + j * kv_dim, kv_dim);
+            }
+            for (int64_t c = 0; c < kv_dim; ++c) {
+                uint16_t* dst = kt + c * ldk + base + i0;
+                for (int64_t j = 0; j < rows; ++j) dst[j] = k16[(size_t)(j * kv_dim + c)];
+            }
         }
     });
 }
@@ -71,7 +80,7 @@ void attention_prefill(const KvView& kv, const float* q, int n, int base, float*
                 for (int h = 0; h < group; ++h) lens[(size_t)(j * group + h)] = base + i0 + j + 1;
             }
             attn(qb.data(), g, hd, kv.kt + kvh * hd * kv.ldk, kv.ldk, kv.v + kvh * hd, kv_dim, base + i0 + np, scale,
-                 nullptr, lens.data(), p.data(), ob.data(), fb.data());
+                 nullptr, 0, lens.data(), p.data(), ob.data(), fb.data());
             for (int j = 0; j < np; ++j) {
                 const int64_t head0 = (int64_t)(i0 + j) * n_heads + kvh * group;
                 std::copy(ob.data() + (int64_t)j * group * hd, ob.data() + (int64_t)(j + 1) * group * hd,
@@ -106,7 +115,7 @@ void attention_causal(const KvView& kv, const float* q, int n, int base, float* 
             const int g = std::min(group, h0 + first_part) - h0;  // heads of this part
             const int64_t head0 = (int64_t)i * n_heads + (int64_t)kvh * group + h0;  // the part's first query head
             attn(q + head0 * hd, g, hd, kv.kt + (int64_t)kvh * hd * kv.ldk, kv.ldk, kv.v + (int64_t)kvh * hd,
-                 kv_dim, base + i + 1, scale, nullptr, nullptr, p.data(), out + head0 * hd, first + head0);
+                 kv_dim, base + i + 1, scale, nullptr, 0, nullptr, p.data(), out + head0 * hd, first + head0);
         }
     });
 }

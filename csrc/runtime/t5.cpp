@@ -150,9 +150,9 @@ void T5Model::attention(const float* q, int n, int pos0, const uint16_t* kt, int
     const int heads = cfg_.n_heads, dk = cfg_.d_kv, block = causal ? 1 : kQueryBlock;
     const int64_t inner = (int64_t)heads * dk, blocks = (n + block - 1) / block;
     parallel_for(blocks * heads, 1, [&](int64_t b, int64_t e) {
-        thread_local std::vector<float> p, qb, ob, bias;
+        thread_local std::vector<float> p, qb, ob;
         const int64_t cap = (int64_t)kQueryBlock * len;
-        if ((int64_t)p.size() < cap) p.resize((size_t)cap), bias.resize((size_t)cap);
+        if ((int64_t)p.size() < cap) p.resize((size_t)cap);
         qb.resize((size_t)(kQueryBlock * dk));
         ob.resize((size_t)(kQueryBlock * dk));
         float first[kQueryBlock];
@@ -162,14 +162,12 @@ void T5Model::attention(const float* q, int n, int pos0, const uint16_t* kt, int
             for (int j = 0; j < g; ++j) {
                 const float* src = q + (int64_t)(i0 + j) * inner + (int64_t)hh * dk;
                 std::copy(src, src + dk, qb.data() + (int64_t)j * dk);
-                // the bias of key t is rel[hh][back + t - pos]: the row starts at back - pos
-                if (rel) {
-                    const float* row = rel + hh * span + back - (pos0 + i0 + j);
-                    std::copy(row, row + visible, bias.data() + (int64_t)j * visible);
-                }
             }
-            attn(qb.data(), g, dk, kt + (int64_t)hh * dk * ldk, ldk, v + (int64_t)hh * dk, inner, visible, 1.0f,
-                 rel ? bias.data() : nullptr, nullptr, p.data(), ob.data(), first);
+            // the bias of key t for query i is rel[hh][back + t - i]: query i0 + j's row starts j slots before
+            // i0's, so the kernel reads the rows in place with a stride of -1
+            const float* bias = rel ? rel + hh * span + back - (pos0 + i0) : nullptr;
+            attn(qb.data(), g, dk, kt + (int64_t)hh * dk * ldk, ldk, v + (int64_t)hh * dk, inner, visible, 1.0f, bias,
+                 -1, nullptr, p.data(), ob.data(), first);
             for (int j = 0; j < g; ++j)
                 std::copy(ob.data() + (int64_t)j * dk, ob.data() + (int64_t)(j + 1) * dk,
                           out + (int64_t)(i0 + j) * inner + (int64_t)hh * dk);

@@ -91,8 +91,8 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
     for (auto& e : v) e = ek_fp32_to_fp16(extreme ? (next() & 1 ? 65504.0f : -65504.0f) : uniform() * 3.0f);
     const float scale = 0.125f;
     std::vector<float> p_ref((size_t)(g * n)), out_ref((size_t)(g * hd)), first_ref((size_t)g);
-    ek_attn_f16_f32__scalar(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, nullptr, p_ref.data(),
-                            out_ref.data(), first_ref.data());
+    ek_attn_f16_f32__scalar(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, 0, nullptr,
+                            p_ref.data(), out_ref.data(), first_ref.data());
     // the reference itself against a float64 softmax-attention (its exp is ~1 ulp, its sums float32)
     double worst = 0.0;
     for (int64_t h = 0; h < g && !extreme; ++h) {
@@ -115,7 +115,7 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
     for (const auto& name : edgekit::implementations("attn_f16_f32")) {
         std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
         const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
-        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, nullptr, p.data(), out.data(),
+        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, 0, nullptr, p.data(), out.data(),
            first.data());
         size_t at = 0;
         expect(c, same_bits(out.data(), out_ref.data(), out.size(), &at) &&
@@ -130,19 +130,41 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
     std::vector<float> pl_ref((size_t)(g * n), 0.0f), ol_ref((size_t)(g * hd)), fl_ref((size_t)g);
     for (int64_t h = 0; h < g; ++h) {
         const int64_t len = lens[(size_t)h];
-        ek_attn_f16_f32__scalar(q.data() + h * hd, 1, hd, kt.data(), ldk, v.data(), ldv, len, scale, nullptr, nullptr,
-                                pl_ref.data() + h * n, ol_ref.data() + h * hd, fl_ref.data() + h);
+        ek_attn_f16_f32__scalar(q.data() + h * hd, 1, hd, kt.data(), ldk, v.data(), ldv, len, scale, nullptr, 0,
+                                nullptr, pl_ref.data() + h * n, ol_ref.data() + h * hd, fl_ref.data() + h);
     }
     for (const auto& name : edgekit::implementations("attn_f16_f32")) {
         std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
         const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
-        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, lens.data(), p.data(), out.data(),
+        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, 0, lens.data(), p.data(), out.data(),
            first.data());
         size_t at = 0;
         expect(c, same_bits(out.data(), ol_ref.data(), out.size(), &at) &&
                       same_bits(p.data(), pl_ref.data(), p.size(), &at) &&
                       same_bits(first.data(), fl_ref.data(), first.size(), &at),
                shape("attn_f16_f32 lens", name, g, n, hd) + " differs from each row alone at " + std::to_string(at));
+    }
+    // a position bias read in place with a negative row stride (T5: row h starts one slot before row h - 1, ldb =
+    // -1) gives the bits of the same rows copied out ([g, n], ldb = n)
+    std::vector<float> table((size_t)(g - 1 + n));
+    for (auto& e : table) e = uniform() * 4.0f;
+    std::vector<float> rows((size_t)(g * n));
+    for (int64_t h = 0; h < g; ++h)
+        for (int64_t t = 0; t < n; ++t) rows[(size_t)(h * n + t)] = table[(size_t)(g - 1 - h + t)];
+    std::vector<float> pb_ref((size_t)(g * n)), ob_ref((size_t)(g * hd)), fb_ref((size_t)g);
+    ek_attn_f16_f32__scalar(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, rows.data(), n, nullptr,
+                            pb_ref.data(), ob_ref.data(), fb_ref.data());
+    for (const auto& name : edgekit::implementations("attn_f16_f32")) {
+        std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
+        const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
+        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, table.data() + g - 1, -1, nullptr, p.data(),
+           out.data(), first.data());
+        size_t at = 0;
+        expect(c, same_bits(out.data(), ob_ref.data(), out.size(), &at) &&
+                      same_bits(p.data(), pb_ref.data(), p.size(), &at) &&
+                      same_bits(first.data(), fb_ref.data(), first.size(), &at),
+               shape("attn_f16_f32 bias ldb -1", name, g, n, hd) + " differs from the copied rows at " +
+                   std::to_string(at));
     }
 }
 

@@ -226,7 +226,7 @@ void ek_quantize_q8_0(const float* x, int64_t n, int64_t k, int8_t* q, uint16_t*
 // Attention of g query heads that share one KV head, over the first n slots of an fp16 cache, fused:
 //
 //   s[h, t]  = (sum_{c < hd} q[h, c] * fp32(kt[c * ldk + t])) * scale     one fma chain per score, c ascending from 0
-//              (+ bias[h * n + t] when bias is not null: T5's relative position bias, added after the scale)
+//              (+ bias[h * ldb + t] when bias is not null: T5's relative position bias, added after the scale)
 //   e[h, t]  = ek_exp(s[h, t] - max_t s[h, t])                             ek_exp: kernels/exp_common.h
 //   p[h, t]  = e[h, t] * (1 / sum_t e[h, t])                               the sum in the 16-lane order of gemm_f16_f32
 //   out[h,c] = sum_{t < n} p[h, t] * fp32(v[t * ldv + c])                  one fma chain per output, t ascending from 0
@@ -234,8 +234,10 @@ void ek_quantize_q8_0(const float* x, int64_t n, int64_t k, int8_t* q, uint16_t*
 //
 // q and out are [g, hd] row-major; kt holds the keys transposed (kt[c * ldk + t]: one row of ldk >= n slots per
 // dimension, so consecutive keys are consecutive lanes); p is [g, n] scratch the kernel fills with the
-// probabilities; bias, when given, is [g, n] like p. Every lane runs its own chain, so the result does not depend on the vector width: every
-// implementation gives the scalar bits, and a token's attention does not depend on what else is in the batch.
+// probabilities; bias, when given, holds row h at bias + h * ldb (ldb may be negative: T5's rows of consecutive
+// queries are one table read at offsets one apart, ldb = -1, so they need no copy). Every lane runs its own chain,
+// so the result does not depend on the vector width: every implementation gives the scalar bits, and a token's
+// attention does not depend on what else is in the batch.
 //
 // lens, when not null, gives each row its own key count 1 <= lens[h] <= n: row h is then exactly the kernel on that
 // row alone with n = lens[h] (so several causal positions can share one call), and p[h, t] = 0 for t >= lens[h].
@@ -243,24 +245,24 @@ void ek_quantize_q8_0(const float* x, int64_t n, int64_t k, int8_t* q, uint16_t*
 // length: they leave a finite sum unchanged, except that an exact -0 may become +0.
 typedef void (*ek_attn_f16_f32_fn)(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                    const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                   const int32_t* lens, float* p, float* out, float* first);
+                                   int64_t ldb, const int32_t* lens, float* p, float* out, float* first);
 
 void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                             const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                             const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias, int64_t ldb,
                              const int32_t* lens, float* p, float* out, float* first);
 #if defined(EDGEKIT_HAVE_AVX2)
 void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                           const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                           const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias, int64_t ldb,
                            const int32_t* lens, float* p, float* out, float* first);
 #endif
 #if defined(EDGEKIT_HAVE_AVX512)
 void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                             const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                             const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias, int64_t ldb,
                              const int32_t* lens, float* p, float* out, float* first);
 #endif
 #if defined(EDGEKIT_HAVE_NEON)
 void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
-                           const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
+                           const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias, int64_t ldb,
                            const int32_t* lens, float* p, float* out, float* first);
 #endif
 

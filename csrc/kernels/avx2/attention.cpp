@@ -38,7 +38,7 @@ constexpr int keys_regs() { return HB <= 2 ? 4 : 2; }
 
 template <int HB, int KB>
 void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, int64_t t, __m256 sc,
-                 const float* bias, float* p, __m256* mv) {
+                 const float* bias, int64_t ldb, float* p, __m256* mv) {
     __m256 a[HB][KB];
     for (int h = 0; h < HB; ++h)
         for (int b = 0; b < KB; ++b) a[h][b] = _mm256_setzero_ps();
@@ -53,7 +53,7 @@ void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, in
     for (int h = 0; h < HB; ++h) {
         for (int b = 0; b < KB; ++b) {
             __m256 s0 = _mm256_mul_ps(a[h][b], sc);
-            if (bias) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(bias + h * n + t + 8 * b));
+            if (bias) s0 = _mm256_add_ps(s0, _mm256_loadu_ps(bias + h * ldb + t + 8 * b));
             mv[h] = _mm256_max_ps(mv[h], s0);
             _mm256_storeu_ps(p + h * n + t + 8 * b, s0);
         }
@@ -64,38 +64,38 @@ void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, in
 // each head's maximum mx[h] (exact, so in any order)
 template <int HB>
 void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, const float* bias,
-            float* p, float* mx) {
+            int64_t ldb, float* p, float* mx) {
     constexpr int KB = keys_regs<HB>();
     const __m256 sc = _mm256_set1_ps(scale);
     __m256 mv[HB];
     for (int h = 0; h < HB; ++h) mv[h] = _mm256_set1_ps(-INFINITY);
     int64_t t = 0;
-    for (; t + 8 * KB <= n; t += 8 * KB) scores_pass<HB, KB>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
-    for (; KB > 2 && t + 16 <= n; t += 16) scores_pass<HB, 2>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
+    for (; t + 8 * KB <= n; t += 8 * KB) scores_pass<HB, KB>(q, hd, kt, ldk, n, t, sc, bias, ldb, p, mv);
+    for (; KB > 2 && t + 16 <= n; t += 16) scores_pass<HB, 2>(q, hd, kt, ldk, n, t, sc, bias, ldb, p, mv);
     // the last 1..15 keys, eight at a time; fewer than eight are copied into a zero-padded block first (reading
     // past the n-th key could leave the cache), and only their lanes are kept
     thread_local std::vector<uint16_t> pad;
     for (; t < n; t += 8) {
         const int64_t rem = std::min<int64_t>(8, n - t);
         const uint16_t* kb = kt + t;
-        int64_t ldb = ldk;
+        int64_t ldkb = ldk;
         if (rem < 8) {
             pad.assign((size_t)(hd * 8), 0);
             for (int64_t c = 0; c < hd; ++c)
                 for (int64_t j = 0; j < rem; ++j) pad[c * 8 + j] = kt[c * ldk + t + j];
             kb = pad.data();
-            ldb = 8;
+            ldkb = 8;
         }
         __m256 a[HB];
         for (int h = 0; h < HB; ++h) a[h] = _mm256_setzero_ps();
         for (int64_t c = 0; c < hd; ++c) {
-            const __m256 k0 = load_f16(kb + c * ldb);
+            const __m256 k0 = load_f16(kb + c * ldkb);
             for (int h = 0; h < HB; ++h) a[h] = _mm256_fmadd_ps(_mm256_broadcast_ss(q + h * hd + c), k0, a[h]);
         }
         for (int h = 0; h < HB; ++h) {
             float tmp[8];
             _mm256_storeu_ps(tmp, _mm256_mul_ps(a[h], sc));
-            for (int64_t j = 0; j < rem; ++j) p[h * n + t + j] = bias ? tmp[j] + bias[h * n + t + j] : tmp[j];
+            for (int64_t j = 0; j < rem; ++j) p[h * n + t + j] = bias ? tmp[j] + bias[h * ldb + t + j] : tmp[j];
         }
     }
     for (int h = 0; h < HB; ++h) {
@@ -174,9 +174,10 @@ constexpr int kMaxHeads = 6;
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
-                    int64_t n, float scale, const float* bias, const int32_t* lens, float* p, float* out) {
+                    int64_t n, float scale, const float* bias, int64_t ldb, const int32_t* lens, float* p,
+                    float* out) {
         float mx[HB];
-        scores<HB>(q, hd, kt, ldk, n, scale, bias, p, mx);
+        scores<HB>(q, hd, kt, ldk, n, scale, bias, ldb, p, mx);
         for (int h = 0; h < HB; ++h) {
             const int64_t len = lens ? lens[h] : n;
             if (len < n) mx[h] = row_max(p + h * n, len);
@@ -191,7 +192,7 @@ struct Heads {
 
 extern "C" void ek_attn_f16_f32__avx2(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                       const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                      const int32_t* lens, float* p, float* out, float* first) {
+                                      int64_t ldb, const int32_t* lens, float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out, first);
+    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, ldb, lens, p, out, first);
 }

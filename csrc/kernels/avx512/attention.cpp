@@ -3,7 +3,8 @@
 // The AVX2 file's plan on 16-lane registers: scores take 32 keys (two registers) of up to twelve query rows per pass
 // over the head dimension (24 accumulators of the 32 registers: 24 fma per 2 converted loads), adding the bias and
 // keeping each row's maximum in the same pass; values 32 output dimensions of up to twelve rows per pass over the
-// probabilities; up to three rows (decode) take 64 keys and 64 dimensions per pass instead; one register holds the 16 running sums of the softmax denominator, so the contract's tree is the
+// probabilities; up to three rows (decode) take 64 keys and 64 dimensions per pass instead; one register holds the
+// 16 running sums of the softmax denominator, so the contract's tree is the
 // register's halves.
 #include <assert.h>
 #include <immintrin.h>
@@ -30,7 +31,7 @@ constexpr int keys_regs() { return HB <= 3 ? 4 : 2; }
 
 template <int HB, int KB>
 void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, int64_t t, __m512 sc,
-                 const float* bias, float* p, __m512* mv) {
+                 const float* bias, int64_t ldb, float* p, __m512* mv) {
     __m512 a[HB][KB];
     for (int h = 0; h < HB; ++h)
         for (int b = 0; b < KB; ++b) a[h][b] = _mm512_setzero_ps();
@@ -45,7 +46,7 @@ void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, in
     for (int h = 0; h < HB; ++h) {
         for (int b = 0; b < KB; ++b) {
             __m512 s0 = _mm512_mul_ps(a[h][b], sc);
-            if (bias) s0 = _mm512_add_ps(s0, _mm512_loadu_ps(bias + h * n + t + 16 * b));
+            if (bias) s0 = _mm512_add_ps(s0, _mm512_loadu_ps(bias + h * ldb + t + 16 * b));
             mv[h] = _mm512_max_ps(mv[h], s0);
             _mm512_storeu_ps(p + h * n + t + 16 * b, s0);
         }
@@ -56,38 +57,38 @@ void scores_pass(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, in
 // each row's maximum mx[h] (exact, so in any order)
 template <int HB>
 void scores(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, int64_t n, float scale, const float* bias,
-            float* p, float* mx) {
+            int64_t ldb, float* p, float* mx) {
     constexpr int KB = keys_regs<HB>();
     const __m512 sc = _mm512_set1_ps(scale);
     __m512 mv[HB];
     for (int h = 0; h < HB; ++h) mv[h] = _mm512_set1_ps(-INFINITY);
     int64_t t = 0;
-    for (; t + 16 * KB <= n; t += 16 * KB) scores_pass<HB, KB>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
-    for (; KB > 2 && t + 32 <= n; t += 32) scores_pass<HB, 2>(q, hd, kt, ldk, n, t, sc, bias, p, mv);
+    for (; t + 16 * KB <= n; t += 16 * KB) scores_pass<HB, KB>(q, hd, kt, ldk, n, t, sc, bias, ldb, p, mv);
+    for (; KB > 2 && t + 32 <= n; t += 32) scores_pass<HB, 2>(q, hd, kt, ldk, n, t, sc, bias, ldb, p, mv);
     // the last 1..31 keys, 16 at a time; fewer than 16 through a zero-padded block (reading past the n-th key could
     // leave the cache), keeping only their lanes
     thread_local std::vector<uint16_t> pad;
     for (; t < n; t += 16) {
         const int64_t rem = std::min<int64_t>(16, n - t);
         const uint16_t* kb = kt + t;
-        int64_t ldb = ldk;
+        int64_t ldkb = ldk;
         if (rem < 16) {
             pad.assign((size_t)(hd * 16), 0);
             for (int64_t c = 0; c < hd; ++c)
                 for (int64_t j = 0; j < rem; ++j) pad[c * 16 + j] = kt[c * ldk + t + j];
             kb = pad.data();
-            ldb = 16;
+            ldkb = 16;
         }
         __m512 a[HB];
         for (int h = 0; h < HB; ++h) a[h] = _mm512_setzero_ps();
         for (int64_t c = 0; c < hd; ++c) {
-            const __m512 k0 = load_f16(kb + c * ldb);
+            const __m512 k0 = load_f16(kb + c * ldkb);
             for (int h = 0; h < HB; ++h) a[h] = _mm512_fmadd_ps(_mm512_set1_ps(q[h * hd + c]), k0, a[h]);
         }
         const __mmask16 keep = (__mmask16)((1u << rem) - 1);
         for (int h = 0; h < HB; ++h) {
             __m512 s0 = _mm512_mul_ps(a[h], sc);
-            if (bias) s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(keep, bias + h * n + t));
+            if (bias) s0 = _mm512_add_ps(s0, _mm512_maskz_loadu_ps(keep, bias + h * ldb + t));
             mv[h] = _mm512_mask_max_ps(mv[h], keep, mv[h], s0);
             _mm512_mask_storeu_ps(p + h * n + t, keep, s0);
         }
@@ -166,9 +167,10 @@ constexpr int kMaxHeads = 12;
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
-                    int64_t n, float scale, const float* bias, const int32_t* lens, float* p, float* out) {
+                    int64_t n, float scale, const float* bias, int64_t ldb, const int32_t* lens, float* p,
+                    float* out) {
         float mx[HB];
-        scores<HB>(q, hd, kt, ldk, n, scale, bias, p, mx);
+        scores<HB>(q, hd, kt, ldk, n, scale, bias, ldb, p, mx);
         for (int h = 0; h < HB; ++h) {
             const int64_t len = lens ? lens[h] : n;
             if (len < n) mx[h] = row_max(p + h * n, len);
@@ -183,7 +185,7 @@ struct Heads {
 
 extern "C" void ek_attn_f16_f32__avx512(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                         const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                        const int32_t* lens, float* p, float* out, float* first) {
+                                        int64_t ldb, const int32_t* lens, float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out, first);
+    ek_attn_head_blocks<Heads, kMaxHeads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, ldb, lens, p, out, first);
 }

@@ -119,9 +119,10 @@ void values(const float* p, int64_t n, const uint16_t* v, int64_t ldv, int64_t h
 template <int HB>
 struct Heads {
     static void run(const float* q, int64_t hd, const uint16_t* kt, int64_t ldk, const uint16_t* v, int64_t ldv,
-                    int64_t n, float scale, const float* bias, const int32_t* lens, float* p, float* out) {
+                    int64_t n, float scale, const float* bias, int64_t ldb, const int32_t* lens, float* p,
+                    float* out) {
         scores<HB>(q, hd, kt, ldk, n, scale, p);
-        ek_attn_add_bias(p, bias, HB, n);
+        ek_attn_add_bias(p, n, bias, ldb, HB, n);
         for (int h = 0; h < HB; ++h) {
             const int64_t len = lens ? lens[h] : n;
             softmax(p + h * n, len);
@@ -135,7 +136,7 @@ struct Heads {
 
 extern "C" void ek_attn_f16_f32__neon(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                       const uint16_t* v, int64_t ldv, int64_t n, float scale, const float* bias,
-                                      const int32_t* lens, float* p, float* out, float* first) {
+                                      int64_t ldb, const int32_t* lens, float* p, float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
-    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, lens, p, out, first);
+    ek_attn_head_blocks<Heads>(q, g, hd, kt, ldk, v, ldv, n, scale, bias, ldb, lens, p, out, first);
 }

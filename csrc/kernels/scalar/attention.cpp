@@ -27,8 +27,8 @@ float sum16(const float* e, int64_t n) {
 
 extern "C" void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, const uint16_t* kt, int64_t ldk,
                                         const uint16_t* v, int64_t ldv, int64_t n, float scale,
-                                        const float* bias, const int32_t* lens, float* p, float* out,
-                                        float* first) {
+                                        const float* bias, int64_t ldb, const int32_t* lens, float* p,
+                                        float* out, float* first) {
     assert(g >= 1 && hd >= 1 && n >= 1 && ldk >= n && ldv >= hd);
     for (int64_t h = 0; h < g; ++h) {
         const int64_t len = lens ? lens[h] : n;  // this row's keys (kernels.h)
@@ -36,7 +36,7 @@ extern "C" void ek_attn_f16_f32__scalar(const float* q, int64_t g, int64_t hd, c
         const float* qh = q + h * hd;
         float* ph = p + h * n;
         for (int64_t t = 0; t < len; ++t) ph[t] = ek_attn_score(qh, hd, kt, ldk, t, scale);
-        ek_attn_add_bias(ph, bias ? bias + h * n : nullptr, 1, len);
+        ek_attn_add_bias(ph, n, bias ? bias + h * ldb : nullptr, ldb, 1, len);
         float mx = ph[0];
         for (int64_t t = 1; t < len; ++t) mx = ph[t] > mx ? ph[t] : mx;
         for (int64_t t = 0; t < len; ++t) ph[t] = ek_exp_scalar(ph[t] - mx);
