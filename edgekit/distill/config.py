@@ -21,6 +21,8 @@ STUDENTS_DIR = RECIPES_DIR / "students"
 DEFAULT_STUDENT = "default"
 #: what :attr:`StudentConfig.init_from_teacher` may name
 INIT_PARTS = ("embedding", "final_norm")
+#: student architectures: the T5 encoder-decoder, and a decoder-only Llama (the paper's comparison at equal size)
+ARCHITECTURES = ("t5", "llama")
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -37,14 +39,20 @@ def _positive_int(obj, *names: str) -> None:
 @dataclass(frozen=True)
 class StudentConfig:
     """A T5 v1.1 encoder-decoder student (transformers ``T5ForConditionalGeneration``): gated-GELU FFN
-    (``gelu_pytorch_tanh``), RMSNorm, relative position buckets, tied input/output embedding.
+    (``gelu_pytorch_tanh``), RMSNorm, relative position buckets, tied input/output embedding; or, with
+    ``architecture: llama``, a decoder-only student in the teacher's own family (``LlamaForCausalLM``: SwiGLU,
+    RoPE with the teacher's settings, GQA, tied embedding) that reads ``[prefix ; continuation]`` as one causal
+    sequence, the paper's decoder-only baseline of equal size.
 
     Attributes:
+        architecture: ``t5`` or ``llama``.
         encoder_layers, decoder_layers: blocks in the encoder (reads the prefix once) and in the decoder (runs per
-            generated token).
+            generated token); a ``llama`` student has ``decoder_layers`` blocks and ``encoder_layers: 0``.
         d_model: width; equal to the teacher's hidden size, the teacher's embedding can initialise the student's.
         d_ff: FFN width (each of the two gated input projections).
-        num_heads, d_kv: attention heads and the width of each (``num_heads * d_kv`` need not be ``d_model``).
+        num_heads, d_kv: attention heads and the width of each (``num_heads * d_kv`` need not be ``d_model``; for
+            ``llama`` it must be).
+        num_kv_heads: ``llama`` only: key/value heads (GQA; None: ``num_heads``).
         vocab_size: must equal the teacher's vocabulary: the student uses the teacher's tokenizer.
         relative_attention_num_buckets, relative_attention_max_distance: T5's relative position buckets (HF's
             defaults 32 and 128; llama.cpp hard-codes the distance 128).
@@ -54,16 +62,19 @@ class StudentConfig:
             teacher's tied embedding; needs equal width and vocabulary) and ``final_norm`` (the decoder's final
             RMSNorm = the teacher's final norm times ``sqrt(d_model)``, which cancels the ``d_model ** -0.5`` that
             HF's T5 applies before a tied output head, so the student's first logits are on the teacher's scale);
-            the rest starts from T5's own random initialisation.
+            the rest starts from T5's own random initialisation. A ``llama`` student takes the final norm as it is
+            (its head has no such scale).
         version: config schema version.
     """
 
+    architecture: str = "t5"
     encoder_layers: int = 6
     decoder_layers: int = 2
     d_model: int = 576
     d_ff: int = 1536
     num_heads: int = 9
     d_kv: int = 64
+    num_kv_heads: int | None = None
     vocab_size: int = 49152
     relative_attention_num_buckets: int = 32
     relative_attention_max_distance: int = 128
@@ -73,8 +84,22 @@ class StudentConfig:
     version: int = CONFIG_VERSION
 
     def __post_init__(self):
-        _positive_int(self, "encoder_layers", "decoder_layers", "d_model", "d_ff", "num_heads", "d_kv", "vocab_size",
+        _check(self.architecture in ARCHITECTURES, f"architecture must be one of {list(ARCHITECTURES)}, got "
+                                                   f"{self.architecture!r}")
+        _positive_int(self, "decoder_layers", "d_model", "d_ff", "num_heads", "d_kv", "vocab_size",
                       "relative_attention_num_buckets", "relative_attention_max_distance")
+        if self.architecture == "t5":
+            _positive_int(self, "encoder_layers")
+            _check(self.num_kv_heads is None, "num_kv_heads is for architecture: llama (T5 has one key/value head "
+                                              "per head); remove it")
+        else:
+            _check(self.encoder_layers == 0, f"a llama student is decoder-only: set encoder_layers: 0 (its "
+                                             f"decoder_layers are all its blocks), got {self.encoder_layers!r}")
+            _check(self.num_heads * self.d_kv == self.d_model, f"a llama student needs num_heads * d_kv = d_model "
+                                                               f"({self.num_heads} * {self.d_kv} != {self.d_model})")
+            kv = self.num_heads if self.num_kv_heads is None else self.num_kv_heads
+            _check(isinstance(kv, int) and not isinstance(kv, bool) and kv >= 1 and self.num_heads % kv == 0,
+                   f"num_kv_heads must divide num_heads {self.num_heads}, got {self.num_kv_heads!r}")
         _check(isinstance(self.dropout, (int, float)) and 0.0 <= self.dropout < 1.0,
                f"dropout must be in [0, 1), got {self.dropout!r}")
         _check(isinstance(self.layer_norm_epsilon, (int, float)) and self.layer_norm_epsilon > 0,

@@ -1,5 +1,7 @@
-"""The T5 student: built from a :class:`~edgekit.distill.config.StudentConfig` and the teacher, with the checks that
-make the pair usable, and the parameter counts the report prints.
+"""The student: built from a :class:`~edgekit.distill.config.StudentConfig` and the teacher, with the checks that
+make the pair usable, and the parameter counts the report prints. A T5 encoder-decoder by default; a decoder-only
+Llama (``architecture: llama``) for the paper's comparison at equal size, which reads ``[prefix ; continuation]`` as
+one causal sequence and is trained and scored on the same continuation positions.
 
 The student reads the teacher's tokenizer, so its vocabulary must be the teacher's; the encoder reads the prefix,
 the decoder starts from ``decoder_start_token_id`` (the pad token, T5's convention) and predicts the continuation.
@@ -65,8 +67,25 @@ def t5_config(student: StudentConfig, tokenizer):
                     eos_token_id=tokenizer.eos_token_id if tokenizer.eos_token_id is not None else pad)
 
 
+def llama_config(student: StudentConfig, teacher, tokenizer):
+    """The transformers ``LlamaConfig`` of a decoder-only ``student``: its sizes, the teacher's RoPE, norm epsilon,
+    context length and special tokens, a tied embedding."""
+    from transformers import LlamaConfig
+
+    tc = teacher.config
+    return LlamaConfig(vocab_size=student.vocab_size, hidden_size=student.d_model, intermediate_size=student.d_ff,
+                       num_hidden_layers=student.decoder_layers, num_attention_heads=student.num_heads,
+                       num_key_value_heads=student.num_kv_heads or student.num_heads,
+                       max_position_embeddings=int(getattr(tc, "max_position_embeddings", 2048)),
+                       rms_norm_eps=float(getattr(tc, "rms_norm_eps", student.layer_norm_epsilon)),
+                       rope_theta=float(getattr(tc, "rope_theta", 10000.0)),
+                       rope_scaling=getattr(tc, "rope_scaling", None), hidden_act="silu",
+                       tie_word_embeddings=True, bos_token_id=tokenizer.bos_token_id,
+                       eos_token_id=tokenizer.eos_token_id, pad_token_id=tokenizer.pad_token_id)
+
+
 def build_student(student: StudentConfig, teacher, tokenizer, seed: int = 0):
-    """A float32 T5 student in train mode, initialised from ``seed`` and from ``teacher`` where the config says.
+    """A float32 student in train mode, initialised from ``seed`` and from ``teacher`` where the config says.
 
     Args:
         student: the student's config (checked against the teacher by :func:`check_teacher` first).
@@ -74,9 +93,19 @@ def build_student(student: StudentConfig, teacher, tokenizer, seed: int = 0):
         tokenizer: the teacher's tokenizer (special token ids).
         seed: seeds T5's random initialisation.
     """
-    from transformers import T5ForConditionalGeneration
+    from transformers import LlamaForCausalLM, T5ForConditionalGeneration
 
     torch.manual_seed(seed)
+    if student.architecture == "llama":
+        model = LlamaForCausalLM(llama_config(student, teacher, tokenizer)).float()
+        with torch.no_grad():
+            if "embedding" in student.init_from_teacher:
+                model.get_input_embeddings().weight.copy_(teacher.get_input_embeddings().weight.float())
+            if "final_norm" in student.init_from_teacher:
+                model.model.norm.weight.copy_(teacher_final_norm(teacher).float())
+        model.tie_weights()
+        model.train()
+        return model
     model = T5ForConditionalGeneration(t5_config(student, tokenizer)).float()
     with torch.no_grad():
         if "embedding" in student.init_from_teacher:
@@ -103,8 +132,14 @@ def teacher_final_norm(teacher) -> torch.Tensor:
 
 
 def parameter_counts(model) -> dict[str, int]:
-    """Parameters of a T5 student: ``embedding`` (the shared table, counted once), ``encoder`` and ``decoder``
-    (their blocks and norms, without the embedding), ``non_embedding`` and ``total``."""
+    """Parameters of a student: ``embedding`` (the shared table, counted once), ``encoder`` and ``decoder``
+    (their blocks and norms, without the embedding; a decoder-only student's are all ``decoder``),
+    ``non_embedding`` and ``total``."""
+    if not model.config.is_encoder_decoder:
+        emb = model.get_input_embeddings().weight
+        body = sum(p.numel() for p in model.parameters() if p is not emb)  # parameters() yields a tied one once
+        return {"embedding": emb.numel(), "encoder": 0, "decoder": body, "non_embedding": body,
+                "total": emb.numel() + body}
     emb = model.shared.weight
     enc = sum(p.numel() for p in model.encoder.parameters() if p is not emb)
     dec = sum(p.numel() for p in model.decoder.parameters() if p is not emb)
@@ -127,7 +162,12 @@ def teacher_parameter_counts(teacher) -> dict[str, int]:
 
 def student_logits(model, prefix: torch.Tensor, cont: torch.Tensor) -> torch.Tensor:
     """The student's logits ``[B, C, V]`` for the continuation: the encoder reads ``prefix``, the decoder reads
-    ``[decoder_start ; cont[:, :-1]]`` (teacher forcing), so output ``j`` predicts ``cont[:, j]``."""
+    ``[decoder_start ; cont[:, :-1]]`` (teacher forcing), so output ``j`` predicts ``cont[:, j]``. A decoder-only
+    student reads ``[prefix ; cont[:, :-1]]`` and its last C positions predict the continuation, as the teacher's
+    do."""
+    if not model.config.is_encoder_decoder:
+        ids = torch.cat([prefix, cont[:, :-1]], dim=1)
+        return model(input_ids=ids, use_cache=False, logits_to_keep=cont.shape[1]).logits
     start = torch.full_like(cont[:, :1], model.config.decoder_start_token_id)
     dec_in = torch.cat([start, cont[:, :-1]], dim=1)
     return model(input_ids=prefix, decoder_input_ids=dec_in, use_cache=False).logits
