@@ -68,9 +68,11 @@ def artifact_params(path) -> int:
 
 
 def run_speed(student: str, teacher: str, student_gguf: str | None = None, input_lens=(512, 1024), n_out: int = 128,
-              llamacpp_out: int = 32, repeats: int = 3, threads: int = 2, progress: bool = True) -> dict:
-    """Time the student artifact (runtime), the teacher artifact (runtime) and, if given, the student's GGUF
-    (llama.cpp), interleaved; see the module docstring.
+              llamacpp_out: int = 32, repeats: int = 3, threads: int = 2, progress: bool = True,
+              decoder: str | None = None) -> dict:
+    """Time the student artifact (runtime), the teacher artifact (runtime), if given a decoder-only student's
+    artifact (``decoder``: runtime, the paper's comparison at equal size) and the student's GGUF (llama.cpp),
+    interleaved; see the module docstring.
 
     Returns:
         ``{"rows": [...], "ratios": [...], "settings": {...}}``: one row per (model, input length) with ``model``,
@@ -88,11 +90,14 @@ def run_speed(student: str, teacher: str, student_gguf: str | None = None, input
     t_sess = open_session(teacher, "runtime", max_ctx=max_in + n_out + 1, threads=threads)
     g_sess = (open_session(student_gguf, "llama.cpp", max_ctx=max_in + llamacpp_out + 1, threads=threads,
                            seq2seq=True) if student_gguf else None)
+    d_sess = open_session(decoder, "runtime", max_ctx=max_in + n_out + 1, threads=threads) if decoder else None
     models = [("encdec", s_sess, time_seq2seq, n_out, student, "edgekit runtime W4A8"),
               ("teacher", t_sess, time_decoder, n_out, teacher, "edgekit runtime W4A8")]
     if g_sess is not None:
         models.append(("encdec", g_sess, time_seq2seq, llamacpp_out, student_gguf, "llama.cpp GGUF"))
-    params = {student: artifact_params(student), teacher: artifact_params(teacher)}
+    if d_sess is not None:
+        models.append(("decoder", d_sess, time_decoder, n_out, decoder, "edgekit runtime W4A8"))
+    params = {p: artifact_params(p) for p in (student, teacher, decoder) if p}
     rows, ratios = [], []
     for n_in in input_lens:
         ids = prompt_tokens(s_sess.tokenizer, n_in)
@@ -113,10 +118,13 @@ def run_speed(student: str, teacher: str, student_gguf: str | None = None, input
         pairs = [("ttft encdec / teacher", 0, 1, 0), ("decode encdec / teacher", 0, 1, 1)]
         if g_sess is not None:
             pairs.append(("decode encdec runtime / llama.cpp", 0, 2, 1))
+        if d_sess is not None:
+            last = len(models) - 1
+            pairs += [("ttft encdec / decoder", 0, last, 0), ("decode encdec / decoder", 0, last, 1)]
         for label, a, b, k in pairs:
             vals = [per[a][r][k] / per[b][r][k] for r in range(repeats)]
             ratios.append({"ratio": label, "input_len": n_in, "median": statistics.median(vals), "repeats": vals})
-    for sess in (s_sess, t_sess, g_sess):
+    for sess in (s_sess, t_sess, g_sess, d_sess):
         if sess is not None:
             sess.close()
     return {"rows": rows, "ratios": ratios,

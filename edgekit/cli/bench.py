@@ -166,6 +166,9 @@ def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch
 @click.option("--engines", default=None,
               help="Comma-separated subset of edgekit,llama.cpp,torch,onnxruntime (default: all that can run on "
                    "the model; onnxruntime with --onnx).")
+@click.option("--decoder-student", "decoder", type=click.Path(dir_okay=False), default=None,
+              help="--speed: a decoder-only student's W4A8 artifact (edgekit distill --student decoder, quantized), "
+                   "timed like the teacher: the paper's comparison at equal size.")
 @click.option("--gguf", type=click.Path(dir_okay=False), default=None,
               help="GGUF for llama.cpp (default: llama.cpp's own Q4_0 requantization of the source, cached under "
                    "~/.cache/edgekit).")
@@ -391,8 +394,8 @@ def acm(acm_artifact, dense_artifact, sets, gate_biases, ks, ctx, max_tokens, pr
 @click.option("--json", "json_out", type=click.Path(dir_okay=False), default=None,
               help="Write {rows, ratios, settings, machine, command} here.")
 @friendly
-def distill(reports, plot_out, quantized, speed, student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats,
-            threads, json_out):
+def distill(reports, plot_out, quantized, speed, student, teacher, decoder, gguf, input_lens, output_len,
+            llamacpp_output_len, repeats, threads, json_out):
     """The encoder-decoder student against its teacher (issue #19): --reports compares distillation runs' quality
     (rows with model, params, continuation_nll, engine) and draws their loss curves; --speed times the student
     and the teacher, both W4A8 in edgekit's runtime, and the student's GGUF in llama.cpp (rows with model, params,
@@ -415,7 +418,8 @@ def distill(reports, plot_out, quantized, speed, student, teacher, gguf, input_l
         out["rows"] += quality.pop("rows")
         out.update(quality)
     if speed:
-        res = _distill_speed(student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats, threads)
+        res = _distill_speed(student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats, threads,
+                             decoder)
         out["rows"] += res.pop("rows")
         out.update(res)
     if json_out:
@@ -450,7 +454,8 @@ def _distill_quality(reports, plot_out, quantized=None) -> dict:
     return {"rows": rows, "loss_plot": plot_out}
 
 
-def _distill_speed(student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats, threads) -> dict:
+def _distill_speed(student, teacher, gguf, input_lens, output_len, llamacpp_output_len, repeats, threads,
+                   decoder=None) -> dict:
     from edgekit.bench.distill_speed import run_speed
     from edgekit.bench.model import machine_info
 
@@ -458,7 +463,7 @@ def _distill_speed(student, teacher, gguf, input_lens, output_len, llamacpp_outp
         raise EdgekitError("--repeats must be >= 3: each ratio is the median of interleaved repeats")
     set_threads(threads)
     res = run_speed(student, teacher, gguf, int_list(input_lens, "input-lens"), output_len, llamacpp_output_len,
-                    repeats, threads)
+                    repeats, threads, decoder=decoder)
     res["machine"] = machine_info(threads)
     print_rows(res["rows"], [("model", "model", "{}"), ("engine", "engine", "{}"), ("input_len", "input", "{}"),
                              ("ttft_s", "TTFT (s)", "{:.3f}"), ("decode_tok_s", "decode tok/s", "{:.2f}")],

@@ -222,6 +222,13 @@ def test_bench_distill_speed_rows(t5_pair, tiny_w4a8):
         assert {"model", "params", "ttft_s", "input_len", "decode_tok_s", "engine"} <= set(r)
         assert r["params"] > 0 and r["ttft_s"] > 0 and r["decode_tok_s"] > 0 and len(r["ttft_s_repeats"]) == 3
     assert {q["ratio"] for q in res["ratios"]} == {"ttft encdec / teacher", "decode encdec / teacher"}
+    # a decoder-only student (here the tiny llama again) is timed like the teacher, with its own ratios
+    res = run_speed(str(art_path), str(tiny_w4a8), None, input_lens=(16,), n_out=2, repeats=3, threads=1,
+                    progress=False, decoder=str(tiny_w4a8))
+    assert [r["model"] for r in res["rows"]] == ["encdec", "teacher", "decoder"]
+    assert res["rows"][2]["params"] == res["rows"][1]["params"]
+    assert {q["ratio"] for q in res["ratios"]} == {"ttft encdec / teacher", "decode encdec / teacher",
+                                                   "ttft encdec / decoder", "decode encdec / decoder"}
 
 
 def test_t5_artifact_refusals(t5_pair):
