@@ -166,9 +166,6 @@ def kernels(threads, ms, shapes, min_time, min_reps, all_impls, no_ort, no_torch
 @click.option("--engines", default=None,
               help="Comma-separated subset of edgekit,llama.cpp,torch,onnxruntime (default: all that can run on "
                    "the model; onnxruntime with --onnx).")
-@click.option("--decoder-student", "decoder", type=click.Path(dir_okay=False), default=None,
-              help="--speed: a decoder-only student's W4A8 artifact (edgekit distill --student decoder, quantized), "
-                   "timed like the teacher: the paper's comparison at equal size.")
 @click.option("--gguf", type=click.Path(dir_okay=False), default=None,
               help="GGUF for llama.cpp (default: llama.cpp's own Q4_0 requantization of the source, cached under "
                    "~/.cache/edgekit).")
@@ -382,6 +379,9 @@ def acm(acm_artifact, dense_artifact, sets, gate_biases, ks, ctx, max_tokens, pr
                    "student).")
 @click.option("--teacher", type=click.Path(dir_okay=False),
               help="--speed: the teacher's W4A8 artifact (e.g. edgekit quantize smollm2-135m).")
+@click.option("--decoder-student", "decoder", type=click.Path(dir_okay=False), default=None,
+              help="--speed: a decoder-only student's W4A8 artifact (edgekit distill --student decoder, quantized), "
+                   "timed like the teacher: the paper's comparison at equal size.")
 @click.option("--gguf", type=click.Path(dir_okay=False), default=None,
               help="The student's GGUF (edgekit export STUDENT_DIR --format gguf) for llama.cpp's decode; omitted: "
                    "no llama.cpp rows.")
