@@ -152,11 +152,11 @@ def plot_curves(runs: dict[str, dict], path: str | os.PathLike, window: int = 10
     if not runs:
         raise EdgekitError("no distillation runs to plot")
     with plot_file(path, ncols=2, figsize=(10, 4)) as (_, (ax_ce, ax_kl)):
-        for label, report in runs.items():
+        for i, (label, report) in enumerate(runs.items()):
             for ax, term in ((ax_ce, "ce"), (ax_kl, "kl")):
                 steps, values = curves.window_means(*curves.curve(report, term), window)
-                if len(steps):
-                    ax.plot(steps, values, label=label)
+                if len(steps):  # one colour per run in both panels (a CE-only run has no KL curve)
+                    ax.plot(steps, values, label=label, color=f"C{i}")
         for ax, title in ((ax_ce, "cross-entropy on the target tokens"), (ax_kl, "KL(teacher ‖ student), top-k")):
             ax.set_xlabel("step")
             ax.set_ylabel("nats/token")
