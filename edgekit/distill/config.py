@@ -20,7 +20,7 @@ from edgekit.recipes import RECIPES_DIR, read_named_yaml
 STUDENTS_DIR = RECIPES_DIR / "students"
 DEFAULT_STUDENT = "default"
 #: what :attr:`StudentConfig.init_from_teacher` may name
-INIT_PARTS = ("embedding", "final_norm")
+INIT_PARTS = ("embedding", "final_norm", "layers")
 #: student architectures: the T5 encoder-decoder, and a decoder-only Llama (the paper's comparison at equal size)
 ARCHITECTURES = ("t5", "llama")
 
@@ -63,7 +63,8 @@ class StudentConfig:
             RMSNorm = the teacher's final norm times ``sqrt(d_model)``, which cancels the ``d_model ** -0.5`` that
             HF's T5 applies before a tied output head, so the student's first logits are on the teacher's scale);
             the rest starts from T5's own random initialisation. A ``llama`` student takes the final norm as it is
-            (its head has no such scale).
+            (its head has no such scale). ``layers``: every block starts as an evenly spaced teacher layer
+            (:mod:`edgekit.distill.init_layers`; needs the teacher's block shape).
         version: config schema version.
     """
 

@@ -17,6 +17,7 @@ import math
 import torch
 
 from edgekit.distill.config import StudentConfig
+from edgekit.distill.init_layers import check_layer_shapes, init_layers
 from edgekit.errors import EdgekitError
 
 #: the FFN: gated, GELU with the tanh approximation under the name llama.cpp and optimum agree on
@@ -41,6 +42,8 @@ def check_teacher(lm, student: StudentConfig) -> None:
         raise EdgekitError(f"the student's vocab_size {student.vocab_size} is not the teacher's ({teacher_vocab} "
                            f"logits, tokenizer of {len(lm.tokenizer)} tokens); the student uses the teacher's "
                            f"tokenizer: set vocab_size: {teacher_vocab} in the student config")
+    if "layers" in student.init_from_teacher:
+        check_layer_shapes(student, lm.model)
     if "embedding" in student.init_from_teacher:
         width = int(lm.config.hidden_size)
         if width != student.d_model:
@@ -103,6 +106,8 @@ def build_student(student: StudentConfig, teacher, tokenizer, seed: int = 0):
                 model.get_input_embeddings().weight.copy_(teacher.get_input_embeddings().weight.float())
             if "final_norm" in student.init_from_teacher:
                 model.model.norm.weight.copy_(teacher_final_norm(teacher).float())
+            if "layers" in student.init_from_teacher:
+                init_layers(model, student, teacher)
         model.tie_weights()
         model.train()
         return model
@@ -113,6 +118,8 @@ def build_student(student: StudentConfig, teacher, tokenizer, seed: int = 0):
         if "final_norm" in student.init_from_teacher:
             norm = teacher_final_norm(teacher)
             model.decoder.final_layer_norm.weight.copy_(norm.float() * math.sqrt(student.d_model))
+        if "layers" in student.init_from_teacher:
+            init_layers(model, student, teacher)
     model.tie_weights()
     model.train()
     return model

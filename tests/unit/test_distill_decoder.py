@@ -1,6 +1,7 @@
 """The decoder-only student of `edgekit distill` (``architecture: llama``, the paper's comparison at equal size):
 its config checks, its size against the default T5's, its logits aligned with the teacher's continuation positions,
-its start from the teacher, and the whole stage on a tiny teacher."""
+its start from the teacher, and the whole stage on a tiny teacher; and ``init_from_teacher: [layers]`` for both
+architectures."""
 
 from __future__ import annotations
 
@@ -126,3 +127,54 @@ def test_decoder_student_distills_end_to_end_on_a_tiny_teacher(tiny_llama_dir, t
     _, val, _ = build_pairs(lm.tokenizer, cfg.train, [str(text)])
     again = compare(loaded, lm.model, val, 8)  # the saved weights are the trained ones
     assert again["student_nll"] == pytest.approx(r["held_out"]["student_nll"], abs=1e-4)
+
+
+# --- init_from_teacher: layers ----------------------------------------------------------------------------------------
+
+def test_layer_map_spreads_student_blocks_over_the_teacher():
+    from edgekit.distill.init_layers import layer_map
+
+    assert layer_map(8, 30) == [0, 3, 7, 11, 15, 18, 22, 26]
+    assert layer_map(2, 2) == [0, 1] and layer_map(3, 2) == [0, 0, 1]
+
+
+def test_t5_blocks_start_as_teacher_layers():
+    """q scaled by d_kv^-0.5 (T5 does not scale scores), each teacher key/value head repeated over its query heads:
+    a T5 head's scores are the teacher's (RoPE aside); norms and the gated FFN copied; cross-attention alike."""
+    from edgekit.distill.init_layers import layer_map
+
+    teacher = tiny_teacher()
+    with torch.no_grad():
+        for layer in teacher.model.layers:
+            layer.input_layernorm.weight.uniform_(0.5, 2.0)
+    cfg = StudentConfig(encoder_layers=1, decoder_layers=1, d_model=32, d_ff=64, num_heads=4, d_kv=8, vocab_size=V,
+                        init_from_teacher=["embedding", "layers"])
+    student = build_student(cfg, teacher, TOK)
+    which = layer_map(2, 2)
+    x = torch.randn(5, 32)
+    for j, block in enumerate([student.encoder.block[0], student.decoder.block[0]]):
+        src = teacher.model.layers[which[j]]
+        attns = [block.layer[0].SelfAttention] + ([block.layer[1].EncDecAttention] if j else [])
+        for att in attns:
+            q, k = att.q(x).view(5, 4, 8), att.k(x).view(5, 4, 8)
+            tq, tk = src.self_attn.q_proj(x).view(5, 4, 8), src.self_attn.k_proj(x).view(5, 2, 8)
+            s5 = torch.einsum("ihd,jhd->hij", q, k)
+            st = torch.einsum("ihd,jhd->hij", tq, tk.repeat_interleave(2, 1)) / 8 ** 0.5
+            assert torch.allclose(s5, st, atol=1e-5)
+            assert torch.equal(att.o.weight, src.self_attn.o_proj.weight)
+        ffn = block.layer[-1]
+        assert torch.equal(ffn.DenseReluDense.wi_0.weight, src.mlp.gate_proj.weight)
+        assert torch.equal(ffn.DenseReluDense.wo.weight, src.mlp.down_proj.weight)
+        assert torch.equal(ffn.layer_norm.weight, src.post_attention_layernorm.weight)
+        assert torch.equal(block.layer[0].layer_norm.weight, src.input_layernorm.weight)
+
+
+def test_layer_init_refuses_another_block_shape_and_copies_llama_layers():
+    teacher = tiny_teacher()
+    with pytest.raises(EdgekitError, match="d_ff 48 against the teacher's 64"):
+        build_student(StudentConfig(encoder_layers=1, decoder_layers=1, d_model=32, d_ff=48, num_heads=4, d_kv=8,
+                                    vocab_size=V, init_from_teacher=["layers"]), teacher, TOK)
+    student = build_student(decoder_cfg(init_from_teacher=["embedding", "layers"]), teacher, TOK)
+    for b, t in zip(student.model.layers, teacher.model.layers):
+        assert torch.equal(b.mlp.up_proj.weight, t.mlp.up_proj.weight)
+        assert torch.equal(b.self_attn.k_proj.weight, t.self_attn.k_proj.weight)
