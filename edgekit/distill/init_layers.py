@@ -51,6 +51,9 @@ def check_layer_shapes(student, teacher) -> None:
     t_dim = int(getattr(tc, "head_dim", None) or tc.hidden_size // t_heads)
     sizes = [("d_model", student.d_model, int(tc.hidden_size)), ("d_ff", student.d_ff, int(tc.intermediate_size)),
              ("num_heads", student.num_heads, t_heads), ("d_kv", student.d_kv, t_dim)]
+    if student.architecture == "llama":  # its key/value projections are copied as they are
+        t_kv = int(getattr(tc, "num_key_value_heads", None) or t_heads)
+        sizes.append(("num_kv_heads", student.num_kv_heads or student.num_heads, t_kv))
     for name, mine, theirs in sizes:
         if mine != theirs:
             raise EdgekitError(f"init_from_teacher: layers needs the teacher's block shape: {name} {mine} against the "

@@ -174,6 +174,8 @@ def test_layer_init_refuses_another_block_shape_and_copies_llama_layers():
     with pytest.raises(EdgekitError, match="d_ff 48 against the teacher's 64"):
         build_student(StudentConfig(encoder_layers=1, decoder_layers=1, d_model=32, d_ff=48, num_heads=4, d_kv=8,
                                     vocab_size=V, init_from_teacher=["layers"]), teacher, TOK)
+    with pytest.raises(EdgekitError, match="num_kv_heads 4 against the teacher's 2"):
+        build_student(decoder_cfg(num_kv_heads=4, init_from_teacher=["layers"]), teacher, TOK)
     student = build_student(decoder_cfg(init_from_teacher=["embedding", "layers"]), teacher, TOK)
     for b, t in zip(student.model.layers, teacher.model.layers):
         assert torch.equal(b.mlp.up_proj.weight, t.mlp.up_proj.weight)
