@@ -73,7 +73,7 @@ def test_shipped_student_configs_load_and_are_sized_as_documented():
     ("encoder_layer: 2\n", "unknown key 'encoder_layer'"),
     ("train: {stepz: 3}\n", "unknown key 'stepz'"),
     ("train: 5\n", "train must be a mapping"),
-    ("init_from_teacher: [embedding, layers]\n", "init_from_teacher must be a list drawn from"),
+    ("init_from_teacher: [embedding, heads]\n", "init_from_teacher must be a list drawn from"),
     ("decoder_layers: 0\n", "decoder_layers must be an integer >= 1"),
     ("train: {kd_weight: 1.5}\n", "kd_weight must be in [0, 1]"),
 ])
