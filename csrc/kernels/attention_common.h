@@ -45,6 +45,20 @@ static inline void ek_attn_zero_after(float* p, int64_t len, int64_t n) {
 }
 
 #ifdef __cplusplus
+// Scores → probabilities for hb rows of a block whose scores fill p (rows n apart) and whose row maxima over all n
+// keys are mx: a row of its own length (lens) takes the maximum of its first len scores (row_max(p, len)), then
+// softmax(p, len, max) and zeros past len. The SIMD kernels' shared step between their score and value passes.
+template <class RowMax, class Softmax>
+inline void ek_attn_softmax_rows(float* p, int hb, int64_t n, const int32_t* lens, float* mx, RowMax row_max,
+                                 Softmax softmax) {
+    for (int h = 0; h < hb; ++h) {
+        const int64_t len = lens ? lens[h] : n;
+        if (len < n) mx[h] = row_max(p + h * n, len);
+        softmax(p + h * n, len, mx[h]);
+        ek_attn_zero_after(p + h * n, len, n);
+    }
+}
+
 // Block<HB>::run for the largest HB <= MaxHB that is <= hb (hb >= 1): one compiled block size per count of heads.
 template <template <int> class Block, int HB>
 inline void ek_attn_run_block(int64_t hb, const float* q, int64_t hd, const uint16_t* kt, int64_t ldk,

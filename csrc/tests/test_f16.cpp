@@ -112,17 +112,23 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
         }
     }
     expect(c, worst < 1e-4, shape("attn_f16_f32", "scalar", g, n, hd) + " far from float64: " + std::to_string(worst));
-    for (const auto& name : edgekit::implementations("attn_f16_f32")) {
-        std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
-        const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
-        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, 0, nullptr, p.data(), out.data(),
-           first.data());
-        size_t at = 0;
-        expect(c, same_bits(out.data(), out_ref.data(), out.size(), &at) &&
-                      same_bits(p.data(), p_ref.data(), p.size(), &at) &&
-                      same_bits(first.data(), first_ref.data(), first.size(), &at),
-               shape("attn_f16_f32", name, g, n, hd) + " differs from scalar at " + std::to_string(at));
-    }
+    // every implementation on (bias, ldb, lens) gives the reference's probabilities, outputs and first column
+    const auto every_impl = [&](const char* what, const char* ref_name, const float* bias, int64_t ldb,
+                                const int32_t* lens, const std::vector<float>& p_want,
+                                const std::vector<float>& out_want, const std::vector<float>& first_want) {
+        for (const auto& name : edgekit::implementations("attn_f16_f32")) {
+            std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
+            const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
+            fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, bias, ldb, lens, p.data(), out.data(),
+               first.data());
+            size_t at = 0;
+            expect(c, same_bits(out.data(), out_want.data(), out.size(), &at) &&
+                          same_bits(p.data(), p_want.data(), p.size(), &at) &&
+                          same_bits(first.data(), first_want.data(), first.size(), &at),
+                   shape(what, name, g, n, hd) + " differs from " + ref_name + " at " + std::to_string(at));
+        }
+    };
+    every_impl("attn_f16_f32", "scalar", nullptr, 0, nullptr, p_ref, out_ref, first_ref);
     // rows of their own lengths (causal positions sharing a call): each row is the scalar kernel on that row alone
     // with n = its length, and its probabilities are 0 past it
     std::vector<int32_t> lens((size_t)g);
@@ -133,17 +139,7 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
         ek_attn_f16_f32__scalar(q.data() + h * hd, 1, hd, kt.data(), ldk, v.data(), ldv, len, scale, nullptr, 0,
                                 nullptr, pl_ref.data() + h * n, ol_ref.data() + h * hd, fl_ref.data() + h);
     }
-    for (const auto& name : edgekit::implementations("attn_f16_f32")) {
-        std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
-        const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
-        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, nullptr, 0, lens.data(), p.data(), out.data(),
-           first.data());
-        size_t at = 0;
-        expect(c, same_bits(out.data(), ol_ref.data(), out.size(), &at) &&
-                      same_bits(p.data(), pl_ref.data(), p.size(), &at) &&
-                      same_bits(first.data(), fl_ref.data(), first.size(), &at),
-               shape("attn_f16_f32 lens", name, g, n, hd) + " differs from each row alone at " + std::to_string(at));
-    }
+    every_impl("attn_f16_f32 lens", "each row alone", nullptr, 0, lens.data(), pl_ref, ol_ref, fl_ref);
     // a position bias read in place with a negative row stride (T5: row h starts one slot before row h - 1, ldb =
     // -1) gives the bits of the same rows copied out ([g, n], ldb = n)
     std::vector<float> table((size_t)(g - 1 + n));
@@ -154,18 +150,8 @@ void attn_case(Counts& c, int64_t g, int64_t n, int64_t hd, int64_t pad, bool ex
     std::vector<float> pb_ref((size_t)(g * n)), ob_ref((size_t)(g * hd)), fb_ref((size_t)g);
     ek_attn_f16_f32__scalar(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, rows.data(), n, nullptr,
                             pb_ref.data(), ob_ref.data(), fb_ref.data());
-    for (const auto& name : edgekit::implementations("attn_f16_f32")) {
-        std::vector<float> p((size_t)(g * n), -7.0f), out((size_t)(g * hd), -7.0f), first((size_t)g, -7.0f);
-        const ek_attn_f16_f32_fn fn = edgekit::kernel<edgekit::Op::attn_f16_f32>(name);
-        fn(q.data(), g, hd, kt.data(), ldk, v.data(), ldv, n, scale, table.data() + g - 1, -1, nullptr, p.data(),
-           out.data(), first.data());
-        size_t at = 0;
-        expect(c, same_bits(out.data(), ob_ref.data(), out.size(), &at) &&
-                      same_bits(p.data(), pb_ref.data(), p.size(), &at) &&
-                      same_bits(first.data(), fb_ref.data(), first.size(), &at),
-               shape("attn_f16_f32 bias ldb -1", name, g, n, hd) + " differs from the copied rows at " +
-                   std::to_string(at));
-    }
+    every_impl("attn_f16_f32 bias ldb -1", "the copied rows", table.data() + g - 1, -1, nullptr, pb_ref, ob_ref,
+               fb_ref);
 }
 
 void silu_case(Counts& c, int64_t n) {

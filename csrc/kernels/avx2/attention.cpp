@@ -178,12 +178,7 @@ struct Heads {
                     float* out) {
         float mx[HB];
         scores<HB>(q, hd, kt, ldk, n, scale, bias, ldb, p, mx);
-        for (int h = 0; h < HB; ++h) {
-            const int64_t len = lens ? lens[h] : n;
-            if (len < n) mx[h] = row_max(p + h * n, len);
-            softmax(p + h * n, len, mx[h]);
-            ek_attn_zero_after(p + h * n, len, n);
-        }
+        ek_attn_softmax_rows(p, HB, n, lens, mx, row_max, softmax);
         values<HB>(p, n, v, ldv, hd, out);
     }
 };
