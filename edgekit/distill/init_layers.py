@@ -60,12 +60,17 @@ def check_layer_shapes(student, teacher) -> None:
                                f"teacher's {theirs}; change it or drop 'layers'")
 
 
+def _per_head(w: torch.Tensor, heads: int, d_kv: int) -> torch.Tensor:
+    """A key or value projection of ``kv`` heads as ``heads`` heads: each repeated over the query heads of its
+    group (GQA as MHA)."""
+    kv = w.shape[0] // d_kv
+    return w.float().view(kv, d_kv, -1).repeat_interleave(heads // kv, 0).reshape(heads * d_kv, -1)
+
+
 def _attention(dst, src, heads: int, d_kv: int, scale_q: float) -> None:
-    kv = src.k_proj.weight.shape[0] // d_kv
-    rep = heads // kv  # query heads per key/value head
     dst.q.weight.copy_(src.q_proj.weight.float() * scale_q)
-    dst.k.weight.copy_(src.k_proj.weight.float().view(kv, d_kv, -1).repeat_interleave(rep, 0).reshape(heads * d_kv, -1))
-    dst.v.weight.copy_(src.v_proj.weight.float().view(kv, d_kv, -1).repeat_interleave(rep, 0).reshape(heads * d_kv, -1))
+    dst.k.weight.copy_(_per_head(src.k_proj.weight, heads, d_kv))
+    dst.v.weight.copy_(_per_head(src.v_proj.weight, heads, d_kv))
     dst.o.weight.copy_(src.o_proj.weight.float())
 
 
