@@ -38,6 +38,9 @@ class TuneConfig:
         scale_range: each group's scale multiplier stays in ``[1 - scale_range, 1 + scale_range]`` and moves by
             ``2 * scale_range`` times the offsets' step (it crosses its range at their pace); 0 tunes the rounding
             alone.
+        norm_range: also tune the weights of the block's norms that feed its quantized linears (the family's
+            ``norm_feeds``; float32 in the artifact and in GGUF, so the format is unchanged), each within
+            ``[1 - norm_range, 1 + norm_range]`` times its float value, at the scales' pace; 0 leaves them.
         target: ``"float"``: the float model's block output (the float stream carried beside the quantized one,
             so a block also learns to undo the error of the blocks before it; AutoRound's choice); ``"local"``: the
             float block on the quantized stream's input (GPTQ's objective).
@@ -52,6 +55,7 @@ class TuneConfig:
     seqlen: int = 0
     holdout: int = 0
     scale_range: float = 0.2
+    norm_range: float = 0.0
     target: str = "float"
     loss: str = "mse"
 
@@ -68,6 +72,7 @@ class TuneConfig:
         _check(isinstance(self.seqlen, int) and self.seqlen >= 0,
                f"tune seqlen must be an integer >= 0, got {self.seqlen!r}")
         _check(0 <= self.scale_range < 1, f"tune scale_range must be in [0, 1), got {self.scale_range}")
+        _check(0 <= self.norm_range < 1, f"tune norm_range must be in [0, 1), got {self.norm_range}")
         _check(self.target in ("float", "local"), f"tune target must be 'float' or 'local', got {self.target!r}")
         _check(self.loss in ("mse", "relative"), f"tune loss must be 'mse' or 'relative', got {self.loss!r}")
 

@@ -217,8 +217,9 @@ def quantize_stack(model: nn.Module, family: Family, cfg: AgileQuantConfig, inpu
                     tunable[name] = (q, upds[li])
         del hess, samples
         if tcfg.iters:
+            norms = [block.get_submodule(n) for n, _ in family.norm_feeds]
             t = tune.tune_block(block, tunable, tune_x, tune_kw, targets, tcfg, f"tune {desc}.{bi}", progress,
-                                held=max(len(tune_x) - tcfg.samples, 0))
+                                held=max(len(tune_x) - tcfg.samples, 0), norms=norms)
             report["tune"].append({k: round(v, 6) if isinstance(v, float) else v for k, v in t.items()})
             float_x = targets if tcfg.target == "float" else None
             tune_x = tune.block_outputs(block, tune_x, tune_kw)

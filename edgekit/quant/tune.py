@@ -128,7 +128,7 @@ def block_outputs(block: nn.Module, xs: list[torch.Tensor], kws: list[dict]) -> 
 
 def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], xs: list[torch.Tensor],
                kws: list[dict], targets: list[torch.Tensor], cfg: TuneConfig, desc: str = "tune",
-               progress: bool = True, held: int = 0) -> dict:
+               progress: bool = True, held: int = 0, norms: list[nn.Module] = ()) -> dict:
     """Tune the rounding and scales of one block's quantized linears in place.
 
     Args:
@@ -140,6 +140,7 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
         desc: progress bar label.
         held: the last ``held`` windows are not trained on: every iterate's loss there picks the one kept.
             Without them the kept iterate is the one with the least loss on its step's windows.
+        norms: norm modules (a ``weight`` each) tuned beside the codes when ``cfg.norm_range`` > 0.
 
     Returns:
         ``{"loss0": GPTQ's loss, "loss": the kept iterate's, "best_iter": its step}`` (mean squared error on the
@@ -153,6 +154,14 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
     grads_before = {p: p.requires_grad for p in block.parameters()}
     for p in grads_before:
         p.requires_grad_(False)
+    # each tuned norm weight moves by a signed step proportional to its float value, within norm_range of it
+    norm_ws = [n.weight for n in norms] if cfg.norm_range > 0 else []
+    norm_lo = [torch.minimum(w * (1 - cfg.norm_range), w * (1 + cfg.norm_range)).detach() for w in norm_ws]
+    norm_hi = [torch.maximum(w * (1 - cfg.norm_range), w * (1 + cfg.norm_range)).detach() for w in norm_ws]
+    norm_pace = [w.detach().abs() * 2 * cfg.norm_range for w in norm_ws]
+    for w in norm_ws:
+        w.requires_grad_(True)
+    params += norm_ws
     for t in tun.values():
         t.lin.forward = t.forward  # an instance attribute: nn.Module.__call__ finds it first
     best = None
@@ -192,6 +201,10 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
                         t.m.clamp_(1 - cfg.scale_range, 1 + cfg.scale_range)
                     t.v.grad = None
                     t.m.grad = None
+                for w, lo, hi, pace in zip(norm_ws, norm_lo, norm_hi, norm_pace):
+                    w.sub_(step * pace * torch.sign(w.grad))
+                    torch.maximum(torch.minimum(w, hi, out=w), lo, out=w)
+                    w.grad = None
     finally:
         for t in tun.values():
             del t.lin.forward
@@ -201,6 +214,9 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
     kept = iter(best[2])
     for t in tun.values():
         t.commit(next(kept), next(kept))
+    with torch.no_grad():
+        for w in norm_ws:
+            w.copy_(next(kept))
     out = {"loss0": loss0, "loss": best[3], "best_iter": best[1]}
     if hold:
         out.update(held0=held0, held=best[0])

@@ -140,3 +140,28 @@ def test_tuning_with_minibatches_and_held_out_windows(ids):
     for t in rep["tune"]:
         assert t["held"] <= t["held0"]  # the kept iterate is the best on the held-out windows (GPTQ's included)
     assert any(t["held"] < t["held0"] for t in rep["tune"])
+
+
+def test_norm_tuning_stays_in_range_and_lowers_the_error(ids):
+    """norm_range tunes the feeding norms' weights within their range of the float values; 0 leaves them."""
+    base, tuned = tiny_model(), tiny_model()
+    w0 = {n: p.detach().clone() for n, p in base.named_parameters() if "layernorm" in n}
+    assert len(w0) == 4  # two blocks: input_layernorm, post_attention_layernorm
+    quantize_(base, w4a8(iters=10, samples=4, seqlen=16), family=LLAMA, calib_ids=ids, batch_size=4, progress=False)
+    rep = quantize_(tuned, w4a8(iters=10, samples=4, seqlen=16, norm_range=0.1), family=LLAMA, calib_ids=ids,
+                    batch_size=4, progress=False)
+    moved = 0
+    for name, p in base.named_parameters():
+        if name in w0:
+            assert torch.equal(p, w0[name])  # without norm_range the norms are untouched
+    for name, p in tuned.named_parameters():
+        if name in w0:
+            lo = torch.minimum(w0[name] * 0.9, w0[name] * 1.1)
+            hi = torch.maximum(w0[name] * 0.9, w0[name] * 1.1)
+            assert bool(((p >= lo - 1e-6) & (p <= hi + 1e-6)).all()) and not p.requires_grad
+            moved += int((p != w0[name]).sum())
+    assert moved > 0
+    for t in rep["tune"]:
+        assert t["loss"] < t["loss0"]
+    with pytest.raises(EdgekitError, match="norm_range"):
+        TuneConfig(norm_range=1.0)
