@@ -11,7 +11,8 @@ m = 1`` is exactly GPTQ's result. ``v`` and ``m`` follow the sign of the gradien
 quantized block's output and the float block's on a few calibration windows, through straight-through rounding of
 the weights and of the activations (the runtime's int8 fake quantization). The best iterate by that loss is kept,
 so the block never ends worse on it than GPTQ left it. Only codes and fp16 scales change: the artifact is still
-Q4_0 (symmetric int4, group 32, fp16 scale).
+Q4_0 (symmetric int4, group 32, fp16 scale). With ``norm_range`` the weights of the norms feeding the block's
+linears are tuned too, within that fraction of their float values (float32 in the artifact and in GGUF).
 """
 
 from __future__ import annotations
@@ -129,7 +130,7 @@ def block_outputs(block: nn.Module, xs: list[torch.Tensor], kws: list[dict]) -> 
 def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], xs: list[torch.Tensor],
                kws: list[dict], targets: list[torch.Tensor], cfg: TuneConfig, desc: str = "tune",
                progress: bool = True, held: int = 0, norms: list[nn.Module] = ()) -> dict:
-    """Tune the rounding and scales of one block's quantized linears in place.
+    """Tune the rounding and scales of one block's quantized linears, and the ``norms``' weights, in place.
 
     Args:
         block: the block, its linears already :class:`QLinear` (4-bit symmetric).
@@ -203,7 +204,7 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
                     t.m.grad = None
                 for w, lo, hi, pace in zip(norm_ws, norm_lo, norm_hi, norm_pace):
                     w.sub_(step * pace * torch.sign(w.grad))
-                    torch.maximum(torch.minimum(w, hi, out=w), lo, out=w)
+                    w.clamp_(lo, hi)
                     w.grad = None
     finally:
         for t in tun.values():
