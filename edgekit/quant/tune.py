@@ -155,11 +155,10 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
     grads_before = {p: p.requires_grad for p in block.parameters()}
     for p in grads_before:
         p.requires_grad_(False)
-    # each tuned norm weight moves by a signed step proportional to its float value, within norm_range of it
+    # each tuned norm weight w0 stays in w0 ± span (span = norm_range |w0|) and crosses it at the scales' pace
     norm_ws = [n.weight for n in norms] if cfg.norm_range > 0 else []
-    norm_lo = [torch.minimum(w * (1 - cfg.norm_range), w * (1 + cfg.norm_range)).detach() for w in norm_ws]
-    norm_hi = [torch.maximum(w * (1 - cfg.norm_range), w * (1 + cfg.norm_range)).detach() for w in norm_ws]
-    norm_pace = [w.detach().abs() * 2 * cfg.norm_range for w in norm_ws]
+    norm_w0 = [w.detach().clone() for w in norm_ws]
+    norm_span = [w.abs() * cfg.norm_range for w in norm_w0]
     for w in norm_ws:
         w.requires_grad_(True)
     params += norm_ws
@@ -202,9 +201,9 @@ def tune_block(block: nn.Module, lins: dict[str, tuple[QLinear, torch.Tensor]], 
                         t.m.clamp_(1 - cfg.scale_range, 1 + cfg.scale_range)
                     t.v.grad = None
                     t.m.grad = None
-                for w, lo, hi, pace in zip(norm_ws, norm_lo, norm_hi, norm_pace):
-                    w.sub_(step * pace * torch.sign(w.grad))
-                    w.clamp_(lo, hi)
+                for w, w0, span in zip(norm_ws, norm_w0, norm_span):
+                    w.sub_(step * 2 * span * torch.sign(w.grad))
+                    w.clamp_(w0 - span, w0 + span)
                     w.grad = None
     finally:
         for t in tun.values():
