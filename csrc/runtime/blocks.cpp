@@ -33,12 +33,19 @@ void rms_norm(const float* x, const float* w, int n, int dim, float eps, float* 
     parallel_for(n, kRowGrain, [&](int64_t b, int64_t e) {
         for (int64_t i = b; i < e; ++i) {
             const float* xi = x + i * dim;
-            // torch's float sqrt is not correctly rounded: double, rounded once, is what every libm agrees on
-            double ss = 0.0;
-            for (int c = 0; c < dim; ++c) ss += (double)xi[c] * (double)xi[c];
+            // torch's float sqrt is not correctly rounded: double, rounded once, is what every libm agrees on.
+            // Eight partial sums in a fixed order (one serial chain of double adds was 3 % of a prefill); the
+            // squares are exact in double, so the order moves the float result only in the last double bits
+            double part[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+            int c = 0;
+            for (; c + 8 <= dim; c += 8) {
+                for (int j = 0; j < 8; ++j) part[j] += (double)xi[c + j] * (double)xi[c + j];
+            }
+            for (int j = 0; c < dim; ++c, ++j) part[j] += (double)xi[c] * (double)xi[c];
+            const double ss = ((part[0] + part[4]) + (part[2] + part[6])) + ((part[1] + part[5]) + (part[3] + part[7]));
             const float ms = (float)(ss / dim);
             const float inv = (float)(1.0 / std::sqrt((double)(ms + eps)));
-            for (int c = 0; c < dim; ++c) out[i * dim + c] = w[c] * (xi[c] * inv);
+            for (int d = 0; d < dim; ++d) out[i * dim + d] = w[d] * (xi[d] * inv);
         }
     });
 }
