@@ -40,9 +40,9 @@ void tile_tokens(const ek_q4x4* w, int64_t t, const int8_t* xq, const float* xs,
     for (int i = 0; i < MR; ++i) acc01[i] = acc23[i] = _mm256_setzero_ps();
     for (int64_t j = 0; j < nb; ++j) {
         const uint8_t* b = qs + j * EK_Q4X4_TILE_QS_BYTES;
-        // decode streams the weights from DRAM: ask for lines well ahead (avx512vnni/gemm_q4x4_q8.cpp has the
-        // numbers)
-        if (MR == 1) _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchBytes, _MM_HINT_T0);
+        // decode streams the weights from DRAM: ask for lines 8 KB ahead, into L2 (prefetcht1: +5-8 % decode over
+        // prefetcht0 on a Zen 4 with these kernels forced, BENCHMARKS section 4 "Prefetching into L2")
+        if (MR == 1) _mm_prefetch(reinterpret_cast<const char*>(b) + kPrefetchBytes, _MM_HINT_T1);
         const __m256i v01 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b));
         const __m256i v23 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + 32));
         const __m256i lo01 = _mm256_and_si256(v01, nib), hi01 = _mm256_and_si256(_mm256_srli_epi16(v01, 4), nib);
