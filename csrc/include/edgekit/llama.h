@@ -99,8 +99,9 @@ private:
     std::vector<float> final_norm_;
     std::vector<LlamaLayer> layers_;
     // fp16 caches: keys transposed, [layer][kv_head][head_dim][slot] (a head's keys are consecutive lanes for the
-    // attention kernel); values [layer][slot][kv_head][head_dim]
-    std::vector<uint16_t> k_cache_, v_cache_;
+    // attention kernel); values [layer][slot][kv_head][head_dim]. In the huge-page chunks of the weights: a decode
+    // step reads every key row of a head (head_dim rows, each in its own 4 KiB page otherwise)
+    WeightVec<uint16_t> k_cache_, v_cache_;
     std::vector<int32_t> pos_;                 // [layer][slot]: the position cached in each slot (increasing)
     std::vector<int> len_;                     // [layer]: slots in use
     std::vector<float> rope_cos_, rope_sin_;   // [position][head_dim / 2]: cos / sin of position * inv_freq
