@@ -104,7 +104,7 @@ T5Model::T5Model(const T5Config& cfg, std::vector<uint16_t> embed16, Q8Table q8,
     }
     // the decoder's causal bias rows for every position the cache holds, once
     relative_bias(dec_bias_, cfg_.n_heads, cfg_.buckets, cfg_.max_distance, false, cfg_.max_ctx - 1, 0, dec_rel_);
-    self_kt_.assign((size_t)(cfg_.n_dec * inner * cfg_.max_ctx), 0);
+    self_kt_.assign((size_t)(cfg_.n_dec * inner * kt_row_stride(cfg_.max_ctx)), 0);
     self_v_.assign((size_t)(cfg_.n_dec * inner * cfg_.max_ctx), 0);
 }
 
@@ -203,14 +203,15 @@ void T5Model::encode(const int32_t* tokens, int n) {
     embed_rows(q8_, embed_, h, tokens, n, x);
     // the first layer's bias table, for every layer (T5: computed once per stack)
     relative_bias(enc_bias_, cfg_.n_heads, cfg_.buckets, cfg_.max_distance, true, n - 1, n - 1, enc_rel_);
-    enc_kt_.resize((size_t)(inner * n));
+    const int64_t ldk = kt_row_stride(n);
+    enc_kt_.resize((size_t)(inner * ldk));
     enc_v_.resize((size_t)(inner * n));
     for (const T5Layer& l : enc_) {
         rms_norm(x, l.attn_norm.data(), n, (int)h, cfg_.eps, xn);
         const ek_q4x4 vv = l.self.v.view();
         linears(xn, n, l.self.q, l.self.q.view(), q, l.self.k, l.self.k.view(), kn, &l.self.v, &vv, vn);
-        store_kv_fp16(kn, vn, n, inner, 0, enc_kt_.data(), n, enc_v_.data());
-        attention(q, n, 0, enc_kt_.data(), n, enc_v_.data(), n, false, enc_rel_.data(), n - 1, 2 * (int64_t)n - 1,
+        store_kv_fp16(kn, vn, n, inner, 0, enc_kt_.data(), ldk, enc_v_.data());
+        attention(q, n, 0, enc_kt_.data(), ldk, enc_v_.data(), n, false, enc_rel_.data(), n - 1, 2 * (int64_t)n - 1,
                   att_.data());
         linear(l.self.o, att_.data(), n, tmp_.data());
         add_inplace(x, tmp_.data(), n * h);
@@ -219,12 +220,12 @@ void T5Model::encode(const int32_t* tokens, int n) {
     }
     rms_norm(x, enc_norm_.data(), n, (int)h, cfg_.eps, xn);
     // every decoder layer's cross-attention keys and values: once per prompt, read by every decoded token
-    cross_kt_.resize((size_t)(cfg_.n_dec * inner * n));
+    cross_kt_.resize((size_t)(cfg_.n_dec * inner * ldk));
     cross_v_.resize((size_t)(cfg_.n_dec * inner * n));
     for (int li = 0; li < cfg_.n_dec; ++li) {
         const T5Layer& l = dec_[li];
         linears(xn, n, l.cross.k, l.cross.k.view(), kn, l.cross.v, l.cross.v.view(), vn);
-        store_kv_fp16(kn, vn, n, inner, 0, cross_kt_.data() + li * inner * n, n, cross_v_.data() + li * inner * n);
+        store_kv_fp16(kn, vn, n, inner, 0, cross_kt_.data() + li * inner * ldk, ldk, cross_v_.data() + li * inner * n);
     }
     ++cross_kv_runs_;
     n_src_ = n;
@@ -240,7 +241,8 @@ void T5Model::eval(const int32_t* tokens, int n, float* logits, bool all_logits)
     }
     check_tokens(tokens, n);
     reserve(n);
-    const int64_t h = cfg_.d_model, inner = (int64_t)cfg_.n_heads * cfg_.d_kv, ldk = cfg_.max_ctx;
+    const int64_t h = cfg_.d_model, inner = (int64_t)cfg_.n_heads * cfg_.d_kv, ldk = kt_row_stride(cfg_.max_ctx);
+    const int64_t ld_src = kt_row_stride(n_src_);
     float *x = x_.data(), *xn = xn_.data(), *q = q_.data(), *kn = k_.data(), *vn = v_.data(), *att = att_.data();
     float* tmp = tmp_.data();
     embed_rows(q8_, embed_, h, tokens, n, x);
@@ -248,7 +250,7 @@ void T5Model::eval(const int32_t* tokens, int n, float* logits, bool all_logits)
     for (int li = 0; li < cfg_.n_dec; ++li) {
         const T5Layer& l = dec_[li];
         uint16_t* kt = self_kt_.data() + li * inner * ldk;
-        uint16_t* vc = self_v_.data() + li * inner * ldk;
+        uint16_t* vc = self_v_.data() + li * inner * cfg_.max_ctx;
         rms_norm(x, l.attn_norm.data(), n, (int)h, cfg_.eps, xn);
         const ek_q4x4 vv = l.self.v.view();
         linears(xn, n, l.self.q, l.self.q.view(), q, l.self.k, l.self.k.view(), kn, &l.self.v, &vv, vn);
@@ -259,7 +261,7 @@ void T5Model::eval(const int32_t* tokens, int n, float* logits, bool all_logits)
         // cross-attention over the prompt's keys and values (no position bias)
         rms_norm(x, l.cross_norm.data(), n, (int)h, cfg_.eps, xn);
         linear(l.cross.q, xn, n, q);
-        attention(q, n, 0, cross_kt_.data() + li * inner * n_src_, n_src_, cross_v_.data() + li * inner * n_src_,
+        attention(q, n, 0, cross_kt_.data() + li * inner * ld_src, ld_src, cross_v_.data() + li * inner * n_src_,
                   n_src_, false, nullptr, 0, 0, att);
         linear(l.cross.o, att, n, tmp);
         add_inplace(x, tmp, n * h);

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "edgekit/acm.h"
+#include "edgekit/attention.h"
 #include "edgekit/blocks.h"
 #include "edgekit/formats.h"
 #include "edgekit/prune.h"
@@ -85,7 +86,7 @@ private:
     void store_kv(int layer, int base, int n, const float* k, const float* v);
     // slots per row of the transposed key cache: max_ctx plus one cache line, so that the head_dim rows a score
     // reads (4 KB apart at 2048 slots) do not all fall into the same L1 set
-    int64_t kt_stride() const { return (int64_t)cfg_.max_ctx + 32; }
+    int64_t kt_stride() const { return kt_row_stride(cfg_.max_ctx); }
     void reserve(int n);
     void prune_rows(int j, int n0, int& na, bool keep_frozen);
     // The FFN of layer li on the na rows of xn_, added into x_: dense, or its ACM's learners per token.

@@ -83,8 +83,9 @@ private:
     std::vector<T5Layer> enc_, dec_;
     // fp16 caches in the attention kernel's layout (attention.h: keys transposed [inner][slot], values
     // [slot][inner]): the decoder's self-attention ([layer], max_ctx slots), the prompt's cross-attention K/V
-    // ([layer], n_src_ slots), the encoder layer's own (scratch, n_src_ slots)
-    std::vector<uint16_t> self_kt_, self_v_, cross_kt_, cross_v_, enc_kt_, enc_v_;
+    // ([layer], n_src_ slots), the encoder layer's own (scratch, n_src_ slots); key rows kt_row_stride(slots) apart,
+    // all in the weight arena's huge-page chunks (as the Llama cache: every pass reads d_kv rows of a head)
+    WeightVec<uint16_t> self_kt_, self_v_, cross_kt_, cross_v_, enc_kt_, enc_v_;
     std::vector<float> x_, xn_, q_, k_, v_, att_, tmp_, g_, u_;  // scratch, grown to the largest batch
     std::vector<float> enc_rel_, dec_rel_;  // position bias per head and relative position (t5.cpp: relative_bias)
     int capacity_ = 0, n_src_ = 0, n_past_ = 0;
