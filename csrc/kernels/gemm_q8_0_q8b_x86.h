@@ -17,9 +17,9 @@
 
 namespace ek_q8b_x86 {
 
-// 8 KB ahead, into L2 (prefetcht1): on a Zen 4 EPYC the head streamed at 12-13 GB/s per thread with prefetcht0 and
-// 20-22 with prefetcht1 (a plain read of the same buffer: 26-28); a microbenchmark over 4 x 30 MB heads, alternated
-// in one process (BENCHMARKS section 4, "Prefetching into L2")
+// 8 KB ahead, into L2 (prefetcht1): on a Zen 4 EPYC the head streamed at about half of a plain read's rate with
+// prefetcht0 and at 0.7-0.95 of it with prefetcht1 (4 x 30 MB heads, alternated in one process; BENCHMARKS section
+// 4, "Prefetching into L2")
 constexpr int64_t kPrefetchBytes = 8192;
 
 // ((a0 + a4) + (a2 + a6)) + ((a1 + a5) + (a3 + a7)): the contract's tree

@@ -84,8 +84,7 @@ private:
     void attention(int layer, int n, int base, const float* q, float* out, float* first) const;
     void rope(float* v, int n, int heads, const int32_t* pos) const;
     void store_kv(int layer, int base, int n, const float* k, const float* v);
-    // slots per row of the transposed key cache: max_ctx plus one cache line, so that the head_dim rows a score
-    // reads (4 KB apart at 2048 slots) do not all fall into the same L1 set
+    // slots per row of the transposed key cache (attention.h: max_ctx plus one cache line)
     int64_t kt_stride() const { return kt_row_stride(cfg_.max_ctx); }
     void reserve(int n);
     void prune_rows(int j, int n0, int& na, bool keep_frozen);
