@@ -22,7 +22,8 @@ constexpr int64_t kMinMacsPerThread = 1 << 17;
 // bytes stay in L2 (2 MiB per core on the x86 machines measured, 512 KiB-1 MiB on Cortex-A7x) between the passes.
 constexpr int64_t kChunkBytes = 256 << 10;
 // Rows per task when a prefill's activations are quantized and summed: on one thread they were 7 % of a 512-token
-// prefill's samples on a Zen 4, with the other thread idle; a decode row stays on the caller (no wake-up)
+// prefill's samples on a Zen 4, with the other thread idle; a decode row is one range, which parallel_for runs on
+// the caller (no wake-up)
 constexpr int64_t kQuantRowGrain = 16;
 
 // Activation codes and scales of one call, reused across calls (no allocation per linear) and shared by the
@@ -63,13 +64,9 @@ void gemm_q4x4_multi(const ek_q4x4* ws, float* const* ys, int count, const int8_
     thread_local std::vector<int32_t> bsums;  // scratch reused across calls: no allocation per linear
     bsums.resize((size_t)(m * (k / EK_Q4_BLOCK) * 4));
     int32_t* lane_sums = bsums.data();
-    if (m <= kQuantRowGrain) {
-        ek_lane_sums_q8(xq, m, k, lane_sums);
-    } else {
-        parallel_for(m, kQuantRowGrain, [&](int64_t b, int64_t e) {
-            ek_lane_sums_q8(xq + b * k, e - b, k, lane_sums + b * (k / EK_Q4_BLOCK) * 4);
-        });
-    }
+    parallel_for(m, kQuantRowGrain, [&](int64_t b, int64_t e) {
+        ek_lane_sums_q8(xq + b * k, e - b, k, lane_sums + b * (k / EK_Q4_BLOCK) * 4);
+    });
     // the weights' tiles as one index range, so one dispatch of the pool serves them all (decode wakes the pool
     // once for q, k and v instead of three times); each tile is computed by the same call whichever task has it
     int64_t first[9] = {0};
@@ -138,10 +135,6 @@ void quant_blocks_q8(const float* x, int64_t m, int64_t k, int qmax, int8_t* q, 
     if (!quant) quant = kernel<Op::quant_row_q8>();
     const int64_t nb = k / EK_Q4_BLOCK;
     // the row rule on every block; rows over the pool (each block on its own, so the split changes no bit)
-    if (m <= kQuantRowGrain) {
-        quant(x, m * nb, EK_Q4_BLOCK, qmax, q, scales);
-        return;
-    }
     parallel_for(m, kQuantRowGrain, [&](int64_t b, int64_t e) {
         quant(x + b * k, (e - b) * nb, EK_Q4_BLOCK, qmax, q + b * k, scales + b * nb);
     });
