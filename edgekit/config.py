@@ -83,6 +83,36 @@ class TuneConfig:
 
 
 @dataclass(frozen=True)
+class E2EConfig:
+    """End-to-end tuning after every block is quantized (:mod:`edgekit.quant.e2e`): each group scale of the block
+    linears gets a trainable multiplier, and the RMSNorm weights train too, towards the float model's logits
+    (KL, Adam with warm-up and cosine decay, straight-through fp16 / int8 rounding). Codes stay fixed, so the
+    format is unchanged. Causal LMs only.
+
+    Attributes:
+        steps: optimizer steps; 0 turns it off.
+        lr: Adam's peak learning rate (on the log scale multipliers and on the norm weights).
+        batch: calibration crops per step.
+        seqlen: tokens per crop (random crops of the calibration windows).
+        norms: also tune the blocks' norms and the final norm.
+    """
+
+    steps: int = 0
+    lr: float = 3e-3
+    batch: int = 2
+    seqlen: int = 256
+    norms: bool = True
+
+    def __post_init__(self):
+        _check(isinstance(self.steps, int) and self.steps >= 0, f"e2e steps must be an integer >= 0, got {self.steps!r}")
+        _check(self.lr > 0, f"e2e lr must be positive, got {self.lr!r}")
+        _check(isinstance(self.batch, int) and self.batch >= 1, f"e2e batch must be an integer >= 1, got {self.batch!r}")
+        _check(isinstance(self.seqlen, int) and self.seqlen >= 2,
+               f"e2e seqlen must be an integer >= 2, got {self.seqlen!r}")
+        _check(isinstance(self.norms, bool), f"e2e norms must be true or false, got {self.norms!r}")
+
+
+@dataclass(frozen=True)
 class WeightConfig:
     """How linear weights are quantized.
 
@@ -243,6 +273,8 @@ class AgileQuantConfig:
         rotation: ``"none"``, or a rotation of the residual stream folded into the weights before calibration
             (:mod:`edgekit.quant.rotate`): ``"hadamard"`` (randomized Hadamard) or ``"random"`` (seeded random
             orthogonal). The model stays a plain Llama with an untied head and norm weights of 1.
+        e2e: end-to-end tuning of the scales and norms towards the float logits after quantizing
+            (:class:`E2EConfig`; off by default). Needs 4-bit symmetric group weights.
         version: config schema version.
     """
 
@@ -254,6 +286,7 @@ class AgileQuantConfig:
     lm_head_act_bits: int | None = None
     prune: PruneConfig = field(default_factory=PruneConfig)
     rotation: str = "none"
+    e2e: E2EConfig = field(default_factory=E2EConfig)
     version: int = CONFIG_VERSION
 
     def __post_init__(self):
@@ -266,6 +299,8 @@ class AgileQuantConfig:
                "lm_head_act_bits 8 needs lm_head_bits 8 (integer activations meet the Q8_0 table's codes)")
         _check(self.version == CONFIG_VERSION, f"config version {self.version} is not supported "
                                                f"(this edgekit reads version {CONFIG_VERSION})")
+        _check(not self.e2e.steps or (self.weight.bits == 4 and self.weight.symmetric and self.weight.group_size > 0),
+               "e2e tuning supports 4-bit symmetric group weights (Q4_0) only")
         _check(self.w4a4_ratio == 0 or (self.activation.bits == 8 and self.activation.granularity == "per_token"),
                "w4a4_ratio needs 8-bit per_token activations (the int4/int8 choice is made per token)")
 
@@ -277,8 +312,9 @@ class AgileQuantConfig:
         trip = "+trip" if a.trip else ""
         prune = f" prune {self.prune.ratio:g}" if self.prune.ratio else ""
         rot = f" rot-{self.rotation}" if self.rotation != "none" else ""
+        e2e = " +e2e" if self.e2e.steps else ""
         return (f"W{w.bits}{act} {g} {'sym' if w.symmetric else 'asym'} {w.method} {a.granularity}{trip}{prune}"
-                f"{rot}")
+                f"{rot}{e2e}")
 
 
 @dataclass(frozen=True)
@@ -430,6 +466,7 @@ _NESTED = {
     (AgileQuantConfig, "activation"): ActivationConfig,
     (AgileQuantConfig, "attention"): AttentionConfig,
     (AgileQuantConfig, "prune"): PruneConfig,
+    (AgileQuantConfig, "e2e"): E2EConfig,
     (AcmConfig, "phase1"): AcmPhaseConfig,
     (AcmConfig, "phase2"): AcmPhaseConfig,
     (AcmConfig, "phase3"): AcmPhaseConfig,

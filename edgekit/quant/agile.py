@@ -4,6 +4,7 @@ swaps in :class:`QLinear`, then feeds the quantized block's outputs to the next 
 
 from __future__ import annotations
 
+import copy
 import time
 
 import torch
@@ -13,7 +14,7 @@ from tqdm.auto import tqdm
 from edgekit.config import AgileQuantConfig, register_handler
 from edgekit.errors import EdgekitError
 from edgekit.quant import attention as attn
-from edgekit.quant import tune
+from edgekit.quant import e2e, tune
 from edgekit.quant.awq import fold_scales, search_scales
 from edgekit.quant.calibrate import capture_block_inputs, matmul_precision, run_block
 from edgekit.models.families import Family
@@ -119,6 +120,11 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
     # the one transform of the float model before calibration: exact, so the statistics below are the rotated model's
     # (a no-op for rotation: none; a clear error for families it does not fold into, e.g. T5)
     rotate_model(model, family, cfg.rotation)
+    teacher = None
+    if cfg.e2e.steps:  # the float model the end-to-end stage tunes towards
+        if family.decoder is not None or family.head is None:
+            raise EdgekitError(f"e2e tuning needs a causal LM; {family.name} is not one (set e2e steps to 0)")
+        teacher = copy.deepcopy(model)
     if family.decoder is None:
         mixes = attach_attention(model, family, cfg)
         inputs, kwargs = capture_block_inputs(model, family, calib_ids, batch_size)
@@ -140,6 +146,10 @@ def apply_agile_quant(model: nn.Module, cfg: AgileQuantConfig, *, family: Family
     if cfg.lm_head_bits == 8 and family.head:
         _quantize_head(model, family)
         mark_q8_head(model, family.head, cfg.lm_head_act_bits)
+    if teacher is not None:
+        final = model.get_submodule(family.final_norm) if family.final_norm else None
+        report["e2e"] = e2e.tune_end_to_end(model, teacher, family.layers(model), final, calib_ids, cfg.e2e, progress)
+        del teacher
     report["seconds"] = time.perf_counter() - t0
     return report
 

@@ -41,7 +41,11 @@ def fake_quant_per_block(x: torch.Tensor, qmax: int = 127, block: int = 32) -> t
 
 
 def _head_input_per_block(module: nn.Module, args: tuple) -> tuple:
-    return (fake_quant_per_block(args[0]),) + tuple(args[1:])
+    x = args[0]
+    if not x.requires_grad:
+        return (fake_quant_per_block(x),) + tuple(args[1:])
+    # straight through when something trains through the head (edgekit.quant.e2e)
+    return (x + (fake_quant_per_block(x.detach()) - x).detach(),) + tuple(args[1:])
 
 
 def mark_q8_head(model: nn.Module, head: str | None, act_bits: int | None) -> None:

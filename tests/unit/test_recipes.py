@@ -8,7 +8,7 @@ from edgekit import recipes
 from edgekit.errors import EdgekitError
 from edgekit.recipes import RECIPE_ALIASES, default_recipe, list_recipes, load_recipe
 
-SHIPPED = ["agile-quant", "agile-quant-trip", "agile-quant-w4a4", "rtn-w4a8", "w4a8", "w4a8-tune", "w8a8"]
+SHIPPED = ["agile-quant", "agile-quant-trip", "agile-quant-w4a4", "rtn-w4a8", "w4a8", "w4a8-e2e", "w4a8-tune", "w8a8"]
 
 
 def test_shipped_names_and_defaults():
@@ -23,6 +23,9 @@ def test_shipped_names_and_defaults():
     tuned = load_recipe("w4a8-tune").config
     assert tuned.weight.tune.iters > 0 and tuned.weight.tune.loss == "relative"
     assert tuned.weight.__class__(**{**tuned.weight.__dict__, "tune": w4a8.weight.tune}) == w4a8.weight
+    assert w4a8.e2e.steps == 0  # end-to-end tuning is the w4a8-e2e recipe's
+    e2e = load_recipe("w4a8-e2e").config
+    assert e2e.e2e.steps > 0 and e2e.__class__(**{**e2e.__dict__, "e2e": w4a8.e2e}) == w4a8
     assert load_recipe("agile-quant").config.weight.method == "gptq"
     assert load_recipe("agile-quant").config.activation.granularity == "per_token"
 
