@@ -24,12 +24,9 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from edgekit.config import E2EConfig
-from edgekit.quant.modules import QLinear
+from edgekit.distill.loss import full_kl
+from edgekit.quant.modules import QLinear, straight_through
 from edgekit.quant.weights import from_codes
-
-
-def _ste(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    return x + (y - x).detach()
 
 
 class _ScaledLinear:
@@ -45,11 +42,11 @@ class _ScaledLinear:
 
     def scales(self) -> torch.Tensor:
         s = self.d * torch.exp(self.m)
-        return _ste(s, s.detach().to(torch.float16).float())
+        return straight_through(s, s.detach().to(torch.float16).float())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = (self.codes * self.scales()[..., None]).reshape(self.lin.out_features, self.lin.in_features)
-        xq = _ste(x.float(), self.lin.quantize_input(x.detach().float()))
+        xq = straight_through(x.float(), self.lin.quantize_input(x.detach().float()))
         return F.linear(xq, w, self.lin.bias)
 
     def commit(self) -> None:
@@ -70,9 +67,7 @@ def _crops(ids: torch.Tensor, n: int, seqlen: int, gen: torch.Generator) -> torc
 
 def kl_to_teacher(student_logits: torch.Tensor, teacher_logits: torch.Tensor) -> torch.Tensor:
     """Mean over positions of KL(teacher ‖ student) between next-token distributions (logits ``[..., V]``)."""
-    t = F.log_softmax(teacher_logits.float(), -1)
-    s = F.log_softmax(student_logits.float(), -1)
-    return (t.exp() * (t - s)).sum(-1).mean()
+    return full_kl(F.log_softmax(teacher_logits.float(), -1), F.log_softmax(student_logits.float(), -1)).mean()
 
 
 def tune_end_to_end(model: nn.Module, teacher: nn.Module, layers: nn.ModuleList, final_norm: nn.Module | None,

@@ -40,12 +40,18 @@ def fake_quant_per_block(x: torch.Tensor, qmax: int = 127, block: int = 32) -> t
     return fake_quant_per_token(x.reshape(*x.shape[:-1], k // block, block), qmax).reshape(x.shape)
 
 
+def straight_through(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """``y`` in the forward pass, the identity's gradient (to ``x``) in the backward pass (rounding in training:
+    :mod:`edgekit.quant.tune`, :mod:`edgekit.quant.e2e`)."""
+    return x + (y - x).detach()
+
+
 def _head_input_per_block(module: nn.Module, args: tuple) -> tuple:
     x = args[0]
     if not x.requires_grad:
         return (fake_quant_per_block(x),) + tuple(args[1:])
     # straight through when something trains through the head (edgekit.quant.e2e)
-    return (x + (fake_quant_per_block(x.detach()) - x).detach(),) + tuple(args[1:])
+    return (straight_through(x, fake_quant_per_block(x.detach())),) + tuple(args[1:])
 
 
 def mark_q8_head(model: nn.Module, head: str | None, act_bits: int | None) -> None:

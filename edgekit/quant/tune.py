@@ -24,13 +24,8 @@ from tqdm.auto import tqdm
 
 from edgekit.config import TuneConfig
 from edgekit.quant.calibrate import call_block, per_batch_kwargs
-from edgekit.quant.modules import QLinear
+from edgekit.quant.modules import QLinear, straight_through
 from edgekit.quant.weights import from_codes
-
-
-def _ste(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """``y`` in the forward pass, the identity's gradient (to ``x``) in the backward pass."""
-    return x + (y - x).detach()
 
 
 class _Tunable:
@@ -50,11 +45,11 @@ class _Tunable:
         """Signed codes ``[N, K/G, G]`` and fp16-rounded scales ``[N, K/G]`` of the current ``v``, ``m``
         (straight-through: differentiable in ``v`` and ``m``)."""
         s = self.d * self.m
-        s = _ste(s, s.detach().to(torch.float16).float())
+        s = straight_through(s, s.detach().to(torch.float16).float())
         live = self.d != 0
         safe = torch.where(live, s, torch.ones_like(s))
         t = self.u / safe[..., None] + self.v
-        q = torch.clamp(_ste(t, t.detach().round()), -8, 7)
+        q = torch.clamp(straight_through(t, t.detach().round()), -8, 7)
         q = torch.where(live[..., None], q, torch.zeros_like(q))  # a dead group stores code 8 (zero)
         return q, s
 
@@ -64,7 +59,7 @@ class _Tunable:
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The QLinear's forward with the tunable weight and straight-through activation quantization."""
-        xq = _ste(x.float(), self.lin.quantize_input(x.detach().float()))
+        xq = straight_through(x.float(), self.lin.quantize_input(x.detach().float()))
         return F.linear(xq, self.weight(), self.lin.bias)
 
     def commit(self, v: torch.Tensor, m: torch.Tensor) -> None:
