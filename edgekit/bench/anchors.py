@@ -4,7 +4,9 @@
 * ``q4_0-imatrix``: the same with an importance matrix that ``edgekit imatrix``'s code computes on the float model
   over the calibration windows of each seed, exactly those ``edgekit quantize --seed S`` uses (one row per seed);
 * ``gguf-export``: each edgekit artifact exported to GGUF (``edgekit export``) and run by llama.cpp, to check that
-  the gain carries into llama.cpp (compare with the artifact's own row).
+  the gain carries into llama.cpp (compare with the artifact's own row);
+* ``autoround``, ``autoround-light``, ``autoround-opt-rtn``: Intel's AutoRound on each seed's calibration windows,
+  exported by AutoRound to Q4_0 GGUF and run by llama.cpp (:mod:`edgekit.bench.autoround`; an extra package).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from edgekit.errors import EdgekitError
 
-ANCHORS = ("q4_0", "q4_0-imatrix", "gguf-export")
+ANCHORS = ("q4_0", "q4_0-imatrix", "gguf-export", "autoround", "autoround-light", "autoround-opt-rtn")
 DEFAULT_ANCHORS = ("q4_0", "q4_0-imatrix")
 
 
@@ -30,6 +32,10 @@ def parse_anchors(text: str) -> tuple[str, ...]:
     bad = [a for a in names if a not in ANCHORS]
     if bad or len(set(names)) != len(names):
         raise EdgekitError(f"--anchors takes distinct names among {', '.join(ANCHORS)} (or none); got {text!r}")
+    if any(a.startswith("autoround") for a in names):
+        from edgekit.bench.autoround import require_autoround
+
+        require_autoround()  # before hours of work, not after
     return tuple(names)
 
 

@@ -103,6 +103,12 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
         if "q4_0-imatrix" in anchors:
             rows += imatrix_rows(ref, gguf, by_set, seeds if protocol else [0], tmp, tag, threads or 2)
     del ref
+    for name in anchors:
+        if name.startswith("autoround"):
+            from edgekit.bench.autoround import ANCHOR_RECIPES, autoround_rows
+
+            rows += autoround_rows(model, ANCHOR_RECIPES[name], by_set, seeds if protocol else [0], tmp, tag,
+                                   threads or 2)
     runs = [(recipe, seed) for recipe in recipes for seed in (seeds if protocol else [None])]
     for recipe, seed in tqdm(runs, desc="recipes", unit="recipe"):
         out = tmp / (f"{recipe}.ekq" if seed is None else f"{recipe}-seed{seed}.ekq")

@@ -35,7 +35,9 @@ def bench():
 @click.option("--anchors", default="q4_0,q4_0-imatrix", show_default=True,
               help="llama.cpp rows, comma-separated: q4_0 (its own requantization), q4_0-imatrix (with an edgekit "
                    "importance matrix per calibration seed, as `edgekit imatrix` writes it), gguf-export (each "
-                   "edgekit artifact exported to GGUF and run by llama.cpp); or none.")
+                   "edgekit artifact exported to GGUF and run by llama.cpp), autoround / autoround-light / "
+                   "autoround-opt-rtn (Intel's auto-round at its default, light or opt-rtn recipe on the same "
+                   "calibration windows, its own Q4_0 GGUF export run by llama.cpp; needs edgekit[anchors]); or none.")
 @click.option("--workdir", type=click.Path(file_okay=False), default=None, help="Keep artifacts here.")
 @click.option("--sets", default=None,
               help="Comma-separated evaluation sets to score every row on: dev (choose recipes on it), test-man, "
