@@ -37,11 +37,12 @@ def require_autoround():
     return auto_round
 
 
-def quantize_autoround(ref, ids, out: Path, recipe: str, workdir: Path, seed: int = 0) -> dict:
+def quantize_autoround(ref, ids, out: Path, recipe: str, seed: int = 0) -> dict:
     """Quantize the float model ``ref`` (``load_model``) with AutoRound to a Q4_0 GGUF file at ``out``.
 
-    ``ids`` are the calibration windows ``[n, seqlen]``. The model is first saved as a Hugging Face directory in
-    ``workdir`` because AutoRound's GGUF writer reads the config and tokenizer from ``model.name_or_path``.
+    ``ids`` are the calibration windows ``[n, seqlen]``. The model is first saved as a Hugging Face directory next to
+    ``out`` (removed after) because AutoRound's GGUF writer reads the config and tokenizer from
+    ``model.name_or_path``.
     ``ref.model`` is modified in place (its linears become quantized): load a fresh model for anything after.
 
     Returns:
@@ -50,28 +51,27 @@ def quantize_autoround(ref, ids, out: Path, recipe: str, workdir: Path, seed: in
     auto_round = require_autoround()
     if recipe not in RECIPES:
         raise EdgekitError(f"AutoRound recipe must be one of {', '.join(RECIPES)}, got {recipe!r}")
-    hf_dir = workdir / "autoround-hf-source"
-    if not (hf_dir / "config.json").exists():
+    cfg = RECIPES[recipe]
+    n, seqlen = ids.shape
+    tmp_dir = out.parent / (out.name + ".autoround-tmp")
+    hf_dir = tmp_dir / "hf-source"
+    try:  # AutoRound writes into a folder of its own naming; only a complete single file is moved to ``out``
+        # a model loaded from GGUF has no `architectures`; AutoRound's GGUF layer rules look the architecture up there
+        ref.model.config.architectures = [type(ref.model).__name__]
         ref.model.save_pretrained(hf_dir, safe_serialization=True)
         ref.tokenizer.save_pretrained(hf_dir)
         # the GGUF-built tokenizer saves a `tokenizer.model` that is no SentencePiece model (SmolLM2 is byte-level
         # BPE); without it AutoRound's writer takes the vocabulary from tokenizer.json
         (hf_dir / "tokenizer.model").unlink(missing_ok=True)
-    ref.model.config._name_or_path = ref.model.name_or_path = str(hf_dir)
-    # a model loaded from GGUF has no `architectures`; AutoRound's GGUF layer rules look the architecture up there
-    ref.model.config.architectures = [type(ref.model).__name__]
-    cfg = RECIPES[recipe]
-    n, seqlen = ids.shape
-    t0 = time.perf_counter()
-    ar = auto_round.AutoRound(ref.model, tokenizer=ref.tokenizer, scheme="gguf:q4_0",
-                              dataset=[ids[i:i + 1] for i in range(n)], nsamples=n, seqlen=seqlen,
-                              batch_size=BATCH_SIZE, seed=seed, device_map="cpu", **cfg)
-    tmp_dir = out.parent / (out.name + ".autoround-tmp")
-    try:  # AutoRound writes into a folder of its own naming; only a complete single file is moved to ``out``
-        ar.quantize_and_save(str(tmp_dir), format="gguf:q4_0")
-        made = sorted(tmp_dir.rglob("*.gguf"))
+        ref.model.config._name_or_path = ref.model.name_or_path = str(hf_dir)
+        t0 = time.perf_counter()
+        ar = auto_round.AutoRound(ref.model, tokenizer=ref.tokenizer, scheme="gguf:q4_0",
+                                  dataset=[ids[i:i + 1] for i in range(n)], nsamples=n, seqlen=seqlen,
+                                  batch_size=BATCH_SIZE, seed=seed, device_map="cpu", **cfg)
+        ar.quantize_and_save(str(tmp_dir / "out"), format="gguf:q4_0")
+        made = sorted((tmp_dir / "out").rglob("*.gguf"))
         if len(made) != 1:
-            raise EdgekitError(f"AutoRound wrote {len(made)} GGUF files in {tmp_dir}, expected one")
+            raise EdgekitError(f"AutoRound wrote {len(made)} GGUF files in {tmp_dir / 'out'}, expected one")
         made[0].replace(out)
     finally:
         shutil.rmtree(tmp_dir, ignore_errors=True)
@@ -94,7 +94,7 @@ def autoround_rows(spec: str, recipe: str, by_set, seeds, tmp: Path, tag, thread
             raise EdgekitError(f"the autoround anchor needs a Llama-family model, not {ref.family}")
         ids = calibration_ids(ref, None, None, None, seed)
         out = tmp / f"autoround-{recipe}-q4_0-seed{seed}.gguf"
-        rep = quantize_autoround(ref, ids, out, recipe, tmp, seed=seed)
+        rep = quantize_autoround(ref, ids, out, recipe, seed=seed)
         del ref
         rows += llamacpp_rows(str(out), f"AutoRound {recipe} (Q4_0 GGUF, its own export)", by_set, tag, threads,
                               seed=seed, bits_per_weight=4.5, **rep)

@@ -23,8 +23,13 @@ class _FakeAutoRound:
         _FakeAutoRound.calls.append(self)
 
     def quantize_and_save(self, output_dir, format):
-        self.format = format
+        import json
         from pathlib import Path
+
+        self.format = format
+        hf = Path(self.model.name_or_path)
+        self.hf_files = sorted(p.name for p in hf.iterdir())
+        self.architectures = json.loads((hf / "config.json").read_text())["architectures"]
 
         sub = Path(output_dir) / "model-gguf"
         sub.mkdir(parents=True)
@@ -51,24 +56,21 @@ def _ref_and_ids(tiny_llama_dir):
 
 @pytest.mark.parametrize("recipe,iters", [("default", 200), ("light", 50), ("opt-rtn", 0)])
 def test_autoround_gets_the_calibration_windows_and_recipe(tiny_llama_dir, tmp_path, fake_autoround, recipe, iters):
-    import json
-
     from edgekit.bench.autoround import RECIPES, quantize_autoround
 
     ref, ids = _ref_and_ids(tiny_llama_dir)
     out = tmp_path / "ar.gguf"
-    rep = quantize_autoround(ref, ids, out, recipe, tmp_path, seed=3)
+    rep = quantize_autoround(ref, ids, out, recipe, seed=3)
     (call,) = fake_autoround.calls
     assert call.format == "gguf:q4_0" and call.kwargs["scheme"] == "gguf:q4_0"
     assert call.kwargs["iters"] == iters == RECIPES[recipe]["iters"] and call.kwargs["lr"] == RECIPES[recipe]["lr"]
     assert call.kwargs["nsamples"] == 16 and call.kwargs["seqlen"] == 64 and call.kwargs["seed"] == 3
     data = call.kwargs["dataset"]  # exactly edgekit's windows, one per sample, no hub dataset
     assert len(data) == 16 and all((d[0] == ids[i]).all() for i, d in enumerate(data))
-    # AutoRound's GGUF writer reads config and vocabulary from the model's directory
-    hf = tmp_path / "autoround-hf-source"
-    assert call.model.name_or_path == str(hf)
-    assert json.loads((hf / "config.json").read_text())["architectures"] == ["LlamaForCausalLM"]
-    assert not (hf / "tokenizer.model").exists()
+    # AutoRound's GGUF writer reads config and vocabulary from the model's directory (removed afterwards)
+    hf = call.hf_files
+    assert call.model.name_or_path.endswith("hf-source") and "config.json" in hf and "tokenizer.json" in hf
+    assert call.architectures == ["LlamaForCausalLM"] and "tokenizer.model" not in hf
     assert out.read_bytes() == b"GGUF\x00" and not (tmp_path / "ar.gguf.autoround-tmp").exists()
     assert rep["iters"] == iters and rep["calib"] == "16x64" and rep["autoround_version"] == "0.0-fake"
 
@@ -79,10 +81,10 @@ def test_autoround_output_that_is_not_one_file_is_refused(tiny_llama_dir, tmp_pa
     ref, ids = _ref_and_ids(tiny_llama_dir)
     fake_autoround.files = 2
     with pytest.raises(EdgekitError, match="2 GGUF files"):
-        quantize_autoround(ref, ids, tmp_path / "ar.gguf", "light", tmp_path)
+        quantize_autoround(ref, ids, tmp_path / "ar.gguf", "light")
     assert not (tmp_path / "ar.gguf").exists() and not (tmp_path / "ar.gguf.autoround-tmp").exists()
     with pytest.raises(EdgekitError, match="recipe must be one of"):
-        quantize_autoround(ref, ids, tmp_path / "ar.gguf", "best", tmp_path)
+        quantize_autoround(ref, ids, tmp_path / "ar.gguf", "best")
 
 
 def test_autoround_anchor_names_and_missing_package(monkeypatch, fake_autoround):
