@@ -92,7 +92,10 @@ def _quality_protocol(model, recipes, data_paths, ctx, max_tokens, threads, anch
                caption="choose recipes on the dev set; test sets are reported only, never selected on")
     click.echo(summary_to_markdown(summary))
     if json_out:
-        save_json({"model": model, "ctx": ctx, "max_tokens": max_tokens, "seeds": seed_list,
+        from edgekit.bench.model import machine_info
+
+        save_json({"model": model, "machine": machine_info(threads), "ctx": ctx, "max_tokens": max_tokens,
+                   "seeds": seed_list,
                    "sets": [{"name": n, "role": data.get_eval_set(n).role, "cut": data.get_eval_set(n).cut,
                              "description": data.get_eval_set(n).description} for n in set_names],
                    "rows": rows, "summary": summary}, json_out)

@@ -120,3 +120,15 @@ def test_imatrix_anchor_rows(tiny_llama_dir, tmp_path, monkeypatch):
     m0, m1 = (q[1]["blk.0.ffn_down.weight"] for q in quantized)
     assert not np.array_equal(m0, m1)  # each seed its own windows
     assert scored == [str(tmp_path / f"llamacpp-q4_0-imatrix-seed{s}.gguf") for s in (0, 0, 1, 1)]
+
+
+def test_bench_quality_cli_json_names_the_machine(tiny_llama_dir, tmp_path):
+    """The protocol's JSON (what BENCHMARKS cites) carries the CPU it ran on beside the rows and the summary."""
+    out = tmp_path / "q.json"
+    r = CliRunner().invoke(main, ["bench", "quality", str(tiny_llama_dir), "--recipes", "", "--sets", "dev",
+                                  "--seeds", "0", "--anchors", "none", "--ctx", "64", "--max-tokens", "128",
+                                  "--threads", "1", "--json", str(out)])
+    assert r.exit_code == 0, r.output
+    got = json.loads(out.read_text())
+    assert got["machine"]["cpu"] and got["machine"]["threads"] == 1 and got["seeds"] == [0]
+    assert [row["name"] for row in got["rows"]] == ["reference (float32, transformers)"]
