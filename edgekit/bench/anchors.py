@@ -32,10 +32,6 @@ def parse_anchors(text: str) -> tuple[str, ...]:
     bad = [a for a in names if a not in ANCHORS]
     if bad or len(set(names)) != len(names):
         raise EdgekitError(f"--anchors takes distinct names among {', '.join(ANCHORS)} (or none); got {text!r}")
-    if any(a.startswith("autoround") for a in names):
-        from edgekit.bench.autoround import require_autoround
-
-        require_autoround()  # before hours of work, not after
     return tuple(names)
 
 

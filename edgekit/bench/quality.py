@@ -69,6 +69,10 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
         seeds = list(seeds) if seeds is not None else [0]
         if not seeds or len(set(seeds)) != len(seeds):
             raise EdgekitError(f"--seeds needs distinct seeds, got {seeds}")
+    if any(a.startswith("autoround") for a in anchors or ()):
+        from edgekit.bench.autoround import require_autoround
+
+        require_autoround()  # before hours of work, not after
     if threads:
         torch.set_num_threads(threads)
     ref = load_model(model)

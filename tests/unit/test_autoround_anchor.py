@@ -88,12 +88,17 @@ def test_autoround_output_that_is_not_one_file_is_refused(tiny_llama_dir, tmp_pa
 
 
 def test_autoround_anchor_names_and_missing_package(monkeypatch, fake_autoround):
+    from edgekit.bench import quality
     from edgekit.bench.anchors import ANCHORS, parse_anchors
     from edgekit.bench.autoround import ANCHOR_RECIPES, RECIPES
 
     assert set(ANCHOR_RECIPES) <= set(ANCHORS) and set(ANCHOR_RECIPES.values()) == set(RECIPES)
     assert parse_anchors("q4_0,autoround-light") == ("q4_0", "autoround-light")
     monkeypatch.setitem(sys.modules, "auto_round", None)  # not installed: one clear error, before any work
+
+    def no_load(*a, **k):
+        raise AssertionError("the model was loaded before the missing package was reported")
+
+    monkeypatch.setattr("edgekit.models.load_model", no_load)
     with pytest.raises(EdgekitError, match=r"edgekit\[anchors\]"):
-        parse_anchors("q4_0,autoround")
-    assert parse_anchors("q4_0") == ("q4_0",)
+        quality.run_quality("smollm2-135m", [], sets=["dev"], seeds=[0], anchors=("q4_0", "autoround"))
