@@ -124,10 +124,16 @@ def test_imatrix_anchor_rows(tiny_llama_dir, tmp_path, monkeypatch):
 
 def test_bench_quality_cli_json_names_the_machine(tiny_llama_dir, tmp_path):
     """The protocol's JSON (what BENCHMARKS cites) carries the CPU it ran on beside the rows and the summary."""
+    import torch
+
     out = tmp_path / "q.json"
-    r = CliRunner().invoke(main, ["bench", "quality", str(tiny_llama_dir), "--recipes", "", "--sets", "dev",
-                                  "--seeds", "0", "--anchors", "none", "--ctx", "64", "--max-tokens", "128",
-                                  "--threads", "1", "--json", str(out)])
+    threads = torch.get_num_threads()
+    try:
+        r = CliRunner().invoke(main, ["bench", "quality", str(tiny_llama_dir), "--recipes", "", "--sets", "dev",
+                                      "--seeds", "0", "--anchors", "none", "--ctx", "64", "--max-tokens", "128",
+                                      "--threads", "1", "--json", str(out)])
+    finally:  # --threads sets torch's pool for the process: later session fixtures must quantize as before
+        torch.set_num_threads(threads)
     assert r.exit_code == 0, r.output
     got = json.loads(out.read_text())
     assert got["machine"]["cpu"] and got["machine"]["threads"] == 1 and got["seeds"] == [0]
