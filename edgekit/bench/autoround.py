@@ -86,7 +86,6 @@ def autoround_rows(spec: str, recipe: str, by_set, seeds, tmp: Path, tag, thread
     from edgekit.models import load_model
     from edgekit.quant.api import calibration_ids
 
-    require_autoround()
     rows = []
     for seed in seeds:
         ref = load_model(spec)  # AutoRound quantizes in place: a fresh float model per seed

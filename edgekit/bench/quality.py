@@ -69,9 +69,9 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
         seeds = list(seeds) if seeds is not None else [0]
         if not seeds or len(set(seeds)) != len(seeds):
             raise EdgekitError(f"--seeds needs distinct seeds, got {seeds}")
-    if any(a.startswith("autoround") for a in anchors or ()):
-        from edgekit.bench.autoround import require_autoround
+    from edgekit.bench.autoround import ANCHOR_RECIPES, autoround_rows, require_autoround
 
+    if any(a in ANCHOR_RECIPES for a in anchors or ()):
         require_autoround()  # before hours of work, not after
     if threads:
         torch.set_num_threads(threads)
@@ -108,9 +108,7 @@ def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths
             rows += imatrix_rows(ref, gguf, by_set, seeds if protocol else [0], tmp, tag, threads or 2)
     del ref
     for name in anchors:
-        if name.startswith("autoround"):
-            from edgekit.bench.autoround import ANCHOR_RECIPES, autoround_rows
-
+        if name in ANCHOR_RECIPES:
             rows += autoround_rows(model, ANCHOR_RECIPES[name], by_set, seeds if protocol else [0], tmp, tag,
                                    threads or 2)
     runs = [(recipe, seed) for recipe in recipes for seed in (seeds if protocol else [None])]
