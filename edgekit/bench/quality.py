@@ -19,8 +19,9 @@ from tqdm.auto import tqdm
 from edgekit.bench.anchors import DEFAULT_ANCHORS
 from edgekit.bench.report import MISSING, markdown_table
 from edgekit.errors import EdgekitError
+from edgekit.recipes import QUALITY_RECIPES
 
-DEFAULT_RECIPES = ("rtn-w4a8", "w4a8", "agile-quant", "agile-quant-trip", "agile-quant-w4a4", "w8a8")
+DEFAULT_RECIPES = QUALITY_RECIPES
 
 
 def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None, seed: int | None = None) -> dict:

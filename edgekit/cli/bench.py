@@ -14,6 +14,7 @@ from pathlib import Path
 import click
 
 from edgekit.cli.common import EdgekitError, friendly, int_list, parse_layers, print_rows, set_threads
+from edgekit.recipes import QUALITY_RECIPES
 
 
 @click.group()
@@ -23,8 +24,7 @@ def bench():
 
 @bench.command(name="quality")
 @click.argument("model", default="smollm2-135m")
-@click.option("--recipes", default="rtn-w4a8,w4a8,agile-quant,agile-quant-trip,agile-quant-w4a4,w8a8",
-              show_default=True,
+@click.option("--recipes", default=",".join(QUALITY_RECIPES), show_default=True,
               help="Comma-separated recipes to quantize and evaluate.")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Held-out text (default: Debian's license texts).")

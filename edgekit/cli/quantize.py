@@ -28,8 +28,9 @@ def calibration_options(f):
 @click.option("--act-bits", type=click.Choice(["8", "16"]), default=None,
               help="Activation bits; 16 = weight-only (overrides the recipe).")
 @click.option("--recipe", "recipe_name", default=None,
-              help="Shipped recipe name (w4a8, agile-quant, agile-quant-trip, agile-quant-w4a4, rtn-w4a8, w8a8) "
-                   "or a YAML path. Default: w4a8 for decoders, agile-quant for encoders.")
+              help="Shipped recipe name (w4a8-tune, w4a8, w4a8-e2e, agile-quant, agile-quant-trip, "
+                   "agile-quant-w4a4, rtn-w4a8, w8a8) or a YAML path. Default: w4a8-tune for decoders, agile-quant "
+                   "for encoders, w4a8 for encoder-decoders.")
 @click.option("--group-size", type=int, default=None, help="Weight group size along K; 0 = per-channel.")
 @calibration_options
 @click.option("-o", "--output", type=click.Path(), default=None,

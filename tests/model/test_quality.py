@@ -49,7 +49,7 @@ def test_minilm_w4a8_embeddings_match_fp32(tmp_path):
     out = tmp_path / "minilm.ekq"
     # the encoder calibration defaults (512 windows x 32 tokens, framed as [CLS] ... [SEP]) are part of what is
     # tested, and so is the default recipe for encoders
-    assert default_recipe("minilm-l6") == "agile-quant" and default_recipe("smollm2-135m") == "w4a8"
+    assert default_recipe("minilm-l6") == "agile-quant" and default_recipe("smollm2-135m") == "w4a8-tune"
     quantize_model("minilm-l6", load_recipe(default_recipe("minilm-l6")).config, out, progress=False)
     res = evaluate(str(out), progress=False)
     print(res["rows"])

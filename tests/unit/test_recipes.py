@@ -15,11 +15,11 @@ def test_shipped_names_and_defaults():
     assert list_recipes() == SHIPPED
     for name in SHIPPED:
         assert load_recipe(name).name == name  # each file says its own name
-    assert load_recipe(None).name == "w4a8" == default_recipe(None)
+    assert load_recipe(None).name == "w4a8-tune" == default_recipe(None)
     w4a8 = load_recipe("w4a8").config
     assert w4a8.weight.method == "gptq" and w4a8.weight.weighted_search and not w4a8.weight.awq
     assert 0 < w4a8.weight.hessian_shrink < 1 and w4a8.lm_head_bits == 8 and w4a8.lm_head_act_bits == 8
-    assert w4a8.weight.tune.iters == 0  # block-wise tuning is the w4a8-tune recipe's, off in the default
+    assert w4a8.weight.tune.iters == 0  # block-wise tuning is the w4a8-tune recipe's (the default's)
     tuned = load_recipe("w4a8-tune").config
     assert tuned.weight.tune.iters > 0 and tuned.weight.tune.loss == "relative"
     assert tuned.weight.__class__(**{**tuned.weight.__dict__, "tune": w4a8.weight.tune}) == w4a8.weight
@@ -67,3 +67,29 @@ def test_head_activation_bits_need_the_q8_0_head(tmp_path):
         path.write_text("\n".join(lines + bad.splitlines()) + "\n")
         with pytest.raises(EdgekitError, match=match):
             load_recipe(str(path))
+
+
+def test_default_recipe_by_family(tmp_path):
+    """Decoders get the tuned recipe; an encoder-decoder keeps w4a8 (the tuning's short windows are exact only for
+    causal blocks); an encoder keeps agile-quant."""
+    import json
+
+    for model_type, want in (("llama", "w4a8-tune"), ("t5", "w4a8"), ("bert", "agile-quant")):
+        d = tmp_path / model_type
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model_type": model_type}))
+        assert default_recipe(str(d)) == want, model_type
+
+
+def test_overrides_leaving_q4_0_turn_the_tuning_off(capsys):
+    from edgekit.recipes import with_overrides
+
+    tuned = load_recipe("w4a8-tune").config
+    assert with_overrides(tuned, bits=4).weight.tune == tuned.weight.tune  # still Q4_0: kept, quietly
+    assert capsys.readouterr().err == ""
+    for kw in ({"bits": 8}, {"group_size": 0}):
+        cfg = with_overrides(tuned, **kw)
+        assert cfg.weight.tune.iters == 0 and all(getattr(cfg.weight, k) == v for k, v in kw.items())
+        assert "block-wise tuning needs 4-bit group weights" in capsys.readouterr().err
+    assert with_overrides(load_recipe("w4a8").config, bits=8).weight.bits == 8
+    assert capsys.readouterr().err == ""  # nothing to turn off, nothing said
