@@ -21,8 +21,6 @@ from edgekit.bench.report import MISSING, markdown_table
 from edgekit.errors import EdgekitError
 from edgekit.recipes import QUALITY_RECIPES
 
-DEFAULT_RECIPES = QUALITY_RECIPES
-
 
 def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None, seed: int | None = None) -> dict:
     cmd = [sys.executable, "-m", "edgekit.cli", "quantize", model, "--recipe", recipe, "-o", str(out), "--json"]
@@ -36,7 +34,7 @@ def _quantize_subprocess(model: str, recipe: str, out: Path, threads: int | None
     return json.loads(proc.stdout[proc.stdout.index("{"):])
 
 
-def run_quality(model: str = "smollm2-135m", recipes=DEFAULT_RECIPES, data_paths=None, ctx: int = 512,
+def run_quality(model: str = "smollm2-135m", recipes=QUALITY_RECIPES, data_paths=None, ctx: int = 512,
                 max_tokens: int = 4096, threads: int | None = None, llamacpp: bool = True,
                 workdir: str | None = None, sets: list[str] | None = None,
                 seeds: list[int] | None = None, anchors=DEFAULT_ANCHORS) -> list[dict]:
