@@ -169,8 +169,13 @@ class WeightConfig:
         _check(self.block_size > 0, f"block_size must be positive, got {self.block_size}")
         _check(self.stats_precision in ("bf16", "fp32"),
                f"stats_precision must be 'bf16' or 'fp32', got {self.stats_precision!r}")
-        _check(not self.tune.iters or (self.bits == 4 and self.symmetric and self.group_size > 0),
+        _check(not self.tune.iters or self.tunable(self.bits, self.symmetric, self.group_size),
                "weight tune supports 4-bit symmetric group quantization (Q4_0) only")
+
+    @staticmethod
+    def tunable(bits: int, symmetric: bool, group_size: int) -> bool:
+        """Whether block-wise tuning (``tune``) is defined for this format: Q4_0's (4-bit, symmetric, groups)."""
+        return bits == 4 and symmetric and group_size > 0
 
 
 @dataclass(frozen=True)

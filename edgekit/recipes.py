@@ -44,6 +44,7 @@ QUALITY_RECIPES = ("rtn-w4a8", "w4a8", "w4a8-tune", "agile-quant", "agile-quant-
 # encoders keep GPTQ + activation-aware scaling: on MiniLM the importance-weighted RTN of w4a8 reaches 0.974
 # embedding cosine, GPTQ 0.985 (BENCHMARKS.md)
 ENCODER_RECIPE = "agile-quant"
+_FAMILY_RECIPES = {"bert": ENCODER_RECIPE, "t5": SEQ2SEQ_RECIPE}  # every other family: DEFAULT_RECIPE
 #: old recipe name → its name now; the old names keep working (scripts, file names of earlier artifacts)
 RECIPE_ALIASES = {"agile-w4a8": "w4a8", "agile-w4a8-gptq": "agile-quant", "agile-w4a8-trip": "agile-quant-trip",
                   "agile-w4a4": "agile-quant-w4a4"}
@@ -98,9 +99,7 @@ def default_recipe(model_spec: str | None = None) -> str:
         # only the architecture name: loading the model validates the directory (and its weights) anyway
         if cfg is not None and cfg.is_file():
             model_type = json.loads(cfg.read_text(encoding="utf-8"))["model_type"]
-            family = family_of(str(model_type), str(cfg))
-            if family != "llama":
-                return ENCODER_RECIPE if family == "bert" else SEQ2SEQ_RECIPE
+            return _FAMILY_RECIPES.get(family_of(str(model_type), str(cfg)), DEFAULT_RECIPE)
     except (EdgekitError, OSError, ValueError, KeyError, TypeError):
         pass  # quantizing reports what is wrong with the model
     return DEFAULT_RECIPE
@@ -169,7 +168,7 @@ def with_overrides(cfg: AgileQuantConfig, *, bits=None, act_bits=None, group_siz
     changes = {k: v for k, v in (("bits", bits), ("group_size", group_size)) if v is not None}
     if changes:
         bits_after, group_after = changes.get("bits", w.bits), changes.get("group_size", w.group_size)
-        if w.tune.iters and not (bits_after == 4 and group_after > 0):
+        if w.tune.iters and not w.tunable(bits_after, w.symmetric, group_after):
             print(f"note: block-wise tuning needs 4-bit group weights; off for {bits_after}-bit, group "
                   f"{group_after}", file=sys.stderr)
             changes["tune"] = TuneConfig()

@@ -1,8 +1,9 @@
 """``edgekit bench``: side-by-side runs that print tables and write JSON rows (kernels, model, quality, prune, acm,
 distill).
 
-Importing this module costs only click; numpy, torch, onnxruntime and the engines load when a command runs (the
-model benchmark's engines only in their worker processes).
+Importing this module costs only click and the recipe names (:mod:`edgekit.recipes`, dataclasses); numpy, torch,
+onnxruntime and the engines load when a command runs (the model benchmark's engines only in their worker
+processes).
 """
 
 from __future__ import annotations
