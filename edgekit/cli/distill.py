@@ -31,12 +31,15 @@ from edgekit.errors import EdgekitError
 @click.option("--seed", type=int, default=None, help="Seed of pages, init, epochs (config default 0).")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Training text or JSONL file (repeatable). Default: the machine's man pages.")
+@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default=None,
+              help="Teacher scoring and student training arithmetic (config default auto: bf16 autocast where the "
+                   "CPU/GPU has native bf16, else fp32).")
 @click.option("--resume", is_flag=True, help="Continue the run in OUTPUT from its newest checkpoint.")
 @click.option("--threads", type=int, default=None, help="CPU threads (default: all).")
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @friendly
 def distill(teacher, student, output, steps, batch, lr, prefix_len, cont_len, kd_weight, train_pairs, val_pairs,
-            checkpoint_every, seed, data_paths, resume, threads, as_json):
+            checkpoint_every, seed, precision, data_paths, resume, threads, as_json):
     """Distill a T5 encoder-decoder student from the causal LM TEACHER: the encoder reads a prefix, the decoder
     learns the teacher's continuation (0.9 KL + 0.1 CE by default).
 
@@ -46,7 +49,8 @@ def distill(teacher, student, output, steps, batch, lr, prefix_len, cont_len, kd
 
     cfg = load_student_config(student).with_train(
         steps=steps, batch=batch, lr=lr, prefix_len=prefix_len, cont_len=cont_len, kd_weight=kd_weight,
-        train_pairs=train_pairs, val_pairs=val_pairs, checkpoint_every=checkpoint_every, seed=seed)
+        train_pairs=train_pairs, val_pairs=val_pairs, checkpoint_every=checkpoint_every, seed=seed,
+        precision=precision)
     check_output(output, resume)
     from edgekit.distill.api import distill_model
 
@@ -63,7 +67,8 @@ def distill(teacher, student, output, steps, batch, lr, prefix_len, cont_len, kd
     click.echo(f"wrote {res.student}  (student {p['student']['non_embedding'] / 1e6:.1f} M non-embedding + "
                f"{p['student']['embedding'] / 1e6:.1f} M embedding parameters, "
                f"{p['student_non_embedding_fraction']:.2f} of the teacher's non-embedding)")
-    click.echo(f"  {t['steps']} steps in {t['seconds']:.0f} s ({t['tokens_per_s'] or 0:.0f} tok/s), teacher scoring "
+    click.echo(f"  {t['steps']} steps in {t['seconds']:.0f} s ({t['tokens_per_s'] or 0:.0f} tok/s, {t['precision']}), "
+               f"teacher scoring "
                f"{r['teacher_scoring_seconds']:.0f} s; held-out continuation NLL: student {h['student_nll']:.3f}, "
                f"teacher {h['teacher_nll']:.3f} nats/token; top-{h['top_k']} KL error {h['kl_abs_error']:.2e}")
     if r["loss_plot"]:

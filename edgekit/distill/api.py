@@ -107,6 +107,7 @@ def distill_model(teacher_spec: str, config: DistillConfig, out, *, data: list[s
     from edgekit import data as textdata
     from edgekit.distill import teacher as tmod
     from edgekit.distill.pairs import build_pairs
+    from edgekit.distill.precision import resolve as resolve_precision
     from edgekit.distill.student import (build_student, check_teacher, parameter_counts, teacher_parameter_counts)
     from edgekit.distill.train import train
     from edgekit.models import load_model
@@ -138,12 +139,16 @@ def distill_model(teacher_spec: str, config: DistillConfig, out, *, data: list[s
         (work / "checkpoints").mkdir(parents=True, exist_ok=True)
     topk, t_score, reused = None, 0.0, False
     if tc.kd_weight > 0:
+        t_prec = resolve_precision(tc.precision, dist.device)
         meta = {"teacher": source, "top_k": tc.top_k, "pairs": train_pairs.digest()}
+        if t_prec != "fp32":  # a float32 cache (the only kind before this key) keeps its identity
+            meta["precision"] = t_prec
         cached = tmod.load_cache(work / tmod.CACHE_FILE, meta)
         if cached is not None:
             topk, t_score, reused = cached[:2], cached[2], True
         else:
-            v, i, t_score = tmod.score_topk(teacher, train_pairs, tc.top_k, dist=dist, progress=progress)
+            v, i, t_score = tmod.score_topk(teacher, train_pairs, tc.top_k, dist=dist, progress=progress,
+                                            precision=t_prec)
             topk = (v, i)
             if dist.main:
                 tmod.save_cache(work / tmod.CACHE_FILE, v, i, meta, t_score)

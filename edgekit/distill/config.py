@@ -23,6 +23,8 @@ DEFAULT_STUDENT = "default"
 INIT_PARTS = ("embedding", "final_norm", "layers")
 #: student architectures: the T5 encoder-decoder, and a decoder-only Llama (the paper's comparison at equal size)
 ARCHITECTURES = ("t5", "llama")
+#: what :attr:`TrainConfig.precision` may name (:mod:`edgekit.distill.precision`)
+PRECISIONS = ("fp32", "bf16", "auto")
 
 
 def _check(ok: bool, msg: str) -> None:
@@ -136,6 +138,10 @@ class TrainConfig:
         val_pairs: held-out pairs (from held-out pages) for the report's continuation NLL.
         checkpoint_every: steps between checkpoints (0: only at the end).
         seed: seeds the page order, the student's initialisation, the epoch order and dropout.
+        precision: the arithmetic of the teacher's scoring and of the student's forward and backward passes:
+            ``fp32``, ``bf16`` (autocast; weights, optimizer state and the loss stay float32) or ``auto`` (bf16
+            where the device computes it natively: a CPU with AVX512_BF16 / AMX-BF16 / Arm BF16, or a GPU that
+            supports it; else fp32). The held-out comparison in the report always runs in fp32.
     """
 
     steps: int = 300
@@ -153,6 +159,7 @@ class TrainConfig:
     val_pairs: int = 32
     checkpoint_every: int = 50
     seed: int = 0
+    precision: str = "fp32"
 
     def __post_init__(self):
         _positive_int(self, "steps", "batch", "top_k", "prefix_len", "cont_len", "train_pairs", "val_pairs")
@@ -165,6 +172,8 @@ class TrainConfig:
         _check(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay!r}")
         _check(self.grad_clip >= 0, f"grad_clip must be >= 0 (0: no clipping), got {self.grad_clip!r}")
         _check(0.0 <= self.kd_weight <= 1.0, f"kd_weight must be in [0, 1] (0: CE only), got {self.kd_weight!r}")
+        _check(self.precision in PRECISIONS, f"precision must be one of {', '.join(PRECISIONS)}, got "
+                                             f"{self.precision!r}")
 
 
 @dataclass(frozen=True)

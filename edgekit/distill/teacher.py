@@ -23,6 +23,7 @@ from torch.nn import functional as F
 from tqdm.auto import tqdm
 
 from edgekit.acm import distributed
+from edgekit.distill import precision as prec
 from edgekit.distill.loss import full_kl, topk_kl
 from edgekit.distill.student import student_logits
 
@@ -41,8 +42,10 @@ def teacher_logprobs(teacher, prefix: torch.Tensor, cont: torch.Tensor) -> torch
 
 
 @torch.no_grad()
-def score_topk(teacher, pairs, k: int, *, batch: int = 4, dist=None, progress: bool = True):
-    """The teacher's top-``k`` log-probs and ids at every continuation position of ``pairs``.
+def score_topk(teacher, pairs, k: int, *, batch: int = 4, dist=None, progress: bool = True,
+               precision: str = "fp32"):
+    """The teacher's top-``k`` log-probs and ids at every continuation position of ``pairs``, its matmuls in
+    ``precision`` (``fp32`` or ``bf16``: :mod:`edgekit.distill.precision`; the log-softmax is float32 either way).
 
     Under torchrun each rank scores a contiguous share of the pairs and the shares are gathered, so every rank
     returns the whole arrays.
@@ -62,7 +65,9 @@ def score_topk(teacher, pairs, k: int, *, batch: int = 4, dist=None, progress: b
         e = min(hi, s + batch)
         pre = torch.from_numpy(pairs.prefix[s:e]).to(dist.device)
         con = torch.from_numpy(pairs.cont[s:e]).to(dist.device)
-        top = teacher_logprobs(teacher, pre, con).topk(k, dim=-1)
+        with prec.autocast(precision, dist.device):
+            logp = teacher_logprobs(teacher, pre, con)
+        top = logp.float().topk(k, dim=-1)
         vals[s - lo:e - lo] = top.values.cpu()
         idx[s - lo:e - lo] = top.indices.cpu()
     if dist.active:

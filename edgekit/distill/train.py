@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from edgekit.acm import distributed
 from edgekit.distill.loss import kd_loss
+from edgekit.distill.precision import autocast, resolve
 from edgekit.distill.student import student_logits
 from edgekit.errors import EdgekitError
 
@@ -149,14 +150,15 @@ def train(model, pairs, topk, cfg, *, ckpt_dir=None, fingerprint: dict | None = 
 
     Returns:
         ``{"steps", "start_step", "history" (per step: step, loss, kl, ce, lr), "seconds" (all sessions),
-        "session_seconds", "steps_per_s", "tokens_per_s", "pairs_per_s"}``; tokens are prefix + continuation tokens
-        of every rank.
+        "session_seconds", "steps_per_s", "tokens_per_s", "pairs_per_s", "precision" (``cfg.precision`` resolved
+        for the device)}``; tokens are prefix + continuation tokens of every rank.
     """
     dist = dist or distributed.Dist()
     if cfg.batch % dist.world:
         raise EdgekitError(f"batch {cfg.batch} is not divisible by the {dist.world} processes; the global batch is "
                            "split evenly over them")
     fingerprint = fingerprint or {}
+    precision = resolve(cfg.precision, dist.device)
     opt, sched = make_optimizer(model, cfg)
     start, history, before = 0, [], 0.0
     ck_path = latest_checkpoint(ckpt_dir) if (resume and ckpt_dir) else None
@@ -183,7 +185,9 @@ def train(model, pairs, topk, cfg, *, ckpt_dir=None, fingerprint: dict | None = 
         if cfg.kd_weight > 0:
             tv = torch.from_numpy(topk[0][rows]).to(dist.device)
             ti = torch.from_numpy(topk[1][rows]).to(dist.device)
-        terms = kd_loss(student_logits(model, pre, con), con, tv, ti, cfg.kd_weight)
+        with autocast(precision, dist.device):
+            logits = student_logits(model, pre, con)
+        terms = kd_loss(logits, con, tv, ti, cfg.kd_weight)  # log-softmax and loss in float32
         opt.zero_grad(set_to_none=True)
         terms["loss"].backward()
         distributed.all_reduce_grads(params, dist)
@@ -209,4 +213,4 @@ def train(model, pairs, topk, cfg, *, ckpt_dir=None, fingerprint: dict | None = 
             "session_seconds": round(session, 2),
             "steps_per_s": round(ran / session, 4) if ran else None,
             "tokens_per_s": round(ran * per_step / session, 1) if ran else None,
-            "pairs_per_s": round(ran * cfg.batch / session, 3) if ran else None}
+            "pairs_per_s": round(ran * cfg.batch / session, 3) if ran else None, "precision": precision}

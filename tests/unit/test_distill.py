@@ -12,43 +12,18 @@ import numpy as np
 import pytest
 import torch
 from click.testing import CliRunner
-from transformers import LlamaConfig, LlamaForCausalLM, T5ForConditionalGeneration
+from transformers import T5ForConditionalGeneration
 
 from edgekit.cli import main
-from edgekit.distill.config import StudentConfig, TrainConfig, load_student_config
+from edgekit.distill.config import load_student_config
 from edgekit.distill.loss import full_kl, kd_loss, topk_kl
-from edgekit.distill.pairs import Pairs, build_pairs, man_page_split, windows
+from edgekit.distill.pairs import build_pairs, man_page_split, windows
 from edgekit.distill.student import build_student, check_teacher, parameter_counts, student_logits
 from edgekit.distill.teacher import load_cache, save_cache, score_topk, teacher_logprobs
 from edgekit.distill.train import batch_rows, lr_factor, train
 from edgekit.errors import EdgekitError
 
-V = 96
-TOK = SimpleNamespace(pad_token_id=0, eos_token_id=1)
-
-
-def tiny_teacher(seed=0):
-    torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=V, hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                      num_key_value_heads=2, max_position_embeddings=128, tie_word_embeddings=True)
-    return LlamaForCausalLM(cfg).eval().requires_grad_(False)
-
-
-def tiny_student_cfg(**kw):
-    base = dict(encoder_layers=2, decoder_layers=1, d_model=32, d_ff=64, num_heads=4, d_kv=8, vocab_size=V)
-    return StudentConfig(**{**base, **kw})
-
-
-def tiny_train_cfg(**kw):
-    base = dict(steps=6, batch=4, lr=3e-3, warmup_steps=2, top_k=8, prefix_len=12, cont_len=6, train_pairs=10,
-                val_pairs=2, checkpoint_every=3)
-    return TrainConfig(**{**base, **kw})
-
-
-def random_pairs(n=10, p=12, c=6, seed=1):
-    g = np.random.default_rng(seed)
-    return Pairs(g.integers(2, V, (n, p)), g.integers(2, V, (n, c)))
-
+from distill_util import TOK, V, random_pairs, tiny_student_cfg, tiny_teacher, tiny_train_cfg
 
 # --- config ---------------------------------------------------------------------------------------------------------
 
