@@ -1,6 +1,7 @@
 """Encoder-decoder distillation (Elfeki et al., "Return of the Encoder", arXiv 2501.16273): a T5 v1.1 student
 (encoder reads a prefix, decoder produces the continuation) trained from a decoder-only teacher with
-``0.9 * KL(teacher ‖ student) + 0.1 * CE``; ``edgekit distill``.
+``w * KL(teacher ‖ student) + (1 - w) * CE`` (the paper's w = 0.9; 0.5 in the CPU-sized default config);
+``edgekit distill``.
 
 Modules: :mod:`~edgekit.distill.config` (student + training configs, ``recipes/students/*.yaml``),
 :mod:`~edgekit.distill.student` (the T5 student, its initialisation from the teacher, parameter counts),

@@ -31,7 +31,7 @@ def test_shipped_student_configs_load_and_are_sized_as_documented():
     d, large = load_student_config(), load_student_config("large")
     assert (d.student.encoder_layers, d.student.decoder_layers, d.student.d_model) == (6, 2, 576)
     assert (large.student.encoder_layers, large.student.decoder_layers) == (16, 8)
-    assert d.train.kd_weight == 0.9 and d.student.init_from_teacher == ("embedding", "final_norm")
+    assert d.train.kd_weight == 0.5 and d.student.init_from_teacher == ("embedding", "final_norm")
     # the counts the default YAML's description states (the teacher's 106.2 M non-embedding: tests/model)
     from transformers import T5Config
 
