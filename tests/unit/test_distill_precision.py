@@ -1,5 +1,6 @@
-"""Distillation's precision key: which CPUs get bf16 under ``auto``, the strict value, and that the teacher's top-k
-and a training run in bf16 stay close to float32 (the float32 path is the rest of the distill tests)."""
+"""Distillation's precision key (which CPUs get bf16 under ``auto``, the strict value, the teacher's top-k and a
+training run in bf16 close to float32; the float32 path is the rest of the distill tests), and the check that keeps
+validation windows repeating training text out of the held-out pairs."""
 
 from __future__ import annotations
 
@@ -74,3 +75,17 @@ def test_a_bf16_run_learns_like_the_float32_run():
         assert all(t.dtype == torch.float32 for t in student.parameters())
     assert finals["bf16"] == pytest.approx(finals["fp32"], rel=0.1)
 
+
+
+def test_a_validation_window_that_repeats_training_text_is_recognised():
+    from edgekit.distill.pairs import MAX_REPEATED, repeated_share, token_runs
+
+    g = np.random.default_rng(0)
+    train = [(g.integers(2, 5000, 40), g.integers(2, 5000, 24)) for _ in range(3)]
+    runs = token_runs(train)
+    copy = train[1]
+    fresh = (g.integers(2, 5000, 40), g.integers(2, 5000, 24))
+    # a copied page's window, a new one, and a new prefix whose continuation quotes 20 training tokens
+    half = (fresh[0], np.concatenate([train[2][1][:20], fresh[1][20:]]))
+    assert repeated_share(copy, runs) == 1.0 and repeated_share(fresh, runs) == 0.0
+    assert 0.0 < repeated_share(half, runs) <= MAX_REPEATED
