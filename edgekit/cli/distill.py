@@ -24,7 +24,7 @@ from edgekit.errors import EdgekitError
 @click.option("--prefix-len", type=int, default=None, help="Prefix tokens the encoder reads (config default 256).")
 @click.option("--cont-len", type=int, default=None, help="Continuation tokens the decoder produces (default 64).")
 @click.option("--kd-weight", type=float, default=None,
-              help="Weight of KL(teacher || student); 1 - it weighs CE (config default 0.5; the paper's 0.9; 0: CE only).")
+              help="Weight of KL(teacher || student); 1 - it weighs CE (default 0.5; the paper: 0.9; 0: CE only).")
 @click.option("--train-pairs", type=int, default=None, help="Distinct training pairs scored by the teacher.")
 @click.option("--val-pairs", type=int, default=None, help="Held-out pairs for the report's NLL.")
 @click.option("--checkpoint-every", type=int, default=None, help="Steps between checkpoints (0: only at the end).")
