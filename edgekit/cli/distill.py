@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from edgekit.cli.common import echo_json, friendly
+from edgekit.distill.config import PRECISIONS
 from edgekit.errors import EdgekitError
 
 
@@ -31,7 +32,7 @@ from edgekit.errors import EdgekitError
 @click.option("--seed", type=int, default=None, help="Seed of pages, init, epochs (config default 0).")
 @click.option("--data", "data_paths", multiple=True, type=click.Path(dir_okay=False),
               help="Training text or JSONL file (repeatable). Default: the machine's man pages.")
-@click.option("--precision", type=click.Choice(["fp32", "bf16", "auto"]), default=None,
+@click.option("--precision", type=click.Choice(PRECISIONS), default=None,
               help="Teacher scoring and student training arithmetic (config default auto: bf16 autocast where the "
                    "CPU/GPU has native bf16, else fp32).")
 @click.option("--resume", is_flag=True, help="Continue the run in OUTPUT from its newest checkpoint.")

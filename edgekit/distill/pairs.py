@@ -155,8 +155,9 @@ def repeated_share(pair, runs: set[int], n: int = SHARED_RUN_TOKENS) -> float:
 
 def _man_pairs(tokenizer, split: str, n: int, prefix_len: int, cont_len: int, seed: int, first_only: bool,
                avoid: set[int] | None = None):
-    """Pairs from the pages of ``split``; a window sharing a token run with ``avoid`` (:func:`token_runs`) is
-    skipped. Returns ``(rows, pages used, pages not rendered, windows skipped)``."""
+    """Pairs from the pages of ``split`` (only each page's first window with ``first_only``); a window whose
+    continuation mostly repeats ``avoid`` (:func:`token_runs`, :func:`repeated_share`) is skipped.
+    Returns ``(rows, pages used, pages not rendered, windows skipped as repeats)``."""
     rows, used, skipped, repeats = [], 0, 0, 0
     for path in man_pages(split, seed):
         if len(rows) >= n:
@@ -169,13 +170,15 @@ def _man_pairs(tokenizer, split: str, n: int, prefix_len: int, cont_len: int, se
             skipped += 1  # a page man cannot render is left out, not fatal on a corpus of thousands
             continue
         ws = windows(textdata.tokenize_docs(tokenizer, [text]), prefix_len, cont_len)
-        if ws and avoid is not None:
-            keep = [w for w in ws[:1 if first_only else len(ws)] if repeated_share(w, avoid) <= MAX_REPEATED]
-            repeats += (1 if first_only else len(ws)) - len(keep)
+        if first_only:
+            ws = ws[:1]
+        if avoid is not None:
+            keep = [w for w in ws if repeated_share(w, avoid) <= MAX_REPEATED]
+            repeats += len(ws) - len(keep)
             ws = keep
         if ws:
             used += 1
-            rows.extend(ws[:1] if first_only else ws[:n - len(rows)])
+            rows.extend(ws[:n - len(rows)])
     return rows, used, skipped, repeats
 
 

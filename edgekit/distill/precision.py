@@ -15,6 +15,8 @@ import platform
 
 import torch
 
+from edgekit.native.info import cpuinfo_fields
+
 #: /proc/cpuinfo flags (x86 ``flags``, Arm ``Features``) that mean native bf16 dot products
 CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 
@@ -22,17 +24,9 @@ CPU_BF16_FLAGS = ("avx512_bf16", "amx_bf16", "bf16")
 def cpu_has_bf16(cpuinfo: str | None = None) -> bool:
     """Whether this CPU computes bf16 dot products natively (``cpuinfo``: the text of /proc/cpuinfo, read when
     None; False where it cannot be read)."""
-    if cpuinfo is None:
-        try:
-            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-                cpuinfo = f.read()
-        except OSError:
-            return False
-    for line in cpuinfo.splitlines():
-        key, sep, value = line.partition(":")
-        if sep and key.strip() in ("flags", "Features"):
-            return bool(set(value.split()) & set(CPU_BF16_FLAGS))
-    return False
+    fields = cpuinfo_fields(cpuinfo)
+    flags = fields.get("flags", fields.get("Features", ""))
+    return bool(set(flags.split()) & set(CPU_BF16_FLAGS))
 
 
 def resolve(precision: str, device: str = "cpu") -> str:

@@ -31,6 +31,23 @@ def package_version(dist: str) -> str | None:
         return None
 
 
+def cpuinfo_fields(text: str | None = None) -> dict[str, str]:
+    """``key: value`` lines of ``/proc/cpuinfo`` (or of ``text``), the first value of each key (the first CPU's);
+    empty where the file cannot be read."""
+    if text is None:
+        try:
+            with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+                text = f.read()
+        except OSError:
+            text = ""
+    fields: dict[str, str] = {}
+    for line in text.splitlines():
+        key, sep, value = line.partition(":")
+        if sep:
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_model() -> str:
     """Human-readable CPU model name.
 
@@ -38,16 +55,7 @@ def cpu_model() -> str:
         The ``model name`` line of ``/proc/cpuinfo`` on Linux x86, a description built from the implementer/part
         lines on Linux aarch64, or :func:`platform.processor` elsewhere (``"unknown"`` if that is empty too).
     """
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
-            lines = f.read().splitlines()
-    except OSError:
-        lines = []
-    fields: dict[str, str] = {}
-    for line in lines:
-        key, sep, value = line.partition(":")
-        if sep:
-            fields.setdefault(key.strip(), value.strip())
+    fields = cpuinfo_fields()
     if "model name" in fields:
         return fields["model name"]
     if "Model" in fields:  # Raspberry Pi kernels print the board model here
